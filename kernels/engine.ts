@@ -1,0 +1,74 @@
+/**
+ * The engine interface every kernel engine (ref, wasm, ort, webgpu) implements.
+ *
+ * An engine receives a finished step graph (formats decided, backward and
+ * optimizer update included) and returns an executable that runs it once per
+ * call. Engines declare what they can do; {@linkcode assertSupports} turns a
+ * request they cannot serve into an error that says why, so there is never a
+ * silent fallback to another engine.
+ *
+ * @module
+ */
+
+import type { FormatName } from "../lib/formats/format.ts";
+import type { Graph } from "../lib/graph/graph.ts";
+
+/** A tensor on the host: values already exactly representable in `format`. */
+export interface HostTensor {
+  readonly shape: readonly number[];
+  readonly format: FormatName;
+  readonly data: Float32Array;
+}
+
+/** What an engine can run and which guarantees its results carry. */
+export interface EngineCapabilities {
+  /** Storage/compute formats the engine implements exactly. */
+  readonly formats: readonly FormatName[];
+  /** Op names it has kernels or lowerings for. */
+  readonly ops: readonly string[];
+  /** True when every op gives the same bits as the ref engine. */
+  readonly bitExactWithRef: boolean;
+  /** True when a run gives the same bits when repeated on the same machine. */
+  readonly deterministic: boolean;
+}
+
+/** A compiled step graph. */
+export interface Executable {
+  /**
+   * Runs the graph once. `feeds` holds every input and persistent leaf by name.
+   * The result holds every named graph output and, under each state binding's
+   * name, that tensor's next value.
+   */
+  run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
+}
+
+/** A kernel engine. */
+export interface Engine {
+  /** Name used on the CLI and in run records. */
+  readonly name: string;
+  /** One line for `--help` and the README. */
+  readonly description: string;
+  readonly capabilities: EngineCapabilities;
+  /** Compiles a graph; throws if the graph needs something the engine lacks. */
+  compile(graph: Graph): Executable;
+  /** Runtime facts for the run record (library versions, thread counts, flags). */
+  environment(): Record<string, string>;
+}
+
+/** Throws an error naming every op and format of `graph` that `engine` does not support. */
+export function assertSupports(engine: Engine, graph: Graph): void {
+  const ops = new Set(engine.capabilities.ops);
+  const formats = new Set(engine.capabilities.formats);
+  const badOps = new Set<string>();
+  const badFormats = new Set<string>();
+  for (const n of graph.nodes) {
+    if (n.inputs.length > 0 && !ops.has(n.op)) badOps.add(n.op);
+    if (n.format === undefined) throw new Error(`Node ${n.id} (${n.op}) has no format: run the policy pass first`);
+    if (!formats.has(n.format)) badFormats.add(n.format);
+  }
+  if (!formats.has(graph.accumulate)) badFormats.add(graph.accumulate);
+  const why: string[] = [];
+  if (badOps.size) why.push(`ops ${[...badOps].sort().join(", ")}`);
+  if (badFormats.size) why.push(`formats ${[...badFormats].sort().join(", ")}`);
+  if (why.length) throw new Error(`Engine ${engine.name} cannot run this step graph: it lacks ${why.join(" and ")}`);
+}

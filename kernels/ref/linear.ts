@@ -1,0 +1,70 @@
+/**
+ * Dense algebra: matmul (plain and batched, with transposes), bias_add and its gradient sum_to.
+ *
+ * @module
+ */
+
+import { flag, type Kernel, num, prod } from "./kernel.ts";
+
+/** C[i, j] = round_out(sum_k round_acc(A[i, k] B[k, j])), k ascending. */
+const matmul: Kernel = ({ node, x: [a, b], shapes: [sa, sb], out, acc }) => {
+  const ta = flag(node.attrs, "transA"), tb = flag(node.attrs, "transB");
+  const r = sa.length, batch = r === 3 ? sa[0] : 1;
+  const m = ta ? sa[r - 1] : sa[r - 2], k = ta ? sa[r - 2] : sa[r - 1];
+  const n = tb ? sb[r - 2] : sb[r - 1];
+  const y = new Float32Array(batch * m * n);
+  const row = new Float32Array(k), col = new Float64Array(n * k);
+  for (let bi = 0; bi < batch; bi++) {
+    const ao = bi * m * k, bo = bi * k * n;
+    // Gather B's columns contiguously once per batch: same values, same order of summation.
+    for (let j = 0; j < n; j++) {
+      for (let q = 0; q < k; q++) col[j * k + q] = tb ? b[bo + j * k + q] : b[bo + q * n + j];
+    }
+    for (let i = 0; i < m; i++) {
+      for (let q = 0; q < k; q++) row[q] = ta ? a[ao + q * m + i] : a[ao + i * k + q];
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        const c = j * k;
+        for (let q = 0; q < k; q++) s = acc(s + acc(row[q] * col[c + q]));
+        y[(bi * m + i) * n + j] = out(s);
+      }
+    }
+  }
+  return y;
+};
+
+function bcast(node: Parameters<Kernel>[0]["node"], xs: readonly number[], rank: number) {
+  const axis = num(node, "axis");
+  return { outer: prod(xs, 0, axis), mid: prod(xs, axis, axis + rank), inner: prod(xs, axis + rank) };
+}
+
+/** x + b with b broadcast around `axis`. */
+const biasAdd: Kernel = ({ node, x: [x, b], shapes: [sx, sb], out }) => {
+  const { outer, mid, inner } = bcast(node, sx, sb.length);
+  const y = new Float32Array(x.length);
+  for (let o = 0; o < outer; o++) {
+    for (let m = 0; m < mid; m++) {
+      const base = (o * mid + m) * inner, bv = b[m];
+      for (let i = 0; i < inner; i++) y[base + i] = out(x[base + i] + bv);
+    }
+  }
+  return y;
+};
+
+/** Sum over the broadcast axes of bias_add, in (outer, inner) row-major order per element. */
+const sumTo: Kernel = ({ node, x: [g], shapes: [sg], out, acc }) => {
+  const { outer, mid, inner } = bcast(node, sg, num(node, "rank"));
+  const y = new Float32Array(mid);
+  for (let m = 0; m < mid; m++) {
+    let s = 0;
+    for (let o = 0; o < outer; o++) {
+      const base = (o * mid + m) * inner;
+      for (let i = 0; i < inner; i++) s = acc(s + g[base + i]);
+    }
+    y[m] = out(s);
+  }
+  return y;
+};
+
+/** Kernels of this file by op name. */
+export const LINEAR: Record<string, Kernel> = { matmul, bias_add: biasAdd, sum_to: sumTo };

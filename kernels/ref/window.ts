@@ -1,0 +1,225 @@
+/**
+ * Window ops on NCHW tensors: conv2d (grouped, so depthwise too), max and
+ * average pooling, and their gradients. Out-of-bounds (padding) taps are not
+ * part of any sum or max. Summation orders are fixed and documented per kernel.
+ *
+ * @module
+ */
+
+import type { Node } from "../../lib/graph/graph.ts";
+import { type Kernel, list, num } from "./kernel.ts";
+
+interface Geometry {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  pt: number;
+  pl: number;
+  oh: number;
+  ow: number;
+}
+
+function geometry(node: Node, xs: readonly number[], kernel: readonly number[], out: readonly number[]): Geometry {
+  const [sh, sw] = list(node, "stride");
+  const [pt, pl] = list(node, "pads");
+  return {
+    n: xs[0], c: xs[1], h: xs[2], w: xs[3], kh: kernel[0], kw: kernel[1], sh, sw, pt, pl, oh: out[2], ow: out[3],
+  };
+}
+
+/** y[n,o,p,q] = sum over (c, i, j) ascending of x[n, group c, p*s+i-pad, q*s+j-pad] * w[o, c, i, j]. */
+const conv2d: Kernel = ({ node, x: [x, w], shapes: [sx, sw], out, acc }) => {
+  const o = sw[0], cg = sw[1], groups = num(node, "groups");
+  const g = geometry(node, sx, [sw[2], sw[3]], node.shape);
+  const og = o / groups;
+  const y = new Float32Array(g.n * o * g.oh * g.ow);
+  let t = 0;
+  for (let n = 0; n < g.n; n++) {
+    for (let oc = 0; oc < o; oc++) {
+      const c0 = Math.floor(oc / og) * cg;
+      for (let p = 0; p < g.oh; p++) {
+        for (let q = 0; q < g.ow; q++) {
+          let s = 0;
+          for (let c = 0; c < cg; c++) {
+            const xb = (n * g.c + c0 + c) * g.h, wb = (oc * cg + c) * g.kh;
+            for (let i = 0; i < g.kh; i++) {
+              const ih = p * g.sh + i - g.pt;
+              if (ih < 0 || ih >= g.h) continue;
+              for (let j = 0; j < g.kw; j++) {
+                const iw = q * g.sw + j - g.pl;
+                if (iw < 0 || iw >= g.w) continue;
+                s = acc(s + acc(x[(xb + ih) * g.w + iw] * w[(wb + i) * g.kw + j]));
+              }
+            }
+          }
+          y[t++] = out(s);
+        }
+      }
+    }
+  }
+  return y;
+};
+
+/** dx[n,c,h,w] = sum over (o in c's group, i, j) ascending of g[n,o,p,q] * w[o,c,i,j], p*s+i-pad = h. */
+const conv2dGradInput: Kernel = ({ node, x: [gy, w], shapes: [sg, sw], out, acc }) => {
+  const inShape = list(node, "inShape");
+  const o = sw[0], cg = sw[1], groups = num(node, "groups");
+  const g = geometry(node, inShape, [sw[2], sw[3]], sg);
+  const og = o / groups;
+  const dx = new Float32Array(g.n * g.c * g.h * g.w);
+  let t = 0;
+  for (let n = 0; n < g.n; n++) {
+    for (let c = 0; c < g.c; c++) {
+      const grp = Math.floor(c / cg), cl = c - grp * cg;
+      for (let h = 0; h < g.h; h++) {
+        for (let wi = 0; wi < g.w; wi++) {
+          let s = 0;
+          for (let oc = grp * og; oc < (grp + 1) * og; oc++) {
+            const gb = (n * o + oc) * g.oh, wb = (oc * cg + cl) * g.kh;
+            for (let i = 0; i < g.kh; i++) {
+              const ph = h + g.pt - i;
+              if (ph < 0 || ph % g.sh !== 0 || ph / g.sh >= g.oh) continue;
+              for (let j = 0; j < g.kw; j++) {
+                const pw = wi + g.pl - j;
+                if (pw < 0 || pw % g.sw !== 0 || pw / g.sw >= g.ow) continue;
+                s = acc(s + acc(gy[(gb + ph / g.sh) * g.ow + pw / g.sw] * w[(wb + i) * g.kw + j]));
+              }
+            }
+          }
+          dx[t++] = out(s);
+        }
+      }
+    }
+  }
+  return dx;
+};
+
+/** dw[o,c,i,j] = sum over (n, p, q) ascending of g[n,o,p,q] * x[n, group c, p*s+i-pad, q*s+j-pad]. */
+const conv2dGradWeight: Kernel = ({ node, x: [x, gy], shapes: [sx, sg], out, acc }) => {
+  const [kh, kw] = list(node, "kernel");
+  const groups = num(node, "groups");
+  const g = geometry(node, sx, [kh, kw], sg);
+  const o = sg[1], cg = g.c / groups, og = o / groups;
+  const dw = new Float32Array(o * cg * kh * kw);
+  let t = 0;
+  for (let oc = 0; oc < o; oc++) {
+    const c0 = Math.floor(oc / og) * cg;
+    for (let c = 0; c < cg; c++) {
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          let s = 0;
+          for (let n = 0; n < g.n; n++) {
+            const gb = (n * o + oc) * g.oh, xb = (n * g.c + c0 + c) * g.h;
+            for (let p = 0; p < g.oh; p++) {
+              const ih = p * g.sh + i - g.pt;
+              if (ih < 0 || ih >= g.h) continue;
+              for (let q = 0; q < g.ow; q++) {
+                const iw = q * g.sw + j - g.pl;
+                if (iw < 0 || iw >= g.w) continue;
+                s = acc(s + acc(gy[(gb + p) * g.ow + q] * x[(xb + ih) * g.w + iw]));
+              }
+            }
+          }
+          dw[t++] = out(s);
+        }
+      }
+    }
+  }
+  return dw;
+};
+
+/**
+ * Visits every window of a pooling op in (n, c, p, q) order and, inside it,
+ * every in-bounds tap in (i, j) order: `visit(windowIndex, inputIndex, tapNumber)`.
+ */
+function eachTap(node: Node, xs: readonly number[], visit: (win: number, idx: number, tap: number) => void) {
+  const [kh, kw] = list(node, "kernel"), [sh, sw] = list(node, "stride"), [pt, pl] = list(node, "pads");
+  const [, , h, w] = xs;
+  const [oh, ow] = outSize(node, xs);
+  let win = 0;
+  for (let nc = 0; nc < xs[0] * xs[1]; nc++) {
+    for (let p = 0; p < oh; p++) {
+      for (let q = 0; q < ow; q++, win++) {
+        let tap = 0;
+        for (let i = 0; i < kh; i++) {
+          const ih = p * sh + i - pt;
+          if (ih < 0 || ih >= h) continue;
+          for (let j = 0; j < kw; j++) {
+            const iw = q * sw + j - pl;
+            if (iw < 0 || iw >= w) continue;
+            visit(win, (nc * h + ih) * w + iw, tap++);
+          }
+        }
+      }
+    }
+  }
+}
+
+function outSize(node: Node, xs: readonly number[]): [number, number] {
+  const [kh, kw] = list(node, "kernel"), [sh, sw] = list(node, "stride"), [pt, pl, pb, pr] = list(node, "pads");
+  return [Math.floor((xs[2] + pt + pb - kh) / sh) + 1, Math.floor((xs[3] + pl + pr - kw) / sw) + 1];
+}
+
+/** Index (into x) of the first maximum of every window; NaN in a window wins, so NaN propagates. */
+function argmaxes(node: Node, x: Float32Array, xs: readonly number[], windows: number): Int32Array {
+  const best = new Int32Array(windows);
+  eachTap(node, xs, (win, idx, tap) => {
+    const b = x[best[win]];
+    if (tap === 0 || (b === b && (x[idx] > b || x[idx] !== x[idx]))) best[win] = idx;
+  });
+  return best;
+}
+
+const maxpool: Kernel = ({ node, x: [x], shapes: [sx], out }) => {
+  const y = new Float32Array(node.shape.reduce((p, d) => p * d, 1));
+  const best = argmaxes(node, x, sx, y.length);
+  for (let k = 0; k < y.length; k++) y[k] = out(x[best[k]]);
+  return y;
+};
+
+/** Routes each window's gradient to its first maximum; overlapping windows add in window order. */
+const maxpoolGrad: Kernel = ({ node, x: [x, gy], shapes: [sx], out, acc }) => {
+  const best = argmaxes(node, x, sx, gy.length);
+  const dx = new Float64Array(x.length);
+  for (let k = 0; k < gy.length; k++) dx[best[k]] = acc(dx[best[k]] + gy[k]);
+  return Float32Array.from(dx, out);
+};
+
+/** y = round_out(sum of in-bounds taps / their count). */
+const avgpool: Kernel = ({ node, x: [x], shapes: [sx], out, acc }) => {
+  const n = node.shape.reduce((p, d) => p * d, 1);
+  const sum = new Float64Array(n), count = new Int32Array(n);
+  eachTap(node, sx, (win, idx) => {
+    sum[win] = acc(sum[win] + x[idx]);
+    count[win]++;
+  });
+  return Float32Array.from(sum, (s, k) => out(s / count[k]));
+};
+
+/** dx = sum over windows holding the tap, in window order, of round_acc(g / count). */
+const avgpoolGrad: Kernel = ({ node, x: [gy], out, acc }) => {
+  const xs = list(node, "inShape");
+  const count = new Int32Array(gy.length);
+  eachTap(node, xs, (win) => count[win]++);
+  const dx = new Float64Array(xs.reduce((p, d) => p * d, 1));
+  eachTap(node, xs, (win, idx) => {
+    dx[idx] = acc(dx[idx] + acc(gy[win] / count[win]));
+  });
+  return Float32Array.from(dx, out);
+};
+
+/** Kernels of this file by op name. */
+export const WINDOW: Record<string, Kernel> = {
+  conv2d,
+  conv2d_grad_input: conv2dGradInput,
+  conv2d_grad_weight: conv2dGradWeight,
+  maxpool,
+  maxpool_grad: maxpoolGrad,
+  avgpool,
+  avgpool_grad: avgpoolGrad,
+};

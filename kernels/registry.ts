@@ -1,0 +1,23 @@
+/**
+ * The engine registry: every engine lives in kernels/<name>/mod.ts and
+ * exports `createEngine()`. Engines load lazily so that, for example, the
+ * native onnxruntime binding is only opened when the ort engine is asked for.
+ *
+ * @module
+ */
+
+import type { Engine } from "./engine.ts";
+
+const ENGINES: Record<string, () => Promise<Engine>> = {
+  ref: async () => (await import("./ref/mod.ts")).createEngine(),
+};
+
+/** Names of the registered engines. */
+export const ENGINE_NAMES: readonly string[] = Object.keys(ENGINES);
+
+/** Loads the engine with this name, or throws an error listing the known engines. */
+export async function loadEngine(name: string): Promise<Engine> {
+  const make = ENGINES[name];
+  if (!make) throw new RangeError(`Unknown engine "${name}": expected one of ${ENGINE_NAMES.join(", ")}`);
+  return await make();
+}

@@ -1,0 +1,128 @@
+/**
+ * Layers, each a small function over the {@linkcode ModelBuilder} that adds
+ * primitive ops. These are the pieces the paper's CIFAR-10 networks are made
+ * of (PAPER.md): dense, conv (plain and depthwise), pooling, batch and layer
+ * norm, dropout, activations, residual add, concat, channel padding and
+ * multi-head attention. Defaults follow Keras.
+ *
+ * @module
+ */
+
+import { padsFor } from "../graph/ops.ts";
+import type { ModelBuilder } from "./builder.ts";
+
+/** Activation names a layer accepts. */
+export type Activation = "relu" | "tanh" | "gelu" | "linear";
+
+/** Applies an activation. */
+export function activation(b: ModelBuilder, x: number, act: Activation): number {
+  return act === "linear" ? x : b.op(act, [x]);
+}
+
+/** Dense layer on the last axis: x W + bias, then the activation. Inputs of rank > 2 are flattened around it. */
+export function dense(b: ModelBuilder, x: number, units: number, act: Activation = "linear", name = b.layerName("dense")): number {
+  const s = b.shape(x), d = s.at(-1)!;
+  const w = b.param(`${name}/kernel`, [d, units], { kind: "glorot_uniform", fanIn: d, fanOut: units });
+  const bias = b.param(`${name}/bias`, [units], { kind: "zeros" });
+  const x2 = s.length === 2 ? x : b.op("reshape", [x], { shape: [s.slice(0, -1).reduce((p, v) => p * v, 1), d] });
+  let y = b.op("bias_add", [b.op("matmul", [x2, w]), bias], { axis: 1 });
+  if (s.length !== 2) y = b.op("reshape", [y], { shape: [...s.slice(0, -1), units] });
+  return activation(b, y, act);
+}
+
+/** Options of {@linkcode conv2d}. */
+export interface ConvOptions {
+  stride?: number;
+  padding?: "same" | "valid";
+  activation?: Activation;
+  useBias?: boolean;
+  /** Depthwise: one filter per input channel (filters must equal the channel count). */
+  depthwise?: boolean;
+  name?: string;
+}
+
+/** 2-D convolution on NCHW input, square kernel. */
+export function conv2d(b: ModelBuilder, x: number, filters: number, kernel: number, o: ConvOptions = {}): number {
+  const [, c, h, w] = b.shape(x);
+  const stride = o.stride ?? 1, groups = o.depthwise ? c : 1;
+  if (o.depthwise && filters !== c) throw new Error(`Depthwise conv needs filters = channels (${c})`);
+  const name = o.name ?? b.layerName(o.depthwise ? "depthwise_conv2d" : "conv2d");
+  const rf = kernel * kernel;
+  const fanIn = (c / groups) * rf * (o.depthwise ? groups : 1), fanOut = (o.depthwise ? 1 : filters) * rf;
+  const kw = b.param(`${name}/kernel`, [filters, c / groups, kernel, kernel], { kind: "glorot_uniform", fanIn, fanOut });
+  const [pt, pb] = padsFor(o.padding ?? "valid", h, kernel, stride);
+  const [pl, pr] = padsFor(o.padding ?? "valid", w, kernel, stride);
+  let y = b.op("conv2d", [x, kw], { stride: [stride, stride], pads: [pt, pl, pb, pr], groups });
+  if (o.useBias ?? true) {
+    y = b.op("bias_add", [y, b.param(`${name}/bias`, [filters], { kind: "zeros" })], { axis: 1 });
+  }
+  return activation(b, y, o.activation ?? "linear");
+}
+
+/** Max or average pooling (TensorFlow padding semantics). */
+export function pool(b: ModelBuilder, x: number, kind: "max" | "avg", size: number, stride = size, padding: "same" | "valid" = "valid"): number {
+  const [, , h, w] = b.shape(x);
+  const [pt, pb] = padsFor(padding, h, size, stride), [pl, pr] = padsFor(padding, w, size, stride);
+  return b.op(kind === "max" ? "maxpool" : "avgpool", [x], { kernel: [size, size], stride: [stride, stride], pads: [pt, pl, pb, pr] });
+}
+
+/** Global average pooling: [N, C, H, W] -> [N, C]. */
+export function globalAvgPool(b: ModelBuilder, x: number): number {
+  const [n, c, h, w] = b.shape(x);
+  const y = b.op("avgpool", [x], { kernel: [h, w], stride: [h, w], pads: [0, 0, 0, 0] });
+  return b.op("reshape", [y], { shape: [n, c] });
+}
+
+/** Flatten to [N, rest]. */
+export function flatten(b: ModelBuilder, x: number): number {
+  const s = b.shape(x);
+  return s.length === 2 ? x : b.op("reshape", [x], { shape: [s[0], s.slice(1).reduce((p, v) => p * v, 1)] });
+}
+
+/** Batch normalisation over axis 1 (Keras defaults: momentum 0.99, epsilon 1e-3). */
+export function batchNorm(b: ModelBuilder, x: number, momentum = 0.99, eps = 1e-3): number {
+  const name = b.layerName("batch_normalization"), c = b.shape(x)[1];
+  const gamma = b.param(`${name}/gamma`, [c], { kind: "ones" }, "bn");
+  const beta = b.param(`${name}/beta`, [c], { kind: "zeros" }, "bn");
+  const mean = b.state(`${name}/moving_mean`, [c], { kind: "zeros" }, "bn");
+  const variance = b.state(`${name}/moving_variance`, [c], { kind: "ones" }, "bn");
+  if (!b.training) return b.op("batchnorm_infer", [x, gamma, beta, mean, variance], { eps });
+  const m = b.op("moments", [x]);
+  b.updates(mean, b.op("ema", [mean, m], { momentum, index: 0 }));
+  b.updates(variance, b.op("ema", [variance, m], { momentum, index: 1 }));
+  return b.op("batchnorm", [x, gamma, beta], { eps });
+}
+
+/** Layer normalisation over the last axis (Keras default epsilon 1e-3; ViT uses 1e-6). */
+export function layerNorm(b: ModelBuilder, x: number, eps = 1e-3): number {
+  const name = b.layerName("layer_normalization"), d = b.shape(x).at(-1)!;
+  const gamma = b.param(`${name}/gamma`, [d], { kind: "ones" });
+  const beta = b.param(`${name}/beta`, [d], { kind: "zeros" });
+  return b.op("layernorm", [x, gamma, beta], { eps });
+}
+
+/** Dropout (inverted scaling; identity at inference). The mask salt is the layer's index. */
+export function dropout(b: ModelBuilder, x: number, rate: number): number {
+  const name = b.layerName("dropout");
+  if (!b.training || rate === 0) return x;
+  const salt = Number(name.split("_")[1] ?? 0);
+  return b.op("dropout", [x, b.dropoutSeed()], { rate, salt });
+}
+
+/** Multi-head self-attention on [N, T, D] (Keras MultiHeadAttention with query = key = value). */
+export function selfAttention(b: ModelBuilder, x: number, heads: number, keyDim: number): number {
+  const [n, t, d] = b.shape(x);
+  const name = b.layerName("multi_head_attention");
+  const proj = (what: string, y: number) => {
+    const p = dense(b, y, heads * keyDim, "linear", `${name}/${what}`); // [N, T, H*K]
+    const r = b.op("reshape", [p], { shape: [n, t, heads, keyDim] });
+    return b.op("transpose", [r], { perm: [0, 2, 1, 3] }); // [N, H, T, K]
+  };
+  const flat = (y: number, rows: number, cols: number) => b.op("reshape", [y], { shape: [n * heads, rows, cols] });
+  const q = flat(proj("query", x), t, keyDim), k = flat(proj("key", x), t, keyDim), v = flat(proj("value", x), t, keyDim);
+  const scores = b.op("scale", [b.op("matmul", [q, k], { transB: true })], { factor: 1 / Math.sqrt(keyDim) });
+  const ctx = b.op("matmul", [b.op("softmax", [scores]), v]); // [N*H, T, K]
+  const merged = b.op("transpose", [b.op("reshape", [ctx], { shape: [n, heads, t, keyDim] })], { perm: [0, 2, 1, 3] });
+  const m2 = b.op("reshape", [merged], { shape: [n, t, heads * keyDim] });
+  return dense(b, m2, d, "linear", `${name}/output`);
+}

@@ -1,0 +1,59 @@
+/**
+ * The model registry. A model turns a data input node into logits using the
+ * layers of layers.ts; the paper's CIFAR-10 networks will be added here.
+ *
+ * @module
+ */
+
+import type { ModelBuilder } from "./builder.ts";
+import { conv2d, dense, flatten, pool } from "./layers.ts";
+
+/** Options every model receives. */
+export interface ModelOptions {
+  /** Number of classes (size of the logits). */
+  readonly classes: number;
+  /** Hidden layer widths (MLP). */
+  readonly hidden: readonly number[];
+}
+
+/** A registered model. */
+export interface ModelDef {
+  readonly name: string;
+  readonly description: string;
+  /** Adds the forward pass; `x` is [N, C, H, W]; returns logits [N, classes]. */
+  build(b: ModelBuilder, x: number, o: ModelOptions): number;
+}
+
+/** Every registered model by name. */
+export const MODELS: Readonly<Record<string, ModelDef>> = {
+  mlp: {
+    name: "mlp",
+    description: "flatten, dense ReLU layers of --hidden widths, dense logits",
+    build(b, x, o) {
+      let h = flatten(b, x);
+      for (const width of o.hidden) h = dense(b, h, width, "relu");
+      return dense(b, h, o.classes);
+    },
+  },
+  cnn: {
+    name: "cnn",
+    description: "LeNet-like: conv6 5x5 same ReLU, maxpool 2, conv16 5x5 ReLU, maxpool 2, dense 120, 84 ReLU, logits",
+    build(b, x, o) {
+      let h = conv2d(b, x, 6, 5, { padding: "same", activation: "relu" });
+      h = pool(b, h, "max", 2);
+      h = conv2d(b, h, 16, 5, { activation: "relu" });
+      h = pool(b, h, "max", 2);
+      h = flatten(b, h);
+      h = dense(b, h, 120, "relu");
+      h = dense(b, h, 84, "relu");
+      return dense(b, h, o.classes);
+    },
+  },
+};
+
+/** The model with this name, or an error listing the known models. */
+export function modelByName(name: string): ModelDef {
+  const m = MODELS[name];
+  if (!m) throw new RangeError(`Unknown model "${name}": expected one of ${Object.keys(MODELS).join(", ")}`);
+  return m;
+}
