@@ -13,11 +13,14 @@
 import type { FormatName } from "../lib/formats/format.ts";
 import type { Graph } from "../lib/graph/graph.ts";
 
+/** Element storage of host tensors (values are exact in the tensor's format either way). */
+export type TensorData = Float64Array | Float32Array;
+
 /** A tensor on the host: values already exactly representable in `format`. */
 export interface HostTensor {
   readonly shape: readonly number[];
   readonly format: FormatName;
-  readonly data: Float32Array;
+  readonly data: TensorData;
 }
 
 /** What an engine can run and which guarantees its results carry. */

@@ -12,10 +12,10 @@ import { type Kernel, num } from "./kernel.ts";
 
 /** A kernel applying `f` to the inputs element by element. */
 function map1(f: (a: number) => number): Kernel {
-  return ({ x: [a], out }) => Float32Array.from(a, (v) => out(f(v)));
+  return ({ x: [a], out }) => Float64Array.from(a, (v) => out(f(v)));
 }
 function map2(f: (a: number, b: number) => number): Kernel {
-  return ({ x: [a, b], out }) => Float32Array.from(a, (v, i) => out(f(v, b[i])));
+  return ({ x: [a, b], out }) => Float64Array.from(a, (v, i) => out(f(v, b[i])));
 }
 
 /** The element-keep test of dropout: a pure function of (seed, salt, index), so backward sees the forward mask. */
@@ -26,12 +26,12 @@ export function dropoutKeeps(seed: number, salt: number, i: number, rate: number
 const dropout: Kernel = ({ node, x: [x, seed], out }) => {
   const rate = num(node, "rate"), salt = num(node, "salt"), s = seed[0];
   const keep = 1 - rate;
-  return Float32Array.from(x, (v, i) => (dropoutKeeps(s, salt, i, rate) ? out(v / keep) : 0));
+  return Float64Array.from(x, (v, i) => (dropoutKeeps(s, salt, i, rate) ? out(v / keep) : 0));
 };
 
 const allFinite: Kernel = ({ x }) => {
-  for (const a of x) for (let i = 0; i < a.length; i++) if (a[i] - a[i] !== 0) return Float32Array.of(0);
-  return Float32Array.of(1);
+  for (const a of x) for (let i = 0; i < a.length; i++) if (a[i] - a[i] !== 0) return Float64Array.of(0);
+  return Float64Array.of(1);
 };
 
 /** Kernels of this file by op name. */

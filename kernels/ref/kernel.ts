@@ -17,7 +17,7 @@ import type { Attr, Node } from "../../lib/graph/graph.ts";
 export interface KernelArgs {
   readonly node: Node;
   /** Input data, in the order of `node.inputs`. */
-  readonly x: readonly Float32Array[];
+  readonly x: readonly Float64Array[];
   /** Input shapes. */
   readonly shapes: readonly (readonly number[])[];
   /** Rounds to the output format. */
@@ -28,7 +28,7 @@ export interface KernelArgs {
 }
 
 /** A ref kernel: returns the output data (a fresh array, rounded to the output format). */
-export type Kernel = (a: KernelArgs) => Float32Array;
+export type Kernel = (a: KernelArgs) => Float64Array;
 
 /** Number attribute. */
 export function num(node: Node, key: string): number {

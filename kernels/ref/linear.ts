@@ -12,8 +12,8 @@ const matmul: Kernel = ({ node, x: [a, b], shapes: [sa, sb], out, acc }) => {
   const r = sa.length, batch = r === 3 ? sa[0] : 1;
   const m = ta ? sa[r - 1] : sa[r - 2], k = ta ? sa[r - 2] : sa[r - 1];
   const n = tb ? sb[r - 2] : sb[r - 1];
-  const y = new Float32Array(batch * m * n);
-  const row = new Float32Array(k), col = new Float64Array(n * k);
+  const y = new Float64Array(batch * m * n);
+  const row = new Float64Array(k), col = new Float64Array(n * k);
   for (let bi = 0; bi < batch; bi++) {
     const ao = bi * m * k, bo = bi * k * n;
     // Gather B's columns contiguously once per batch: same values, same order of summation.
@@ -41,7 +41,7 @@ function bcast(node: Parameters<Kernel>[0]["node"], xs: readonly number[], rank:
 /** x + b with b broadcast around `axis`. */
 const biasAdd: Kernel = ({ node, x: [x, b], shapes: [sx, sb], out }) => {
   const { outer, mid, inner } = bcast(node, sx, sb.length);
-  const y = new Float32Array(x.length);
+  const y = new Float64Array(x.length);
   for (let o = 0; o < outer; o++) {
     for (let m = 0; m < mid; m++) {
       const base = (o * mid + m) * inner, bv = b[m];
@@ -54,7 +54,7 @@ const biasAdd: Kernel = ({ node, x: [x, b], shapes: [sx, sb], out }) => {
 /** Sum over the broadcast axes of bias_add, in (outer, inner) row-major order per element. */
 const sumTo: Kernel = ({ node, x: [g], shapes: [sg], out, acc }) => {
   const { outer, mid, inner } = bcast(node, sg, num(node, "rank"));
-  const y = new Float32Array(mid);
+  const y = new Float64Array(mid);
   for (let m = 0; m < mid; m++) {
     let s = 0;
     for (let o = 0; o < outer; o++) {

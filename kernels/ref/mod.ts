@@ -1,9 +1,10 @@
 /**
  * The ref engine: an interpreter over plain TypeScript kernels, the
  * executable definition of the numerical contract. Every tensor is held in a
- * Float32Array whose values are exact in the tensor's format (fp16 and bf16
- * values are exact in fp32), so one kernel serves every format: the format
- * only chooses the rounding function.
+ * Float64Array whose values are exact in the tensor's format (fp32, fp16 and
+ * bf16 values are all exact in float64), so one kernel serves every format:
+ * the format only chooses the rounding function. Memory is not this engine's
+ * concern; the graph's memory figures give the real storage per format.
  *
  * @module
  */
@@ -38,7 +39,7 @@ export function runGraph(graph: Graph, feeds: Readonly<Record<string, HostTensor
   const lastUse = new Int32Array(nodes.length).fill(-1);
   for (const n of nodes) for (const i of n.inputs) lastUse[i] = n.id;
   const keep = new Set([...Object.values(graph.outputs), ...graph.state.map((s) => s.next)]);
-  const values: (Float32Array | undefined)[] = new Array(nodes.length);
+  const values: (Float64Array | undefined)[] = new Array(nodes.length);
   const acc = rounder(graph.accumulate);
   for (const n of nodes) {
     if (n.inputs.length === 0) {
@@ -47,7 +48,7 @@ export function runGraph(graph: Graph, feeds: Readonly<Record<string, HostTensor
       if (t.format !== n.format || t.shape.length !== n.shape.length || t.shape.some((d, i) => d !== n.shape[i])) {
         throw new Error(`Feed "${n.name}" is [${t.shape}] ${t.format}, the graph wants [${n.shape}] ${n.format}`);
       }
-      values[n.id] = t.data;
+      values[n.id] = t.data instanceof Float64Array ? t.data : Float64Array.from(t.data);
       continue;
     }
     const x = n.inputs.map((i) => values[i]!);

@@ -40,7 +40,7 @@ interface Stats {
 }
 
 /** Mean, biased variance and 1/sqrt(variance + eps) per group, each rounded to the accumulate format. */
-function stats(x: Float32Array, g: Groups, eps: number, acc: Rounder): Stats {
+function stats(x: Float64Array, g: Groups, eps: number, acc: Rounder): Stats {
   const mean = new Float64Array(g.count), variance = new Float64Array(g.count), rstd = new Float64Array(g.count);
   for (let c = 0; c < g.count; c++) {
     let s = 0;
@@ -59,8 +59,8 @@ function stats(x: Float32Array, g: Groups, eps: number, acc: Rounder): Stats {
 }
 
 /** y = (x - mean) * rstd * gamma + beta per group element. */
-function normalize(x: Float32Array, g: Groups, st: Stats, gamma: Float32Array, beta: Float32Array, out: Rounder, perGroup: boolean) {
-  const y = new Float32Array(x.length);
+function normalize(x: Float64Array, g: Groups, st: Stats, gamma: Float64Array, beta: Float64Array, out: Rounder, perGroup: boolean) {
+  const y = new Float64Array(x.length);
   for (let c = 0; c < g.count; c++) {
     for (let i = 0; i < g.size; i++) {
       const k = g.idx(c, i), p = perGroup ? c : i;
@@ -71,7 +71,7 @@ function normalize(x: Float32Array, g: Groups, st: Stats, gamma: Float32Array, b
 }
 
 /** [sum(g * xhat), sum(g)] per parameter element (channel for batch norm, feature for layer norm). */
-function affineGrad(x: Float32Array, gy: Float32Array, g: Groups, st: Stats, perGroup: boolean, out: Rounder, acc: Rounder) {
+function affineGrad(x: Float64Array, gy: Float64Array, g: Groups, st: Stats, perGroup: boolean, out: Rounder, acc: Rounder) {
   const p = perGroup ? g.count : g.size;
   const dg = new Float64Array(p), db = new Float64Array(p);
   // Per-group params: reduce inside each group; per-feature params: reduce across groups in group order.
@@ -82,14 +82,14 @@ function affineGrad(x: Float32Array, gy: Float32Array, g: Groups, st: Stats, per
       db[j] = acc(db[j] + gy[k]);
     }
   }
-  const r = new Float32Array(2 * p);
+  const r = new Float64Array(2 * p);
   for (let j = 0; j < p; j++) (r[j] = out(dg[j])), (r[p + j] = out(db[j]));
   return r;
 }
 
 /** dx = rstd / M * (M gh - sum gh - xhat sum(gh xhat)), gh = g * gamma: the gradient through the statistics. */
-function inputGrad(x: Float32Array, gamma: Float32Array, gy: Float32Array, g: Groups, st: Stats, perGroup: boolean, out: Rounder, acc: Rounder) {
-  const dx = new Float32Array(x.length);
+function inputGrad(x: Float64Array, gamma: Float64Array, gy: Float64Array, g: Groups, st: Stats, perGroup: boolean, out: Rounder, acc: Rounder) {
+  const dx = new Float64Array(x.length);
   const m = g.size;
   for (let c = 0; c < g.count; c++) {
     let s1 = 0, s2 = 0;
@@ -131,13 +131,13 @@ export const NORM: Record<string, Kernel> = {
   moments: ({ x: [x], shapes: [sx], out, acc }) => {
     const g = channels(sx);
     const st = stats(x, g, 0, acc);
-    const r = new Float32Array(2 * g.count);
+    const r = new Float64Array(2 * g.count);
     for (let c = 0; c < g.count; c++) (r[c] = out(st.mean[c])), (r[g.count + c] = out(st.variance[c]));
     return r;
   },
   ema: ({ node, x: [r, m], out }) => {
     const k = 1 - num(node, "momentum"), at = num(node, "index") * r.length;
-    return Float32Array.from(r, (rv, i) => out(rv - (rv - m[at + i]) * k));
+    return Float64Array.from(r, (rv, i) => out(rv - (rv - m[at + i]) * k));
   },
   layernorm: (a) => {
     const g = rows(a.shapes[0]);

@@ -14,7 +14,7 @@ import type { Kernel } from "./kernel.ts";
  * For row `r` of width `k`: writes e_j = round_acc(exp(x_j - max)) into `e`
  * and returns [max, round_acc-sequential sum of e_j].
  */
-function expRow(x: Float32Array, r: number, k: number, e: Float64Array, acc: Rounder): [number, number] {
+function expRow(x: Float64Array, r: number, k: number, e: Float64Array, acc: Rounder): [number, number] {
   let m = -Infinity;
   for (let j = 0; j < k; j++) {
     const v = x[r * k + j];
@@ -28,7 +28,7 @@ function expRow(x: Float32Array, r: number, k: number, e: Float64Array, acc: Rou
   return [m, s];
 }
 
-function label(labels: Float32Array, r: number, k: number): number {
+function label(labels: Float64Array, r: number, k: number): number {
   const l = labels[r];
   if (!Number.isInteger(l) || l < 0 || l >= k) throw new RangeError(`Label ${l} at row ${r} is not in [0, ${k})`);
   return l;
@@ -36,7 +36,7 @@ function label(labels: Float32Array, r: number, k: number): number {
 
 const softmax: Kernel = ({ x: [x], shapes: [sx], out, acc }) => {
   const k = sx.at(-1)!, rows = x.length / k;
-  const y = new Float32Array(x.length), e = new Float64Array(k);
+  const y = new Float64Array(x.length), e = new Float64Array(k);
   for (let r = 0; r < rows; r++) {
     const [, s] = expRow(x, r, k, e, acc);
     for (let j = 0; j < k; j++) y[r * k + j] = out(e[j] / s);
@@ -47,7 +47,7 @@ const softmax: Kernel = ({ x: [x], shapes: [sx], out, acc }) => {
 /** dx_j = y_j (g_j - d), d = sum_j round_acc(y_j g_j) sequentially. */
 const softmaxGrad: Kernel = ({ x: [y, g], shapes: [sy], out, acc }) => {
   const k = sy.at(-1)!, rows = y.length / k;
-  const dx = new Float32Array(y.length);
+  const dx = new Float64Array(y.length);
   for (let r = 0; r < rows; r++) {
     let d = 0;
     for (let j = 0; j < k; j++) d = acc(d + acc(y[r * k + j] * g[r * k + j]));
@@ -66,13 +66,13 @@ const softmaxXent: Kernel = ({ x: [x, labels], shapes: [sx], out, acc }) => {
     const lse = acc(m + acc(log(s)));
     total = acc(total + acc(lse - x[r * k + label(labels, r, k)]));
   }
-  return Float32Array.of(out(total / n));
+  return Float64Array.of(out(total / n));
 };
 
 /** dx_j = (e_j / s - [j = label]) * seed / N, in float64, rounded once. */
 const softmaxXentGrad: Kernel = ({ x: [x, labels, seed], shapes: [sx], out, acc }) => {
   const [n, k] = sx;
-  const e = new Float64Array(k), dx = new Float32Array(x.length);
+  const e = new Float64Array(k), dx = new Float64Array(x.length);
   const scale = seed[0] / n;
   for (let r = 0; r < n; r++) {
     const [, s] = expRow(x, r, k, e, acc);
@@ -94,7 +94,7 @@ const countCorrect: Kernel = ({ x: [x, labels], shapes: [sx] }) => {
     }
     if (best === labels[r]) correct++;
   }
-  return Float32Array.of(correct);
+  return Float64Array.of(correct);
 };
 
 /** Kernels of this file by op name. */

@@ -37,7 +37,7 @@ const conv2d: Kernel = ({ node, x: [x, w], shapes: [sx, sw], out, acc }) => {
   const o = sw[0], cg = sw[1], groups = num(node, "groups");
   const g = geometry(node, sx, [sw[2], sw[3]], node.shape);
   const og = o / groups;
-  const y = new Float32Array(g.n * o * g.oh * g.ow);
+  const y = new Float64Array(g.n * o * g.oh * g.ow);
   let t = 0;
   for (let n = 0; n < g.n; n++) {
     for (let oc = 0; oc < o; oc++) {
@@ -71,7 +71,7 @@ const conv2dGradInput: Kernel = ({ node, x: [gy, w], shapes: [sg, sw], out, acc 
   const o = sw[0], cg = sw[1], groups = num(node, "groups");
   const g = geometry(node, inShape, [sw[2], sw[3]], sg);
   const og = o / groups;
-  const dx = new Float32Array(g.n * g.c * g.h * g.w);
+  const dx = new Float64Array(g.n * g.c * g.h * g.w);
   let t = 0;
   for (let n = 0; n < g.n; n++) {
     for (let c = 0; c < g.c; c++) {
@@ -105,7 +105,7 @@ const conv2dGradWeight: Kernel = ({ node, x: [x, gy], shapes: [sx, sg], out, acc
   const groups = num(node, "groups");
   const g = geometry(node, sx, [kh, kw], sg);
   const o = sg[1], cg = g.c / groups, og = o / groups;
-  const dw = new Float32Array(o * cg * kh * kw);
+  const dw = new Float64Array(o * cg * kh * kw);
   let t = 0;
   for (let oc = 0; oc < o; oc++) {
     const c0 = Math.floor(oc / og) * cg;
@@ -166,7 +166,7 @@ function outSize(node: Node, xs: readonly number[]): [number, number] {
 }
 
 /** Index (into x) of the first maximum of every window; NaN in a window wins, so NaN propagates. */
-function argmaxes(node: Node, x: Float32Array, xs: readonly number[], windows: number): Int32Array {
+function argmaxes(node: Node, x: Float64Array, xs: readonly number[], windows: number): Int32Array {
   const best = new Int32Array(windows);
   eachTap(node, xs, (win, idx, tap) => {
     const b = x[best[win]];
@@ -176,7 +176,7 @@ function argmaxes(node: Node, x: Float32Array, xs: readonly number[], windows: n
 }
 
 const maxpool: Kernel = ({ node, x: [x], shapes: [sx], out }) => {
-  const y = new Float32Array(node.shape.reduce((p, d) => p * d, 1));
+  const y = new Float64Array(node.shape.reduce((p, d) => p * d, 1));
   const best = argmaxes(node, x, sx, y.length);
   for (let k = 0; k < y.length; k++) y[k] = out(x[best[k]]);
   return y;
@@ -187,7 +187,7 @@ const maxpoolGrad: Kernel = ({ node, x: [x, gy], shapes: [sx], out, acc }) => {
   const best = argmaxes(node, x, sx, gy.length);
   const dx = new Float64Array(x.length);
   for (let k = 0; k < gy.length; k++) dx[best[k]] = acc(dx[best[k]] + gy[k]);
-  return Float32Array.from(dx, out);
+  return Float64Array.from(dx, out);
 };
 
 /** y = round_out(sum of in-bounds taps / their count). */
@@ -198,7 +198,7 @@ const avgpool: Kernel = ({ node, x: [x], shapes: [sx], out, acc }) => {
     sum[win] = acc(sum[win] + x[idx]);
     count[win]++;
   });
-  return Float32Array.from(sum, (s, k) => out(s / count[k]));
+  return Float64Array.from(sum, (s, k) => out(s / count[k]));
 };
 
 /** dx = sum over windows holding the tap, in window order, of round_acc(g / count). */
@@ -210,7 +210,7 @@ const avgpoolGrad: Kernel = ({ node, x: [gy], out, acc }) => {
   eachTap(node, xs, (win, idx) => {
     dx[idx] = acc(dx[idx] + acc(gy[win] / count[win]));
   });
-  return Float32Array.from(dx, out);
+  return Float64Array.from(dx, out);
 };
 
 /** Kernels of this file by op name. */

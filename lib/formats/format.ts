@@ -1,16 +1,17 @@
 /**
  * Number formats and their exact IEEE round-to-nearest-even rounding.
  *
- * Every tensor value in f16repro is held as a JavaScript number (or a
- * Float32Array element) that is exactly representable in the tensor's
- * format. Rounding always starts from the exact (float64) result of an
+ * Every tensor value in f16repro is held as a JavaScript number (a
+ * Float64Array or Float32Array element) that is exactly representable in the
+ * tensor's format. fp64 exists for the ref engine's float64 checks
+ * (finite-difference gradients, error measurements), not for training. Rounding always starts from the exact (float64) result of an
  * operation and rounds once, so there is no double rounding through fp32.
  *
  * @module
  */
 
 /** Names of the supported storage/compute formats. */
-export type FormatName = "fp32" | "fp16" | "bf16";
+export type FormatName = "fp64" | "fp32" | "fp16" | "bf16";
 
 /** Static description of a binary floating-point format. */
 export interface Format {
@@ -28,13 +29,14 @@ export interface Format {
 
 /** All formats by name. */
 export const FORMATS: Readonly<Record<FormatName, Format>> = {
+  fp64: { name: "fp64", bytes: 8, precision: 53, emin: -1022, maxFinite: Number.MAX_VALUE },
   fp32: { name: "fp32", bytes: 4, precision: 24, emin: -126, maxFinite: (2 - 2 ** -23) * 2 ** 127 },
   fp16: { name: "fp16", bytes: 2, precision: 11, emin: -14, maxFinite: 65504 },
   bf16: { name: "bf16", bytes: 2, precision: 8, emin: -126, maxFinite: (2 - 2 ** -7) * 2 ** 127 },
 };
 
 /** The list of format names, in a stable order. */
-export const FORMAT_NAMES: readonly FormatName[] = ["fp32", "fp16", "bf16"];
+export const FORMAT_NAMES: readonly FormatName[] = ["fp64", "fp32", "fp16", "bf16"];
 
 /** Returns the format with this name, or throws an error that lists the valid names. */
 export function formatByName(name: string): Format {
@@ -110,6 +112,7 @@ export function roundBf16(x: number): number {
 export type Rounder = (x: number) => number;
 
 const ROUNDERS: Readonly<Record<FormatName, Rounder>> = {
+  fp64: (x) => x,
   fp32: Math.fround,
   fp16: roundFp16,
   bf16: roundBf16,

@@ -1,0 +1,83 @@
+/**
+ * Optimizer configuration and the update subgraph it appends to a step graph.
+ *
+ * @module
+ */
+
+import type { FormatName } from "../formats/format.ts";
+import type { Graph } from "../graph/graph.ts";
+import type { Policy } from "../policy/policy.ts";
+
+/** Optimizer settings (Keras semantics). */
+export interface OptimizerConfig {
+  readonly kind: "sgd" | "adam";
+  readonly lr: number;
+  /** SGD momentum (0: plain SGD). */
+  readonly momentum: number;
+  /** Coupled L2 decay added to the gradient of conv and dense kernels (Keras l2(c) is weightDecay = 2c). */
+  readonly weightDecay: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  /** Adam epsilon; the Keras default 1e-7 is an fp16 subnormal. */
+  readonly epsilon: number;
+}
+
+/** Names of the extra scalar inputs an update subgraph reads. */
+export const UPDATE_INPUTS = ["inv_loss_scale", "step_seed", "adam_alpha"] as const;
+
+/**
+ * Appends the optimizer update for every parameter of `g` (gradients in
+ * `grads`), registers the next values as state bindings, and returns the ids
+ * of the optimizer slot leaves.
+ */
+export function appendUpdates(g: Graph, grads: Map<number, number>, finite: number, o: OptimizerConfig, p: Policy): number[] {
+  const scalar = (name: string) => g.byName(name) ?? g.leaf("input", name, [], { format: "fp32" });
+  const inv = scalar("inv_loss_scale"), seed = scalar("step_seed");
+  const alpha = o.kind === "adam" ? scalar("adam_alpha") : -1;
+  const gated = p.lossScale.kind === "dynamic", stochastic = p.rounding === "stochastic";
+  const slots: number[] = [];
+  g.leaves("param").forEach((param, salt) => {
+    const name = param.name!, fmt = param.format!, gp = grads.get(param.id)!;
+    const stateFmt: FormatName = p.state === "params" ? fmt : p.state;
+    const wd = name.endsWith("/kernel") ? o.weightDecay : 0;
+    const slot = (what: string) => {
+      const id = g.leaf("state", `${name}/${what}`, param.shape, { format: stateFmt, meta: { kind: "zeros", slot: true } });
+      slots.push(id);
+      return id;
+    };
+    const update = (op: string, inputs: number[], attrs: Record<string, number | boolean>, format: FormatName) =>
+      g.add(op, inputs, { ...attrs, gated }, { format, role: "update" });
+    const bind = (current: number, next: number) => g.state.push({ name: g.node(current).name!, current, next });
+    const applyAttrs = { lr: o.lr, momentum: o.momentum, wd, stochastic, salt };
+    if (o.kind === "sgd" && o.momentum > 0) {
+      const v = slot("momentum");
+      const v2 = update("sgd_velocity", [v, gp, param.id, inv, finite], { lr: o.lr, momentum: o.momentum, wd }, stateFmt);
+      bind(v, v2);
+      bind(param.id, update("sgd_apply", [param.id, v2, inv, finite, seed], applyAttrs, fmt));
+    } else if (o.kind === "sgd") {
+      bind(param.id, update("sgd_apply", [param.id, gp, inv, finite, seed], applyAttrs, fmt));
+    } else {
+      const m = slot("m"), v = slot("v");
+      const m2 = update("adam_moment", [m, gp, param.id, inv, finite], { beta: o.beta1, power: 1, wd }, stateFmt);
+      const v2 = update("adam_moment", [v, gp, param.id, inv, finite], { beta: o.beta2, power: 2, wd }, stateFmt);
+      bind(m, m2);
+      bind(v, v2);
+      bind(param.id, update("adam_apply", [param.id, m2, v2, alpha, finite, seed], { eps: o.epsilon, stochastic, salt }, fmt));
+    }
+  });
+  return slots;
+}
+
+/** Adam's bias-corrected rate lr * sqrt(1 - beta2^t) / (1 - beta1^t), exact powers by squaring. */
+export function adamAlpha(o: OptimizerConfig, t: number): number {
+  return (o.lr * Math.sqrt(1 - powInt(o.beta2, t))) / (1 - powInt(o.beta1, t));
+}
+
+function powInt(b: number, e: number): number {
+  let r = 1, x = b;
+  for (let k = e; k > 0; k >>= 1) {
+    if (k & 1) r *= x;
+    x *= x;
+  }
+  return r;
+}

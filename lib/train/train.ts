@@ -1,0 +1,231 @@
+/**
+ * The training loop: seeded shuffling, batches through the engine, dynamic
+ * loss scaling, divergence detection, evaluation on the test split every
+ * epoch, per-epoch metrics and timings, and the final weight hash.
+ *
+ * @module
+ */
+
+import type { Engine, Executable, HostTensor } from "../../kernels/engine.ts";
+import type { Dataset, Split } from "../../datasets/dataset.ts";
+import { rounder } from "../formats/format.ts";
+import type { Graph } from "../graph/graph.ts";
+import type { ModelDef, ModelOptions } from "../model/zoo.ts";
+import type { Policy } from "../policy/policy.ts";
+import { Rng } from "../random.ts";
+import { hashTensors } from "../record/hash.ts";
+import { initialState } from "./init.ts";
+import { LossScaler } from "./loss_scaler.ts";
+import { memoryFigures, type MemoryFigures } from "./memory.ts";
+import { adamAlpha, type OptimizerConfig } from "./optimizer.ts";
+import { buildEvalGraph, buildTrainGraph, type StepSpec } from "./step.ts";
+
+/** Metrics of one epoch. Times are excluded from the determinism hashes. */
+export interface EpochMetrics {
+  readonly epoch: number;
+  readonly trainLoss: number;
+  readonly trainAccuracy: number;
+  readonly testLoss: number;
+  readonly testAccuracy: number;
+  /** Steps skipped by dynamic loss scaling in this epoch. */
+  readonly skippedSteps: number;
+  /** Loss scale at the end of the epoch (1 without loss scaling). */
+  readonly lossScale: number;
+  readonly trainSeconds: number;
+  readonly evalSeconds: number;
+  readonly samplesPerSecond: number;
+}
+
+/** Where and why a run stopped early. */
+export interface Divergence {
+  readonly epoch: number;
+  /** Global step, 1-based. */
+  readonly step: number;
+  readonly reason: string;
+}
+
+/** Everything a run produced. */
+export interface TrainResult {
+  readonly epochs: EpochMetrics[];
+  readonly divergence: Divergence | null;
+  readonly weightHash: string;
+  readonly memory: MemoryFigures;
+  readonly parameterCount: number;
+  readonly totalSeconds: number;
+  /** Final persistent tensors (parameters, moving statistics, optimizer slots) by name. */
+  readonly state: Record<string, HostTensor>;
+}
+
+/** What one run needs. */
+export interface TrainSetup {
+  readonly model: ModelDef;
+  readonly modelOptions: ModelOptions;
+  readonly policy: Policy;
+  readonly optimizer: OptimizerConfig;
+  readonly batch: number;
+  readonly epochs: number;
+  readonly seed: number;
+  readonly data: Dataset;
+  readonly engine: Engine;
+  /** Called after every epoch (progress output). */
+  readonly onEpoch?: (m: EpochMetrics) => void;
+  /** Called every few seconds inside an epoch with (done, total) batches. */
+  readonly onBatch?: (done: number, total: number) => void;
+}
+
+/** Compiles graphs lazily per batch size (the last batch of a split may be smaller). */
+class GraphCache<T> {
+  readonly #byBatch = new Map<number, T>();
+  constructor(readonly make: (batch: number) => T) {}
+  get(batch: number): T {
+    let v = this.#byBatch.get(batch);
+    if (!v) this.#byBatch.set(batch, (v = this.make(batch)));
+    return v;
+  }
+}
+
+const scalar = (v: number): HostTensor => ({ shape: [], format: "fp32", data: Float64Array.of(Math.fround(v)) });
+
+function batchFeeds(split: Split, order: Uint32Array | null, start: number, n: number, per: number, compute: Graph["accumulate"]) {
+  const x = new Float64Array(n * per), labels = new Float64Array(n), r = rounder(compute);
+  for (let k = 0; k < n; k++) {
+    const i = order ? order[start + k] : start + k;
+    labels[k] = split.y[i];
+    for (let p = 0; p < per; p++) x[k * per + p] = r(split.x[i * per + p]);
+  }
+  return { x, labels };
+}
+
+function firstNonFinite(state: Record<string, HostTensor>, names: readonly string[]): string | null {
+  for (const name of names) {
+    const d = state[name].data;
+    for (let i = 0; i < d.length; i++) if (d[i] - d[i] !== 0) return name;
+  }
+  return null;
+}
+
+/** Trains one configuration to the end or to divergence. */
+export async function train(s: TrainSetup): Promise<TrainResult> {
+  const t0 = performance.now();
+  const spec: StepSpec = {
+    model: s.model,
+    modelOptions: s.modelOptions,
+    policy: s.policy,
+    optimizer: s.optimizer,
+    inputShape: s.data.shape,
+  };
+  const per = s.data.shape.reduce((p, d) => p * d, 1);
+  const firstBatch = Math.min(s.batch, s.data.train.count);
+  const first = buildTrainGraph(spec, firstBatch);
+  const trainers = new GraphCache<Executable>((b) =>
+    s.engine.compile(b === firstBatch ? first.graph : buildTrainGraph(spec, b).graph)
+  );
+  const evaluators = new GraphCache<Executable>((b) => s.engine.compile(buildEvalGraph(spec, b)));
+  let state = initialState(first.graph, s.seed);
+  const paramNames = first.graph.leaves("param").map((n) => n.name!);
+  const modelNames = [...paramNames, ...first.graph.leaves("state").filter((n) => !n.meta?.slot).map((n) => n.name!)];
+  const parameterCount = first.graph.leaves("param").reduce((p, n) => p + n.shape.reduce((a, d) => a * d, 1), 0);
+
+  const scaler = new LossScaler(s.policy.lossScale);
+  let adamT = 0, step = 0;
+  const shuffle = new Rng(s.seed, "shuffle");
+  const epochs: EpochMetrics[] = [];
+  let divergence: Divergence | null = null;
+
+  for (let epoch = 1; epoch <= s.epochs && !divergence; epoch++) {
+    const te = performance.now();
+    const order = shuffle.permutation(s.data.train.count);
+    const nb = Math.ceil(s.data.train.count / s.batch);
+    let lossSum = 0, correct = 0, seen = 0, lastTick = performance.now();
+    const skippedBefore = scaler.skipped;
+    for (let bi = 0; bi < nb; bi++) {
+      step++;
+      const start = bi * s.batch, n = Math.min(s.batch, s.data.train.count - start);
+      const { x, labels } = batchFeeds(s.data.train, order, start, n, per, s.policy.compute);
+      if (s.optimizer.kind === "adam") adamT++;
+      const scale = scaler.scale;
+      const out = await trainers.get(n).run({
+        ...state,
+        x: { shape: [n, ...s.data.shape], format: s.policy.compute, data: x },
+        labels: { shape: [n], format: "fp32", data: labels },
+        loss_scale: scalar(scale),
+        inv_loss_scale: scalar(1 / scale),
+        step_seed: scalar(mixSeed(s.seed, step)),
+        adam_alpha: scalar(adamAlpha(s.optimizer, Math.max(adamT, 1))),
+      });
+      const loss = out.loss.data[0], finite = out.finite.data[0] === 1;
+      for (const name of Object.keys(state)) state[name] = out[name];
+      lossSum += loss * n;
+      correct += out.correct.data[0];
+      seen += n;
+      const minScale = scale <= 1;
+      if (!scaler.update(finite)) {
+        if (s.optimizer.kind === "adam") adamT--; // a skipped step does not advance Adam's t (Keras)
+        if (minScale && !Number.isFinite(loss)) {
+          divergence = { epoch, step, reason: "non-finite loss with the loss scale at its minimum (1)" };
+        }
+      } else if (!scaler.gates && !Number.isFinite(loss)) {
+        divergence = { epoch, step, reason: `non-finite loss (${loss})` };
+      }
+      const bad: string | null = divergence ? null : firstNonFinite(state, paramNames);
+      if (bad) divergence = { epoch, step, reason: `non-finite value in parameter ${bad}` };
+      if (divergence) break;
+      if (s.onBatch && performance.now() - lastTick > 2000) (lastTick = performance.now()), s.onBatch(bi + 1, nb);
+    }
+    const trainSeconds = (performance.now() - te) / 1000;
+    const tv = performance.now();
+    const test = await evaluate(evaluators, state, s.data.test, s.batch, per, s);
+    epochs.push({
+      epoch,
+      trainLoss: lossSum / seen,
+      trainAccuracy: correct / seen,
+      testLoss: test.loss,
+      testAccuracy: test.accuracy,
+      skippedSteps: scaler.skipped - skippedBefore,
+      lossScale: scaler.scale,
+      trainSeconds,
+      evalSeconds: (performance.now() - tv) / 1000,
+      samplesPerSecond: seen / trainSeconds,
+    });
+    s.onEpoch?.(epochs.at(-1)!);
+  }
+  const weights = Object.fromEntries(modelNames.map((n) => [n, state[n]]));
+  return {
+    epochs,
+    divergence,
+    weightHash: await hashTensors(weights),
+    memory: memoryFigures(first),
+    parameterCount,
+    totalSeconds: (performance.now() - t0) / 1000,
+    state,
+  };
+}
+
+/** Mean test loss and accuracy over a split, in order, with the current state. */
+async function evaluate(
+  cache: GraphCache<Executable>,
+  state: Record<string, HostTensor>,
+  split: Split,
+  batch: number,
+  per: number,
+  s: TrainSetup,
+): Promise<{ loss: number; accuracy: number }> {
+  let lossSum = 0, correct = 0;
+  for (let start = 0; start < split.count; start += batch) {
+    const n = Math.min(batch, split.count - start);
+    const { x, labels } = batchFeeds(split, null, start, n, per, s.policy.compute);
+    const out = await cache.get(n).run({
+      ...state,
+      x: { shape: [n, ...s.data.shape], format: s.policy.compute, data: x },
+      labels: { shape: [n], format: "fp32", data: labels },
+    });
+    lossSum += out.loss.data[0] * n;
+    correct += out.correct.data[0];
+  }
+  return { loss: lossSum / split.count, accuracy: correct / split.count };
+}
+
+/** Per-step seed for dropout masks and stochastic rounding (exact in fp32: 24 bits). */
+function mixSeed(seed: number, step: number): number {
+  return new Rng(seed ^ step, "step").nextU32() >>> 8;
+}
