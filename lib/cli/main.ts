@@ -1,0 +1,54 @@
+/**
+ * The CLI dispatcher: `f16repro <command> [options]`.
+ *
+ * @module
+ */
+
+import { trainCommand } from "./train.ts";
+import { UsageError } from "./usage_error.ts";
+
+/** Version of f16repro. */
+export const VERSION = "0.1.0";
+
+const COMMANDS: Record<string, { summary: string; run: (args: string[]) => Promise<number> }> = {
+  train: { summary: "train one network in one precision and write its run record", run: trainCommand },
+};
+
+/** Top-level help text. */
+export const HELP = `f16repro ${VERSION}: can you train in plain 16-bit floating point?
+
+Usage: f16repro <command> [options]
+
+Commands:
+${Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`).join("\n")}
+
+Run "f16repro <command> --help" for a command's options.
+Options: -h, --help (this help), --version.`;
+
+/** Runs the CLI with `args`; returns the exit code (2 for usage errors). */
+export async function main(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  try {
+    if (cmd === undefined || cmd === "-h" || cmd === "--help" || cmd === "help") {
+      console.log(HELP);
+      return cmd === undefined ? 2 : 0;
+    }
+    if (cmd === "--version") {
+      console.log(`f16repro ${VERSION}`);
+      return 0;
+    }
+    const c = COMMANDS[cmd];
+    if (!c) throw new UsageError(`Unknown command "${cmd}": expected one of ${Object.keys(COMMANDS).join(", ")}`);
+    return await c.run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`f16repro: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
+      console.error(`f16repro: ${e.message.split("\n")[0]}`);
+      return 1;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Errors caused by the user's input (bad flags, unknown names, bad values).
+ * The CLI prints their message on one line and exits with code 2, without a
+ * stack trace.
+ *
+ * @module
+ */
+
+/** A user mistake on the command line. */
+export class UsageError extends Error {}
+
+/** Parses a positive integer flag or throws a {@linkcode UsageError} naming the flag. */
+export function positiveInt(flag: string, v: string): number {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n <= 0) {
+    throw new UsageError(`--${flag} must be a positive integer, got "${v}"`);
+  }
+  return n;
+}
+
+/** Parses a finite number flag within [min, max) (max exclusive when given). */
+export function finiteNumber(flag: string, v: string, min: number, max = Infinity, minInclusive = true): number {
+  const n = Number(v);
+  const ok = v.trim() !== "" && Number.isFinite(n) && (minInclusive ? n >= min : n > min) && n < max;
+  if (!ok) {
+    const range = `${minInclusive ? "at least" : "greater than"} ${min}${max < Infinity ? ` and below ${max}` : ""}`;
+    throw new UsageError(`--${flag} must be a number ${range}, got "${v}"`);
+  }
+  return n;
+}
+
+/** Parses a comma-separated list of positive integers (e.g. --hidden 512,256). */
+export function intList(flag: string, v: string): number[] {
+  return v.split(",").map((p) => positiveInt(flag, p));
+}

@@ -1,0 +1,56 @@
+/**
+ * The environment manifest of a run record: the scope in which its
+ * determinism guarantee holds (runtime versions, OS, CPU, engine).
+ *
+ * Every probe is best-effort: a value the permissions do not allow reading is
+ * recorded as "unknown" instead of failing the run.
+ *
+ * @module
+ */
+
+import type { Engine } from "../../kernels/engine.ts";
+
+function tryOr<T>(f: () => T, fallback: T): T {
+  try {
+    return f();
+  } catch {
+    return fallback;
+  }
+}
+
+function cpuModel(): string {
+  const text = tryOr(() => Deno.readTextFileSync("/proc/cpuinfo"), "");
+  const m = /^model name\s*:\s*(.+)$/m.exec(text) ?? /^Hardware\s*:\s*(.+)$/m.exec(text);
+  return m ? m[1].trim() : "unknown";
+}
+
+function gitCommit(): string {
+  const git = new URL("../../.git/", import.meta.url);
+  const read = (p: string) => tryOr(() => Deno.readTextFileSync(new URL(p, git)).trim(), "");
+  const head = read("HEAD");
+  if (!head.startsWith("ref: ")) return head || "unknown";
+  const ref = head.slice(5);
+  const packed = read("packed-refs").split("\n").find((l) => l.endsWith(` ${ref}`))?.split(" ")[0];
+  return read(ref) || packed || "unknown";
+}
+
+/** The manifest for a run on `engine`. */
+export function environmentManifest(engine: Engine): Record<string, unknown> {
+  return {
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    typescript: Deno.version.typescript,
+    os: Deno.build.os,
+    osRelease: tryOr(() => Deno.osRelease(), "unknown"),
+    arch: Deno.build.arch,
+    cpu: cpuModel(),
+    cpus: navigator.hardwareConcurrency,
+    gitCommit: gitCommit(),
+    engine: {
+      name: engine.name,
+      description: engine.description,
+      capabilities: { ...engine.capabilities, ops: engine.capabilities.ops.length },
+      ...engine.environment(),
+    },
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * Run records: one schema-versioned JSON file per trained configuration.
+ *
+ * The record id is derived from the config alone, so a finished cell can be
+ * found (and not run again) by its config. `metricsHash` covers every
+ * per-epoch metric except timings; together with `weightHash` it is what the
+ * determinism check compares.
+ *
+ * @module
+ */
+
+import type { OptimizerConfig } from "../train/optimizer.ts";
+import type { Divergence, EpochMetrics, TrainResult } from "../train/train.ts";
+import type { MemoryFigures } from "../train/memory.ts";
+import type { Policy } from "../policy/policy.ts";
+import { sha256Hex } from "./hash.ts";
+
+/** Current run record schema. */
+export const RUN_SCHEMA = "f16repro.run/1";
+
+/** Everything that defines a run (and so its id). */
+export interface RunConfig {
+  readonly model: string;
+  readonly hidden: readonly number[];
+  readonly dataset: string;
+  readonly trainLimit: number | null;
+  readonly testLimit: number | null;
+  /** The precision as the user wrote it (name or policy string). */
+  readonly precision: string;
+  /** The resolved policy in canonical key=value form. */
+  readonly policy: string;
+  readonly optimizer: OptimizerConfig;
+  readonly batch: number;
+  readonly epochs: number;
+  readonly seed: number;
+  readonly engine: string;
+}
+
+/** A run record as written to disk. */
+export interface RunRecord {
+  readonly schema: typeof RUN_SCHEMA;
+  readonly id: string;
+  readonly config: RunConfig;
+  readonly policy: Policy;
+  readonly status: "completed" | "diverged";
+  readonly divergence: Divergence | null;
+  readonly epochs: readonly EpochMetrics[];
+  readonly final: { readonly testAccuracy: number | null; readonly trainLoss: number | null };
+  readonly weightHash: string;
+  readonly metricsHash: string;
+  readonly parameterCount: number;
+  readonly memory: MemoryFigures;
+  readonly timings: { readonly totalSeconds: number; readonly trainSeconds: number };
+  readonly dataset: Readonly<Record<string, unknown>>;
+  readonly environment: Readonly<Record<string, unknown>>;
+  readonly createdAt: string;
+}
+
+/** JSON with object keys sorted at every level (stable bytes for hashing). */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, val) =>
+    val && typeof val === "object" && !Array.isArray(val)
+      ? Object.fromEntries(Object.keys(val).sort().map((k) => [k, (val as Record<string, unknown>)[k]]))
+      : val);
+}
+
+/** The id of a config: the first 16 hex digits of the SHA-256 of its canonical JSON. */
+export async function configId(c: RunConfig): Promise<string> {
+  return (await sha256Hex(canonicalJson(c))).slice(0, 16);
+}
+
+/** SHA-256 of the per-epoch metrics without timings (exact float64 values via JSON). */
+export async function metricsHash(epochs: readonly EpochMetrics[], divergence: Divergence | null): Promise<string> {
+  const bare = epochs.map(({ trainSeconds: _t, evalSeconds: _e, samplesPerSecond: _s, ...m }) => m);
+  return await sha256Hex(canonicalJson({ epochs: bare, divergence }));
+}
+
+/** Assembles the record of a finished (or diverged) run. */
+export async function makeRunRecord(
+  config: RunConfig,
+  policy: Policy,
+  result: TrainResult,
+  dataset: Readonly<Record<string, unknown>>,
+  environment: Readonly<Record<string, unknown>>,
+): Promise<RunRecord> {
+  const last = result.epochs.at(-1);
+  return {
+    schema: RUN_SCHEMA,
+    id: await configId(config),
+    config,
+    policy,
+    status: result.divergence ? "diverged" : "completed",
+    divergence: result.divergence,
+    epochs: result.epochs,
+    final: { testAccuracy: last?.testAccuracy ?? null, trainLoss: last?.trainLoss ?? null },
+    weightHash: result.weightHash,
+    metricsHash: await metricsHash(result.epochs, result.divergence),
+    parameterCount: result.parameterCount,
+    memory: result.memory,
+    timings: {
+      totalSeconds: result.totalSeconds,
+      trainSeconds: result.epochs.reduce((s, e) => s + e.trainSeconds, 0),
+    },
+    dataset,
+    environment,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+/** Writes `text` to `path` atomically: a temporary file in the same folder, then a rename. */
+export async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  try {
+    await Deno.writeTextFile(tmp, text);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/** Writes a record as `<dir>/<id>.json` (creating `dir`) and returns the path. */
+export async function writeRunRecord(dir: string, r: RunRecord): Promise<string> {
+  await Deno.mkdir(dir, { recursive: true });
+  const path = `${dir.replace(/\/+$/, "")}/${r.id}.json`;
+  await writeAtomic(path, JSON.stringify(r, null, 2) + "\n");
+  return path;
+}
