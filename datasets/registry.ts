@@ -21,7 +21,10 @@ const LOADERS: Record<string, { description: string; load: Loader }> = {
 export const DATASET_NAMES: readonly string[] = Object.keys(LOADERS);
 
 /** Loads a dataset by name, or throws an error listing the known names. */
-export async function loadDataset(name: string, limits: { train?: number; test?: number } = {}): Promise<Dataset> {
+export async function loadDataset(
+  name: string,
+  limits: { train?: number; test?: number } = {},
+): Promise<Dataset> {
   const l = LOADERS[name];
   if (!l) throw new RangeError(`Unknown dataset "${name}": expected one of ${DATASET_NAMES.join(", ")}`);
   return await l.load(limits);

@@ -66,12 +66,16 @@ export function assertSupports(engine: Engine, graph: Graph): void {
   const badFormats = new Set<string>();
   for (const n of graph.nodes) {
     if (n.inputs.length > 0 && !ops.has(n.op)) badOps.add(n.op);
-    if (n.format === undefined) throw new Error(`Node ${n.id} (${n.op}) has no format: run the policy pass first`);
+    if (n.format === undefined) {
+      throw new Error(`Node ${n.id} (${n.op}) has no format: run the policy pass first`);
+    }
     if (!formats.has(n.format)) badFormats.add(n.format);
   }
   if (!formats.has(graph.accumulate)) badFormats.add(graph.accumulate);
   const why: string[] = [];
   if (badOps.size) why.push(`ops ${[...badOps].sort().join(", ")}`);
   if (badFormats.size) why.push(`formats ${[...badFormats].sort().join(", ")}`);
-  if (why.length) throw new Error(`Engine ${engine.name} cannot run this step graph: it lacks ${why.join(" and ")}`);
+  if (why.length) {
+    throw new Error(`Engine ${engine.name} cannot run this step graph: it lacks ${why.join(" and ")}`);
+  }
 }

@@ -33,7 +33,10 @@ export const KERNELS: Readonly<Record<string, Kernel>> = {
 };
 
 /** Runs `graph` once on the ref kernels. */
-export function runGraph(graph: Graph, feeds: Readonly<Record<string, HostTensor>>): Record<string, HostTensor> {
+export function runGraph(
+  graph: Graph,
+  feeds: Readonly<Record<string, HostTensor>>,
+): Record<string, HostTensor> {
   const nodes = graph.nodes;
   // Free each value after its last use so peak memory stays near the live set.
   const lastUse = new Int32Array(nodes.length).fill(-1);
@@ -45,8 +48,12 @@ export function runGraph(graph: Graph, feeds: Readonly<Record<string, HostTensor
     if (n.inputs.length === 0) {
       const t = feeds[n.name!];
       if (!t) throw new Error(`Missing feed "${n.name}"`);
-      if (t.format !== n.format || t.shape.length !== n.shape.length || t.shape.some((d, i) => d !== n.shape[i])) {
-        throw new Error(`Feed "${n.name}" is [${t.shape}] ${t.format}, the graph wants [${n.shape}] ${n.format}`);
+      if (
+        t.format !== n.format || t.shape.length !== n.shape.length || t.shape.some((d, i) => d !== n.shape[i])
+      ) {
+        throw new Error(
+          `Feed "${n.name}" is [${t.shape}] ${t.format}, the graph wants [${n.shape}] ${n.format}`,
+        );
       }
       values[n.id] = t.data instanceof Float64Array ? t.data : Float64Array.from(t.data);
       continue;
@@ -60,10 +67,16 @@ export function runGraph(graph: Graph, feeds: Readonly<Record<string, HostTensor
       acc,
       outFormat: n.format!,
     });
-    for (const i of n.inputs) if (lastUse[i] === n.id && !keep.has(i) && nodes[i].inputs.length) values[i] = undefined;
+    for (const i of n.inputs) {
+      if (lastUse[i] === n.id && !keep.has(i) && nodes[i].inputs.length) values[i] = undefined;
+    }
   }
   const result: Record<string, HostTensor> = {};
-  const tensor = (id: number): HostTensor => ({ shape: nodes[id].shape, format: nodes[id].format!, data: values[id]! });
+  const tensor = (id: number): HostTensor => ({
+    shape: nodes[id].shape,
+    format: nodes[id].format!,
+    data: values[id]!,
+  });
   for (const [name, id] of Object.entries(graph.outputs)) result[name] = tensor(id);
   for (const s of graph.state) result[s.name] = tensor(s.next);
   return result;
@@ -74,7 +87,12 @@ export function createEngine(): Engine {
   return {
     name: "ref",
     description: "plain TypeScript interpreter; the definition of the numerical contract (slow, exact)",
-    capabilities: { formats: FORMAT_NAMES, ops: Object.keys(KERNELS), bitExactWithRef: true, deterministic: true },
+    capabilities: {
+      formats: FORMAT_NAMES,
+      ops: Object.keys(KERNELS),
+      bitExactWithRef: true,
+      deterministic: true,
+    },
     compile(graph: Graph): Executable {
       assertSupports(this, graph);
       return { run: (feeds) => Promise.resolve(runGraph(graph, feeds)) };

@@ -41,7 +41,9 @@ interface Stats {
 
 /** Mean, biased variance and 1/sqrt(variance + eps) per group, each rounded to the accumulate format. */
 function stats(x: Float64Array, g: Groups, eps: number, acc: Rounder): Stats {
-  const mean = new Float64Array(g.count), variance = new Float64Array(g.count), rstd = new Float64Array(g.count);
+  const mean = new Float64Array(g.count),
+    variance = new Float64Array(g.count),
+    rstd = new Float64Array(g.count);
   for (let c = 0; c < g.count; c++) {
     let s = 0;
     for (let i = 0; i < g.size; i++) s = acc(s + x[g.idx(c, i)]);
@@ -59,7 +61,15 @@ function stats(x: Float64Array, g: Groups, eps: number, acc: Rounder): Stats {
 }
 
 /** y = (x - mean) * rstd * gamma + beta per group element. */
-function normalize(x: Float64Array, g: Groups, st: Stats, gamma: Float64Array, beta: Float64Array, out: Rounder, perGroup: boolean) {
+function normalize(
+  x: Float64Array,
+  g: Groups,
+  st: Stats,
+  gamma: Float64Array,
+  beta: Float64Array,
+  out: Rounder,
+  perGroup: boolean,
+) {
   const y = new Float64Array(x.length);
   for (let c = 0; c < g.count; c++) {
     for (let i = 0; i < g.size; i++) {
@@ -71,7 +81,15 @@ function normalize(x: Float64Array, g: Groups, st: Stats, gamma: Float64Array, b
 }
 
 /** [sum(g * xhat), sum(g)] per parameter element (channel for batch norm, feature for layer norm). */
-function affineGrad(x: Float64Array, gy: Float64Array, g: Groups, st: Stats, perGroup: boolean, out: Rounder, acc: Rounder) {
+function affineGrad(
+  x: Float64Array,
+  gy: Float64Array,
+  g: Groups,
+  st: Stats,
+  perGroup: boolean,
+  out: Rounder,
+  acc: Rounder,
+) {
   const p = perGroup ? g.count : g.size;
   const dg = new Float64Array(p), db = new Float64Array(p);
   // Per-group params: reduce inside each group; per-feature params: reduce across groups in group order.
@@ -88,7 +106,16 @@ function affineGrad(x: Float64Array, gy: Float64Array, g: Groups, st: Stats, per
 }
 
 /** dx = rstd / M * (M gh - sum gh - xhat sum(gh xhat)), gh = g * gamma: the gradient through the statistics. */
-function inputGrad(x: Float64Array, gamma: Float64Array, gy: Float64Array, g: Groups, st: Stats, perGroup: boolean, out: Rounder, acc: Rounder) {
+function inputGrad(
+  x: Float64Array,
+  gamma: Float64Array,
+  gy: Float64Array,
+  g: Groups,
+  st: Stats,
+  perGroup: boolean,
+  out: Rounder,
+  acc: Rounder,
+) {
   const dx = new Float64Array(x.length);
   const m = g.size;
   for (let c = 0; c < g.count; c++) {
@@ -126,7 +153,15 @@ export const NORM: Record<string, Kernel> = {
   batchnorm_infer: ({ node, x: [x, gamma, beta, mean, variance], shapes: [sx], out, acc }) => {
     const g = channels(sx);
     const rstd = Float64Array.from(variance, (v) => acc(1 / Math.sqrt(v + num(node, "eps"))));
-    return normalize(x, g, { mean: Float64Array.from(mean), variance: Float64Array.from(variance), rstd }, gamma, beta, out, true);
+    return normalize(
+      x,
+      g,
+      { mean: Float64Array.from(mean), variance: Float64Array.from(variance), rstd },
+      gamma,
+      beta,
+      out,
+      true,
+    );
   },
   moments: ({ x: [x], shapes: [sx], out, acc }) => {
     const g = channels(sx);

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { FORMATS, roundGeneric, type Rounder } from "../../lib/formats/format.ts";
+import { FORMATS, type Rounder, roundGeneric } from "../../lib/formats/format.ts";
 import { hashUniform } from "../../lib/random.ts";
 import { type Kernel, type KernelArgs, num } from "./kernel.ts";
 
@@ -38,7 +38,8 @@ function finalRounder(a: KernelArgs, seed: Float64Array): (v: number, i: number)
 const sgdVelocity: Kernel = (a) => {
   const [v, g, w, inv, ok] = a.x, r = a.out;
   const lr = r(num(a.node, "lr")), mom = r(num(a.node, "momentum")), wd = r(num(a.node, "wd"));
-  return skipped(a, v, ok) ?? Float64Array.from(v, (vi, i) => r(r(mom * vi) - r(lr * gradAt(g, w, i, inv[0], wd, r))));
+  return skipped(a, v, ok) ??
+    Float64Array.from(v, (vi, i) => r(r(mom * vi) - r(lr * gradAt(g, w, i, inv[0], wd, r))));
 };
 
 /** w' = w + v' with momentum, else w' = w - r(lr * grad). */
@@ -46,8 +47,11 @@ const sgdApply: Kernel = (a) => {
   const [w, d, inv, ok, seed] = a.x, r = a.out;
   const lr = r(num(a.node, "lr")), wd = r(num(a.node, "wd"));
   const fin = finalRounder(a, seed);
-  if (num(a.node, "momentum") > 0) return skipped(a, w, ok) ?? Float64Array.from(w, (wi, i) => fin(wi + d[i], i));
-  return skipped(a, w, ok) ?? Float64Array.from(w, (wi, i) => fin(wi - r(lr * gradAt(d, w, i, inv[0], wd, r)), i));
+  if (num(a.node, "momentum") > 0) {
+    return skipped(a, w, ok) ?? Float64Array.from(w, (wi, i) => fin(wi + d[i], i));
+  }
+  return skipped(a, w, ok) ??
+    Float64Array.from(w, (wi, i) => fin(wi - r(lr * gradAt(d, w, i, inv[0], wd, r)), i));
 };
 
 /** Keras Adam moment: m' = r(m + r(r(grad^p - m) * r(1 - beta))), p = 1 (first) or 2 (second moment). */
@@ -65,7 +69,8 @@ const adamApply: Kernel = (a) => {
   const [w, m, v, alpha, ok, seed] = a.x, r = a.out;
   const al = r(alpha[0]), eps = r(num(a.node, "eps"));
   const fin = finalRounder(a, seed);
-  return skipped(a, w, ok) ?? Float64Array.from(w, (wi, i) => fin(wi - r(r(al * m[i]) / r(r(Math.sqrt(v[i])) + eps)), i));
+  return skipped(a, w, ok) ??
+    Float64Array.from(w, (wi, i) => fin(wi - r(r(al * m[i]) / r(r(Math.sqrt(v[i])) + eps)), i));
 };
 
 /** Kernels of this file by op name. */

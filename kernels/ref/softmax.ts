@@ -30,7 +30,9 @@ function expRow(x: Float64Array, r: number, k: number, e: Float64Array, acc: Rou
 
 function label(labels: Float64Array, r: number, k: number): number {
   const l = labels[r];
-  if (!Number.isInteger(l) || l < 0 || l >= k) throw new RangeError(`Label ${l} at row ${r} is not in [0, ${k})`);
+  if (!Number.isInteger(l) || l < 0 || l >= k) {
+    throw new RangeError(`Label ${l} at row ${r} is not in [0, ${k})`);
+  }
   return l;
 }
 
@@ -82,17 +84,18 @@ const softmaxXentGrad: Kernel = ({ x: [x, labels, seed], shapes: [sx], out, acc 
   return dx;
 };
 
-/** Rows whose first maximal logit sits at the label (a NaN row counts as wrong). */
+/** Rows whose first maximal logit sits at the label; a row holding a NaN counts as wrong. */
 const countCorrect: Kernel = ({ x: [x, labels], shapes: [sx] }) => {
   const [n, k] = sx;
   let correct = 0;
   for (let r = 0; r < n; r++) {
-    let best = -1, bv = -Infinity;
-    for (let j = 0; j < k; j++) {
+    let best = 0, bv = x[r * k], nan = bv !== bv;
+    for (let j = 1; j < k; j++) {
       const v = x[r * k + j];
-      if (v > bv) (bv = v), (best = j);
+      if (v !== v) nan = true;
+      else if (v > bv) (bv = v), (best = j);
     }
-    if (best === labels[r]) correct++;
+    if (!nan && best === labels[r]) correct++;
   }
   return Float64Array.of(correct);
 };

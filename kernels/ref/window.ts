@@ -24,11 +24,27 @@ interface Geometry {
   ow: number;
 }
 
-function geometry(node: Node, xs: readonly number[], kernel: readonly number[], out: readonly number[]): Geometry {
+function geometry(
+  node: Node,
+  xs: readonly number[],
+  kernel: readonly number[],
+  out: readonly number[],
+): Geometry {
   const [sh, sw] = list(node, "stride");
   const [pt, pl] = list(node, "pads");
   return {
-    n: xs[0], c: xs[1], h: xs[2], w: xs[3], kh: kernel[0], kw: kernel[1], sh, sw, pt, pl, oh: out[2], ow: out[3],
+    n: xs[0],
+    c: xs[1],
+    h: xs[2],
+    w: xs[3],
+    kh: kernel[0],
+    kw: kernel[1],
+    sh,
+    sw,
+    pt,
+    pl,
+    oh: out[2],
+    ow: out[3],
   };
 }
 
@@ -161,7 +177,9 @@ function eachTap(node: Node, xs: readonly number[], visit: (win: number, idx: nu
 }
 
 function outSize(node: Node, xs: readonly number[]): [number, number] {
-  const [kh, kw] = list(node, "kernel"), [sh, sw] = list(node, "stride"), [pt, pl, pb, pr] = list(node, "pads");
+  const [kh, kw] = list(node, "kernel"),
+    [sh, sw] = list(node, "stride"),
+    [pt, pl, pb, pr] = list(node, "pads");
   return [Math.floor((xs[2] + pt + pb - kh) / sh) + 1, Math.floor((xs[3] + pl + pr - kw) / sw) + 1];
 }
 

@@ -38,7 +38,9 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     }
     const c = COMMANDS[cmd];
-    if (!c) throw new UsageError(`Unknown command "${cmd}": expected one of ${Object.keys(COMMANDS).join(", ")}`);
+    if (!c) {
+      throw new UsageError(`Unknown command "${cmd}": expected one of ${Object.keys(COMMANDS).join(", ")}`);
+    }
     return await c.run(rest);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { DATASET_NAMES, loadDataset } from "../../datasets/registry.ts";
 import { ENGINE_NAMES, loadEngine } from "../../kernels/registry.ts";
-import { MODELS, modelByName } from "../model/zoo.ts";
+import { modelByName, MODELS } from "../model/zoo.ts";
 import { NAMED_POLICIES, parsePolicy, PolicyError, policyString } from "../policy/policy.ts";
 import { environmentManifest } from "../record/environment.ts";
 import { makeRunRecord, type RunConfig, writeRunRecord } from "../record/run_record.ts";
@@ -72,9 +72,27 @@ const OPTIONS = {
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
+/** Joins `--flag -3` into `--flag=-3` so negative numbers reach validation instead of confusing the parser. */
+export function joinNegativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i], next = args[i + 1];
+    if (a.startsWith("--") && !a.includes("=") && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 function parse(args: string[]) {
   try {
-    return parseArgs({ args, options: OPTIONS, allowPositionals: false, strict: true }).values;
+    return parseArgs({
+      args: joinNegativeValues(args),
+      options: OPTIONS,
+      allowPositionals: false,
+      strict: true,
+    }).values;
   } catch (e) {
     throw new UsageError((e as Error).message.split("\n")[0]);
   }

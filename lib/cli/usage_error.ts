@@ -19,11 +19,19 @@ export function positiveInt(flag: string, v: string): number {
 }
 
 /** Parses a finite number flag within [min, max) (max exclusive when given). */
-export function finiteNumber(flag: string, v: string, min: number, max = Infinity, minInclusive = true): number {
+export function finiteNumber(
+  flag: string,
+  v: string,
+  min: number,
+  max = Infinity,
+  minInclusive = true,
+): number {
   const n = Number(v);
   const ok = v.trim() !== "" && Number.isFinite(n) && (minInclusive ? n >= min : n > min) && n < max;
   if (!ok) {
-    const range = `${minInclusive ? "at least" : "greater than"} ${min}${max < Infinity ? ` and below ${max}` : ""}`;
+    const range = `${minInclusive ? "at least" : "greater than"} ${min}${
+      max < Infinity ? ` and below ${max}` : ""
+    }`;
     throw new UsageError(`--${flag} must be a number ${range}, got "${v}"`);
   }
   return n;

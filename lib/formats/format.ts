@@ -75,7 +75,7 @@ function exponentOf(x: number): number {
  * {@linkcode rounder}, which picks faster exact equivalents for fp32 and fp16.
  */
 export function roundGeneric(f: Format, x: number, u?: number): number {
-  if (x !== x || x === 0 || x === Infinity || x === -Infinity) return x;
+  if (x !== x || x === 0 || x === Infinity || x === -Infinity || f.precision >= 53) return x; // fp64 is exact
   const a = x < 0 ? -x : x;
   let e = exponentOf(a);
   if (e < f.emin) e = f.emin; // subnormal range: fixed quantum 2^(emin-p+1)
@@ -101,11 +101,26 @@ export function roundFp16(x: number): number {
   return h16[0];
 }
 
-const BF16 = FORMATS.bf16;
+const f32 = new Float32Array(1);
+const f32bits = new Uint32Array(f32.buffer);
 
-/** Exact bf16 round-to-nearest-even. */
+/**
+ * Exact bf16 round-to-nearest-even. Rounding float64 -> fp32 -> bf16 with
+ * nearest-even twice could round wrongly at ties, so the first step rounds to
+ * odd instead (truncate, then set the last bit when inexact); fp32 keeps 16
+ * more bits than bf16, which makes the second, nearest-even step exact.
+ */
 export function roundBf16(x: number): number {
-  return roundGeneric(BF16, x);
+  f32[0] = x;
+  const f = f32[0];
+  if (f !== f) return x;
+  let b = f32bits[0];
+  if (f !== x && f - f === 0) {
+    if (Math.abs(f) > Math.abs(x)) b -= 1; // step the magnitude back toward zero: truncation
+    b |= 1; // sticky bit: round-to-odd
+  }
+  f32bits[0] = (b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000;
+  return f32[0];
 }
 
 /** A function that rounds a number to one format. */

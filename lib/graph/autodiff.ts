@@ -18,7 +18,12 @@ import { type GradAdd, opDef } from "./ops.ts";
  * `wrt`, the id of its gradient node. `seed` is the node holding dLoss/dLoss
  * (the loss scale when loss scaling is on, else 1).
  */
-export function backward(graph: Graph, loss: number, seed: number, wrt: readonly number[]): Map<number, number> {
+export function backward(
+  graph: Graph,
+  loss: number,
+  seed: number,
+  wrt: readonly number[],
+): Map<number, number> {
   const nodes = graph.nodes;
   // Which nodes depend on a wrt node (only those need gradients).
   const needs = new Uint8Array(nodes.length);
@@ -37,7 +42,9 @@ export function backward(graph: Graph, loss: number, seed: number, wrt: readonly
     if (g === undefined || !needs[id] || nodes[id].inputs.length === 0) continue;
     const node = nodes[id];
     const def = opDef(node.op);
-    if (!def.backward) throw new Error(`Op ${node.op} has no gradient, but the loss depends on it through node ${id}`);
+    if (!def.backward) {
+      throw new Error(`Op ${node.op} has no gradient, but the loss depends on it through node ${id}`);
+    }
     const inGrads = def.backward(add, node, g, graph);
     node.inputs.forEach((input, k) => {
       const gi = inGrads[k];

@@ -76,7 +76,12 @@ export class Graph {
   accumulate: FormatName = "fp32";
 
   /** Adds a leaf node (`input`, `param` or `state`). */
-  leaf(kind: "input" | "param" | "state", name: string, shape: readonly number[], opts: AddOptions = {}): number {
+  leaf(
+    kind: "input" | "param" | "state",
+    name: string,
+    shape: readonly number[],
+    opts: AddOptions = {},
+  ): number {
     for (const d of shape) {
       if (!Number.isInteger(d) || d <= 0) throw new RangeError(`Leaf "${name}" has a bad shape [${shape}]`);
     }
@@ -94,7 +99,12 @@ export class Graph {
   }
 
   /** Applies op `op` to `inputs`; the shape comes from the op table, which also validates the inputs. */
-  add(op: string, inputs: readonly number[], attrs: Record<string, Attr> = {}, opts: AddOptions = {}): number {
+  add(
+    op: string,
+    inputs: readonly number[],
+    attrs: Record<string, Attr> = {},
+    opts: AddOptions = {},
+  ): number {
     const def = opDef(op);
     for (const i of inputs) {
       if (!(i >= 0 && i < this.nodes.length)) throw new Error(`Op ${op}: input ${i} does not exist`);

@@ -47,7 +47,13 @@ function same(op: string, a: Shape, b: Shape): number[] {
 }
 
 /** Output spatial size of a window op (conv or pool) along one axis. */
-export function windowOut(size: number, k: number, stride: number, padBefore: number, padAfter: number): number {
+export function windowOut(
+  size: number,
+  k: number,
+  stride: number,
+  padBefore: number,
+  padAfter: number,
+): number {
   return Math.floor((size + padBefore + padAfter - k) / stride) + 1;
 }
 
@@ -59,7 +65,13 @@ export function padsFor(mode: "same" | "valid", size: number, k: number, stride:
   return [Math.floor(total / 2), total - Math.floor(total / 2)];
 }
 
-function windowShape(op: string, x: Shape, c: number, attrs: Readonly<Record<string, Attr>>, k: Shape): number[] {
+function windowShape(
+  op: string,
+  x: Shape,
+  c: number,
+  attrs: Readonly<Record<string, Attr>>,
+  k: Shape,
+): number[] {
   if (x.length !== 4) fail(op, `expects an NCHW input, got [${x}]`);
   const [sh, sw] = A(attrs, "stride");
   const [pt, pl, pb, pr] = A(attrs, "pads");
@@ -128,7 +140,9 @@ const OPS: Record<string, OpDef> = {
     doc: "x + b, b broadcast over the axes before `axis` and after axis+rank(b)",
     shape: ([x, b], at) => {
       const ax = N(at, "axis");
-      if (b.some((d, i) => x[ax + i] !== d)) fail("bias_add", `bias [${b}] does not match [${x}] at axis ${ax}`);
+      if (b.some((d, i) => x[ax + i] !== d)) {
+        fail("bias_add", `bias [${b}] does not match [${x}] at axis ${ax}`);
+      }
       return [...x];
     },
     backward: (add, node, g, graph) => {
@@ -217,7 +231,9 @@ const OPS: Record<string, OpDef> = {
     arity: 2,
     doc: "mean sparse softmax cross-entropy of logits [N, K] and labels [N], fused log-softmax",
     shape: ([x, l]) => {
-      if (x.length !== 2 || l.length !== 1 || l[0] !== x[0]) fail("softmax_xent", `bad shapes [${x}], [${l}]`);
+      if (x.length !== 2 || l.length !== 1 || l[0] !== x[0]) {
+        fail("softmax_xent", `bad shapes [${x}], [${l}]`);
+      }
       return [];
     },
     backward: (add, node, g) => [add("softmax_xent_grad", [...node.inputs, g], {}, node.inputs[0]), null],
@@ -281,7 +297,9 @@ const OPS: Record<string, OpDef> = {
     arity: 2,
     doc: "moving average r - (r - v) * (1 - momentum) with v = moments[index], Keras form",
     shape: ([r, m], at) => {
-      if (m.length !== 2 || r.length !== 1 || m[1] !== r[0] || N(at, "index") > 1) fail("ema", `[${r}] vs [${m}]`);
+      if (m.length !== 2 || r.length !== 1 || m[1] !== r[0] || N(at, "index") > 1) {
+        fail("ema", `[${r}] vs [${m}]`);
+      }
       return [...r];
     },
   },
@@ -330,7 +348,11 @@ const OPS: Record<string, OpDef> = {
       if (s.length !== 0) fail("dropout", "the seed input must be a scalar");
       return [...x];
     },
-    backward: (add, node, g) => [add("dropout", [g, node.inputs[1]], { ...node.attrs }, node.inputs[0]), null],
+    backward: (
+      add,
+      node,
+      g,
+    ) => [add("dropout", [g, node.inputs[1]], { ...node.attrs }, node.inputs[0]), null],
   },
   reshape: {
     arity: 1,
@@ -349,7 +371,9 @@ const OPS: Record<string, OpDef> = {
     doc: "permute axes",
     shape: ([x], at) => {
       const p = A(at, "perm");
-      if (p.length !== x.length || [...p].sort().some((v, i) => v !== i)) fail("transpose", `bad perm [${p}]`);
+      if (p.length !== x.length || [...p].sort().some((v, i) => v !== i)) {
+        fail("transpose", `bad perm [${p}]`);
+      }
       return p.map((i) => x[i]);
     },
     backward: (add, node, g) => {
@@ -407,7 +431,12 @@ const OPS: Record<string, OpDef> = {
     doc: "zero channels before and after (axis 1), the ResNet option-A shortcut",
     shape: ([x], at) => x.map((d, i) => (i === 1 ? d + N(at, "before") + N(at, "after") : d)),
     backward: (add, node, g, graph) => [
-      add("slice", [g], { axis: 1, start: node.attrs.before, size: graph.node(node.inputs[0]).shape[1] }, node.inputs[0]),
+      add(
+        "slice",
+        [g],
+        { axis: 1, start: node.attrs.before, size: graph.node(node.inputs[0]).shape[1] },
+        node.inputs[0],
+      ),
     ],
   },
   cast: {
@@ -428,7 +457,8 @@ const OPS: Record<string, OpDef> = {
   },
   sgd_apply: {
     arity: 5,
-    doc: "(w, d, invScale, ok, seed) -> w + d (d = velocity, momentum > 0) or w - lr * (d * invScale + wd * w)",
+    doc:
+      "(w, d, invScale, ok, seed) -> w + d (d = velocity, momentum > 0) or w - lr * (d * invScale + wd * w)",
     shape: updateShape("sgd_apply", 3),
   },
   adam_moment: {

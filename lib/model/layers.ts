@@ -20,11 +20,19 @@ export function activation(b: ModelBuilder, x: number, act: Activation): number 
 }
 
 /** Dense layer on the last axis: x W + bias, then the activation. Inputs of rank > 2 are flattened around it. */
-export function dense(b: ModelBuilder, x: number, units: number, act: Activation = "linear", name = b.layerName("dense")): number {
+export function dense(
+  b: ModelBuilder,
+  x: number,
+  units: number,
+  act: Activation = "linear",
+  name = b.layerName("dense"),
+): number {
   const s = b.shape(x), d = s.at(-1)!;
   const w = b.param(`${name}/kernel`, [d, units], { kind: "glorot_uniform", fanIn: d, fanOut: units });
   const bias = b.param(`${name}/bias`, [units], { kind: "zeros" });
-  const x2 = s.length === 2 ? x : b.op("reshape", [x], { shape: [s.slice(0, -1).reduce((p, v) => p * v, 1), d] });
+  const x2 = s.length === 2
+    ? x
+    : b.op("reshape", [x], { shape: [s.slice(0, -1).reduce((p, v) => p * v, 1), d] });
   let y = b.op("bias_add", [b.op("matmul", [x2, w]), bias], { axis: 1 });
   if (s.length !== 2) y = b.op("reshape", [y], { shape: [...s.slice(0, -1), units] });
   return activation(b, y, act);
@@ -42,14 +50,24 @@ export interface ConvOptions {
 }
 
 /** 2-D convolution on NCHW input, square kernel. */
-export function conv2d(b: ModelBuilder, x: number, filters: number, kernel: number, o: ConvOptions = {}): number {
+export function conv2d(
+  b: ModelBuilder,
+  x: number,
+  filters: number,
+  kernel: number,
+  o: ConvOptions = {},
+): number {
   const [, c, h, w] = b.shape(x);
   const stride = o.stride ?? 1, groups = o.depthwise ? c : 1;
   if (o.depthwise && filters !== c) throw new Error(`Depthwise conv needs filters = channels (${c})`);
   const name = o.name ?? b.layerName(o.depthwise ? "depthwise_conv2d" : "conv2d");
   const rf = kernel * kernel;
   const fanIn = (c / groups) * rf * (o.depthwise ? groups : 1), fanOut = (o.depthwise ? 1 : filters) * rf;
-  const kw = b.param(`${name}/kernel`, [filters, c / groups, kernel, kernel], { kind: "glorot_uniform", fanIn, fanOut });
+  const kw = b.param(`${name}/kernel`, [filters, c / groups, kernel, kernel], {
+    kind: "glorot_uniform",
+    fanIn,
+    fanOut,
+  });
   const [pt, pb] = padsFor(o.padding ?? "valid", h, kernel, stride);
   const [pl, pr] = padsFor(o.padding ?? "valid", w, kernel, stride);
   let y = b.op("conv2d", [x, kw], { stride: [stride, stride], pads: [pt, pl, pb, pr], groups });
@@ -60,10 +78,21 @@ export function conv2d(b: ModelBuilder, x: number, filters: number, kernel: numb
 }
 
 /** Max or average pooling (TensorFlow padding semantics). */
-export function pool(b: ModelBuilder, x: number, kind: "max" | "avg", size: number, stride = size, padding: "same" | "valid" = "valid"): number {
+export function pool(
+  b: ModelBuilder,
+  x: number,
+  kind: "max" | "avg",
+  size: number,
+  stride = size,
+  padding: "same" | "valid" = "valid",
+): number {
   const [, , h, w] = b.shape(x);
   const [pt, pb] = padsFor(padding, h, size, stride), [pl, pr] = padsFor(padding, w, size, stride);
-  return b.op(kind === "max" ? "maxpool" : "avgpool", [x], { kernel: [size, size], stride: [stride, stride], pads: [pt, pl, pb, pr] });
+  return b.op(kind === "max" ? "maxpool" : "avgpool", [x], {
+    kernel: [size, size],
+    stride: [stride, stride],
+    pads: [pt, pl, pb, pr],
+  });
 }
 
 /** Global average pooling: [N, C, H, W] -> [N, C]. */
@@ -118,11 +147,16 @@ export function selfAttention(b: ModelBuilder, x: number, heads: number, keyDim:
     const r = b.op("reshape", [p], { shape: [n, t, heads, keyDim] });
     return b.op("transpose", [r], { perm: [0, 2, 1, 3] }); // [N, H, T, K]
   };
-  const flat = (y: number, rows: number, cols: number) => b.op("reshape", [y], { shape: [n * heads, rows, cols] });
-  const q = flat(proj("query", x), t, keyDim), k = flat(proj("key", x), t, keyDim), v = flat(proj("value", x), t, keyDim);
+  const flat = (y: number, rows: number, cols: number) =>
+    b.op("reshape", [y], { shape: [n * heads, rows, cols] });
+  const q = flat(proj("query", x), t, keyDim),
+    k = flat(proj("key", x), t, keyDim),
+    v = flat(proj("value", x), t, keyDim);
   const scores = b.op("scale", [b.op("matmul", [q, k], { transB: true })], { factor: 1 / Math.sqrt(keyDim) });
   const ctx = b.op("matmul", [b.op("softmax", [scores]), v]); // [N*H, T, K]
-  const merged = b.op("transpose", [b.op("reshape", [ctx], { shape: [n, heads, t, keyDim] })], { perm: [0, 2, 1, 3] });
+  const merged = b.op("transpose", [b.op("reshape", [ctx], { shape: [n, heads, t, keyDim] })], {
+    perm: [0, 2, 1, 3],
+  });
   const m2 = b.op("reshape", [merged], { shape: [n, t, heads * keyDim] });
   return dense(b, m2, d, "linear", `${name}/output`);
 }

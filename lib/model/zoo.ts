@@ -37,7 +37,8 @@ export const MODELS: Readonly<Record<string, ModelDef>> = {
   },
   cnn: {
     name: "cnn",
-    description: "LeNet-like: conv6 5x5 same ReLU, maxpool 2, conv16 5x5 ReLU, maxpool 2, dense 120, 84 ReLU, logits",
+    description:
+      "LeNet-like: conv6 5x5 same ReLU, maxpool 2, conv16 5x5 ReLU, maxpool 2, dense 120, 84 ReLU, logits",
     build(b, x, o) {
       let h = conv2d(b, x, 6, 5, { padding: "same", activation: "relu" });
       h = pool(b, h, "max", 2);

@@ -24,7 +24,11 @@ import { opDef } from "../graph/ops.ts";
 import { bnFormat, type Policy } from "./policy.ts";
 
 /** Format of a leaf under `p`, from its role and metadata. */
-function leafFormat(p: Policy, kind: string, meta: Readonly<Record<string, unknown>> | undefined): FormatName {
+function leafFormat(
+  p: Policy,
+  kind: string,
+  meta: Readonly<Record<string, unknown>> | undefined,
+): FormatName {
   if (kind === "input") return meta?.data ? p.compute : "fp32";
   if (meta?.group === "bn") return bnFormat(p);
   return p.params;
@@ -47,7 +51,10 @@ export function applyPolicy(src: Graph, p: Policy): { graph: Graph; map: Int32Ar
   for (const n of src.nodes) {
     if (n.inputs.length === 0) {
       const kind = n.op as "input" | "param" | "state";
-      map[n.id] = g.leaf(kind, n.name!, n.shape, { format: leafFormat(p, kind, n.meta), meta: n.meta ? { ...n.meta } : undefined });
+      map[n.id] = g.leaf(kind, n.name!, n.shape, {
+        format: leafFormat(p, kind, n.meta),
+        meta: n.meta ? { ...n.meta } : undefined,
+      });
       continue;
     }
     const direct = opDef(n.op).readsStoredParams || n.op === "moments" || n.op === "ema";
@@ -59,7 +66,12 @@ export function applyPolicy(src: Graph, p: Policy): { graph: Graph; map: Int32Ar
     let format: FormatName = p.compute;
     if (n.op === "moments" || n.op === "ema") format = bnFormat(p);
     if (n.op === "count_correct") format = "fp32";
-    map[n.id] = g.add(n.op, inputs, { ...n.attrs }, { format, role: n.role, name: n.name, meta: n.meta ? { ...n.meta } : undefined });
+    map[n.id] = g.add(n.op, inputs, { ...n.attrs }, {
+      format,
+      role: n.role,
+      name: n.name,
+      meta: n.meta ? { ...n.meta } : undefined,
+    });
   }
   for (const [name, id] of Object.entries(src.outputs)) g.outputs[name] = map[id];
   for (const s of src.state) g.state.push({ name: s.name, current: map[s.current], next: map[s.next] });

@@ -16,7 +16,12 @@ import { FORMAT_NAMES, type FormatName } from "../formats/format.ts";
 export type LossScale =
   | { readonly kind: "none" }
   | { readonly kind: "static"; readonly scale: number }
-  | { readonly kind: "dynamic"; readonly initial: number; readonly growthInterval: number; readonly factor: number };
+  | {
+    readonly kind: "dynamic";
+    readonly initial: number;
+    readonly growthInterval: number;
+    readonly factor: number;
+  };
 
 /** A fully resolved precision policy. */
 export interface Policy {
@@ -38,7 +43,12 @@ export interface Policy {
 }
 
 /** Keras defaults for dynamic loss scaling. */
-export const DYNAMIC_LOSS_SCALE: LossScale = { kind: "dynamic", initial: 2 ** 15, growthInterval: 2000, factor: 2 };
+export const DYNAMIC_LOSS_SCALE: LossScale = {
+  kind: "dynamic",
+  initial: 2 ** 15,
+  growthInterval: 2000,
+  factor: 2,
+};
 
 const BASE = { state: "params", bn: "params", rounding: "nearest", accumulate: "fp32" } as const;
 
@@ -66,7 +76,7 @@ function format(key: string, v: string, allowParams: boolean): FormatName | "par
 function lossScale(v: string): LossScale {
   if (v === "none") return { kind: "none" };
   if (v === "dynamic") return DYNAMIC_LOSS_SCALE;
-  const m = /^(?:static:)?(\d+(?:\.\d+)?(?:e\d+)?)$/.exec(v);
+  const m = /^(?:static:)?(\d+(?:\.\d*)?(?:e[+-]?\d+)?)$/i.exec(v);
   const s = m ? Number(m[1]) : NaN;
   if (!(s > 0 && Number.isFinite(s))) {
     throw new PolicyError(`bad value "${v}" for loss-scale (expected none, dynamic or static:N with N > 0)`);
@@ -81,10 +91,12 @@ export function parsePolicy(text: string): Policy {
   let p: { -readonly [K in keyof Policy]: Policy[K] };
   let rest = parts;
   if (!parts[0].includes("=")) {
-    const base = NAMED_POLICIES[parts[0]];
+    const base = Object.hasOwn(NAMED_POLICIES, parts[0]) ? NAMED_POLICIES[parts[0]] : undefined;
     if (!base) {
       throw new PolicyError(
-        `unknown policy "${parts[0]}" (expected ${Object.keys(NAMED_POLICIES).join(", ")}, or key=value pairs)`,
+        `unknown policy "${parts[0]}" (expected ${
+          Object.keys(NAMED_POLICIES).join(", ")
+        }, or key=value pairs)`,
       );
     }
     p = { ...base };

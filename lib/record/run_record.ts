@@ -58,10 +58,13 @@ export interface RunRecord {
 
 /** JSON with object keys sorted at every level (stable bytes for hashing). */
 export function canonicalJson(v: unknown): string {
-  return JSON.stringify(v, (_k, val) =>
-    val && typeof val === "object" && !Array.isArray(val)
-      ? Object.fromEntries(Object.keys(val).sort().map((k) => [k, (val as Record<string, unknown>)[k]]))
-      : val);
+  return JSON.stringify(
+    v,
+    (_k, val) =>
+      val && typeof val === "object" && !Array.isArray(val)
+        ? Object.fromEntries(Object.keys(val).sort().map((k) => [k, (val as Record<string, unknown>)[k]]))
+        : val,
+  );
 }
 
 /** The id of a config: the first 16 hex digits of the SHA-256 of its canonical JSON. */
@@ -70,7 +73,10 @@ export async function configId(c: RunConfig): Promise<string> {
 }
 
 /** SHA-256 of the per-epoch metrics without timings (exact float64 values via JSON). */
-export async function metricsHash(epochs: readonly EpochMetrics[], divergence: Divergence | null): Promise<string> {
+export async function metricsHash(
+  epochs: readonly EpochMetrics[],
+  divergence: Divergence | null,
+): Promise<string> {
   const bare = epochs.map(({ trainSeconds: _t, evalSeconds: _e, samplesPerSecond: _s, ...m }) => m);
   return await sha256Hex(canonicalJson({ epochs: bare, divergence }));
 }

@@ -19,7 +19,9 @@ export function initialState(g: Graph, seed: number): Record<string, HostTensor>
     if (n.op !== "param" && n.op !== "state") continue;
     const m = n.meta ?? {}, r = rounder(n.format!), data = new Float64Array(sizeOf(n.shape));
     if (m.kind === "glorot_uniform" || m.kind === "uniform") {
-      const limit = m.kind === "uniform" ? (m.limit as number) : Math.sqrt(6 / ((m.fanIn as number) + (m.fanOut as number)));
+      const limit = m.kind === "uniform"
+        ? (m.limit as number)
+        : Math.sqrt(6 / ((m.fanIn as number) + (m.fanOut as number)));
       for (let i = 0; i < data.length; i++) data[i] = r((2 * rng.uniform() - 1) * limit);
     } else if (m.kind === "ones") {
       data.fill(1);

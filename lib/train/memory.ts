@@ -6,7 +6,7 @@
  * @module
  */
 
-import { FORMATS, type FormatName } from "../formats/format.ts";
+import { type FormatName, FORMATS } from "../formats/format.ts";
 import { sizeOf } from "../graph/graph.ts";
 import type { TrainGraph } from "./step.ts";
 

@@ -30,7 +30,13 @@ export const UPDATE_INPUTS = ["inv_loss_scale", "step_seed", "adam_alpha"] as co
  * `grads`), registers the next values as state bindings, and returns the ids
  * of the optimizer slot leaves.
  */
-export function appendUpdates(g: Graph, grads: Map<number, number>, finite: number, o: OptimizerConfig, p: Policy): number[] {
+export function appendUpdates(
+  g: Graph,
+  grads: Map<number, number>,
+  finite: number,
+  o: OptimizerConfig,
+  p: Policy,
+): number[] {
   const scalar = (name: string) => g.byName(name) ?? g.leaf("input", name, [], { format: "fp32" });
   const inv = scalar("inv_loss_scale"), seed = scalar("step_seed");
   const alpha = o.kind === "adam" ? scalar("adam_alpha") : -1;
@@ -41,28 +47,58 @@ export function appendUpdates(g: Graph, grads: Map<number, number>, finite: numb
     const stateFmt: FormatName = p.state === "params" ? fmt : p.state;
     const wd = name.endsWith("/kernel") ? o.weightDecay : 0;
     const slot = (what: string) => {
-      const id = g.leaf("state", `${name}/${what}`, param.shape, { format: stateFmt, meta: { kind: "zeros", slot: true } });
+      const id = g.leaf("state", `${name}/${what}`, param.shape, {
+        format: stateFmt,
+        meta: { kind: "zeros", slot: true },
+      });
       slots.push(id);
       return id;
     };
-    const update = (op: string, inputs: number[], attrs: Record<string, number | boolean>, format: FormatName) =>
-      g.add(op, inputs, { ...attrs, gated }, { format, role: "update" });
-    const bind = (current: number, next: number) => g.state.push({ name: g.node(current).name!, current, next });
+    const update = (
+      op: string,
+      inputs: number[],
+      attrs: Record<string, number | boolean>,
+      format: FormatName,
+    ) => g.add(op, inputs, { ...attrs, gated }, { format, role: "update" });
+    const bind = (current: number, next: number) =>
+      g.state.push({ name: g.node(current).name!, current, next });
     const applyAttrs = { lr: o.lr, momentum: o.momentum, wd, stochastic, salt };
     if (o.kind === "sgd" && o.momentum > 0) {
       const v = slot("momentum");
-      const v2 = update("sgd_velocity", [v, gp, param.id, inv, finite], { lr: o.lr, momentum: o.momentum, wd }, stateFmt);
+      const v2 = update("sgd_velocity", [v, gp, param.id, inv, finite], {
+        lr: o.lr,
+        momentum: o.momentum,
+        wd,
+      }, stateFmt);
       bind(v, v2);
       bind(param.id, update("sgd_apply", [param.id, v2, inv, finite, seed], applyAttrs, fmt));
     } else if (o.kind === "sgd") {
       bind(param.id, update("sgd_apply", [param.id, gp, inv, finite, seed], applyAttrs, fmt));
     } else {
       const m = slot("m"), v = slot("v");
-      const m2 = update("adam_moment", [m, gp, param.id, inv, finite], { beta: o.beta1, power: 1, wd }, stateFmt);
-      const v2 = update("adam_moment", [v, gp, param.id, inv, finite], { beta: o.beta2, power: 2, wd }, stateFmt);
+      const m2 = update(
+        "adam_moment",
+        [m, gp, param.id, inv, finite],
+        { beta: o.beta1, power: 1, wd },
+        stateFmt,
+      );
+      const v2 = update(
+        "adam_moment",
+        [v, gp, param.id, inv, finite],
+        { beta: o.beta2, power: 2, wd },
+        stateFmt,
+      );
       bind(m, m2);
       bind(v, v2);
-      bind(param.id, update("adam_apply", [param.id, m2, v2, alpha, finite, seed], { eps: o.epsilon, stochastic, salt }, fmt));
+      bind(
+        param.id,
+        update(
+          "adam_apply",
+          [param.id, m2, v2, alpha, finite, seed],
+          { eps: o.epsilon, stochastic, salt },
+          fmt,
+        ),
+      );
     }
   });
   return slots;

@@ -36,7 +36,9 @@ function forward(spec: StepSpec, batch: number, training: boolean) {
   const b = new ModelBuilder(training);
   const x = b.input("x", [batch, ...spec.inputShape]);
   const labels = b.graph.leaf("input", "labels", [batch]);
-  const logits = b.op("reshape", [spec.model.build(b, x, spec.modelOptions)], { shape: [batch, spec.modelOptions.classes] });
+  const logits = b.op("reshape", [spec.model.build(b, x, spec.modelOptions)], {
+    shape: [batch, spec.modelOptions.classes],
+  });
   b.graph.outputs.loss = b.op("softmax_xent", [logits, labels]);
   b.graph.outputs.correct = b.op("count_correct", [logits, labels]);
   if (!training) b.graph.outputs.logits = logits;

@@ -16,7 +16,7 @@ import { Rng } from "../random.ts";
 import { hashTensors } from "../record/hash.ts";
 import { initialState } from "./init.ts";
 import { LossScaler } from "./loss_scaler.ts";
-import { memoryFigures, type MemoryFigures } from "./memory.ts";
+import { type MemoryFigures, memoryFigures } from "./memory.ts";
 import { adamAlpha, type OptimizerConfig } from "./optimizer.ts";
 import { buildEvalGraph, buildTrainGraph, type StepSpec } from "./step.ts";
 
@@ -79,14 +79,25 @@ class GraphCache<T> {
   constructor(readonly make: (batch: number) => T) {}
   get(batch: number): T {
     let v = this.#byBatch.get(batch);
-    if (!v) this.#byBatch.set(batch, (v = this.make(batch)));
+    if (!v) this.#byBatch.set(batch, v = this.make(batch));
     return v;
   }
 }
 
-const scalar = (v: number): HostTensor => ({ shape: [], format: "fp32", data: Float64Array.of(Math.fround(v)) });
+const scalar = (v: number): HostTensor => ({
+  shape: [],
+  format: "fp32",
+  data: Float64Array.of(Math.fround(v)),
+});
 
-function batchFeeds(split: Split, order: Uint32Array | null, start: number, n: number, per: number, compute: Graph["accumulate"]) {
+function batchFeeds(
+  split: Split,
+  order: Uint32Array | null,
+  start: number,
+  n: number,
+  per: number,
+  compute: Graph["accumulate"],
+) {
   const x = new Float64Array(n * per), labels = new Float64Array(n), r = rounder(compute);
   for (let k = 0; k < n; k++) {
     const i = order ? order[start + k] : start + k;
@@ -121,10 +132,16 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
     s.engine.compile(b === firstBatch ? first.graph : buildTrainGraph(spec, b).graph)
   );
   const evaluators = new GraphCache<Executable>((b) => s.engine.compile(buildEvalGraph(spec, b)));
-  let state = initialState(first.graph, s.seed);
+  const state = initialState(first.graph, s.seed);
   const paramNames = first.graph.leaves("param").map((n) => n.name!);
-  const modelNames = [...paramNames, ...first.graph.leaves("state").filter((n) => !n.meta?.slot).map((n) => n.name!)];
-  const parameterCount = first.graph.leaves("param").reduce((p, n) => p + n.shape.reduce((a, d) => a * d, 1), 0);
+  const modelNames = [
+    ...paramNames,
+    ...first.graph.leaves("state").filter((n) => !n.meta?.slot).map((n) => n.name!),
+  ];
+  const parameterCount = first.graph.leaves("param").reduce(
+    (p, n) => p + n.shape.reduce((a, d) => a * d, 1),
+    0,
+  );
 
   const scaler = new LossScaler(s.policy.lossScale);
   let adamT = 0, step = 0;
@@ -170,7 +187,9 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
       const bad: string | null = divergence ? null : firstNonFinite(state, paramNames);
       if (bad) divergence = { epoch, step, reason: `non-finite value in parameter ${bad}` };
       if (divergence) break;
-      if (s.onBatch && performance.now() - lastTick > 2000) (lastTick = performance.now()), s.onBatch(bi + 1, nb);
+      if (s.onBatch && performance.now() - lastTick > 2000) {
+        (lastTick = performance.now()), s.onBatch(bi + 1, nb);
+      }
     }
     const trainSeconds = (performance.now() - te) / 1000;
     const tv = performance.now();
