@@ -14,7 +14,7 @@ import {
   PolicyError,
   policyString,
 } from "../lib/policy/policy.ts";
-import type { OptimizerConfig } from "../lib/train/optimizer.ts";
+import { type OptimizerConfig, PAPER_SGD } from "../lib/train/optimizer.ts";
 import { buildEvalGraph, buildTrainGraph, type StepSpec, type TrainGraph } from "../lib/train/step.ts";
 
 /** The policy without its name, for comparing resolved fields. */
@@ -179,15 +179,7 @@ Deno.test({
 // ---------------------------------------------------------------------------------------------------------
 // The policy pass, through the step graph builder.
 
-const SGD: OptimizerConfig = {
-  kind: "sgd",
-  lr: 0.01,
-  momentum: 0.9,
-  weightDecay: 0,
-  beta1: 0.9,
-  beta2: 0.999,
-  epsilon: 1e-7,
-};
+const SGD: OptimizerConfig = PAPER_SGD;
 
 /** conv 3x3 (2 filters) -> batch norm -> relu -> flatten -> dense logits. */
 const BN_MODEL: ModelDef = {

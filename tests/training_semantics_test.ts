@@ -9,7 +9,7 @@ import { parsePolicy } from "../lib/policy/policy.ts";
 import { Rng } from "../lib/random.ts";
 import { initialState } from "../lib/train/init.ts";
 import { LossScaler } from "../lib/train/loss_scaler.ts";
-import { adamAlpha, type OptimizerConfig } from "../lib/train/optimizer.ts";
+import { adamAlpha, type OptimizerConfig, PAPER_SGD } from "../lib/train/optimizer.ts";
 import { buildTrainGraph } from "../lib/train/step.ts";
 import { train, type TrainResult } from "../lib/train/train.ts";
 
@@ -20,15 +20,7 @@ const tensor = (format: FormatName, shape: number[], data: ArrayLike<number>): H
 });
 const scalar = (v: number, format: FormatName = "fp32") => tensor(format, [], [v]);
 
-const SGD: OptimizerConfig = {
-  kind: "sgd",
-  lr: 0.01,
-  momentum: 0.9,
-  weightDecay: 0,
-  beta1: 0.9,
-  beta2: 0.999,
-  epsilon: 1e-7,
-};
+const SGD: OptimizerConfig = PAPER_SGD;
 
 // ---------------------------------------------------------------------------------------------------------
 // Lost updates: standalone fp16 vs an fp32 master weight.

@@ -136,20 +136,40 @@ function inputGrad(
 
 const eps = (a: Parameters<Kernel>[0]) => num(a.node, "eps");
 
+/**
+ * The forward, input-gradient and affine-gradient kernels of one normalisation
+ * (`<prefix>`, `<prefix>_grad_x`, `<prefix>_grad_affine`): batch norm groups by
+ * channel with per-channel parameters, layer norm by row with per-feature ones.
+ */
+function family(
+  prefix: string,
+  groups: (s: readonly number[]) => Groups,
+  perGroup: boolean,
+): Record<string, Kernel> {
+  const st = (a: Parameters<Kernel>[0]) => {
+    const g = groups(a.shapes[0]);
+    return { g, st: stats(a.x[0], g, eps(a), a.acc) };
+  };
+  return {
+    [prefix]: (a) => {
+      const { g, st: s } = st(a);
+      return normalize(a.x[0], g, s, a.x[1], a.x[2], a.out, perGroup);
+    },
+    [`${prefix}_grad_x`]: (a) => {
+      const { g, st: s } = st(a);
+      return inputGrad(a.x[0], a.x[1], a.x[2], g, s, perGroup, a.out, a.acc);
+    },
+    [`${prefix}_grad_affine`]: (a) => {
+      const { g, st: s } = st(a);
+      return affineGrad(a.x[0], a.x[1], g, s, perGroup, a.out, a.acc);
+    },
+  };
+}
+
 /** Kernels of this file by op name. */
 export const NORM: Record<string, Kernel> = {
-  batchnorm: (a) => {
-    const g = channels(a.shapes[0]);
-    return normalize(a.x[0], g, stats(a.x[0], g, eps(a), a.acc), a.x[1], a.x[2], a.out, true);
-  },
-  batchnorm_grad_x: (a) => {
-    const g = channels(a.shapes[0]);
-    return inputGrad(a.x[0], a.x[1], a.x[2], g, stats(a.x[0], g, eps(a), a.acc), true, a.out, a.acc);
-  },
-  batchnorm_grad_affine: (a) => {
-    const g = channels(a.shapes[0]);
-    return affineGrad(a.x[0], a.x[1], g, stats(a.x[0], g, eps(a), a.acc), true, a.out, a.acc);
-  },
+  ...family("batchnorm", channels, true),
+  ...family("layernorm", rows, false),
   batchnorm_infer: ({ node, x: [x, gamma, beta, mean, variance], shapes: [sx], out, acc }) => {
     const g = channels(sx);
     const rstd = Float64Array.from(variance, (v) => acc(1 / Math.sqrt(v + num(node, "eps"))));
@@ -173,17 +193,5 @@ export const NORM: Record<string, Kernel> = {
   ema: ({ node, x: [r, m], out }) => {
     const k = 1 - num(node, "momentum"), at = num(node, "index") * r.length;
     return Float64Array.from(r, (rv, i) => out(rv - (rv - m[at + i]) * k));
-  },
-  layernorm: (a) => {
-    const g = rows(a.shapes[0]);
-    return normalize(a.x[0], g, stats(a.x[0], g, eps(a), a.acc), a.x[1], a.x[2], a.out, false);
-  },
-  layernorm_grad_x: (a) => {
-    const g = rows(a.shapes[0]);
-    return inputGrad(a.x[0], a.x[1], a.x[2], g, stats(a.x[0], g, eps(a), a.acc), false, a.out, a.acc);
-  },
-  layernorm_grad_affine: (a) => {
-    const g = rows(a.shapes[0]);
-    return affineGrad(a.x[0], a.x[1], g, stats(a.x[0], g, eps(a), a.acc), false, a.out, a.acc);
   },
 };

@@ -120,6 +120,20 @@ function updateShape(op: string, scalars: number) {
   };
 }
 
+/** Backward of a normalisation (x, gamma, beta): input gradient plus gamma/beta rows of one packed reduction. */
+function normBackward(prefix: string): OpDef["backward"] {
+  return (add, node, g) => {
+    const [x, gamma, beta] = node.inputs;
+    const eps = { eps: node.attrs.eps };
+    const packed = add(`${prefix}_grad_affine`, [x, g], eps, gamma);
+    return [
+      add(`${prefix}_grad_x`, [x, gamma, g], eps, x),
+      add("row", [packed], { index: 0 }, gamma),
+      add("row", [packed], { index: 1 }, beta),
+    ];
+  };
+}
+
 const OPS: Record<string, OpDef> = {
   matmul: {
     arity: 2,
@@ -261,16 +275,7 @@ const OPS: Record<string, OpDef> = {
       same("batchnorm", ga, be);
       return [...x];
     },
-    backward: (add, node, g) => {
-      const [x, gamma, beta] = node.inputs;
-      const eps = { eps: node.attrs.eps };
-      const packed = add("batchnorm_grad_affine", [x, g], eps, gamma);
-      return [
-        add("batchnorm_grad_x", [x, gamma, g], eps, x),
-        add("row", [packed], { index: 0 }, gamma),
-        add("row", [packed], { index: 1 }, beta),
-      ];
-    },
+    backward: normBackward("batchnorm"),
   },
   batchnorm_grad_x: {
     arity: 3,
@@ -312,16 +317,7 @@ const OPS: Record<string, OpDef> = {
       same("layernorm", ga, be);
       return [...x];
     },
-    backward: (add, node, g) => {
-      const [x, gamma, beta] = node.inputs;
-      const eps = { eps: node.attrs.eps };
-      const packed = add("layernorm_grad_affine", [x, g], eps, gamma);
-      return [
-        add("layernorm_grad_x", [x, gamma, g], eps, x),
-        add("row", [packed], { index: 0 }, gamma),
-        add("row", [packed], { index: 1 }, beta),
-      ];
-    },
+    backward: normBackward("layernorm"),
   },
   layernorm_grad_x: {
     arity: 3,

@@ -22,6 +22,17 @@ export interface OptimizerConfig {
   readonly epsilon: number;
 }
 
+/** The paper's optimizer: SGD, lr 0.01, momentum 0.9, no decay (Adam fields at the Keras defaults). */
+export const PAPER_SGD: OptimizerConfig = {
+  kind: "sgd",
+  lr: 0.01,
+  momentum: 0.9,
+  weightDecay: 0,
+  beta1: 0.9,
+  beta2: 0.999,
+  epsilon: 1e-7,
+};
+
 /** Names of the extra scalar inputs an update subgraph reads. */
 export const UPDATE_INPUTS = ["inv_loss_scale", "step_seed", "adam_alpha"] as const;
 

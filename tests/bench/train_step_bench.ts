@@ -10,6 +10,7 @@ import { rounder } from "../../lib/formats/format.ts";
 import { modelByName } from "../../lib/model/zoo.ts";
 import { parsePolicy } from "../../lib/policy/policy.ts";
 import { initialState } from "../../lib/train/init.ts";
+import { PAPER_SGD } from "../../lib/train/optimizer.ts";
 import { buildTrainGraph } from "../../lib/train/step.ts";
 import { Rng } from "../../lib/random.ts";
 
@@ -23,15 +24,7 @@ function setup(model: string, precision: string) {
     model: modelByName(model),
     modelOptions: { classes: 10, hidden: [128] },
     policy,
-    optimizer: {
-      kind: "sgd",
-      lr: 0.01,
-      momentum: 0.9,
-      weightDecay: 0,
-      beta1: 0.9,
-      beta2: 0.999,
-      epsilon: 1e-7,
-    },
+    optimizer: PAPER_SGD,
     inputShape: [1, 28, 28],
   }, BATCH);
   const exe = engine.compile(t.graph);

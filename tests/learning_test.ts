@@ -9,6 +9,7 @@ import { synthetic } from "../datasets/synthetic.ts";
 import { createEngine } from "../kernels/ref/mod.ts";
 import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
+import { PAPER_SGD } from "../lib/train/optimizer.ts";
 import { train } from "../lib/train/train.ts";
 
 Deno.test("784-128-10 MLP learns in fp32, fp16 and mixed; fp16 within 3 points of fp32", async () => {
@@ -19,15 +20,7 @@ Deno.test("784-128-10 MLP learns in fp32, fp16 and mixed; fp16 within 3 points o
       model: modelByName("mlp"),
       modelOptions: { classes: 10, hidden: [128] },
       policy: parsePolicy(precision),
-      optimizer: {
-        kind: "sgd",
-        lr: 0.01,
-        momentum: 0.9,
-        weightDecay: 0,
-        beta1: 0.9,
-        beta2: 0.999,
-        epsilon: 1e-7,
-      },
+      optimizer: PAPER_SGD,
       batch: 128,
       epochs: 3,
       seed: 1,
@@ -43,4 +36,29 @@ Deno.test("784-128-10 MLP learns in fp32, fp16 and mixed; fp16 within 3 points o
   assert.ok(Math.abs(acc.fp16 - acc.fp32) < 0.03, `fp16 ${acc.fp16} vs fp32 ${acc.fp32}`);
   assert.ok(Math.abs(acc.mixed - acc.fp32) < 0.03, `mixed ${acc.mixed} vs fp32 ${acc.fp32}`);
   console.log(`test accuracy after 3 epochs: ${JSON.stringify(acc)}`);
+});
+
+Deno.test("the small CNN learns in fp32 and fp16 (and the two stay close)", async () => {
+  const data = synthetic({ train: 600, test: 200 });
+  const acc: Record<string, number> = {};
+  for (const precision of ["fp32", "fp16"]) {
+    const r = await train({
+      model: modelByName("cnn"),
+      modelOptions: { classes: 10, hidden: [] },
+      policy: parsePolicy(precision),
+      optimizer: { ...PAPER_SGD, lr: 0.05 },
+      batch: 50,
+      epochs: 2,
+      seed: 1,
+      data,
+      engine: createEngine(),
+    });
+    assert.equal(r.divergence, null);
+    acc[precision] = r.epochs.at(-1)!.testAccuracy;
+  }
+  for (const [p, a] of Object.entries(acc)) {
+    assert.ok(a > 0.3, `${p} test accuracy ${a} is not well above chance`);
+  }
+  assert.ok(Math.abs(acc.fp16 - acc.fp32) < 0.1, `fp16 ${acc.fp16} vs fp32 ${acc.fp32}`);
+  console.log(`cnn test accuracy after 2 epochs: ${JSON.stringify(acc)}`);
 });
