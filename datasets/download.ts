@@ -1,0 +1,234 @@
+/**
+ * The downloader: fetches one file into the cache so that a corrupt or
+ * partial file never reaches training.
+ *
+ * - Data goes to `<name>.part`; only a verified file is renamed to `<name>`.
+ * - An interrupted download resumes with an HTTP Range request when the
+ *   server answers 206; otherwise it restarts.
+ * - Mirrors are tried in order; each is retried a bounded number of times with
+ *   exponential backoff; a connection that stalls longer than the timeout is
+ *   aborted.
+ * - A lock file (`<name>.lock`, created exclusively) keeps two processes from
+ *   writing the same file; the second waits and then uses the verified result.
+ * - `offline` never touches the network.
+ *
+ * @module
+ */
+
+import { type Checksum, verifyFile } from "./checksum.ts";
+import { DatasetError } from "./gzip.ts";
+
+/** A file to fetch: its cache name, its mirrors in fallback order, and its checksum. */
+export interface RemoteFile {
+  /** Path below the cache folder, e.g. `mnist/train-images-idx3-ubyte.gz`. */
+  readonly name: string;
+  readonly urls: readonly string[];
+  readonly checksum: Checksum;
+  /** Size in bytes when known (for progress). */
+  readonly size?: number;
+}
+
+/** Progress of one download, reported every chunk. */
+export interface Progress {
+  readonly name: string;
+  readonly url: string;
+  readonly received: number;
+  readonly total: number | null;
+}
+
+/** Options of {@linkcode ensureFile}. */
+export interface DownloadOptions {
+  readonly cacheDir: string;
+  readonly offline?: boolean;
+  /** Abort a connection that delivers nothing for this long (default 30 s). */
+  readonly stallTimeoutMs?: number;
+  /** Tries per mirror (default 3). */
+  readonly attempts?: number;
+  /** First backoff delay, doubled per retry (default 1 s). */
+  readonly backoffMs?: number;
+  /** How long to wait for another process's lock before giving up (default 30 min). */
+  readonly lockWaitMs?: number;
+  /** A lock its holder has not refreshed for this long is stale (default 60 s; holders refresh every 5 s). */
+  readonly staleLockMs?: number;
+  readonly onProgress?: (p: Progress) => void;
+  /** One line per notable event (retry, fallback to the next mirror, resume). */
+  readonly onEvent?: (message: string) => void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Why one try failed, and whether trying the same mirror again can help. */
+class TryError extends Error {
+  constructor(message: string, readonly retry: boolean) {
+    super(message);
+  }
+}
+
+/**
+ * Makes sure `<cacheDir>/<file.name>` exists and has the expected checksum,
+ * downloading it if needed. Returns its path. Throws a {@linkcode DatasetError}
+ * naming every mirror's failure when no mirror delivers a verified file.
+ */
+export async function ensureFile(file: RemoteFile, o: DownloadOptions): Promise<string> {
+  const path = `${o.cacheDir}/${file.name}`;
+  if (await exists(path)) {
+    if (await verifyFile(path, file.checksum)) return path;
+    if (o.offline) {
+      throw new DatasetError(`${file.name}: the cached file fails its ${file.checksum.algorithm} check`);
+    }
+    o.onEvent?.(`${file.name}: cached file fails its checksum; downloading it again`);
+    await Deno.remove(path);
+  }
+  if (o.offline) {
+    throw new DatasetError(`${file.name}: not in the cache (${path}) and --offline forbids downloading`);
+  }
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  const lock = await acquireLock(`${path}.lock`, o);
+  const refresh = setInterval(() => Deno.utime(lock, new Date(), new Date()).catch(() => {}), 5000);
+  try {
+    // Another process may have finished while this one waited for the lock.
+    if (await exists(path) && await verifyFile(path, file.checksum)) return path;
+    return await download(file, path, o);
+  } finally {
+    clearInterval(refresh);
+    await Deno.remove(lock).catch(() => {});
+  }
+}
+
+async function download(file: RemoteFile, path: string, o: DownloadOptions): Promise<string> {
+  const part = `${path}.part`;
+  const failures: string[] = [];
+  for (const url of file.urls) {
+    const attempts = o.attempts ?? 3;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        await fetchInto(url, part, file, o);
+        if (!(await verifyFile(part, file.checksum))) {
+          await Deno.remove(part);
+          throw new TryError(`${file.checksum.algorithm} mismatch`, true);
+        }
+        await Deno.rename(part, path);
+        return path;
+      } catch (e) {
+        if (!(e instanceof TryError)) throw e;
+        const last = attempt === attempts || !e.retry;
+        o.onEvent?.(`${file.name}: ${url}: ${e.message}${last ? "" : `; retrying (${attempt}/${attempts})`}`);
+        if (last) {
+          failures.push(`${url}: ${e.message}`);
+          break;
+        }
+        await sleep((o.backoffMs ?? 1000) * 2 ** (attempt - 1));
+      }
+    }
+    // A partial file from one mirror is not resumed from another.
+    await Deno.remove(part).catch(() => {});
+  }
+  throw new DatasetError(`${file.name}: every source failed:\n  ${failures.join("\n  ")}`);
+}
+
+/** One HTTP try: appends to `part` when the server honours a Range request, else rewrites it. */
+async function fetchInto(url: string, part: string, file: RemoteFile, o: DownloadOptions): Promise<void> {
+  const have = (await exists(part)) ? (await Deno.stat(part)).size : 0;
+  const ctrl = new AbortController();
+  const stallMs = o.stallTimeoutMs ?? 30_000;
+  let timer = setTimeout(() => ctrl.abort(), stallMs);
+  const touch = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => ctrl.abort(), stallMs);
+  };
+  try {
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: ctrl.signal, headers: have > 0 ? { range: `bytes=${have}-` } : {} });
+    } catch (e) {
+      throw new TryError(
+        ctrl.signal.aborted ? `no response within ${stallMs} ms` : `${(e as Error).message}`,
+        true,
+      );
+    }
+    if (res.status === 416) { // our partial file is complete or longer than the resource: start over
+      await res.body?.cancel();
+      await Deno.remove(part);
+      throw new TryError("range not satisfiable; restarting", true);
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new TryError(`HTTP ${res.status}`, res.status >= 500 || res.status === 429);
+    }
+    const resumed = res.status === 206 && have > 0;
+    if (have > 0) {
+      o.onEvent?.(
+        `${file.name}: ${resumed ? `resuming at byte ${have}` : "server ignored the range; restarting"}`,
+      );
+    }
+    const length = Number(res.headers.get("content-length") ?? NaN);
+    const total = Number.isFinite(length) ? length + (resumed ? have : 0) : file.size ?? null;
+    const out = await Deno.open(part, { write: true, create: true, append: resumed, truncate: !resumed });
+    let received = resumed ? have : 0;
+    try {
+      for await (const chunk of res.body!) {
+        touch();
+        await writeAll(out, chunk);
+        received += chunk.length;
+        o.onProgress?.({ name: file.name, url, received, total });
+      }
+    } catch (e) {
+      throw new TryError(
+        ctrl.signal.aborted
+          ? `stalled for ${stallMs} ms at byte ${received}`
+          : `connection broke at byte ${received}: ${(e as Error).message}`,
+        true,
+      );
+    } finally {
+      out.close();
+    }
+    if (total !== null && received !== total) {
+      throw new TryError(`truncated: ${received} of ${total} bytes`, true);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function writeAll(f: Deno.FsFile, data: Uint8Array): Promise<void> {
+  for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
+}
+
+/** Creates `lockPath` exclusively, waiting while another live process holds it; returns the path. */
+async function acquireLock(lockPath: string, o: DownloadOptions): Promise<string> {
+  const waitMs = o.lockWaitMs ?? 30 * 60_000, staleMs = o.staleLockMs ?? 60_000;
+  const start = Date.now();
+  let told = false;
+  for (;;) {
+    try {
+      const f = await Deno.open(lockPath, { write: true, createNew: true });
+      await writeAll(f, new TextEncoder().encode(`${Deno.pid}\n`));
+      f.close();
+      return lockPath;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+    // A lock whose holder has not refreshed it for a while is stale (a crashed process).
+    const age = await Deno.stat(lockPath).then((s) => Date.now() - (s.mtime?.getTime() ?? 0), () => 0);
+    if (age > staleMs) {
+      o.onEvent?.(`${lockPath}: removing a stale lock`);
+      await Deno.remove(lockPath).catch(() => {});
+      continue;
+    }
+    if (Date.now() - start > waitMs) {
+      throw new DatasetError(`${lockPath}: another process holds this download`);
+    }
+    if (!told) o.onEvent?.(`${lockPath}: waiting for another process to finish this download`), (told = true);
+    await sleep(200);
+  }
+}
