@@ -81,23 +81,30 @@ class TryError extends Error {
  */
 export async function ensureFile(file: RemoteFile, o: DownloadOptions): Promise<string> {
   const path = `${o.cacheDir}/${file.name}`;
-  if (await exists(path)) {
-    if (await verifyFile(path, file.checksum)) return path;
-    if (o.offline) {
-      throw new DatasetError(`${file.name}: the cached file fails its ${file.checksum.algorithm} check`);
-    }
-    o.onEvent?.(`${file.name}: cached file fails its checksum; downloading it again`);
-    await Deno.remove(path);
-  }
+  // Another process may replace or delete the file at any moment: a vanished file is just "not cached".
+  const valid = () =>
+    verifyFile(path, file.checksum).catch((e) => {
+      if (e instanceof Deno.errors.NotFound) return false;
+      throw e;
+    });
+  if (await valid()) return path;
   if (o.offline) {
-    throw new DatasetError(`${file.name}: not in the cache (${path}) and --offline forbids downloading`);
+    throw new DatasetError(
+      (await exists(path))
+        ? `${file.name}: the cached file fails its ${file.checksum.algorithm} check (and --offline forbids downloading)`
+        : `${file.name}: not in the cache (${path}) and --offline forbids downloading`,
+    );
   }
   await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
   const lock = await acquireLock(`${path}.lock`, o);
   const refresh = setInterval(() => Deno.utime(lock, new Date(), new Date()).catch(() => {}), 5000);
   try {
-    // Another process may have finished while this one waited for the lock.
-    if (await exists(path) && await verifyFile(path, file.checksum)) return path;
+    // Under the lock: another process may have finished meanwhile; a corrupt file is removed only here.
+    if (await valid()) return path;
+    if (await exists(path)) {
+      o.onEvent?.(`${file.name}: cached file fails its checksum; downloading it again`);
+      await Deno.remove(path);
+    }
     return await download(file, path, o);
   } finally {
     clearInterval(refresh);
@@ -221,8 +228,12 @@ async function acquireLock(lockPath: string, o: DownloadOptions): Promise<string
     // A lock whose holder has not refreshed it for a while is stale (a crashed process).
     const age = await Deno.stat(lockPath).then((s) => Date.now() - (s.mtime?.getTime() ?? 0), () => 0);
     if (age > staleMs) {
-      o.onEvent?.(`${lockPath}: removing a stale lock`);
-      await Deno.remove(lockPath).catch(() => {});
+      // Look again right before removing, so a lock another waiter just re-created is left alone.
+      const again = await Deno.stat(lockPath).then((s) => Date.now() - (s.mtime?.getTime() ?? 0), () => 0);
+      if (again > staleMs) {
+        o.onEvent?.(`${lockPath}: removing a stale lock`);
+        await Deno.remove(lockPath).catch(() => {});
+      }
       continue;
     }
     if (Date.now() - start > waitMs) {

@@ -21,7 +21,7 @@ export type Fault =
   | { kind: "cut"; after: number }
   /** Declare the full length, send `after` bytes, then send nothing until the client gives up. */
   | { kind: "stall"; after: number }
-  /** Send no response headers until the client gives up. */
+  /** Send no response headers until the server is closed. */
   | { kind: "stallHeaders" }
   /** Serve these bytes (200, their own length) instead of the file. */
   | { kind: "body"; bytes: Uint8Array }
@@ -51,7 +51,7 @@ export class FaultServer {
   readonly log: RequestRecord[] = [];
   readonly #routes = new Map<string, Route>();
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
-  /** Resolvers of handlers that wait for their client to go away, released on close. */
+  /** Resolvers of handlers that hold back their headers, released on close. */
   readonly #waiting = new Set<() => void>();
 
   constructor() {
@@ -90,6 +90,7 @@ export class FaultServer {
   /** Stops the server, releasing any handler still waiting for its client. */
   async close(): Promise<void> {
     for (const release of this.#waiting) release();
+    this.#waiting.clear();
     await this.#server.shutdown();
   }
 
@@ -114,11 +115,8 @@ export class FaultServer {
     if (fault.kind === "status") return answer(`status ${fault.status}`, fault.status);
     if (fault.kind === "body") return answer(fault.bytes, 200);
     if (fault.kind === "stallHeaders") {
-      await new Promise<void>((resolve) => {
-        const release = () => (this.#waiting.delete(release), resolve());
-        this.#waiting.add(release);
-        req.signal.addEventListener("abort", release, { once: true });
-      });
+      // Held until close() (the client will have given up long before).
+      await new Promise<void>((resolve) => this.#waiting.add(resolve));
       return answer("too late", 503);
     }
     const file = route!.bytes;
