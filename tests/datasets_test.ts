@@ -26,9 +26,9 @@ async function cli(args: string[], env: Record<string, string> = {}) {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-Deno.test("the train, data and compile tasks may reach exactly the download hosts", async () => {
+Deno.test("the tasks that may download reach exactly the download hosts", async () => {
   const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
-  for (const t of ["train", "data", "compile"]) {
+  for (const t of ["reproduce", "train", "data", "verify", "compile"]) {
     const m = /--allow-net=(\S+)/.exec(tasks[t]);
     assert.ok(m, `task ${t} has no --allow-net list`);
     assert.deepEqual(m[1].split(",").sort(), downloadHosts(), `task ${t}`);

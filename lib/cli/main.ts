@@ -6,6 +6,7 @@
 
 import { DatasetError } from "../../datasets/gzip.ts";
 import { dataCommand } from "./data.ts";
+import { reportCommand, reproduceCommand, verifyCommand } from "./reproduce.ts";
 import { trainCommand } from "./train.ts";
 import { UsageError } from "./usage_error.ts";
 
@@ -13,8 +14,14 @@ import { UsageError } from "./usage_error.ts";
 export const VERSION = "0.1.0";
 
 const COMMANDS: Record<string, { summary: string; run: (args: string[]) => Promise<number> }> = {
+  reproduce: {
+    summary: "run a profile's matrix, check determinism, write the report (the main job)",
+    run: reproduceCommand,
+  },
   train: { summary: "train one network in one precision and write its run record", run: trainCommand },
   data: { summary: "list, fetch, verify and locate datasets", run: dataCommand },
+  verify: { summary: "re-run recorded cells in fresh processes and compare hashes", run: verifyCommand },
+  report: { summary: "write the HTML/SVG/CSV report from a folder of run records", run: reportCommand },
 };
 
 /** Top-level help text. */

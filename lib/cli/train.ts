@@ -9,8 +9,8 @@ import { cacheDir } from "../../datasets/cache.ts";
 import { progressPrinter } from "../../datasets/progress.ts";
 import { DATASET_NAMES, loadDataset } from "../../datasets/registry.ts";
 import { ENGINE_NAMES, loadEngine } from "../../kernels/registry.ts";
-import { modelByName, MODELS } from "../model/zoo.ts";
-import { NAMED_POLICIES, parsePolicy, PolicyError, policyString } from "../policy/policy.ts";
+import { modelByName, type ModelDef, MODELS } from "../model/zoo.ts";
+import { NAMED_POLICIES, parsePolicy, type Policy, PolicyError, policyString } from "../policy/policy.ts";
 import { environmentManifest } from "../record/environment.ts";
 import { makeRunRecord, type RunConfig, writeRunRecord } from "../record/run_record.ts";
 import type { OptimizerConfig } from "../train/optimizer.ts";
@@ -105,13 +105,21 @@ function parse(args: string[]) {
   }
 }
 
-/** Runs `f16repro train` with `args`; returns the exit code. */
-export async function trainCommand(args: string[]): Promise<number> {
+/** A validated train invocation: the flags, the run config (and so its id), the policy and the model. */
+export interface TrainInvocation {
+  readonly flags: ReturnType<typeof parse>;
+  readonly config: RunConfig;
+  readonly policy: Policy;
+  readonly model: ModelDef;
+}
+
+/**
+ * Parses and validates `train` arguments into the run config. `reproduce`
+ * calls this on the very arguments it gives each child process, so the id it
+ * expects is the id the child writes. Throws {@linkcode UsageError} on bad input.
+ */
+export function parseTrainArgs(args: string[]): TrainInvocation {
   const v = parse(args);
-  if (v.help) {
-    console.log(TRAIN_HELP);
-    return 0;
-  }
   const model = guard(() => modelByName(v.model));
   if (!DATASET_NAMES.includes(v.dataset)) {
     throw new UsageError(`Unknown dataset "${v.dataset}": expected one of ${DATASET_NAMES.join(", ")}`);
@@ -119,7 +127,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   if (!ENGINE_NAMES.includes(v.engine)) {
     throw new UsageError(`Unknown engine "${v.engine}": expected one of ${ENGINE_NAMES.join(", ")}`);
   }
-  let policy;
+  let policy: Policy;
   try {
     policy = parsePolicy(v.precision);
   } catch (e) {
@@ -154,7 +162,16 @@ export async function trainCommand(args: string[]): Promise<number> {
     seed,
     engine: v.engine,
   };
+  return { flags: v, config, policy, model };
+}
 
+/** Runs `f16repro train` with `args`; returns the exit code. */
+export async function trainCommand(args: string[]): Promise<number> {
+  if (parse(args).help) {
+    console.log(TRAIN_HELP);
+    return 0;
+  }
+  const { flags: v, config, policy, model } = parseTrainArgs(args);
   const log = (s: string) => v.quiet || console.error(s);
   const engine = await loadEngine(config.engine);
   const data = await loadDataset(config.dataset, {
@@ -171,7 +188,7 @@ export async function trainCommand(args: string[]): Promise<number> {
     model,
     modelOptions: { classes: data.classes, hidden: config.hidden },
     policy,
-    optimizer,
+    optimizer: config.optimizer,
     batch: config.batch,
     epochs: config.epochs,
     seed: config.seed,

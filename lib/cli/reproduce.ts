@@ -1,0 +1,244 @@
+/**
+ * `f16repro reproduce`, `f16repro verify` and `f16repro report`: the main job
+ * (run a profile's matrix, check determinism, write the report) and its two
+ * later steps on their own.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { writeReport } from "../../reports/write.ts";
+import { ENGINE_NAMES } from "../../kernels/registry.ts";
+import { cellsOf, profileByName, PROFILES } from "../reproduce/profiles.ts";
+import { readRecords } from "../reproduce/records.ts";
+import { runCells } from "../reproduce/runner.ts";
+import {
+  checkDeterminism,
+  type DeterminismCheck,
+  selectForCheck,
+  writeDeterminism,
+} from "../reproduce/verify.ts";
+import { intList, positiveInt, UsageError } from "./usage_error.ts";
+
+const defaultJobs = () => Math.max(1, Math.min(2, navigator.hardwareConcurrency || 1));
+
+/** Help text of `f16repro reproduce`. */
+export const REPRODUCE_HELP = `Usage: f16repro reproduce [options]
+
+Runs a profile's matrix (each cell a separate process; cells with a record are skipped), re-runs a subset
+in fresh processes to check that results are bit-identical, and writes the report.
+
+Profiles:
+${Object.values(PROFILES).map((p) => `  ${p.name.padEnd(8)} ${p.description}`).join("\n")}
+
+Options:
+  --profile NAME     ${Object.keys(PROFILES).join(" | ")} (default quick)
+  --out DIR          run records (default runs/<profile>)
+  --report DIR       report folder (default <out>/report)
+  --seeds S[,S...]   override the profile's seeds
+  --engine NAME      ${ENGINE_NAMES.join(" | ")} (default ref)
+  --jobs N           cells run at once (default ${defaultJobs()}: the cores, at most 2)
+  --force            re-run cells that already have records
+  --verify-all       re-check every cell, not one seed per model and precision
+  --no-verify        skip the determinism check
+  --cache-dir DIR    dataset cache; --offline: never download
+  --quiet            no progress output; --json: summary as JSON on stdout
+  -h, --help         this help
+
+Examples:
+  f16repro reproduce
+  f16repro reproduce --profile smoke --out /tmp/smoke
+  f16repro reproduce --seeds 1,2,3,4,5 --jobs 1`;
+
+/** Help text of `f16repro verify`. */
+export const VERIFY_HELP = `Usage: f16repro verify RUNS_DIR [--all] [--jobs N] [--json] [--quiet]
+
+Re-runs recorded cells in fresh processes and compares the SHA-256 of the final weights and of the per-epoch
+metrics; writes RUNS_DIR/determinism.json. By default one cell per model, dataset and precision (the lowest
+seed); --all re-runs every cell. Exits 1 when any re-run differs.
+
+Examples:
+  f16repro verify runs/quick
+  f16repro verify runs/quick --all --jobs 2`;
+
+/** Help text of `f16repro report`. */
+export const REPORT_HELP = `Usage: f16repro report RUNS_DIR -o OUT_DIR
+
+Writes OUT_DIR/report.html (self-contained, works offline), every figure as .svg and its data as .csv, from
+the run records (and determinism.json) in RUNS_DIR. Corrupt records are named and skipped.
+
+Example:
+  f16repro report runs/quick -o runs/quick/report`;
+
+/** Runs a flag parser, turning its errors into one-line usage errors. */
+function guard<R>(f: () => R): R {
+  try {
+    return f();
+  } catch (e) {
+    throw new UsageError((e as Error).message.split("\n")[0]);
+  }
+}
+
+function jobsOf(v: string | undefined): number {
+  return v === undefined ? defaultJobs() : positiveInt("jobs", v);
+}
+
+async function verifyAndWrite(
+  dir: string,
+  all: boolean,
+  jobs: number,
+  extra: string[],
+  log: (s: string) => void,
+) {
+  const { records, skipped } = await readRecords(dir);
+  for (const s of skipped) log(`skipping ${s.file}: ${s.reason}`);
+  const chosen = selectForCheck(records, all);
+  const checks = await checkDeterminism(chosen, { jobs, extra, log });
+  await writeDeterminism(dir, checks);
+  return checks;
+}
+
+function summary(checks: readonly DeterminismCheck[]): string {
+  const same = checks.filter((c) => c.identical).length;
+  return `${same} of ${checks.length} re-runs bit-identical`;
+}
+
+/** Runs `f16repro reproduce`. */
+export async function reproduceCommand(args: string[]): Promise<number> {
+  const { values: v, positionals } = guard(() =>
+    parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        profile: { type: "string", default: "quick" },
+        out: { type: "string" },
+        report: { type: "string" },
+        seeds: { type: "string" },
+        engine: { type: "string", default: "ref" },
+        jobs: { type: "string" },
+        force: { type: "boolean", default: false },
+        "verify-all": { type: "boolean", default: false },
+        "no-verify": { type: "boolean", default: false },
+        "cache-dir": { type: "string" },
+        offline: { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    })
+  );
+  if (v.help) return console.log(REPRODUCE_HELP), 0;
+  if (positionals.length) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+  let profile;
+  try {
+    profile = profileByName(v.profile!);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (!ENGINE_NAMES.includes(v.engine!)) {
+    throw new UsageError(`Unknown engine "${v.engine}": expected one of ${ENGINE_NAMES.join(", ")}`);
+  }
+  const out = v.out ?? `runs/${profile.name}`, reportDir = v.report ?? `${out}/report`;
+  const jobs = jobsOf(v.jobs);
+  const extra = [
+    ...(v["cache-dir"] ? ["--cache-dir", v["cache-dir"]] : []),
+    ...(v.offline ? ["--offline"] : []),
+  ];
+  const log = (s: string) => v.quiet || console.error(s);
+  const cells = cellsOf(profile, v.seeds ? intList("seeds", v.seeds) : profile.seeds);
+  log(
+    `f16repro reproduce: profile ${profile.name}, ${cells.length} cells, engine ${v.engine}, ${jobs} at a time, records in ${out}`,
+  );
+  const t0 = performance.now();
+  const run = await runCells(cells, { out, engine: v.engine!, jobs, force: v.force!, extra, log });
+  let checks: DeterminismCheck[] = [];
+  if (!v["no-verify"]) {
+    log("determinism check: re-running cells in fresh processes");
+    checks = await verifyAndWrite(out, v["verify-all"]!, jobs, extra, log);
+    log(`determinism: ${summary(checks)}`);
+  }
+  const rep = await writeReport(out, reportDir);
+  for (const s of rep.skipped) log(`report: skipped ${s.file}: ${s.reason}`);
+  const mismatches = checks.filter((c) => !c.identical).length;
+  log(`report: ${reportDir}/report.html (${((performance.now() - t0) / 1000).toFixed(0)} s in all)`);
+  if (run.failed.length) {
+    log(`${run.failed.length} cells failed: ${run.failed.map((f) => f.label).join("; ")}`);
+  }
+  if (v.json) {
+    console.log(JSON.stringify({
+      profile: profile.name,
+      out,
+      report: `${reportDir}/report.html`,
+      ran: run.ran.length,
+      skipped: run.skipped.length,
+      failed: run.failed,
+      determinism: { checked: checks.length, identical: checks.length - mismatches },
+    }));
+  }
+  return run.failed.length || mismatches ? 1 : 0;
+}
+
+/** Runs `f16repro verify`. */
+export async function verifyCommand(args: string[]): Promise<number> {
+  const { values: v, positionals } = guard(() =>
+    parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        all: { type: "boolean", default: false },
+        jobs: { type: "string" },
+        "cache-dir": { type: "string" },
+        offline: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    })
+  );
+  if (v.help) return console.log(VERIFY_HELP), 0;
+  if (positionals.length !== 1) throw new UsageError("Name one runs folder: f16repro verify RUNS_DIR");
+  const dir = positionals[0];
+  if (!(await Deno.stat(dir).then((s) => s.isDirectory, () => false))) {
+    throw new UsageError(`No such folder: ${dir}`);
+  }
+  const extra = [
+    ...(v["cache-dir"] ? ["--cache-dir", v["cache-dir"]] : []),
+    ...(v.offline ? ["--offline"] : []),
+  ];
+  const log = (s: string) => v.quiet || console.error(s);
+  const checks = await verifyAndWrite(dir, v.all!, jobsOf(v.jobs), extra, log);
+  if (checks.length === 0) log(`no run records in ${dir}`);
+  if (v.json) console.log(JSON.stringify({ checks }));
+  else console.log(summary(checks));
+  return checks.every((c) => c.identical) ? 0 : 1;
+}
+
+/** Runs `f16repro report`. */
+export async function reportCommand(args: string[]): Promise<number> {
+  const { values: v, positionals } = guard(() =>
+    parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        out: { type: "string", short: "o" },
+        quiet: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    })
+  );
+  if (v.help) return console.log(REPORT_HELP), 0;
+  if (positionals.length !== 1 || !v.out) throw new UsageError("Usage: f16repro report RUNS_DIR -o OUT_DIR");
+  const dir = positionals[0];
+  if (!(await Deno.stat(dir).then((s) => s.isDirectory, () => false))) {
+    throw new UsageError(`No such folder: ${dir}`);
+  }
+  const rep = await writeReport(dir, v.out);
+  for (const s of rep.skipped) v.quiet || console.error(`skipped ${s.file}: ${s.reason}`);
+  if (v.json) console.log(JSON.stringify(rep));
+  else console.log(`${v.out}/report.html`);
+  return 0;
+}

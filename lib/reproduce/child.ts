@@ -1,0 +1,64 @@
+/**
+ * Runs f16repro subcommands in fresh processes: the way reproduce isolates
+ * cells (a crash or divergence in one never stops the others) and the way the
+ * determinism check gets a clean runtime for every re-run.
+ *
+ * @module
+ */
+
+import { downloadHosts } from "../../datasets/sources.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url);
+
+/** The permissions a child `train` needs, the same as `deno task train`. */
+export function childPermissions(): string[] {
+  return [
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    "--allow-sys",
+    `--allow-net=${downloadHosts().join(",")}`,
+  ];
+}
+
+/** The command line that runs `f16repro <args>` in a new process (a compiled binary calls itself). */
+export function childCommand(args: readonly string[]): { cmd: string; args: string[] } {
+  if (Deno.build.standalone) return { cmd: Deno.execPath(), args: [...args] };
+  return { cmd: Deno.execPath(), args: ["run", ...childPermissions(), MAIN.href, ...args] };
+}
+
+/** Result of a child run. */
+export interface ChildResult {
+  readonly code: number;
+  readonly stdout: string;
+  /** The last lines of stderr (for failure reports). */
+  readonly stderrTail: string;
+}
+
+/** Runs `f16repro <args>`, passing each stderr line to `onLine` as it arrives. */
+export async function runChild(
+  args: readonly string[],
+  onLine?: (line: string) => void,
+): Promise<ChildResult> {
+  const c = childCommand(args);
+  const proc = new Deno.Command(c.cmd, { args: c.args, stdout: "piped", stderr: "piped", stdin: "null" })
+    .spawn();
+  const tail: string[] = [];
+  const readErr = (async () => {
+    let buf = "";
+    for await (const chunk of proc.stderr.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      const lines = buf.split("\n");
+      buf = lines.pop()!;
+      for (const l of lines) {
+        tail.push(l);
+        if (tail.length > 20) tail.shift();
+        onLine?.(l);
+      }
+    }
+    if (buf) tail.push(buf), onLine?.(buf);
+  })();
+  const stdout = new Response(proc.stdout).text();
+  const [status, out] = await Promise.all([proc.status, stdout, readErr]).then(([s, o]) => [s, o] as const);
+  return { code: status.code, stdout: out, stderrTail: tail.join("\n") };
+}

@@ -1,0 +1,161 @@
+/**
+ * Turns run records into the rows that the figures, CSV files and tables
+ * show. Every statistic is computed here (mean and sample standard deviation
+ * over seeds), not by the chart library, so the numbers in the SVG, the CSV
+ * and the page are the same numbers, and rows come out in one fixed order
+ * whatever order the records were read in.
+ *
+ * @module
+ */
+
+import type { RunRecord } from "../lib/record/run_record.ts";
+import type { LoadedRecord } from "./load.ts";
+
+/** Precisions in the order the paper discusses them; any other precision string sorts after these. */
+export const PRECISION_ORDER: readonly string[] = ["fp32", "fp16", "mixed", "bf16"];
+
+/** A record with the labels the report groups it by. */
+export interface Run {
+  readonly file: string;
+  readonly record: RunRecord;
+  /** The model as a reader knows it, e.g. "mlp 784-128-10" or "cnn". */
+  readonly model: string;
+  /** Model label and dataset, the unit every figure has one panel or bar group for. */
+  readonly cell: string;
+}
+
+/** Accuracy and time of one (model, dataset, precision) group over its seeds. */
+export interface GroupRow {
+  readonly model: string;
+  readonly dataset: string;
+  readonly cell: string;
+  readonly precision: string;
+  readonly engines: string;
+  readonly seeds: string;
+  /** Runs in the group. */
+  readonly runs: number;
+  /** Runs that diverged (left out of the accuracy statistics). */
+  readonly diverged: number;
+  /** Final test accuracy in %, over completed runs. */
+  readonly accMean: number | null;
+  readonly accStd: number | null;
+  readonly trainSecondsMean: number;
+  readonly trainSecondsStd: number | null;
+}
+
+/** Mean; null for no values. */
+export function mean(xs: readonly number[]): number | null {
+  return xs.length === 0 ? null : xs.reduce((s, x) => s + x, 0) / xs.length;
+}
+
+/** Sample standard deviation (n - 1); null for fewer than two values. */
+export function sampleStd(xs: readonly number[]): number | null {
+  if (xs.length < 2) return null;
+  const m = mean(xs)!;
+  return Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1));
+}
+
+/**
+ * Rounds to `digits` decimals so that chart data and CSV cells carry no
+ * float noise; -0 becomes 0 so that it prints the same as 0.
+ */
+export function round(x: number, digits: number): number {
+  const r = Number(x.toFixed(digits));
+  return Object.is(r, -0) ? 0 : r;
+}
+
+/** Rounds, passing null through. */
+export const roundOrNull = (x: number | null, digits: number): number | null =>
+  x === null ? null : round(x, digits);
+
+/** Compares strings by code unit, independent of the locale of the machine. */
+export const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Sort rank of a precision: the paper's four first, then others by name. */
+export function comparePrecision(a: string, b: string): number {
+  const ia = PRECISION_ORDER.indexOf(a), ib = PRECISION_ORDER.indexOf(b);
+  if (ia >= 0 || ib >= 0) return (ia < 0 ? Infinity : ia) - (ib < 0 ? Infinity : ib) || 0;
+  return byString(a, b);
+}
+
+/** The distinct precisions of `runs` in report order. */
+export function precisionsOf(runs: readonly Run[]): string[] {
+  return [...new Set(runs.map((r) => r.record.config.precision))].sort(comparePrecision);
+}
+
+/**
+ * The label of a model. An MLP is named by its layer widths; the input width
+ * is not in the config, so it is solved from the parameter count (ten classes
+ * in every dataset here), and left out when the count does not fit.
+ */
+export function modelLabel(r: RunRecord): string {
+  const { model, hidden } = r.config;
+  if (model !== "mlp") return hidden.length ? `${model} ${hidden.join("-")}` : model;
+  const classes = 10;
+  const widths = [...hidden, classes];
+  let rest = 0;
+  for (let i = 1; i < widths.length; i++) rest += widths[i - 1] * widths[i] + widths[i];
+  const input = ((r.parameterCount ?? NaN) - rest - widths[0]) / widths[0];
+  return Number.isInteger(input) && input > 0
+    ? `mlp ${[input, ...widths].join("-")}`
+    : `mlp ${widths.join("-")}`;
+}
+
+function compareRuns(a: Run, b: Run): number {
+  const ca = a.record.config, cb = b.record.config;
+  return byString(a.model, b.model) || byString(ca.dataset, cb.dataset) ||
+    comparePrecision(ca.precision, cb.precision) || ca.seed - cb.seed || byString(ca.engine, cb.engine) ||
+    byString(a.record.id, b.record.id) || byString(a.file, b.file);
+}
+
+/** Labels records and sorts them by model, dataset, precision, seed, engine and id. */
+export function toRuns(loaded: readonly LoadedRecord[]): Run[] {
+  return loaded.map(({ file, record }) => {
+    const model = modelLabel(record);
+    return { file, record, model, cell: `${model} (${record.config.dataset})` };
+  }).sort(compareRuns);
+}
+
+/** Splits sorted runs into consecutive groups with the same key, keeping their order. */
+export function groupBy<T>(items: readonly T[], key: (t: T) => string): [string, T[]][] {
+  const out = new Map<string, T[]>();
+  for (const t of items) {
+    const k = key(t);
+    const list = out.get(k);
+    if (list) list.push(t);
+    else out.set(k, [t]);
+  }
+  return [...out];
+}
+
+/** The key of a (model, dataset, precision) group. */
+export const groupKey = (r: Run): string => JSON.stringify([r.cell, r.record.config.precision]);
+
+/** Final test accuracy in %, null when the run diverged or has no accuracy. */
+export function finalAccuracy(r: Run): number | null {
+  const a = r.record.final.testAccuracy;
+  return r.record.status === "completed" && typeof a === "number" ? a * 100 : null;
+}
+
+/** One row per (model, dataset, precision) with mean and sample std over seeds. */
+export function groupRows(runs: readonly Run[]): GroupRow[] {
+  return groupBy(runs, groupKey).map(([, g]) => {
+    const c = g[0].record.config;
+    const accs = g.map(finalAccuracy).filter((a): a is number => a !== null);
+    const secs = g.map((r) => r.record.timings.trainSeconds);
+    return {
+      model: g[0].model,
+      dataset: c.dataset,
+      cell: g[0].cell,
+      precision: c.precision,
+      engines: [...new Set(g.map((r) => r.record.config.engine))].sort(byString).join(" "),
+      seeds: g.map((r) => r.record.config.seed).join(" "),
+      runs: g.length,
+      diverged: g.filter((r) => r.record.status === "diverged").length,
+      accMean: mean(accs),
+      accStd: sampleStd(accs),
+      trainSecondsMean: mean(secs)!,
+      trainSecondsStd: sampleStd(secs),
+    };
+  });
+}

@@ -1,0 +1,436 @@
+/**
+ * The report's figures as Vega-Lite specs. Each spec carries its data inline
+ * (already aggregated, so the chart draws our means and stds rather than
+ * computing its own), and every colour and sort order is fixed, so the same
+ * records always give the same drawing. The same spec feeds the interactive
+ * chart in the page and the static SVG.
+ *
+ * @module
+ */
+
+import type { TopLevelSpec } from "vega-lite";
+import { ERRATA, PRINTED_MEANS, tableMeans } from "./paper.ts";
+import { byString, type GroupRow, PRECISION_ORDER, type Run } from "./aggregate.ts";
+import {
+  accuracyData,
+  COLUMNS,
+  CURVE_METRICS,
+  curveData,
+  type DataRow,
+  differenceData,
+  DIFFERENCES,
+  MEMORY_CATEGORIES,
+  memoryData,
+  precisionDomain,
+  RATIOS,
+  timeData,
+} from "./figure_data.ts";
+
+/** One figure of the report. */
+export interface Figure {
+  /** Figure number, from 1. */
+  readonly n: number;
+  /** File stem, e.g. "fig1-accuracy". */
+  readonly name: string;
+  /** Heading in the page (plain text). */
+  readonly title: string;
+  /** Explanation under the figure (plain text paragraphs). */
+  readonly caption: readonly string[];
+  readonly spec: TopLevelSpec;
+  /** The figure's data table (also its CSV). */
+  readonly data: readonly DataRow[];
+  /** The data table's columns in CSV order. */
+  readonly columns: readonly string[];
+}
+
+/** What the figures are built from. */
+export interface FigureInput {
+  readonly runs: readonly Run[];
+  readonly groups: readonly GroupRow[];
+  /** Show the paper's Table 5 beside ours. */
+  readonly paper: boolean;
+}
+
+/** Colours of fp32, fp16, mixed and bf16, then of other precisions in turn. */
+const PALETTE = [
+  "#4c78a8",
+  "#e45756",
+  "#54a24b",
+  "#f58518",
+  "#b279a2",
+  "#72b7b2",
+  "#eeca3b",
+  "#9d755d",
+  "#bab0ac",
+  "#ff9da6",
+];
+const RATIO_COLOURS = ["#6f6f6f", "#b5b5b5"];
+const DIFF_COLOURS = ["#4c78a8", "#54a24b"];
+const MEMORY_COLOURS = ["#4c78a8", "#f58518", "#e45756", "#72b7b2"];
+
+const CONFIG = {
+  font: "system-ui, sans-serif",
+  axis: { labelLimit: 240, titleFontWeight: "normal" },
+  title: { anchor: "start", subtitleColor: "#444" },
+  view: { continuousWidth: 320, continuousHeight: 220 },
+} as const;
+
+/** A colour scale over `domain` that gives the paper's precisions their fixed colours. */
+function precisionScale(domain: readonly string[]) {
+  // Known precisions keep their colour whatever else is present; others share the rest of the palette.
+  let next = PRECISION_ORDER.length;
+  const range = domain.map((p) => {
+    const i = PRECISION_ORDER.indexOf(p);
+    return PALETTE[i >= 0 ? i : next++ % PALETTE.length];
+  });
+  return { domain: [...domain], range };
+}
+
+const only = (source: string) => ({ filter: `datum.source === '${source}'` });
+const cellAxis = (title: string) => ({
+  field: "cell",
+  type: "nominal",
+  title,
+  sort: null,
+  axis: { labelAngle: -30 },
+});
+const PAPER_TITLE = "Paper, Table 5: CIFAR-10, 100 epochs";
+
+function accuracyFigure(i: FigureInput, precisions: string[]): Figure {
+  const data = accuracyData(i.groups, i.paper);
+  const yTitle = "final test accuracy (%)";
+  const view = (source: string, title: string, xTitle: string) => {
+    const place = { x: cellAxis(xTitle), xOffset: { field: "precision", type: "nominal", sort: precisions } };
+    return {
+      title,
+      transform: [only(source), { filter: "datum.accMean !== null" }],
+      layer: [
+        {
+          mark: "bar",
+          encoding: {
+            ...place,
+            y: { field: "accMean", type: "quantitative", title: yTitle },
+            color: {
+              field: "precision",
+              type: "nominal",
+              title: "precision",
+              scale: precisionScale(precisions),
+            },
+            tooltip: [
+              { field: "cell", title: "model" },
+              { field: "precision" },
+              { field: "accMean", title: "mean %" },
+              { field: "accStd", title: "std" },
+              { field: "runs" },
+            ],
+          },
+        },
+        {
+          mark: { type: "errorbar", ticks: true, color: "black" },
+          encoding: {
+            ...place,
+            y: { field: "accLow", type: "quantitative", title: yTitle },
+            y2: { field: "accHigh" },
+          },
+        },
+      ],
+    };
+  };
+  const views = [view("ours", "Ours (mean ± sample std over seeds)", "model (dataset)")];
+  if (i.paper) views.push(view("paper", `${PAPER_TITLE} (mean ± std)`, "model"));
+  return {
+    n: 1,
+    name: "fig1-accuracy",
+    title: "Final test accuracy per model and precision",
+    caption: [
+      "Bars are the mean final test accuracy over seeds, error bars one sample standard deviation " +
+      "(computed by the report, not by the chart). Diverged runs are left out of the mean and counted in the CSV.",
+      ...(i.paper ? ["The right panel is the paper's CIFAR-10 Table 5, not a result of this tool."] : []),
+    ],
+    spec: {
+      config: CONFIG,
+      data: { values: data },
+      title: "Final test accuracy",
+      hconcat: views,
+      resolve: { scale: { y: "independent" } },
+    } as unknown as TopLevelSpec,
+    data,
+    columns: COLUMNS.accuracy,
+  };
+}
+
+function timeFigure(i: FigureInput, precisions: string[]): Figure {
+  const data = timeData(i.groups, i.paper);
+  const engines = [...new Set(i.runs.map((r) => r.record.config.engine))].sort(byString).join(", ") || "none";
+  const ratios = RATIOS.map(([a, b]) => `${a}/${b}`);
+  const colour = {
+    field: "series",
+    type: "nominal",
+    title: "precision / ratio",
+    scale: {
+      domain: [...precisions, ...ratios],
+      range: [...precisionScale(precisions).range, ...RATIO_COLOURS],
+    },
+  };
+  const view = (source: string, kind: string, title: string, yTitle: string) => ({
+    title,
+    transform: [only(source), { filter: `datum.kind === '${kind}'` }],
+    layer: [
+      {
+        mark: "bar",
+        encoding: {
+          x: cellAxis(source === "ours" ? "model (dataset)" : "model"),
+          xOffset: { field: "series", type: "nominal", sort: kind === "ratio" ? ratios : precisions },
+          y: { field: "value", type: "quantitative", title: yTitle },
+          color: colour,
+          tooltip: [{ field: "cell", title: "model" }, { field: "series" }, { field: "value" }, {
+            field: "std",
+          }],
+        },
+      },
+      // A ratio of 1 is "no speed-up"; the dashed line makes bars above and below it easy to tell apart.
+      ...(kind === "ratio"
+        ? [{ mark: { type: "rule", strokeDash: [4, 3] }, encoding: { y: { datum: 1 } } }]
+        : []),
+    ],
+  });
+  const note = `CPU emulation of 16-bit formats cannot show GPU speed-ups; times from engine ${engines}`;
+  const oursViews = [
+    view("ours", "seconds", "Ours: mean training seconds over seeds", "training time (s)"),
+    view("ours", "ratio", "Ours: time ratio (mean seconds)", "time ratio"),
+  ];
+  const paperViews = [
+    view("paper", "seconds", `${PAPER_TITLE}: seconds`, "training time (s)"),
+    view("paper", "ratio", `${PAPER_TITLE}: time ratio`, "time ratio"),
+  ];
+  const rows = i.paper
+    ? [{ hconcat: [oursViews[0], paperViews[0]] }, { hconcat: [oursViews[1], paperViews[1]] }]
+    : oursViews;
+  return {
+    n: 2,
+    name: "fig2-time",
+    title: "Training time and speed-up ratios",
+    caption: [
+      `${note}.`,
+      "Ours: wall-clock training seconds of a whole run (all its epochs, evaluation excluded), mean over seeds. " +
+      "A ratio above 1 means fp16 trained faster.",
+      ...(i.paper
+        ? [
+          `The paper's times are for 100 epochs on the authors' GPU; its printed mean ratios are fp32/fp16 ` +
+          `${PRINTED_MEANS.fp32OverFp16}x and mixed/fp16 ${PRINTED_MEANS.mixedOverFp16}x (computed from the table: ` +
+          `${tableMeans().fp32OverFp16.toFixed(2)}x and ${tableMeans().mixedOverFp16.toFixed(2)}x).`,
+        ]
+        : []),
+    ],
+    spec: {
+      config: CONFIG,
+      data: { values: data },
+      title: { text: "Training time", subtitle: note },
+      vconcat: rows,
+      resolve: { scale: { y: "independent" } },
+    } as unknown as TopLevelSpec,
+    data,
+    columns: COLUMNS.time,
+  };
+}
+
+function differenceFigure(i: FigureInput): Figure {
+  const data = differenceData(i.runs, i.paper);
+  const comparisons = DIFFERENCES.map(([a, b]) => `${a} - ${b}`);
+  const yTitle = "accuracy difference (points)";
+  const view = (source: string, title: string, xTitle: string) => {
+    const place = {
+      x: cellAxis(xTitle),
+      xOffset: { field: "comparison", type: "nominal", sort: comparisons },
+    };
+    return {
+      title,
+      transform: [only(source)],
+      layer: [
+        {
+          mark: "bar",
+          encoding: {
+            ...place,
+            y: { field: "diff", type: "quantitative", title: yTitle },
+            color: {
+              field: "comparison",
+              type: "nominal",
+              title: "difference",
+              scale: { domain: comparisons, range: DIFF_COLOURS },
+            },
+            tooltip: [
+              { field: "cell", title: "model" },
+              { field: "comparison" },
+              { field: "diff" },
+              { field: "std" },
+              { field: "note" },
+            ],
+          },
+        },
+        // The paper gives no per-pair spread, so its panel has no error bars (an empty layer only warns).
+        ...(source === "ours"
+          ? [{
+            mark: { type: "errorbar", ticks: true, color: "black" },
+            encoding: {
+              ...place,
+              y: { field: "low", type: "quantitative", title: yTitle },
+              y2: { field: "high" },
+            },
+          }]
+          : []),
+        { mark: { type: "rule", color: "black" }, encoding: { y: { datum: 0 } } },
+      ],
+    };
+  };
+  const views = [view("ours", "Ours (mean ± std over seed pairs)", "model (dataset)")];
+  if (i.paper) views.push(view("paper", `${PAPER_TITLE} (difference of means)`, "model"));
+  const m = tableMeans();
+  const errata = ERRATA.map((e) =>
+    `${e.model} ${e.field} is printed as ${e.printed} in the paper; ${e.note} (drawn)`
+  );
+  return {
+    n: 3,
+    name: "fig3-accuracy-difference",
+    title: "Accuracy difference fp16 - fp32 and fp16 - mixed",
+    caption: [
+      "Ours: final test accuracy differences in percentage points between runs of the same seed and engine, " +
+      "mean and sample std over those pairs.",
+      ...(i.paper
+        ? [
+          `Paper: differences of the Table 5 means. Printed means: fp16 - fp32 ${PRINTED_MEANS.fp16MinusFp32}, ` +
+          `fp16 - mixed ${PRINTED_MEANS.fp16MinusMixed}; computed from the table: ${
+            m.fp16MinusFp32.toFixed(2)
+          } ` +
+          `and ${m.fp16MinusMixed.toFixed(2)}.`,
+          ...errata.map((e) => `Erratum: ${e}.`),
+        ]
+        : []),
+    ],
+    spec: {
+      config: CONFIG,
+      data: { values: data },
+      title: i.paper ? { text: "Accuracy difference", subtitle: errata } : "Accuracy difference",
+      hconcat: views,
+      resolve: { scale: { y: "independent" } },
+    } as unknown as TopLevelSpec,
+    data,
+    columns: COLUMNS.difference,
+  };
+}
+
+function curveFigure(i: FigureInput, precisions: string[]): Figure {
+  const data = curveData(i.runs);
+  const cells = [...new Set(i.runs.map((r) => r.cell))];
+  const colour = {
+    field: "precision",
+    type: "nominal",
+    title: "precision",
+    scale: precisionScale(precisions),
+  };
+  const x = { field: "epoch", type: "quantitative", title: "epoch", axis: { format: "d", tickMinStep: 1 } };
+  return {
+    n: 4,
+    name: "fig4-curves",
+    title: "Training curves",
+    caption: [
+      "Test accuracy and training loss after each epoch: the line is the mean over seeds, the band spans " +
+      "the minimum and maximum over seeds. Non-finite values of diverged runs are left out.",
+    ],
+    spec: {
+      config: CONFIG,
+      data: { values: data },
+      title: "Training curves",
+      facet: {
+        row: { field: "metric", type: "nominal", title: null, sort: CURVE_METRICS.map((m) => m[1]) },
+        column: { field: "cell", type: "nominal", title: null, sort: cells },
+      },
+      spec: {
+        width: 260,
+        height: 180,
+        layer: [
+          {
+            mark: { type: "area", opacity: 0.2 },
+            encoding: {
+              x,
+              y: { field: "min", type: "quantitative", title: null, scale: { zero: false } },
+              y2: { field: "max" },
+              color: colour,
+            },
+          },
+          {
+            mark: { type: "line", point: true },
+            encoding: {
+              x,
+              y: { field: "mean", type: "quantitative", title: null, scale: { zero: false } },
+              color: colour,
+              tooltip: [{ field: "precision" }, { field: "epoch" }, { field: "mean" }, { field: "min" }, {
+                field: "max",
+              }],
+            },
+          },
+        ],
+      },
+      resolve: { scale: { y: "independent" } },
+    } as unknown as TopLevelSpec,
+    data,
+    columns: COLUMNS.curves,
+  };
+}
+
+function memoryFigure(i: FigureInput, precisions: string[]): Figure {
+  const data = memoryData(i.runs);
+  const cells = [...new Set(i.runs.map((r) => r.cell))];
+  const order = `indexof(${JSON.stringify(MEMORY_CATEGORIES)}, datum.category)`;
+  const note = "The paper gives no memory figures.";
+  return {
+    n: 5,
+    name: "fig5-memory",
+    title: "Memory per precision",
+    caption: [
+      "Bytes of one training step by category, from the step graph of the first seed's run of each " +
+      "precision (the CSV lists the bytes per storage format).",
+      note,
+    ],
+    spec: {
+      config: CONFIG,
+      data: { values: data },
+      title: { text: "Memory of a training step", subtitle: note },
+      transform: [{ calculate: order, as: "stackOrder" }],
+      facet: { column: { field: "cell", type: "nominal", title: null, sort: cells } },
+      spec: {
+        width: { step: 40 },
+        height: 220,
+        mark: "bar",
+        encoding: {
+          x: { field: "precision", type: "nominal", sort: precisions, axis: { labelAngle: 0 } },
+          y: { field: "bytes", type: "quantitative", title: "bytes", axis: { format: "~s" } },
+          color: {
+            field: "category",
+            type: "nominal",
+            title: "category",
+            scale: { domain: [...MEMORY_CATEGORIES], range: MEMORY_COLOURS },
+          },
+          order: { field: "stackOrder", type: "quantitative" },
+          tooltip: [{ field: "precision" }, { field: "category" }, { field: "bytes" }, { field: "formats" }],
+        },
+      },
+      // An MLP needs a fraction of a CNN's memory; a shared axis would flatten its bars.
+      resolve: { scale: { y: "independent" } },
+    } as unknown as TopLevelSpec,
+    data,
+    columns: COLUMNS.memory,
+  };
+}
+
+/** Builds the five figures of the report, in order. */
+export function buildFigures(i: FigureInput): Figure[] {
+  const acc = accuracyData(i.groups, i.paper);
+  const precisions = precisionDomain(acc, curveData(i.runs));
+  return [
+    accuracyFigure(i, precisions),
+    timeFigure(i, precisions),
+    differenceFigure(i),
+    curveFigure(i, precisions),
+    memoryFigure(i, precisions),
+  ];
+}

@@ -1,0 +1,161 @@
+/**
+ * Assembles the single report page. Everything the page needs is inside it:
+ * the chart libraries, the figure specs with their data, and a static SVG of
+ * every figure in a `<noscript>` for readers without JavaScript. Nothing in
+ * it depends on the time or machine of writing, so the same records give
+ * the same bytes.
+ *
+ * @module
+ */
+
+import { version as vegaVersion } from "vega";
+import { version as vegaLiteVersion } from "vega-lite";
+import type { GroupRow, Run } from "./aggregate.ts";
+import type { Figure } from "./figures.ts";
+import type { DeterminismCheck, SkippedFile } from "./load.ts";
+import type { VendorScript } from "./vendor.ts";
+import { type Cell, CSP, escapeHtml, jsonForScript, para, section, STYLE, table } from "./html.ts";
+import {
+  configSection,
+  determinismSection,
+  divergedSection,
+  environmentSection,
+  skippedSection,
+} from "./sections.ts";
+
+/** What the page shows. */
+export interface PageInput {
+  readonly runs: readonly Run[];
+  readonly groups: readonly GroupRow[];
+  /** The figures with their rendered SVG, in order. */
+  readonly figures: readonly (Figure & { readonly svg: string })[];
+  readonly determinism: readonly DeterminismCheck[] | null;
+  readonly skipped: readonly SkippedFile[];
+  readonly vendor: readonly VendorScript[];
+}
+
+/**
+ * Draws every figure with vega-embed. If a figure cannot be drawn, the page
+ * shows the static SVG from its `<noscript>` instead (its text content when
+ * scripting is on), so a reader never sees an empty space.
+ */
+const EMBED_SCRIPT = `(function () {
+  var specs = JSON.parse(document.getElementById("f16repro-specs").textContent);
+  Object.keys(specs).forEach(function (name) {
+    var el = document.getElementById("vis-" + name);
+    vegaEmbed(el, specs[name], { actions: false, renderer: "svg", mode: "vega-lite" }).catch(function (e) {
+      var fallback = document.getElementById("static-" + name);
+      el.innerHTML = fallback ? fallback.textContent : "";
+      el.insertAdjacentText("afterbegin", "This figure could not be drawn interactively (" + e.message + ").");
+    });
+  });
+})();`;
+
+const fmt = (x: number | null, digits: number): Cell => (x === null ? null : { num: x.toFixed(digits) });
+
+function figureHtml(f: Figure & { readonly svg: string }): string {
+  return section(`fig${f.n}`, `Figure ${f.n}. ${f.title}`, [
+    "<figure>",
+    `<div class="vis" id="vis-${escapeHtml(f.name)}"></div>`,
+    `<noscript id="static-${escapeHtml(f.name)}">${f.svg}</noscript>`,
+    `<figcaption>${f.caption.map((c) => para(c)).join("")}</figcaption>`,
+    "</figure>",
+    `<p class="note">Files: <code>${escapeHtml(f.name)}.svg</code> (static image), <code>${
+      escapeHtml(f.name)
+    }.csv</code> (the data drawn).</p>`,
+  ]);
+}
+
+function summarySection(p: PageInput): string {
+  const list = (xs: readonly string[]) => [...new Set(xs)].join(", ") || "none";
+  const done = p.runs.filter((r) => r.record.status === "completed").length;
+  const rows: Cell[][] = p.groups.map((g) => [
+    g.model,
+    g.dataset,
+    g.precision,
+    g.seeds,
+    g.runs,
+    g.diverged,
+    fmt(g.accMean, 2),
+    fmt(g.accStd, 2),
+    fmt(g.trainSecondsMean, 3),
+  ]);
+  return section("summary", "Summary", [
+    para(
+      `${p.runs.length} run records (${done} completed, ${p.runs.length - done} diverged). ` +
+        `Models: ${list(p.runs.map((r) => r.model))}. Precisions: ${
+          list(p.groups.map((g) => g.precision))
+        }. ` +
+        `Engines: ${list(p.runs.map((r) => r.record.config.engine).sort())}.`,
+    ),
+    para(
+      "Accuracy is the final epoch's test accuracy in %, mean and sample standard deviation over the " +
+        "completed runs of a group; time is training seconds per run, mean over runs.",
+      "note",
+    ),
+    `<div class="scroll">${
+      table(["model", "dataset", "precision", "seeds", "runs", "diverged", "acc. %", "std", "train s"], rows)
+    }</div>`,
+  ]);
+}
+
+function contents(p: PageInput): string {
+  const items = [
+    ["summary", "Summary"],
+    ...p.figures.map((f) => [`fig${f.n}`, `Figure ${f.n}. ${f.title}`]),
+    ["determinism", "6. Determinism"],
+    ["diverged", "Diverged runs"],
+    ["environment", "Environment manifest"],
+    ["configs", "Exact configs"],
+    ...(p.skipped.length ? [["skipped", "Skipped files"]] : []),
+  ];
+  return `<nav><ul>${
+    items.map(([id, t]) => `<li><a href="#${escapeHtml(id)}">${escapeHtml(t)}</a></li>`).join("")
+  }</ul></nav>`;
+}
+
+/** Builds the report page. */
+export function renderPage(p: PageInput): string {
+  const specs = Object.fromEntries(p.figures.map((f) => [f.name, f.spec]));
+  const determinismSkipped = p.skipped.some((s) => s.file === "determinism.json");
+  return [
+    "<!DOCTYPE html>",
+    '<html lang="en">',
+    "<head>",
+    '<meta charset="utf-8">',
+    `<meta http-equiv="Content-Security-Policy" content="${escapeHtml(CSP)}">`,
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    "<title>f16repro report</title>",
+    `<style>${STYLE}</style>`,
+    "</head>",
+    "<body>",
+    "<h1>f16repro: 16-bit training reproduction report</h1>",
+    para(
+      'Reproduction of "Standalone 16-bit Training: Missing Study for Hardware-Limited Deep Learning ' +
+        'Practitioners" (Yun et al., arXiv 2305.10947). Paper numbers are CIFAR-10 Table 5 and are shown ' +
+        "beside ours, never mixed with them.",
+      "note",
+    ),
+    contents(p),
+    summarySection(p),
+    ...p.figures.map(figureHtml),
+    determinismSection(p.determinism, determinismSkipped),
+    divergedSection(p.runs),
+    environmentSection(p.runs),
+    configSection(p.runs),
+    skippedSection(p.skipped),
+    "<footer>",
+    para(
+      `Figures drawn with vega ${vegaVersion} and vega-lite ${vegaLiteVersion} through vega-embed; ` +
+        `inlined: ${p.vendor.map((v) => v.name).join(", ")}.`,
+      "note",
+    ),
+    "</footer>",
+    ...p.vendor.map((v) => `<script>${v.code}</script>`),
+    `<script type="application/json" id="f16repro-specs">${jsonForScript(specs)}</script>`,
+    `<script>${EMBED_SCRIPT}</script>`,
+    "</body>",
+    "</html>",
+    "",
+  ].join("\n");
+}

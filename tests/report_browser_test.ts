@@ -1,0 +1,88 @@
+/**
+ * The report as a reader sees it: opened in headless Chromium (Debian's
+ * chromium package), every figure is rendered by vega-embed, the console has
+ * no error, the page makes no network request, and a screenshot is saved.
+ * CI installs Chromium (.ci/run); elsewhere the test is skipped with a note
+ * when Chromium is missing.
+ */
+
+import assert from "node:assert/strict";
+import { writeReport } from "../reports/write.ts";
+import { Browser, CHROMIUM } from "./support/cdp.ts";
+import { makeRuns } from "./support/records.ts";
+
+const inCi = (() => {
+  try {
+    return !!Deno.env.get("CI");
+  } catch {
+    return false;
+  }
+})();
+if (!CHROMIUM && !inCi) console.warn("report_browser_test: Chromium not installed, test skipped");
+
+Deno.test({
+  name: "the report renders every figure in headless Chromium, offline, without console errors",
+  ignore: !CHROMIUM && !inCi,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const root = await Deno.makeTempDir();
+    const browser = await Browser.launch();
+    try {
+      await Deno.mkdir(`${root}/runs`);
+      await makeRuns(`${root}/runs`);
+      await writeReport(`${root}/runs`, `${root}/out`);
+      const page = `file://${root}/out/report.html`;
+      await browser.send("Page.navigate", { url: page });
+      let rendered = 0;
+      for (let i = 0; i < 150 && rendered < 5; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        rendered = await browser.evaluate(
+          `[...document.querySelectorAll(".vega-embed")].filter((e) => e.querySelector("svg.marks, canvas.marks")).length`,
+        ) as number;
+      }
+      assert.equal(rendered, 5, "every figure is drawn by vega-embed");
+      const figureIds = await browser.evaluate(
+        `[...document.querySelectorAll(".vega-embed")].map((e) => e.id)`,
+      );
+      assert.deepEqual(figureIds, [
+        "vis-fig1-accuracy",
+        "vis-fig2-time",
+        "vis-fig3-accuracy-difference",
+        "vis-fig4-curves",
+        "vis-fig5-memory",
+      ]);
+      // The script tag in a record's precision name is shown as text and never runs (no alert dialog).
+      assert.equal(
+        await browser.evaluate(`document.body.innerText.includes("<script>alert(1)</script>")`),
+        true,
+      );
+      assert.equal(browser.events.filter((e) => e.method === "Page.javascriptDialogOpening").length, 0);
+
+      const requests = browser.events.filter((e) => e.method === "Network.requestWillBeSent")
+        .map((e) => (e.params!.request as { url: string }).url);
+      assert.deepEqual(requests.filter((u) => !u.startsWith("file:") && !u.startsWith("data:")), []);
+      assert.ok(requests.includes(page), "the page itself was loaded");
+      const errors = browser.events.filter((e) =>
+        e.method === "Runtime.exceptionThrown" ||
+        (e.method === "Runtime.consoleAPICalled" && ["error", "assert"].includes(e.params!.type as string)) ||
+        (e.method === "Log.entryAdded" && (e.params!.entry as { level: string }).level === "error")
+      );
+      assert.deepEqual(errors, [], "no console errors");
+
+      const shot = await browser.send("Page.captureScreenshot", {
+        format: "png",
+        captureBeyondViewport: true,
+      }) as {
+        data: string;
+      };
+      const png = Uint8Array.from(atob(shot.data), (c) => c.charCodeAt(0));
+      assert.deepEqual([...png.slice(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
+      await Deno.writeFile(`${root}/out/screenshot.png`, png);
+      assert.ok(png.length > 20_000);
+    } finally {
+      await browser.close();
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
