@@ -9,40 +9,10 @@
  * @module
  */
 
-import { RUN_SCHEMA, type RunRecord } from "../lib/record/run_record.ts";
+import { type LoadedRecord, readJson, readRunRecords, type SkippedFile } from "../lib/record/read.ts";
+import { DETERMINISM_SCHEMA, type DeterminismCheck } from "../lib/reproduce/verify.ts";
 
-/** Schema of the determinism summary that the report reads. */
-export const DETERMINISM_SCHEMA = "f16repro.determinism/1";
-
-/** One determinism check: a run repeated (same engine or another) and compared bit for bit. */
-export interface DeterminismCheck {
-  readonly id: string;
-  readonly model: string;
-  readonly precision: string;
-  readonly seed: number;
-  readonly engine: string;
-  readonly weightHash: string;
-  readonly rerunWeightHash: string;
-  readonly metricsHash: string;
-  readonly rerunMetricsHash: string;
-  readonly identical: boolean;
-  readonly firstDifferingEpoch: number | null;
-  readonly kind: "rerun" | "cross-engine";
-}
-
-/** A file of the runs folder that the report could not use. */
-export interface SkippedFile {
-  /** The file name inside the runs folder. */
-  readonly file: string;
-  /** Why it was skipped (a sentence). */
-  readonly reason: string;
-}
-
-/** A run record together with the name of the file it came from. */
-export interface LoadedRecord {
-  readonly file: string;
-  readonly record: RunRecord;
-}
+export type { DeterminismCheck, LoadedRecord, SkippedFile };
 
 /** Everything the report reads from a runs folder. */
 export interface LoadedRuns {
@@ -57,93 +27,10 @@ export interface LoadedRuns {
 export const DETERMINISM_FILE = "determinism.json";
 
 type Json = Record<string, unknown>;
-
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-const isNumOrNull = (v: unknown) => v === null || isNum(v);
 const isStr = (v: unknown): v is string => typeof v === "string";
-
-/** Follows a dotted path; undefined when any step is missing. */
-function at(v: unknown, path: string): unknown {
-  let cur = v;
-  for (const k of path.split(".")) {
-    if (!isObject(cur)) return undefined;
-    cur = cur[k];
-  }
-  return cur;
-}
-
-const EPOCH_FIELDS = [
-  "epoch",
-  "trainLoss",
-  "trainAccuracy",
-  "testLoss",
-  "testAccuracy",
-  "skippedSteps",
-  "lossScale",
-  "trainSeconds",
-  "evalSeconds",
-  "samplesPerSecond",
-] as const;
-
-/**
- * Returns the first problem with a parsed run record, or null when it has
- * every field the report uses with the right type. Losses may be NaN or
- * infinite in a diverged run, which JSON writes as null, so those are allowed
- * to be null.
- */
-export function recordProblem(v: unknown): string | null {
-  if (!isObject(v)) return "Not a JSON object";
-  if (v.schema !== RUN_SCHEMA) return `Schema is ${JSON.stringify(v.schema ?? null)}, not "${RUN_SCHEMA}"`;
-  const checks: [string, (x: unknown) => boolean][] = [
-    ["id", isStr],
-    ["config", isObject],
-    ["config.model", isStr],
-    ["config.hidden", (x) => Array.isArray(x) && x.every(isNum)],
-    ["config.dataset", isStr],
-    ["config.precision", isStr],
-    ["config.policy", isStr],
-    ["config.optimizer", isObject],
-    ["config.optimizer.kind", isStr],
-    ["config.batch", isNum],
-    ["config.epochs", isNum],
-    ["config.seed", isNum],
-    ["config.engine", isStr],
-    ["status", (x) => x === "completed" || x === "diverged"],
-    ["divergence", (x) => x === null || (isObject(x) && isNum(x.epoch) && isNum(x.step) && isStr(x.reason))],
-    ["epochs", Array.isArray],
-    ["final", isObject],
-    ["final.testAccuracy", isNumOrNull],
-    ["weightHash", isStr],
-    ["metricsHash", isStr],
-    ["memory", isObject],
-    ["memory.parameters", isObject],
-    ["memory.gradients", isObject],
-    ["memory.optimizer", isObject],
-    ["memory.activations", isObject],
-    ["timings", isObject],
-    ["timings.totalSeconds", isNum],
-    ["timings.trainSeconds", isNum],
-    ["environment", isObject],
-    ["dataset", isObject],
-  ];
-  for (const [path, ok] of checks) {
-    if (!ok(at(v, path))) return `Missing or invalid field ${path}`;
-  }
-  for (const cat of ["parameters", "gradients", "optimizer", "activations"]) {
-    const bytes = at(v, `memory.${cat}`) as Json;
-    if (!Object.values(bytes).every(isNum)) return `Invalid byte count in memory.${cat}`;
-  }
-  const epochs = v.epochs as unknown[];
-  for (let i = 0; i < epochs.length; i++) {
-    const e = epochs[i];
-    if (!isObject(e)) return `Invalid epochs[${i}]`;
-    for (const f of EPOCH_FIELDS) {
-      if (!isNumOrNull(e[f])) return `Missing or invalid field epochs[${i}].${f}`;
-    }
-  }
-  return null;
-}
+const isNumOrNull = (v: unknown) => v === null || isNum(v);
 
 /** Returns the first problem with a parsed determinism summary, or null when it is usable. */
 export function determinismProblem(v: unknown): string | null {
@@ -155,8 +42,12 @@ export function determinismProblem(v: unknown): string | null {
   for (let i = 0; i < v.checks.length; i++) {
     const c = v.checks[i];
     if (!isObject(c)) return `Invalid checks[${i}]`;
-    for (const f of ["id", "model", "precision", "engine", "weightHash", "rerunWeightHash"] as const) {
+    for (const f of ["id", "model", "precision", "engine", "weightHash"] as const) {
       if (!isStr(c[f])) return `Missing or invalid field checks[${i}].${f}`;
+    }
+    // A re-run that produced no record has null re-run hashes (and an error).
+    if (!(isStr(c.rerunWeightHash) || c.rerunWeightHash === null)) {
+      return `Missing or invalid field checks[${i}].rerunWeightHash`;
     }
     if (!isNum(c.seed)) return `Missing or invalid field checks[${i}].seed`;
     if (typeof c.identical !== "boolean") return `Missing or invalid field checks[${i}].identical`;
@@ -167,57 +58,17 @@ export function determinismProblem(v: unknown): string | null {
   return null;
 }
 
-async function readJson(path: string): Promise<{ value: unknown } | { error: string }> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    return { error: `Cannot read the file: ${e instanceof Error ? e.message : String(e)}` };
-  }
-  try {
-    return { value: JSON.parse(text) };
-  } catch (e) {
-    return { error: `Invalid JSON (${e instanceof Error ? e.message : String(e)})` };
-  }
-}
-
 /** Reads the run records and the determinism summary of `runsDir`; unusable files go to `skipped`. */
 export async function loadRuns(runsDir: string): Promise<LoadedRuns> {
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(runsDir)) {
-    if (entry.isFile && entry.name.endsWith(".json")) names.push(entry.name);
-  }
-  names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const records: LoadedRecord[] = [];
-  const skipped: SkippedFile[] = [];
-  const seen = new Map<string, string>();
+  const { records, skipped } = await readRunRecords(runsDir, [DETERMINISM_FILE]);
   let determinism: DeterminismCheck[] | null = null;
-  for (const file of names) {
-    const read = await readJson(`${runsDir}/${file}`);
-    if ("error" in read) {
-      skipped.push({ file, reason: read.error });
-      continue;
-    }
-    if (file === DETERMINISM_FILE) {
-      const problem = determinismProblem(read.value);
-      if (problem) skipped.push({ file, reason: problem });
-      else determinism = (read.value as { checks: DeterminismCheck[] }).checks;
-      continue;
-    }
-    const problem = recordProblem(read.value);
-    if (problem) {
-      skipped.push({ file, reason: problem });
-      continue;
-    }
-    const record = read.value as RunRecord;
-    // A record copied under a second name would count its seed twice in every mean.
-    const first = seen.get(record.id);
-    if (first !== undefined) {
-      skipped.push({ file, reason: `Duplicate of record ${record.id} already read from ${first}` });
-      continue;
-    }
-    seen.set(record.id, file);
-    records.push({ file, record });
+  const exists = await Deno.stat(`${runsDir}/${DETERMINISM_FILE}`).then(() => true, () => false);
+  if (exists) {
+    const read = await readJson(`${runsDir}/${DETERMINISM_FILE}`);
+    const problem = "error" in read ? read.error : determinismProblem(read.value);
+    if (problem) skipped.push({ file: DETERMINISM_FILE, reason: problem });
+    else determinism = (read as { value: { checks: DeterminismCheck[] } }).value.checks;
   }
+  skipped.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   return { records, determinism, skipped };
 }

@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { writeReport } from "../../reports/write.ts";
 import { ENGINE_NAMES } from "../../kernels/registry.ts";
 import { cellsOf, profileByName, PROFILES } from "../reproduce/profiles.ts";
-import { readRecords } from "../reproduce/records.ts";
+import { readRunRecords } from "../record/read.ts";
 import { runCells } from "../reproduce/runner.ts";
 import {
   checkDeterminism,
@@ -90,9 +90,9 @@ async function verifyAndWrite(
   extra: string[],
   log: (s: string) => void,
 ) {
-  const { records, skipped } = await readRecords(dir);
-  for (const s of skipped) log(`skipping ${s.file}: ${s.reason}`);
-  const chosen = selectForCheck(records, all);
+  const { records, skipped } = await readRunRecords(dir, ["determinism.json"]);
+  for (const s of skipped) log(`skipping ${dir}/${s.file}: ${s.reason}`);
+  const chosen = selectForCheck(records.map((r) => r.record), all);
   const checks = await checkDeterminism(chosen, { jobs, extra, log });
   await writeDeterminism(dir, checks);
   return checks;
