@@ -7,6 +7,7 @@
 import { DatasetError } from "../../datasets/gzip.ts";
 import { dataCommand } from "./data.ts";
 import { reportCommand, reproduceCommand, verifyCommand } from "./reproduce.ts";
+import { toleranceCommand } from "./tolerance.ts";
 import { trainCommand } from "./train.ts";
 import { UsageError } from "./usage_error.ts";
 
@@ -22,6 +23,10 @@ const COMMANDS: Record<string, { summary: string; run: (args: string[]) => Promi
   data: { summary: "list, fetch, verify and locate datasets", run: dataCommand },
   verify: { summary: "re-run recorded cells in fresh processes and compare hashes", run: verifyCommand },
   report: { summary: "write the HTML/SVG/CSV report from a folder of run records", run: reportCommand },
+  tolerance: {
+    summary: "measure the paper's error/tolerance lemma on a trained fp32 model",
+    run: toleranceCommand,
+  },
 };
 
 /** Top-level help text. */

@@ -12,6 +12,9 @@ import { ENGINE_NAMES } from "../../kernels/registry.ts";
 import { cellsOf, profileByName, PROFILES } from "../reproduce/profiles.ts";
 import { readRunRecords } from "../record/read.ts";
 import { runCells } from "../reproduce/runner.ts";
+import { writeMatrix } from "../reproduce/matrix.ts";
+import { toleranceStep } from "../reproduce/tolerance_step.ts";
+import { cacheDir } from "../../datasets/cache.ts";
 import {
   checkDeterminism,
   type DeterminismCheck,
@@ -41,6 +44,7 @@ Options:
   --force            re-run cells that already have records
   --verify-all       re-check every cell, not one seed per model and precision
   --no-verify        skip the determinism check
+  --no-tolerance     skip the error/tolerance analysis of the fp32 models
   --cache-dir DIR    dataset cache; --offline: never download
   --quiet            no progress output; --json: summary as JSON on stdout
   -h, --help         this help
@@ -89,10 +93,11 @@ async function verifyAndWrite(
   jobs: number,
   extra: string[],
   log: (s: string) => void,
+  only?: ReadonlySet<string>,
 ) {
-  const { records, skipped } = await readRunRecords(dir, ["determinism.json"]);
+  const { records, skipped } = await readRunRecords(dir, ["determinism.json", "matrix.json"]);
   for (const s of skipped) log(`skipping ${dir}/${s.file}: ${s.reason}`);
-  const chosen = selectForCheck(records.map((r) => r.record), all);
+  const chosen = selectForCheck(records.map((r) => r.record).filter((r) => !only || only.has(r.id)), all);
   const checks = await checkDeterminism(chosen, { jobs, extra, log });
   await writeDeterminism(dir, checks);
   return checks;
@@ -120,6 +125,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
         force: { type: "boolean", default: false },
         "verify-all": { type: "boolean", default: false },
         "no-verify": { type: "boolean", default: false },
+        "no-tolerance": { type: "boolean", default: false },
         "cache-dir": { type: "string" },
         offline: { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
@@ -152,11 +158,24 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   );
   const t0 = performance.now();
   const run = await runCells(cells, { out, engine: v.engine!, jobs, force: v.force!, extra, log });
+  await writeMatrix(out, profile, cells, run.ids);
   let checks: DeterminismCheck[] = [];
   if (!v["no-verify"]) {
     log("determinism check: re-running cells in fresh processes");
-    checks = await verifyAndWrite(out, v["verify-all"]!, jobs, extra, log);
+    checks = await verifyAndWrite(out, v["verify-all"]!, jobs, extra, log, new Set(run.ids));
     log(`determinism: ${summary(checks)}`);
+  }
+  if (!v["no-tolerance"]) {
+    const { records } = await readRunRecords(out, ["determinism.json", "matrix.json"]);
+    const mine = new Map(
+      records.filter((r) => run.ids.includes(r.record.id)).map((r) => [r.record.id, r.record]),
+    );
+    const lines = await toleranceStep(out, profile, cells, run.ids, mine, {
+      cacheDir: cacheDir(v["cache-dir"]),
+      offline: v.offline!,
+      log,
+    });
+    for (const l of lines) log(`tolerance: ${l}`);
   }
   const rep = await writeReport(out, reportDir);
   for (const s of rep.skipped) log(`report: skipped ${s.file}: ${s.reason}`);

@@ -13,6 +13,7 @@ import { modelByName, type ModelDef, MODELS } from "../model/zoo.ts";
 import { NAMED_POLICIES, parsePolicy, type Policy, PolicyError, policyString } from "../policy/policy.ts";
 import { environmentManifest } from "../record/environment.ts";
 import { makeRunRecord, type RunConfig, writeRunRecord } from "../record/run_record.ts";
+import { writeWeights } from "../record/weights.ts";
 import type { OptimizerConfig } from "../train/optimizer.ts";
 import { type EpochMetrics, train } from "../train/train.ts";
 import { finiteNumber, intList, positiveInt, UsageError } from "./usage_error.ts";
@@ -204,6 +205,9 @@ export async function trainCommand(args: string[]): Promise<number> {
     onBatch: (done, total) => log(`  batch ${done}/${total}`),
   });
   const record = await makeRunRecord(config, policy, result, data.provenance, environmentManifest(engine));
+  // Weights first: a record on disk is the sign of a finished cell, so its weights must already be there.
+  await Deno.mkdir(v.out, { recursive: true });
+  await writeWeights(v.out, record.id, result.weights);
   const path = await writeRunRecord(v.out, record);
   if (result.divergence) {
     const d = result.divergence;

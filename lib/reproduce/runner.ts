@@ -29,6 +29,8 @@ export interface RunnerOptions {
 
 /** What happened to the cells. */
 export interface RunnerResult {
+  /** The record id of every cell, in cell order. */
+  readonly ids: string[];
   readonly ran: string[];
   readonly skipped: string[];
   readonly failed: { readonly id: string; readonly label: string; readonly code: number }[];
@@ -47,9 +49,10 @@ const fmt = (s: number) =>
 export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promise<RunnerResult> {
   await Deno.mkdir(o.out, { recursive: true });
   const todo: { cell: Cell; args: string[]; id: string }[] = [];
-  const result: RunnerResult = { ran: [], skipped: [], failed: [] };
+  const result: RunnerResult = { ids: [], ran: [], skipped: [], failed: [] };
   for (const cell of cells) {
     const inv = await cellInvocation(cell, o);
+    result.ids.push(inv.id);
     const done = !o.force && await Deno.stat(`${o.out}/${inv.id}.json`).then(() => true, () => false);
     if (done) result.skipped.push(inv.id);
     else todo.push({ cell, ...inv });
@@ -64,7 +67,7 @@ export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promis
     const all = [...spent.values()].flat();
     if (!all.length) return "ETA unknown";
     const left = todo.slice(finished).reduce((s, t) => {
-      const g = spent.get(t.cell.group);
+      const g = spent.get(t.cell.experiment);
       return s + (g ? g.reduce((a, b) => a + b, 0) / g.length : all.reduce((a, b) => a + b, 0) / all.length);
     }, 0);
     return `ETA ${fmt(left / Math.min(o.jobs, Math.max(1, todo.length - finished)))}`;
@@ -84,7 +87,7 @@ export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promis
       const secs = (performance.now() - t0) / 1000;
       finished++;
       if (r.code === 0) {
-        spent.set(t.cell.group, [...(spent.get(t.cell.group) ?? []), secs]);
+        spent.set(t.cell.experiment, [...(spent.get(t.cell.experiment) ?? []), secs]);
         result.ran.push(t.id);
         o.log(`${tag}: done in ${fmt(secs)} (${eta()})`);
       } else {

@@ -33,12 +33,13 @@ export interface DeterminismCheck {
   readonly error?: string;
 }
 
-/** The records to re-check: all, or per (model, dataset, precision, engine) the one with the lowest seed. */
+/** The records to re-check: all, or per config (seed aside) the one with the lowest seed. */
 export function selectForCheck(records: readonly RunRecord[], all: boolean): RunRecord[] {
   if (all) return [...records];
   const best = new Map<string, RunRecord>();
   for (const r of records) {
-    const c = r.config, key = `${c.model}|${c.dataset}|${c.precision}|${c.engine}|${c.hidden}`;
+    const { seed: _seed, ...rest } = r.config;
+    const c = r.config, key = canonicalJson(rest);
     const b = best.get(key);
     if (!b || c.seed < b.config.seed || (c.seed === b.config.seed && r.id < b.id)) best.set(key, r);
   }

@@ -31,6 +31,12 @@ export interface EpochMetrics {
   readonly skippedSteps: number;
   /** Loss scale at the end of the epoch (1 without loss scaling). */
   readonly lossScale: number;
+  /**
+   * Lost updates: over the epoch's applied steps, the mean share of parameter elements whose stored value
+   * did not change although the optimizer's step for them was non-zero (w + dw == w). Null for plain SGD,
+   * which keeps no slot to tell a zero step from a lost one.
+   */
+  readonly lostUpdates: number | null;
   readonly trainSeconds: number;
   readonly evalSeconds: number;
   readonly samplesPerSecond: number;
@@ -54,6 +60,8 @@ export interface TrainResult {
   readonly totalSeconds: number;
   /** Final persistent tensors (parameters, moving statistics, optimizer slots) by name. */
   readonly state: Record<string, HostTensor>;
+  /** The model's weights (parameters and moving statistics, no optimizer slots): what `weightHash` covers. */
+  readonly weights: Record<string, HostTensor>;
 }
 
 /** What one run needs. */
@@ -107,6 +115,21 @@ function batchFeeds(
   return { x, labels };
 }
 
+/** Share of elements whose stored value stayed put although their optimizer step (slot value) is non-zero. */
+function lostShare(
+  before: Record<string, HostTensor>,
+  after: Record<string, HostTensor>,
+  pairs: readonly [string, string][],
+) {
+  let lost = 0, total = 0;
+  for (const [param, slot] of pairs) {
+    const w0 = before[param].data, w1 = after[param].data, step = after[slot].data;
+    for (let i = 0; i < w0.length; i++) if (step[i] !== 0 && w1[i] === w0[i]) lost++;
+    total += w0.length;
+  }
+  return lost / total;
+}
+
 function firstNonFinite(state: Record<string, HostTensor>, names: readonly string[]): string | null {
   for (const name of names) {
     const d = state[name].data;
@@ -144,6 +167,8 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
   );
 
   const scaler = new LossScaler(s.policy.lossScale);
+  const slotOf = s.optimizer.kind === "adam" ? "m" : s.optimizer.momentum > 0 ? "momentum" : null;
+  const lostPairs: [string, string][] = slotOf ? paramNames.map((n) => [n, `${n}/${slotOf}`]) : [];
   let adamT = 0, step = 0;
   const shuffle = new Rng(s.seed, "shuffle");
   const epochs: EpochMetrics[] = [];
@@ -153,7 +178,7 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
     const te = performance.now();
     const order = shuffle.permutation(s.data.train.count);
     const nb = Math.ceil(s.data.train.count / s.batch);
-    let lossSum = 0, correct = 0, seen = 0, lastTick = performance.now();
+    let lossSum = 0, correct = 0, seen = 0, lastTick = performance.now(), lostSum = 0, applied = 0;
     const skippedBefore = scaler.skipped;
     for (let bi = 0; bi < nb; bi++) {
       step++;
@@ -171,6 +196,7 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
         adam_alpha: scalar(adamAlpha(s.optimizer, Math.max(adamT, 1))),
       });
       const loss = out.loss.data[0], finite = out.finite.data[0] === 1;
+      if (slotOf && (finite || !scaler.gates)) (lostSum += lostShare(state, out, lostPairs)), applied++;
       for (const name of Object.keys(state)) state[name] = out[name];
       lossSum += loss * n;
       correct += out.correct.data[0];
@@ -201,6 +227,7 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
       testLoss: test.loss,
       testAccuracy: test.accuracy,
       skippedSteps: scaler.skipped - skippedBefore,
+      lostUpdates: slotOf && applied ? lostSum / applied : null,
       lossScale: scaler.scale,
       trainSeconds,
       evalSeconds: (performance.now() - tv) / 1000,
@@ -217,6 +244,7 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
     parameterCount,
     totalSeconds: (performance.now() - t0) / 1000,
     state,
+    weights,
   };
 }
 

@@ -1,0 +1,109 @@
+/**
+ * Weight files: the final persistent tensors of a run, stored beside its run
+ * record as `<id>.weights`, in each tensor's own format (fp16 as IEEE half,
+ * bf16 as the top 16 bits of fp32), so the file is as small as the model and
+ * hashes to the record's `weightHash`.
+ *
+ * Layout: the ASCII line "f16repro-weights/1\n", a little-endian u32 header
+ * length, a JSON header `{ tensors: [{ name, format, shape }] }`, then the
+ * tensors' stored bytes in header order.
+ *
+ * @module
+ */
+
+import type { HostTensor } from "../../kernels/engine.ts";
+import type { FormatName } from "../formats/format.ts";
+import { hashTensors, storageBytes } from "./hash.ts";
+
+const MAGIC = "f16repro-weights/1\n";
+
+/** Encodes tensors (sorted by name) as a weight file. */
+export function encodeWeights(tensors: Readonly<Record<string, HostTensor>>): Uint8Array {
+  const names = Object.keys(tensors).sort();
+  const header = new TextEncoder().encode(JSON.stringify({
+    tensors: names.map((name) => ({ name, format: tensors[name].format, shape: tensors[name].shape })),
+  }));
+  const parts: Uint8Array[] = [
+    new TextEncoder().encode(MAGIC),
+    new Uint8Array(Uint32Array.of(header.length).buffer),
+    header,
+  ];
+  for (const n of names) parts.push(storageBytes(tensors[n]));
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, at), (at += p.length);
+  return out;
+}
+
+/** Decodes a weight file; throws an error naming `file` when it is damaged. */
+export function decodeWeights(bytes: Uint8Array, file: string): Record<string, HostTensor> {
+  const fail = (why: string): never => {
+    throw new Error(`${file}: ${why}`);
+  };
+  const magic = new TextEncoder().encode(MAGIC);
+  if (bytes.length < magic.length + 4 || magic.some((b, i) => bytes[i] !== b)) {
+    fail("not an f16repro weight file");
+  }
+  const len = new DataView(bytes.buffer, bytes.byteOffset).getUint32(magic.length, true);
+  const start = magic.length + 4;
+  if (start + len > bytes.length) fail("truncated header");
+  let header: { tensors: { name: string; format: FormatName; shape: number[] }[] };
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(start, start + len)));
+  } catch {
+    return fail("corrupt header");
+  }
+  const out: Record<string, HostTensor> = {};
+  let at = start + len;
+  for (const t of header.tensors) {
+    const n = t.shape.reduce((p, d) => p * d, 1);
+    const size = n * (t.format === "fp64" ? 8 : t.format === "fp32" ? 4 : 2);
+    if (at + size > bytes.length) fail(`truncated data for ${t.name}`);
+    const raw = bytes.slice(at, at + size);
+    at += size;
+    let data: Float64Array;
+    if (t.format === "fp64") data = new Float64Array(raw.buffer);
+    else if (t.format === "fp32") data = Float64Array.from(new Float32Array(raw.buffer));
+    else if (t.format === "fp16") data = Float64Array.from(new Float16Array(raw.buffer));
+    else {
+      const h = new Uint16Array(raw.buffer), u = new Uint32Array(n);
+      for (let i = 0; i < n; i++) u[i] = h[i] << 16;
+      data = Float64Array.from(new Float32Array(u.buffer));
+    }
+    out[t.name] = { shape: t.shape, format: t.format, data };
+  }
+  if (at !== bytes.length) fail("trailing bytes");
+  return out;
+}
+
+/** Writes `<dir>/<id>.weights` atomically. */
+export async function writeWeights(
+  dir: string,
+  id: string,
+  tensors: Readonly<Record<string, HostTensor>>,
+): Promise<string> {
+  const path = `${dir.replace(/\/+$/, "")}/${id}.weights`;
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  try {
+    await Deno.writeFile(tmp, encodeWeights(tensors));
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+  return path;
+}
+
+/** Reads `<id>.weights` beside a record and checks it against the record's weight hash. */
+export async function readWeights(path: string, expectedHash: string): Promise<Record<string, HostTensor>> {
+  const tensors = decodeWeights(await Deno.readFile(path), path);
+  const hash = await hashTensors(tensors);
+  if (hash !== expectedHash) {
+    throw new Error(
+      `${path}: its SHA-256 ${hash.slice(0, 12)}... does not match the record's weightHash ${
+        expectedHash.slice(0, 12)
+      }...`,
+    );
+  }
+  return tensors;
+}

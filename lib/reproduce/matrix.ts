@@ -1,0 +1,34 @@
+/**
+ * `matrix.json`: which record belongs to which experiment of the profile, so
+ * the report can keep the pitfall experiments (Adam epsilon, accumulation) out
+ * of the main comparison and draw them in their own figures.
+ *
+ * @module
+ */
+
+import { writeAtomic } from "../record/run_record.ts";
+import type { Cell, Profile } from "./profiles.ts";
+
+/** Schema of matrix.json. */
+export const MATRIX_SCHEMA = "f16repro.matrix/1";
+
+/** Writes `<dir>/matrix.json` for `cells` (with their record ids, in the same order). */
+export async function writeMatrix(
+  dir: string,
+  p: Profile,
+  cells: readonly Cell[],
+  ids: readonly string[],
+): Promise<void> {
+  const experiments = p.experiments.map((e, ei) => ({
+    name: e.name,
+    kind: e.kind,
+    description: e.description,
+    cells: cells.flatMap((c, k) =>
+      c.experiment === ei ? [{ id: ids[k], variant: c.variant, precision: c.precision, seed: c.seed }] : []
+    ),
+  }));
+  await writeAtomic(
+    `${dir}/matrix.json`,
+    JSON.stringify({ schema: MATRIX_SCHEMA, profile: p.name, experiments }, null, 2) + "\n",
+  );
+}
