@@ -10,6 +10,7 @@
 
 import type { RunRecord } from "../lib/record/run_record.ts";
 import type { LoadedRecord } from "./load.ts";
+import type { ExperimentKind, Matrix } from "./inputs.ts";
 
 /** Precisions in the order the paper discusses them; any other precision string sorts after these. */
 export const PRECISION_ORDER: readonly string[] = ["fp32", "fp16", "mixed", "bf16"];
@@ -22,7 +23,24 @@ export interface Run {
   readonly model: string;
   /** Model label and dataset, the unit every figure has one panel or bar group for. */
   readonly cell: string;
+  /** The experiment that matrix.json lists the record under; main when it lists it nowhere. */
+  readonly experiment: RunExperiment;
 }
+
+/** Which experiment a run belongs to. */
+export interface RunExperiment {
+  /** The experiment's name in matrix.json; "" when the record is not listed. */
+  readonly name: string;
+  readonly kind: ExperimentKind;
+  /** The variant label, e.g. "epsilon 1e-7"; "" for main runs. */
+  readonly variant: string;
+}
+
+/** The experiment of records that matrix.json does not list (or when there is no usable matrix.json). */
+const UNLISTED: RunExperiment = { name: "", kind: "main", variant: "" };
+
+/** Whether a run belongs to the main comparison (figures 1-5 and the summary). */
+export const isMain = (r: Run): boolean => r.experiment.kind === "main";
 
 /** Accuracy and time of one (model, dataset, precision) group over its seeds. */
 export interface GroupRow {
@@ -108,12 +126,32 @@ function compareRuns(a: Run, b: Run): number {
     byString(a.record.id, b.record.id) || byString(a.file, b.file);
 }
 
-/** Labels records and sorts them by model, dataset, precision, seed, engine and id. */
-export function toRuns(loaded: readonly LoadedRecord[]): Run[] {
+/**
+ * Labels records with their model and experiment and sorts them by model,
+ * dataset, precision, seed, engine and id. A record that the matrix lists
+ * more than once belongs to the first experiment listing it.
+ */
+export function toRuns(loaded: readonly LoadedRecord[], matrix: Matrix | null = null): Run[] {
+  const experiments = new Map<string, RunExperiment>();
+  for (const e of matrix?.experiments ?? []) {
+    for (const c of e.cells) {
+      if (!experiments.has(c.id)) experiments.set(c.id, { name: e.name, kind: e.kind, variant: c.variant });
+    }
+  }
   return loaded.map(({ file, record }) => {
     const model = modelLabel(record);
-    return { file, record, model, cell: `${model} (${record.config.dataset})` };
+    const experiment = experiments.get(record.id) ?? UNLISTED;
+    return { file, record, model, cell: `${model} (${record.config.dataset})`, experiment };
   }).sort(compareRuns);
+}
+
+/**
+ * The lost-update share of an epoch, or null: records written before the
+ * field existed lack it, and plain SGD writes null.
+ */
+export function lostUpdatesOf(epoch: object): number | null {
+  const v = (epoch as { lostUpdates?: unknown }).lostUpdates;
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
 
 /** Splits sorted runs into consecutive groups with the same key, keeping their order. */

@@ -10,13 +10,16 @@
 
 import type { TopLevelSpec } from "vega-lite";
 import { ERRATA, PRINTED_MEANS, tableMeans } from "./paper.ts";
-import { byString, type GroupRow, PRECISION_ORDER, type Run } from "./aggregate.ts";
+import { byString, type GroupRow, type Run } from "./aggregate.ts";
+import { CONFIG, EPOCH_X, type Figure, type OmittedFigure, precisionScale } from "./figure_style.ts";
+import type { LoadedTolerance } from "./inputs.ts";
+import { toleranceFigure } from "./tolerance_figure.ts";
+import { accumulationFigure, epsilonFigure, lostUpdatesFigure } from "./pitfall_figures.ts";
 import {
   accuracyData,
   COLUMNS,
   CURVE_METRICS,
   curveData,
-  type DataRow,
   differenceData,
   DIFFERENCES,
   MEMORY_CATEGORIES,
@@ -26,65 +29,25 @@ import {
   timeData,
 } from "./figure_data.ts";
 
-/** One figure of the report. */
-export interface Figure {
-  /** Figure number, from 1. */
-  readonly n: number;
-  /** File stem, e.g. "fig1-accuracy". */
-  readonly name: string;
-  /** Heading in the page (plain text). */
-  readonly title: string;
-  /** Explanation under the figure (plain text paragraphs). */
-  readonly caption: readonly string[];
-  readonly spec: TopLevelSpec;
-  /** The figure's data table (also its CSV). */
-  readonly data: readonly DataRow[];
-  /** The data table's columns in CSV order. */
-  readonly columns: readonly string[];
-}
+export type { Figure, OmittedFigure };
 
 /** What the figures are built from. */
 export interface FigureInput {
+  /** The main runs (figures 1-5); the pitfall experiments' runs are in `pitfalls`. */
   readonly runs: readonly Run[];
+  /** Group rows of the main runs. */
   readonly groups: readonly GroupRow[];
   /** Show the paper's Table 5 beside ours. */
   readonly paper: boolean;
+  /** Runs of the non-main experiments (Adam epsilon, accumulation). */
+  readonly pitfalls: readonly Run[];
+  /** Tolerance results in file-name order. */
+  readonly tolerance: readonly LoadedTolerance[];
 }
 
-/** Colours of fp32, fp16, mixed and bf16, then of other precisions in turn. */
-const PALETTE = [
-  "#4c78a8",
-  "#e45756",
-  "#54a24b",
-  "#f58518",
-  "#b279a2",
-  "#72b7b2",
-  "#eeca3b",
-  "#9d755d",
-  "#bab0ac",
-  "#ff9da6",
-];
 const RATIO_COLOURS = ["#6f6f6f", "#b5b5b5"];
 const DIFF_COLOURS = ["#4c78a8", "#54a24b"];
 const MEMORY_COLOURS = ["#4c78a8", "#f58518", "#e45756", "#72b7b2"];
-
-const CONFIG = {
-  font: "system-ui, sans-serif",
-  axis: { labelLimit: 240, titleFontWeight: "normal" },
-  title: { anchor: "start", subtitleColor: "#444" },
-  view: { continuousWidth: 320, continuousHeight: 220 },
-} as const;
-
-/** A colour scale over `domain` that gives the paper's precisions their fixed colours. */
-function precisionScale(domain: readonly string[]) {
-  // Known precisions keep their colour whatever else is present; others share the rest of the palette.
-  let next = PRECISION_ORDER.length;
-  const range = domain.map((p) => {
-    const i = PRECISION_ORDER.indexOf(p);
-    return PALETTE[i >= 0 ? i : next++ % PALETTE.length];
-  });
-  return { domain: [...domain], range };
-}
 
 const only = (source: string) => ({ filter: `datum.source === '${source}'` });
 const cellAxis = (title: string) => ({
@@ -327,7 +290,7 @@ function curveFigure(i: FigureInput, precisions: string[]): Figure {
     title: "precision",
     scale: precisionScale(precisions),
   };
-  const x = { field: "epoch", type: "quantitative", title: "epoch", axis: { format: "d", tickMinStep: 1 } };
+  const x = EPOCH_X;
   return {
     n: 4,
     name: "fig4-curves",
@@ -422,8 +385,13 @@ function memoryFigure(i: FigureInput, precisions: string[]): Figure {
   };
 }
 
-/** Builds the five figures of the report, in order. */
-export function buildFigures(i: FigureInput): Figure[] {
+/**
+ * Builds the report's nine figures in order: 1-5 from the main runs, 6 from
+ * the tolerance results, 7-9 from the pitfall experiments. A figure with
+ * nothing to draw keeps its number as an {@linkcode OmittedFigure}, so file
+ * names and references stay the same from one runs folder to the next.
+ */
+export function buildFigures(i: FigureInput): (Figure | OmittedFigure)[] {
   const acc = accuracyData(i.groups, i.paper);
   const precisions = precisionDomain(acc, curveData(i.runs));
   return [
@@ -432,5 +400,9 @@ export function buildFigures(i: FigureInput): Figure[] {
     differenceFigure(i),
     curveFigure(i, precisions),
     memoryFigure(i, precisions),
+    toleranceFigure(i.tolerance, i.runs),
+    epsilonFigure(i.pitfalls),
+    lostUpdatesFigure(i.runs, precisions),
+    accumulationFigure(i.pitfalls),
   ];
 }

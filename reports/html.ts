@@ -87,5 +87,6 @@ th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: ta
 code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: 0.9em; }
 figure { margin: 1em 0 2em; } figcaption p { margin: 0.3em 0; color: #444; }
 .vis { overflow-x: auto; } .note { color: #444; } .warn { color: #8a4b00; }
+.bug, figcaption p.bug { color: #c00; font-weight: bold; }
 .scroll { overflow-x: auto; }
 `;

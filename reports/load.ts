@@ -1,6 +1,6 @@
 /**
- * Reads a runs folder for the report: every `*.json` run record and the
- * optional `determinism.json`. A report over a long reproduction must not be
+ * Reads a runs folder for the report: every `*.json` run record, the
+ * optional `determinism.json`, `matrix.json` and `tolerance/*.json`. A report over a long reproduction must not be
  * lost to one half-written or foreign file, so every file that cannot be used
  * is listed with its reason instead of failing the whole report. Files are
  * read in name order so that the result does not depend on the order the
@@ -11,8 +11,9 @@
 
 import { type LoadedRecord, readJson, readRunRecords, type SkippedFile } from "../lib/record/read.ts";
 import { DETERMINISM_SCHEMA, type DeterminismCheck } from "../lib/reproduce/verify.ts";
+import { type LoadedTolerance, loadMatrix, loadTolerance, type Matrix, MATRIX_FILE } from "./inputs.ts";
 
-export type { DeterminismCheck, LoadedRecord, SkippedFile };
+export type { DeterminismCheck, LoadedRecord, LoadedTolerance, Matrix, SkippedFile };
 
 /** Everything the report reads from a runs folder. */
 export interface LoadedRuns {
@@ -20,6 +21,10 @@ export interface LoadedRuns {
   readonly records: readonly LoadedRecord[];
   /** The determinism checks, or null when the folder has no usable determinism.json. */
   readonly determinism: readonly DeterminismCheck[] | null;
+  /** The experiment matrix, or null when absent or unusable (then every record counts as main). */
+  readonly matrix: Matrix | null;
+  /** Usable tolerance results in file-name order. */
+  readonly tolerance: readonly LoadedTolerance[];
   readonly skipped: readonly SkippedFile[];
 }
 
@@ -58,9 +63,12 @@ export function determinismProblem(v: unknown): string | null {
   return null;
 }
 
-/** Reads the run records and the determinism summary of `runsDir`; unusable files go to `skipped`. */
+/**
+ * Reads the run records, the determinism summary, the experiment matrix and
+ * the tolerance results of `runsDir`; unusable files go to `skipped`.
+ */
 export async function loadRuns(runsDir: string): Promise<LoadedRuns> {
-  const { records, skipped } = await readRunRecords(runsDir, [DETERMINISM_FILE]);
+  const { records, skipped } = await readRunRecords(runsDir, [DETERMINISM_FILE, MATRIX_FILE]);
   let determinism: DeterminismCheck[] | null = null;
   const exists = await Deno.stat(`${runsDir}/${DETERMINISM_FILE}`).then(() => true, () => false);
   if (exists) {
@@ -69,6 +77,8 @@ export async function loadRuns(runsDir: string): Promise<LoadedRuns> {
     if (problem) skipped.push({ file: DETERMINISM_FILE, reason: problem });
     else determinism = (read as { value: { checks: DeterminismCheck[] } }).value.checks;
   }
+  const matrix = await loadMatrix(runsDir, skipped);
+  const tolerance = await loadTolerance(runsDir, skipped);
   skipped.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
-  return { records, determinism, skipped };
+  return { records, determinism, matrix, tolerance, skipped };
 }

@@ -10,8 +10,8 @@
 
 import { version as vegaVersion } from "vega";
 import { version as vegaLiteVersion } from "vega-lite";
-import type { GroupRow, Run } from "./aggregate.ts";
-import type { Figure } from "./figures.ts";
+import { type GroupRow, isMain, type Run } from "./aggregate.ts";
+import { type Figure, isDrawn, type OmittedFigure } from "./figure_style.ts";
 import type { DeterminismCheck, SkippedFile } from "./load.ts";
 import type { VendorScript } from "./vendor.ts";
 import { type Cell, CSP, escapeHtml, jsonForScript, para, section, STYLE, table } from "./html.ts";
@@ -25,10 +25,12 @@ import {
 
 /** What the page shows. */
 export interface PageInput {
+  /** Every run: the summary counts the main ones, the audit sections list all. */
   readonly runs: readonly Run[];
+  /** Group rows of the main runs. */
   readonly groups: readonly GroupRow[];
-  /** The figures with their rendered SVG, in order. */
-  readonly figures: readonly (Figure & { readonly svg: string })[];
+  /** The figures in order, drawn ones with their rendered SVG. */
+  readonly figures: readonly ((Figure & { readonly svg: string }) | OmittedFigure)[];
   readonly determinism: readonly DeterminismCheck[] | null;
   readonly skipped: readonly SkippedFile[];
   readonly vendor: readonly VendorScript[];
@@ -53,13 +55,21 @@ const EMBED_SCRIPT = `(function () {
 
 const fmt = (x: number | null, digits: number): Cell => (x === null ? null : { num: x.toFixed(digits) });
 
-function figureHtml(f: Figure & { readonly svg: string }): string {
-  return section(`fig${f.n}`, `Figure ${f.n}. ${f.title}`, [
+function figureHtml(f: (Figure & { readonly svg: string }) | OmittedFigure): string {
+  const heading = `Figure ${f.n}. ${f.title}`;
+  if (!isDrawn(f)) return section(`fig${f.n}`, heading, [para(f.omitted, "note")]);
+  const tables = (f.tables ?? []).map((t) =>
+    `${para(t.title, "note")}\n<div class="scroll">${table(t.headers, t.rows)}</div>`
+  );
+  return section(`fig${f.n}`, heading, [
     "<figure>",
     `<div class="vis" id="vis-${escapeHtml(f.name)}"></div>`,
     `<noscript id="static-${escapeHtml(f.name)}">${f.svg}</noscript>`,
-    `<figcaption>${f.caption.map((c) => para(c)).join("")}</figcaption>`,
+    `<figcaption>${(f.alerts ?? []).map((a) => para(a, "bug")).join("")}${
+      f.caption.map((c) => para(c)).join("")
+    }</figcaption>`,
     "</figure>",
+    ...tables,
     `<p class="note">Files: <code>${escapeHtml(f.name)}.svg</code> (static image), <code>${
       escapeHtml(f.name)
     }.csv</code> (the data drawn).</p>`,
@@ -68,7 +78,9 @@ function figureHtml(f: Figure & { readonly svg: string }): string {
 
 function summarySection(p: PageInput): string {
   const list = (xs: readonly string[]) => [...new Set(xs)].join(", ") || "none";
-  const done = p.runs.filter((r) => r.record.status === "completed").length;
+  const main = p.runs.filter(isMain);
+  const others = p.runs.length - main.length;
+  const done = main.filter((r) => r.record.status === "completed").length;
   const rows: Cell[][] = p.groups.map((g) => [
     g.model,
     g.dataset,
@@ -82,12 +94,19 @@ function summarySection(p: PageInput): string {
   ]);
   return section("summary", "Summary", [
     para(
-      `${p.runs.length} run records (${done} completed, ${p.runs.length - done} diverged). ` +
-        `Models: ${list(p.runs.map((r) => r.model))}. Precisions: ${
+      `${main.length} run records in the main comparison (${done} completed, ${main.length - done} ` +
+        `diverged). Models: ${list(main.map((r) => r.model))}. Precisions: ${
           list(p.groups.map((g) => g.precision))
         }. ` +
-        `Engines: ${list(p.runs.map((r) => r.record.config.engine).sort())}.`,
+        `Engines: ${list(main.map((r) => r.record.config.engine).sort())}.`,
     ),
+    ...(others
+      ? [para(
+        `${others} more record${others === 1 ? "" : "s"} of the pitfall experiments (matrix.json) ` +
+          `${others === 1 ? "is" : "are"} left out of this table and of figures 1-5; see figures 7 and 9.`,
+        "note",
+      )]
+      : []),
     para(
       "Accuracy is the final epoch's test accuracy in %, mean and sample standard deviation over the " +
         "completed runs of a group; time is training seconds per run, mean over runs.",
@@ -99,11 +118,14 @@ function summarySection(p: PageInput): string {
   ]);
 }
 
+/** The number of the determinism section: the one after the last figure. */
+const determinismNumber = (p: PageInput) => Math.max(0, ...p.figures.map((f) => f.n)) + 1;
+
 function contents(p: PageInput): string {
   const items = [
     ["summary", "Summary"],
-    ...p.figures.map((f) => [`fig${f.n}`, `Figure ${f.n}. ${f.title}`]),
-    ["determinism", "6. Determinism"],
+    ...p.figures.map((f) => [`fig${f.n}`, `Figure ${f.n}. ${f.title}${isDrawn(f) ? "" : " (not drawn)"}`]),
+    ["determinism", `${determinismNumber(p)}. Determinism`],
     ["diverged", "Diverged runs"],
     ["environment", "Environment manifest"],
     ["configs", "Exact configs"],
@@ -116,7 +138,7 @@ function contents(p: PageInput): string {
 
 /** Builds the report page. */
 export function renderPage(p: PageInput): string {
-  const specs = Object.fromEntries(p.figures.map((f) => [f.name, f.spec]));
+  const specs = Object.fromEntries(p.figures.flatMap((f) => (isDrawn(f) ? [[f.name, f.spec]] : [])));
   const determinismSkipped = p.skipped.some((s) => s.file === "determinism.json");
   return [
     "<!DOCTYPE html>",
@@ -136,10 +158,17 @@ export function renderPage(p: PageInput): string {
         "beside ours, never mixed with them.",
       "note",
     ),
+    para(
+      "Figures 1-5 compare precisions on the main runs; figure 6 tests the paper's error/tolerance lemma " +
+        "(an fp16 model can only disagree with its fp32 model where Gamma <= 2 delta); figures 7-9 measure " +
+        "known pitfalls of standalone fp16 (Adam's epsilon, lost updates, fp16 accumulation). The " +
+        "determinism checks, diverged runs, environment and exact configs follow.",
+      "note",
+    ),
     contents(p),
     summarySection(p),
     ...p.figures.map(figureHtml),
-    determinismSection(p.determinism, determinismSkipped),
+    determinismSection(p.determinism, determinismSkipped, determinismNumber(p)),
     divergedSection(p.runs),
     environmentSection(p.runs),
     configSection(p.runs),

@@ -25,13 +25,20 @@ export function determinismSummary(checks: readonly DeterminismCheck[]): string 
   return `${line} (${parts.join("; ")}).`;
 }
 
-/** Section 6: the determinism table, or a note that the folder has none. */
-export function determinismSection(checks: readonly DeterminismCheck[] | null, skipped: boolean): string {
+/**
+ * The determinism section (numbered `n`, after the last figure): the table of
+ * checks, or a note that the folder has none.
+ */
+export function determinismSection(
+  checks: readonly DeterminismCheck[] | null,
+  skipped: boolean,
+  n = 10,
+): string {
   if (checks === null) {
     const why = skipped
       ? "determinism.json could not be used (see skipped files)"
       : "no determinism check in this folder";
-    return section("determinism", "6. Determinism", [
+    return section("determinism", `${n}. Determinism`, [
       para(`${why[0].toUpperCase()}${why.slice(1)}.`, "note"),
     ]);
   }
@@ -45,7 +52,7 @@ export function determinismSection(checks: readonly DeterminismCheck[] | null, s
     c.identical ? "yes" : "no",
     c.firstDifferingEpoch ?? "-",
   ]);
-  return section("determinism", "6. Determinism", [
+  return section("determinism", `${n}. Determinism`, [
     para(determinismSummary(checks), "summary"),
     para(
       "Each check trains a configuration again (on the same engine, or on another for cross-engine checks) " +
@@ -150,6 +157,7 @@ export function configSection(runs: readonly Run[]): string {
     const c = r.record.config, acc = finalAccuracy(r);
     return [
       { html: `<span class="mono">${escapeHtml(r.record.id)}</span>` },
+      [r.experiment.name, r.experiment.variant].filter((x) => x).join(": "),
       r.model,
       c.dataset,
       c.precision,
@@ -165,10 +173,14 @@ export function configSection(runs: readonly Run[]): string {
     ];
   });
   return section("configs", "Exact configs", [
-    para(`${runs.length} run records. Test accuracy is the final epoch's, in %.`),
+    para(
+      `${runs.length} run records. Test accuracy is the final epoch's, in %. The experiment is the one ` +
+        "matrix.json lists the record under (empty when it lists it nowhere or there is no matrix.json).",
+    ),
     `<div class="scroll">${
       table([
         "id",
+        "experiment",
         "model",
         "dataset",
         "precision",

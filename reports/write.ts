@@ -1,6 +1,9 @@
 /**
  * Writes the reproduction report of a runs folder: one self-contained HTML
  * page, and every figure as SVG with its data as CSV for use in a paper.
+ * Besides the run records it reads the optional `determinism.json`,
+ * `matrix.json` (which keeps the pitfall experiments out of the main
+ * comparison) and `tolerance/*.json` (the error/tolerance lemma).
  *
  * The output depends only on the run records (no dates, no random ids, a
  * fixed order and number format), so a report can be regenerated and
@@ -18,8 +21,9 @@
  */
 
 import { writeAtomic } from "../lib/record/run_record.ts";
-import { groupRows, toRuns } from "./aggregate.ts";
+import { groupRows, isMain, toRuns } from "./aggregate.ts";
 import { buildFigures } from "./figures.ts";
+import { isDrawn } from "./figure_style.ts";
 import { loadRuns, type SkippedFile } from "./load.ts";
 import { renderPage } from "./page.ts";
 import { renderSvg } from "./svg.ts";
@@ -45,9 +49,10 @@ export interface ReportResult {
 }
 
 /**
- * Reads the run records (and `determinism.json`, if present) of `runsDir`
- * and writes `report.html`, `figN-name.svg` and `figN-name.csv` into
- * `outDir`, creating it. Each file is written under a temporary name and
+ * Reads the run records (and `determinism.json`, `matrix.json` and
+ * `tolerance/*.json`, if present) of `runsDir` and writes `report.html`,
+ * `figN-name.svg` and `figN-name.csv` into `outDir`, creating it; a figure
+ * with nothing to draw gets no files, and the page says why. Each file is written under a temporary name and
  * renamed, so a reader never sees half a file. Skipped files are also
  * reported on stderr.
  */
@@ -58,12 +63,20 @@ export async function writeReport(
 ): Promise<ReportResult> {
   const loaded = await loadRuns(runsDir);
   for (const s of loaded.skipped) console.error(`Skipped ${s.file}: ${s.reason}`);
-  const runs = toRuns(loaded.records);
-  const groups = groupRows(runs);
-  const figures = buildFigures({ runs, groups, paper: o.paperTable !== false });
+  const runs = toRuns(loaded.records, loaded.matrix);
+  // The pitfall experiments use other optimizers or policies; mixed into the main comparison they would skew it.
+  const main = runs.filter(isMain), pitfalls = runs.filter((r) => !isMain(r));
+  const groups = groupRows(main);
+  const figures = buildFigures({
+    runs: main,
+    groups,
+    paper: o.paperTable !== false,
+    pitfalls,
+    tolerance: loaded.tolerance,
+  });
   // Render one at a time: the views share vega's module state, and the order of writes stays fixed.
   const rendered = [];
-  for (const f of figures) rendered.push({ ...f, svg: await renderSvg(f.spec) });
+  for (const f of figures) rendered.push(isDrawn(f) ? { ...f, svg: await renderSvg(f.spec) } : f);
   const page = renderPage({
     runs,
     groups,
@@ -81,6 +94,7 @@ export async function writeReport(
     files.push(path);
   };
   for (const f of rendered) {
+    if (!("svg" in f)) continue;
     await put(`${f.name}.svg`, f.svg + "\n");
     await put(`${f.name}.csv`, toCsv(f.data, f.columns));
   }

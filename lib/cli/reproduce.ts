@@ -42,7 +42,7 @@ Options:
   --engine NAME      ${ENGINE_NAMES.join(" | ")} (default ref)
   --jobs N           cells run at once (default ${defaultJobs()}: the cores, at most 2)
   --force            re-run cells that already have records
-  --verify-all       re-check every cell, not one seed per model and precision
+  --verify-all       re-check every cell, not one seed per model and precision of the main experiments
   --no-verify        skip the determinism check
   --no-tolerance     skip the error/tolerance analysis of the fp32 models
   --cache-dir DIR    dataset cache; --offline: never download
@@ -162,7 +162,11 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   let checks: DeterminismCheck[] = [];
   if (!v["no-verify"]) {
     log("determinism check: re-running cells in fresh processes");
-    checks = await verifyAndWrite(out, v["verify-all"]!, jobs, extra, log, new Set(run.ids));
+    // By default one seed per model and precision of the main experiments; --verify-all re-runs every cell.
+    const ids = v["verify-all"]
+      ? run.ids
+      : run.ids.filter((_, k) => profile.experiments[cells[k].experiment].kind === "main");
+    checks = await verifyAndWrite(out, v["verify-all"]!, jobs, extra, log, new Set(ids));
     log(`determinism: ${summary(checks)}`);
   }
   if (!v["no-tolerance"]) {
