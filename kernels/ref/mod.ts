@@ -40,11 +40,13 @@ export function runGraph(
   const nodes = graph.nodes;
   // Free each value after its last use so peak memory stays near the live set.
   const lastUse = new Int32Array(nodes.length).fill(-1);
-  for (const n of nodes) for (const i of n.inputs) lastUse[i] = n.id;
+  const liveMask = graph.live();
+  for (const n of nodes) if (liveMask[n.id]) { for (const i of n.inputs) lastUse[i] = n.id; }
   const keep = new Set([...Object.values(graph.outputs), ...graph.state.map((s) => s.next)]);
   const values: (Float64Array | undefined)[] = new Array(nodes.length);
   const acc = rounder(graph.accumulate);
   for (const n of nodes) {
+    if (!liveMask[n.id]) continue;
     if (n.inputs.length === 0) {
       const t = feeds[n.name!];
       if (!t) throw new Error(`Missing feed "${n.name}"`);

@@ -48,29 +48,47 @@ function geometry(
   };
 }
 
+/**
+ * The taps of a window along one axis that land inside the input, as [lo, hi)
+ * over kernel offsets, for a window whose first tap is at input index `start`.
+ */
+function inside(start: number, k: number, size: number): [number, number] {
+  return [Math.max(0, -start), Math.min(k, size - start)];
+}
+
+/**
+ * First kernel offset t in [0, k) with (pos - t) divisible by `stride` and
+ * 0 <= (pos - t) / stride < out, i.e. the taps that read input position
+ * `pos - pad` in a gradient; returns [first, last] stepping by `stride`.
+ */
+function hitting(pos: number, k: number, stride: number, out: number): [number, number] {
+  let first = Math.max(0, pos - (out - 1) * stride);
+  first += (((pos - first) % stride) + stride) % stride;
+  return [first, Math.min(k - 1, pos)];
+}
+
 /** y[n,o,p,q] = sum over (c, i, j) ascending of x[n, group c, p*s+i-pad, q*s+j-pad] * w[o, c, i, j]. */
 const conv2d: Kernel = ({ node, x: [x, w], shapes: [sx, sw], out, acc }) => {
   const o = sw[0], cg = sw[1], groups = num(node, "groups");
   const g = geometry(node, sx, [sw[2], sw[3]], node.shape);
-  const og = o / groups;
+  const og = o / groups, kk = g.kh * g.kw;
   const y = new Float64Array(g.n * o * g.oh * g.ow);
   let t = 0;
   for (let n = 0; n < g.n; n++) {
     for (let oc = 0; oc < o; oc++) {
       const c0 = Math.floor(oc / og) * cg;
       for (let p = 0; p < g.oh; p++) {
+        const ih0 = p * g.sh - g.pt;
+        const [iLo, iHi] = inside(ih0, g.kh, g.h);
         for (let q = 0; q < g.ow; q++) {
+          const iw0 = q * g.sw - g.pl;
+          const [jLo, jHi] = inside(iw0, g.kw, g.w);
           let s = 0;
           for (let c = 0; c < cg; c++) {
-            const xb = (n * g.c + c0 + c) * g.h, wb = (oc * cg + c) * g.kh;
-            for (let i = 0; i < g.kh; i++) {
-              const ih = p * g.sh + i - g.pt;
-              if (ih < 0 || ih >= g.h) continue;
-              for (let j = 0; j < g.kw; j++) {
-                const iw = q * g.sw + j - g.pl;
-                if (iw < 0 || iw >= g.w) continue;
-                s = acc(s + acc(x[(xb + ih) * g.w + iw] * w[(wb + i) * g.kw + j]));
-              }
+            const xb = ((n * g.c + c0 + c) * g.h + ih0) * g.w + iw0, wb = (oc * cg + c) * kk;
+            for (let i = iLo; i < iHi; i++) {
+              const xr = xb + i * g.w, wr = wb + i * g.kw;
+              for (let j = jLo; j < jHi; j++) s = acc(s + acc(x[xr + j] * w[wr + j]));
             }
           }
           y[t++] = out(s);
@@ -93,17 +111,16 @@ const conv2dGradInput: Kernel = ({ node, x: [gy, w], shapes: [sg, sw], out, acc 
     for (let c = 0; c < g.c; c++) {
       const grp = Math.floor(c / cg), cl = c - grp * cg;
       for (let h = 0; h < g.h; h++) {
+        const [iFirst, iLast] = hitting(h + g.pt, g.kh, g.sh, g.oh);
         for (let wi = 0; wi < g.w; wi++) {
+          const [jFirst, jLast] = hitting(wi + g.pl, g.kw, g.sw, g.ow);
           let s = 0;
           for (let oc = grp * og; oc < (grp + 1) * og; oc++) {
             const gb = (n * o + oc) * g.oh, wb = (oc * cg + cl) * g.kh;
-            for (let i = 0; i < g.kh; i++) {
-              const ph = h + g.pt - i;
-              if (ph < 0 || ph % g.sh !== 0 || ph / g.sh >= g.oh) continue;
-              for (let j = 0; j < g.kw; j++) {
-                const pw = wi + g.pl - j;
-                if (pw < 0 || pw % g.sw !== 0 || pw / g.sw >= g.ow) continue;
-                s = acc(s + acc(gy[(gb + ph / g.sh) * g.ow + pw / g.sw] * w[(wb + i) * g.kw + j]));
+            for (let i = iFirst; i <= iLast; i += g.sh) {
+              const gr = (gb + (h + g.pt - i) / g.sh) * g.ow, wr = (wb + i) * g.kw;
+              for (let j = jFirst; j <= jLast; j += g.sw) {
+                s = acc(s + acc(gy[gr + (wi + g.pl - j) / g.sw] * w[wr + j]));
               }
             }
           }
@@ -122,23 +139,25 @@ const conv2dGradWeight: Kernel = ({ node, x: [x, gy], shapes: [sx, sg], out, acc
   const g = geometry(node, sx, [kh, kw], sg);
   const o = sg[1], cg = g.c / groups, og = o / groups;
   const dw = new Float64Array(o * cg * kh * kw);
+  // Output rows/columns whose window tap i (or j) lands inside the input.
+  const span = (tap: number, pad: number, stride: number, size: number, outN: number): [number, number] => [
+    Math.max(0, Math.ceil((pad - tap) / stride)),
+    Math.min(outN, Math.floor((size - 1 + pad - tap) / stride) + 1),
+  ];
   let t = 0;
   for (let oc = 0; oc < o; oc++) {
     const c0 = Math.floor(oc / og) * cg;
     for (let c = 0; c < cg; c++) {
       for (let i = 0; i < kh; i++) {
+        const [pLo, pHi] = span(i, g.pt, g.sh, g.h, g.oh);
         for (let j = 0; j < kw; j++) {
+          const [qLo, qHi] = span(j, g.pl, g.sw, g.w, g.ow);
           let s = 0;
           for (let n = 0; n < g.n; n++) {
             const gb = (n * o + oc) * g.oh, xb = (n * g.c + c0 + c) * g.h;
-            for (let p = 0; p < g.oh; p++) {
-              const ih = p * g.sh + i - g.pt;
-              if (ih < 0 || ih >= g.h) continue;
-              for (let q = 0; q < g.ow; q++) {
-                const iw = q * g.sw + j - g.pl;
-                if (iw < 0 || iw >= g.w) continue;
-                s = acc(s + acc(gy[(gb + p) * g.ow + q] * x[(xb + ih) * g.w + iw]));
-              }
+            for (let p = pLo; p < pHi; p++) {
+              const gr = (gb + p) * g.ow, xr = (xb + p * g.sh + i - g.pt) * g.w + j - g.pl;
+              for (let q = qLo; q < qHi; q++) s = acc(s + acc(gy[gr + q] * x[xr + q * g.sw]));
             }
           }
           dw[t++] = out(s);

@@ -143,6 +143,21 @@ export class Graph {
     return this.nodes.filter((n) => n.op === kind);
   }
 
+  /**
+   * Which nodes contribute to an output or a state's next value (1) and which
+   * are dead (0). Autodiff builds every input gradient an op's rule gives, also
+   * for inputs that need none (the data input of the first layer); engines
+   * skip the dead ones.
+   */
+  live(): Uint8Array {
+    const live = new Uint8Array(this.nodes.length);
+    for (const id of [...Object.values(this.outputs), ...this.state.map((s) => s.next)]) live[id] = 1;
+    for (let id = this.nodes.length - 1; id >= 0; id--) {
+      if (live[id]) { for (const i of this.nodes[id].inputs) live[i] = 1; }
+    }
+    return live;
+  }
+
   #push(n: Omit<Node, "id">): number {
     const id = this.nodes.length;
     this.nodes.push({ id, ...n });
