@@ -228,7 +228,9 @@ async function acquireLock(lockPath: string, o: DownloadOptions): Promise<string
     // A lock whose holder has not refreshed it for a while is stale (a crashed process).
     const age = await Deno.stat(lockPath).then((s) => Date.now() - (s.mtime?.getTime() ?? 0), () => 0);
     if (age > staleMs) {
-      // Look again right before removing, so a lock another waiter just re-created is left alone.
+      // Wait longer than a live holder's refresh interval (5 s) and look again: a live holder, or another
+      // waiter that has just taken the lock, will have touched it by then and is left alone.
+      await sleep(Math.min(staleMs, 6000));
       const again = await Deno.stat(lockPath).then((s) => Date.now() - (s.mtime?.getTime() ?? 0), () => 0);
       if (again > staleMs) {
         o.onEvent?.(`${lockPath}: removing a stale lock`);

@@ -96,11 +96,6 @@ export function comparePrecision(a: string, b: string): number {
   return byString(a, b);
 }
 
-/** The distinct precisions of `runs` in report order. */
-export function precisionsOf(runs: readonly Run[]): string[] {
-  return [...new Set(runs.map((r) => r.record.config.precision))].sort(comparePrecision);
-}
-
 /**
  * The label of a model. An MLP is named by its layer widths; the input width
  * is not in the config, so it is solved from the parameter count (ten classes
@@ -138,11 +133,53 @@ export function toRuns(loaded: readonly LoadedRecord[], matrix: Matrix | null = 
       if (!experiments.has(c.id)) experiments.set(c.id, { name: e.name, kind: e.kind, variant: c.variant });
     }
   }
+  // Settings are compared within each experiment (pitfall experiments differ from the main one by design).
+  const byExperiment = new Map<string, RunRecord[]>();
+  for (const { record } of loaded) {
+    const name = (experiments.get(record.id) ?? UNLISTED).name;
+    byExperiment.set(name, [...(byExperiment.get(name) ?? []), record]);
+  }
+  const suffixes = new Map<string, string>();
+  for (const rs of byExperiment.values()) for (const [id, sfx] of settingSuffixes(rs)) suffixes.set(id, sfx);
   return loaded.map(({ file, record }) => {
     const model = modelLabel(record);
     const experiment = experiments.get(record.id) ?? UNLISTED;
-    return { file, record, model, cell: `${model} (${record.config.dataset})`, experiment };
+    const cell = `${model} (${record.config.dataset})${suffixes.get(record.id) ?? ""}`;
+    return { file, record, model, cell, experiment };
   }).sort(compareRuns);
+}
+
+/** The config fields that tell runs of one model and dataset apart (everything but seed, precision, engine). */
+function setting(r: RunRecord): Record<string, string> {
+  // Within an experiment the variant flags (e.g. Adam's epsilon) are meant to differ; they stay in the
+  // label only when they are the sole difference, which is how a variant shows.
+  const { seed: _s, precision: _p, policy: _q, engine: _e, optimizer, ...rest } = r.config;
+  const flat: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...rest, ...optimizer })) flat[k] = JSON.stringify(v);
+  return flat;
+}
+
+/**
+ * Runs of the same model and dataset but another setting (epochs, limits, batch, optimizer...) must not be
+ * averaged together as if they were seeds, so when a folder mixes settings, each group's cell label gets the
+ * fields that differ, e.g. " [epochs 3]". A folder with one setting per model keeps plain labels.
+ */
+function settingSuffixes(records: readonly RunRecord[]): Map<string, string> {
+  const byCell = new Map<string, RunRecord[]>();
+  for (const r of records) {
+    const k = `${modelLabel(r)}|${r.config.dataset}`;
+    byCell.set(k, [...(byCell.get(k) ?? []), r]);
+  }
+  const out = new Map<string, string>();
+  for (const rs of byCell.values()) {
+    const settings = rs.map(setting);
+    const keys = Object.keys(settings[0]).filter((k) => settings.some((s) => s[k] !== settings[0][k]));
+    if (keys.length === 0) continue;
+    rs.forEach((r, i) =>
+      out.set(r.id, ` [${keys.sort(byString).map((k) => `${k} ${settings[i][k]}`).join(", ")}]`)
+    );
+  }
+  return out;
 }
 
 /**

@@ -62,7 +62,6 @@ export async function writeReport(
   o: ReportOptions = {},
 ): Promise<ReportResult> {
   const loaded = await loadRuns(runsDir);
-  for (const s of loaded.skipped) console.error(`Skipped ${s.file}: ${s.reason}`);
   const runs = toRuns(loaded.records, loaded.matrix);
   // The pitfall experiments use other optimizers or policies; mixed into the main comparison they would skew it.
   const main = runs.filter(isMain), pitfalls = runs.filter((r) => !isMain(r));

@@ -28,7 +28,7 @@ async function cli(args: string[], env: Record<string, string> = {}) {
 
 Deno.test("the tasks that may download reach exactly the download hosts", async () => {
   const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
-  for (const t of ["reproduce", "train", "data", "verify", "compile"]) {
+  for (const t of ["reproduce", "train", "data", "verify", "tolerance", "compile"]) {
     const m = /--allow-net=(\S+)/.exec(tasks[t]);
     assert.ok(m, `task ${t} has no --allow-net list`);
     assert.deepEqual(m[1].split(",").sort(), downloadHosts(), `task ${t}`);

@@ -159,3 +159,23 @@ Deno.test("escaping helpers", () => {
   assert.equal(modelLabel(record({ model: "mlp", hidden: [16] })), "mlp 784-16-10");
   assert.equal(modelLabel(record({ model: "cnn" })), "cnn");
 });
+
+Deno.test("runs of one model with different settings are not averaged together as seeds", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${root}/runs`);
+    for (const [seed, epochs] of [[1, 2], [2, 2], [1, 3]]) {
+      const r = record({ precision: "fp32", seed });
+      const rec = { ...r, id: `${r.id.slice(0, 14)}${epochs}${seed}`, config: { ...r.config, epochs } };
+      await Deno.writeTextFile(`${root}/runs/${rec.id}.json`, JSON.stringify(rec));
+    }
+    await writeReport(`${root}/runs`, `${root}/out`);
+    const csv = await Deno.readTextFile(`${root}/out/fig1-accuracy.csv`);
+    const ours = csv.split("\n").filter((l) => l.startsWith("ours,"));
+    assert.equal(ours.length, 2, csv);
+    assert.ok(ours.some((l) => l.includes("[epochs 2]") && l.includes(",2,0,")), csv);
+    assert.ok(ours.some((l) => l.includes("[epochs 3]") && l.includes(",1,0,")), csv);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -47,13 +47,6 @@ export function prod(shape: readonly number[], from = 0, to = shape.length): num
   return p;
 }
 
-/** Sum of `n` values read by `get`, sequentially, each partial sum rounded by `acc`. */
-export function sumSeq(n: number, get: (i: number) => number, acc: Rounder): number {
-  let s = 0;
-  for (let i = 0; i < n; i++) s = acc(s + get(i));
-  return s;
-}
-
 /** Boolean attribute. */
 export function flag(attrs: Readonly<Record<string, Attr>>, key: string): boolean {
   return !!attrs[key];

@@ -7,6 +7,7 @@
  */
 
 import type { Node } from "../../lib/graph/graph.ts";
+import { windowOut } from "../../lib/graph/ops.ts";
 import { type Kernel, list, num } from "./kernel.ts";
 
 interface Geometry {
@@ -199,7 +200,7 @@ function outSize(node: Node, xs: readonly number[]): [number, number] {
   const [kh, kw] = list(node, "kernel"),
     [sh, sw] = list(node, "stride"),
     [pt, pl, pb, pr] = list(node, "pads");
-  return [Math.floor((xs[2] + pt + pb - kh) / sh) + 1, Math.floor((xs[3] + pl + pr - kw) / sw) + 1];
+  return [windowOut(xs[2], kh, sh, pt, pb), windowOut(xs[3], kw, sw, pl, pr)];
 }
 
 /** Index (into x) of the first maximum of every window; NaN in a window wins, so NaN propagates. */

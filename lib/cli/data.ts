@@ -16,7 +16,7 @@ import {
   fetchFiles,
   loadDataset,
 } from "../../datasets/registry.ts";
-import { UsageError } from "./usage_error.ts";
+import { asUsageError, UsageError } from "./usage_error.ts";
 
 /** Help text of `f16repro data`. */
 export const DATA_HELP = `Usage: f16repro data <list | fetch NAME | verify [NAME] | path NAME> [options]
@@ -75,21 +75,14 @@ async function fileStates(d: DatasetInfo, dir: string, verify: boolean): Promise
 
 function dataset(name: string | undefined): DatasetInfo {
   if (!name) throw new UsageError("Name a dataset: f16repro data <command> NAME");
-  try {
-    return datasetInfo(name);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  return asUsageError(() => datasetInfo(name));
 }
 
 /** Runs `f16repro data` with `args`; returns the exit code. */
 export async function dataCommand(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split("\n")[0]);
-  }
+  const parsed = asUsageError(() =>
+    parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true })
+  );
   const { values: v, positionals: [sub, name, ...extra] } = parsed;
   if (v.help || sub === undefined) {
     console.log(DATA_HELP);

@@ -21,7 +21,7 @@ import {
   selectForCheck,
   writeDeterminism,
 } from "../reproduce/verify.ts";
-import { intList, positiveInt, UsageError } from "./usage_error.ts";
+import { asUsageError, intList, positiveInt, UsageError } from "./usage_error.ts";
 
 const defaultJobs = () => Math.max(1, Math.min(2, navigator.hardwareConcurrency || 1));
 
@@ -74,15 +74,6 @@ the run records (and determinism.json) in RUNS_DIR. Corrupt records are named an
 Example:
   f16repro report runs/quick -o runs/quick/report`;
 
-/** Runs a flag parser, turning its errors into one-line usage errors. */
-function guard<R>(f: () => R): R {
-  try {
-    return f();
-  } catch (e) {
-    throw new UsageError((e as Error).message.split("\n")[0]);
-  }
-}
-
 function jobsOf(v: string | undefined): number {
   return v === undefined ? defaultJobs() : positiveInt("jobs", v);
 }
@@ -110,7 +101,7 @@ function summary(checks: readonly DeterminismCheck[]): string {
 
 /** Runs `f16repro reproduce`. */
 export async function reproduceCommand(args: string[]): Promise<number> {
-  const { values: v, positionals } = guard(() =>
+  const { values: v, positionals } = asUsageError(() =>
     parseArgs({
       args,
       allowPositionals: true,
@@ -204,7 +195,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
 
 /** Runs `f16repro verify`. */
 export async function verifyCommand(args: string[]): Promise<number> {
-  const { values: v, positionals } = guard(() =>
+  const { values: v, positionals } = asUsageError(() =>
     parseArgs({
       args,
       allowPositionals: true,
@@ -240,7 +231,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
 
 /** Runs `f16repro report`. */
 export async function reportCommand(args: string[]): Promise<number> {
-  const { values: v, positionals } = guard(() =>
+  const { values: v, positionals } = asUsageError(() =>
     parseArgs({
       args,
       allowPositionals: true,

@@ -9,7 +9,8 @@ import { cacheDir } from "../../datasets/cache.ts";
 import { analyseTolerance, ToleranceInputError, type ToleranceResult } from "../analysis/run_tolerance.ts";
 import type { ToleranceSpace } from "../analysis/tolerance.ts";
 import { writeAtomic } from "../record/run_record.ts";
-import { UsageError } from "./usage_error.ts";
+import { WeightsError } from "../record/weights.ts";
+import { asUsageError, UsageError } from "./usage_error.ts";
 
 /** Help text of `f16repro tolerance`. */
 export const TOLERANCE_HELP = `Usage: f16repro tolerance RUN_RECORD [options]
@@ -26,7 +27,7 @@ Options:
                     then delta includes training divergence and the lemma says much less
   -o FILE           write the full result (every input's delta and Gamma) as JSON
   --cache-dir DIR   dataset cache; --offline: never download
-  --json            print the summary as JSON
+  --json            print the summary as JSON; --quiet: print nothing (use with -o)
   -h, --help        this help
 
 Exit code 1 when the lemma is violated (a disagreement at Gamma > 2 delta), which would be a bug.
@@ -63,9 +64,8 @@ export function toleranceSummary(r: ToleranceResult): string {
 
 /** Runs `f16repro tolerance`. */
 export async function toleranceCommand(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const parsed = asUsageError(() =>
+    parseArgs({
       args,
       allowPositionals: true,
       strict: true,
@@ -76,12 +76,11 @@ export async function toleranceCommand(args: string[]): Promise<number> {
         "cache-dir": { type: "string" },
         offline: { type: "boolean", default: false },
         json: { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split("\n")[0]);
-  }
+    })
+  );
   const { values: v, positionals } = parsed;
   if (v.help) return console.log(TOLERANCE_HELP), 0;
   if (positionals.length !== 1) throw new UsageError("Name one run record: f16repro tolerance RUN_RECORD");
@@ -103,12 +102,13 @@ export async function toleranceCommand(args: string[]): Promise<number> {
     });
   } catch (e) {
     if (e instanceof ToleranceInputError) throw new UsageError(e.message);
+    if (e instanceof WeightsError) return console.error(`f16repro: ${e.message}`), 1;
     throw e;
   }
   if (v.out) await writeAtomic(v.out, JSON.stringify(r) + "\n");
   if (v.json) {
     const strip = ({ points: _p, ...s }: ToleranceSpace) => s;
     console.log(JSON.stringify({ ...r, logits: strip(r.logits), probabilities: strip(r.probabilities) }));
-  } else console.log(toleranceSummary(r));
+  } else if (!v.quiet) console.log(toleranceSummary(r));
   return r.logits.violations + r.probabilities.violations > 0 ? 1 : 0;
 }

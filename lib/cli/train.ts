@@ -16,7 +16,7 @@ import { makeRunRecord, type RunConfig, writeRunRecord } from "../record/run_rec
 import { writeWeights } from "../record/weights.ts";
 import type { OptimizerConfig } from "../train/optimizer.ts";
 import { type EpochMetrics, train } from "../train/train.ts";
-import { finiteNumber, intList, positiveInt, UsageError } from "./usage_error.ts";
+import { asUsageError, finiteNumber, intList, positiveInt, UsageError } from "./usage_error.ts";
 
 /** Help text of `f16repro train`. */
 export const TRAIN_HELP = `Usage: f16repro train [options]
@@ -121,7 +121,7 @@ export interface TrainInvocation {
  */
 export function parseTrainArgs(args: string[]): TrainInvocation {
   const v = parse(args);
-  const model = guard(() => modelByName(v.model));
+  const model = asUsageError(() => modelByName(v.model));
   if (!DATASET_NAMES.includes(v.dataset)) {
     throw new UsageError(`Unknown dataset "${v.dataset}": expected one of ${DATASET_NAMES.join(", ")}`);
   }
@@ -227,12 +227,4 @@ export async function trainCommand(args: string[]): Promise<number> {
     }));
   }
   return 0;
-}
-
-function guard<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
 }

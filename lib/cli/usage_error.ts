@@ -9,6 +9,15 @@
 /** A user mistake on the command line. */
 export class UsageError extends Error {}
 
+/** Runs `f` (a flag parser, a name lookup), turning any error it throws into a one-line {@linkcode UsageError}. */
+export function asUsageError<R>(f: () => R): R {
+  try {
+    return f();
+  } catch (e) {
+    throw new UsageError((e as Error).message.split("\n")[0]);
+  }
+}
+
 /** Parses a positive integer flag or throws a {@linkcode UsageError} naming the flag. */
 export function positiveInt(flag: string, v: string): number {
   const n = Number(v);

@@ -471,7 +471,7 @@ const OPS: Record<string, OpDef> = {
 
 /** The op definition for `name`, or an error naming the unknown op. */
 export function opDef(name: string): OpDef {
-  const d = OPS[name];
+  const d = Object.hasOwn(OPS, name) ? OPS[name] : undefined;
   if (!d) throw new Error(`Unknown op "${name}"`);
   return d;
 }

@@ -54,7 +54,7 @@ export const MODELS: Readonly<Record<string, ModelDef>> = {
 
 /** The model with this name, or an error listing the known models. */
 export function modelByName(name: string): ModelDef {
-  const m = MODELS[name];
+  const m = Object.hasOwn(MODELS, name) ? MODELS[name] : undefined;
   if (!m) throw new RangeError(`Unknown model "${name}": expected one of ${Object.keys(MODELS).join(", ")}`);
   return m;
 }

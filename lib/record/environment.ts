@@ -9,6 +9,7 @@
  */
 
 import type { Engine } from "../../kernels/engine.ts";
+import { RNG_NAME } from "../random.ts";
 
 function tryOr<T>(f: () => T, fallback: T): T {
   try {
@@ -46,6 +47,7 @@ export function environmentManifest(engine: Engine): Record<string, unknown> {
     cpu: cpuModel(),
     cpus: navigator.hardwareConcurrency,
     gitCommit: gitCommit(),
+    rng: RNG_NAME,
     engine: {
       name: engine.name,
       description: engine.description,

@@ -72,13 +72,19 @@ export async function configId(c: RunConfig): Promise<string> {
   return (await sha256Hex(canonicalJson(c))).slice(0, 16);
 }
 
+/** Per-epoch metrics without their timings: what determinism covers (timings vary run to run). */
+export function bareEpochs(
+  epochs: readonly EpochMetrics[],
+): Omit<EpochMetrics, "trainSeconds" | "evalSeconds" | "samplesPerSecond">[] {
+  return epochs.map(({ trainSeconds: _t, evalSeconds: _e, samplesPerSecond: _s, ...m }) => m);
+}
+
 /** SHA-256 of the per-epoch metrics without timings (exact float64 values via JSON). */
 export async function metricsHash(
   epochs: readonly EpochMetrics[],
   divergence: Divergence | null,
 ): Promise<string> {
-  const bare = epochs.map(({ trainSeconds: _t, evalSeconds: _e, samplesPerSecond: _s, ...m }) => m);
-  return await sha256Hex(canonicalJson({ epochs: bare, divergence }));
+  return await sha256Hex(canonicalJson({ epochs: bareEpochs(epochs), divergence }));
 }
 
 /** Assembles the record of a finished (or diverged) run. */
@@ -113,11 +119,12 @@ export async function makeRunRecord(
   };
 }
 
-/** Writes `text` to `path` atomically: a temporary file in the same folder, then a rename. */
-export async function writeAtomic(path: string, text: string): Promise<void> {
+/** Writes text or bytes to `path` atomically: a temporary file in the same folder, then a rename. */
+export async function writeAtomic(path: string, content: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
   try {
-    await Deno.writeTextFile(tmp, text);
+    if (typeof content === "string") await Deno.writeTextFile(tmp, content);
+    else await Deno.writeFile(tmp, content);
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});

@@ -14,6 +14,7 @@
 import type { HostTensor } from "../../kernels/engine.ts";
 import type { FormatName } from "../formats/format.ts";
 import { hashTensors, storageBytes } from "./hash.ts";
+import { writeAtomic } from "./run_record.ts";
 
 const MAGIC = "f16repro-weights/1\n";
 
@@ -83,20 +84,32 @@ export async function writeWeights(
   tensors: Readonly<Record<string, HostTensor>>,
 ): Promise<string> {
   const path = `${dir.replace(/\/+$/, "")}/${id}.weights`;
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  try {
-    await Deno.writeFile(tmp, encodeWeights(tensors));
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
+  await writeAtomic(path, encodeWeights(tensors));
   return path;
 }
 
+/** A weight file that is missing, damaged or does not match its record. */
+export class WeightsError extends Error {}
+
 /** Reads `<id>.weights` beside a record and checks it against the record's weight hash. */
 export async function readWeights(path: string, expectedHash: string): Promise<Record<string, HostTensor>> {
-  const tensors = decodeWeights(await Deno.readFile(path), path);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new WeightsError(
+        `${path}: no weight file (records written before weights were saved have none; rerun the cell)`,
+      );
+    }
+    throw e;
+  }
+  let tensors: Record<string, HostTensor>;
+  try {
+    tensors = decodeWeights(bytes, path);
+  } catch (e) {
+    throw new WeightsError((e as Error).message);
+  }
   const hash = await hashTensors(tensors);
   if (hash !== expectedHash) {
     throw new Error(

@@ -53,7 +53,9 @@ export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promis
   for (const cell of cells) {
     const inv = await cellInvocation(cell, o);
     result.ids.push(inv.id);
-    const done = !o.force && await Deno.stat(`${o.out}/${inv.id}.json`).then(() => true, () => false);
+    // Finished = record and weights both present (weights are written first; an old record without them reruns).
+    const has = (f: string) => Deno.stat(`${o.out}/${f}`).then(() => true, () => false);
+    const done = !o.force && await has(`${inv.id}.json`) && await has(`${inv.id}.weights`);
     if (done) result.skipped.push(inv.id);
     else todo.push({ cell, ...inv });
   }

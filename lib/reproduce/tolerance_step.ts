@@ -40,7 +40,14 @@ export async function toleranceStep(
     if (fp16) jobs.push([`vs-${fp16.id}`, { ...base, against: `${dir}/${fp16.id}.json` }]);
     for (const [suffix, opts] of jobs) {
       o.log(`tolerance: ${p.experiments[ei].name} fp32 ${ref.id} against ${suffix}`);
-      const r = await analyseTolerance(`${dir}/${ref.id}.json`, opts);
+      let r;
+      try {
+        r = await analyseTolerance(`${dir}/${ref.id}.json`, opts);
+      } catch (e) {
+        // One unreadable model must not cost the whole report.
+        lines.push(`${p.experiments[ei].name} ${suffix}: skipped: ${(e as Error).message.split("\n")[0]}`);
+        continue;
+      }
       await writeAtomic(`${dir}/tolerance/${ref.id}-${suffix}.json`, JSON.stringify(r) + "\n");
       const l = r.logits;
       lines.push(

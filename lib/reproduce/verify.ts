@@ -7,7 +7,7 @@
  * @module
  */
 
-import { canonicalJson, type RunRecord, writeAtomic } from "../record/run_record.ts";
+import { bareEpochs, canonicalJson, type RunRecord, writeAtomic } from "../record/run_record.ts";
 import { runChild } from "./child.ts";
 
 /** Schema of determinism.json. */
@@ -62,8 +62,7 @@ export function argsOf(r: RunRecord, out: string): string[] {
   ];
 }
 
-const bare = (r: RunRecord) =>
-  r.epochs.map(({ trainSeconds: _a, evalSeconds: _b, samplesPerSecond: _c, ...m }) => canonicalJson(m));
+const bare = (r: RunRecord) => bareEpochs(r.epochs).map(canonicalJson);
 
 /** Re-runs `records` (`jobs` at a time) in fresh processes and compares. `extra` is added to every train call. */
 export async function checkDeterminism(

@@ -33,9 +33,6 @@ export const PAPER_SGD: OptimizerConfig = {
   epsilon: 1e-7,
 };
 
-/** Names of the extra scalar inputs an update subgraph reads. */
-export const UPDATE_INPUTS = ["inv_loss_scale", "step_seed", "adam_alpha"] as const;
-
 /**
  * Appends the optimizer update for every parameter of `g` (gradients in
  * `grads`), registers the next values as state bindings, and returns the ids

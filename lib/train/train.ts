@@ -33,7 +33,9 @@ export interface EpochMetrics {
   readonly lossScale: number;
   /**
    * Lost updates: over the epoch's applied steps, the mean share of parameter elements whose stored value
-   * did not change although the optimizer's step for them was non-zero (w + dw == w). Null for plain SGD,
+   * did not change although the optimizer's step for them was non-zero (w + dw == w). "Non-zero step" is read
+   * from the slot: the new velocity for SGD with momentum, the new first moment m for Adam (whose step
+   * alpha * m / (sqrt(v) + eps) is non-zero exactly when m is, unless it underflows). Null for plain SGD,
    * which keeps no slot to tell a zero step from a lost one.
    */
   readonly lostUpdates: number | null;
@@ -274,5 +276,5 @@ async function evaluate(
 
 /** Per-step seed for dropout masks and stochastic rounding (exact in fp32: 24 bits). */
 function mixSeed(seed: number, step: number): number {
-  return new Rng(seed ^ step, "step").nextU32() >>> 8;
+  return new Rng(seed, `step/${step}`).nextU32() >>> 8; // (seed, step) -> stream: no collision across seeds
 }
