@@ -53,7 +53,7 @@ const ZOO_PARTS: ModelDef = {
   },
 };
 
-Deno.test("a network of every zoo layer: whole-model gradient equals float64 finite differences", async () => {
+Deno.test("a network of every zoo layer: whole-model gradient equals float64 finite differences", () => {
   const N = 4, shape = [3, 8, 8];
   const b = new ModelBuilder(true);
   const x = b.input("x", [N, ...shape]);
