@@ -78,7 +78,10 @@ Deno.test({
       };
       const png = Uint8Array.from(atob(shot.data), (c) => c.charCodeAt(0));
       assert.deepEqual([...png.slice(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
-      await Deno.writeFile(`${root}/out/screenshot.png`, png);
+      // Kept for a person to look at: test-output/ is git-ignored.
+      const keep = new URL("../test-output/", import.meta.url);
+      await Deno.mkdir(keep, { recursive: true });
+      await Deno.writeFile(new URL("report-screenshot.png", keep), png);
       assert.ok(png.length > 20_000);
     } finally {
       await browser.close();
