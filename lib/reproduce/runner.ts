@@ -48,7 +48,7 @@ const fmt = (s: number) =>
 /** Runs every cell not yet recorded in `o.out`. */
 export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promise<RunnerResult> {
   await Deno.mkdir(o.out, { recursive: true });
-  const todo: { cell: Cell; args: string[]; id: string }[] = [];
+  const pending: { cell: Cell; args: string[]; id: string }[] = [];
   const result: RunnerResult = { ids: [], ran: [], skipped: [], failed: [] };
   for (const cell of cells) {
     const inv = await cellInvocation(cell, o);
@@ -57,7 +57,7 @@ export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promis
     const has = (f: string) => Deno.stat(`${o.out}/${f}`).then(() => true, () => false);
     const done = !o.force && await has(`${inv.id}.json`) && await has(`${inv.id}.weights`);
     if (done) result.skipped.push(inv.id);
-    else todo.push({ cell, ...inv });
+    else pending.push({ cell, ...inv });
   }
   if (result.skipped.length) {
     o.log(`${result.skipped.length} of ${cells.length} cells already have records; skipping them`);
@@ -68,17 +68,17 @@ export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promis
   const eta = () => {
     const all = [...spent.values()].flat();
     if (!all.length) return "ETA unknown";
-    const left = todo.slice(finished).reduce((s, t) => {
+    const left = pending.slice(finished).reduce((s, t) => {
       const g = spent.get(t.cell.experiment);
       return s + (g ? g.reduce((a, b) => a + b, 0) / g.length : all.reduce((a, b) => a + b, 0) / all.length);
     }, 0);
-    return `ETA ${fmt(left / Math.min(o.jobs, Math.max(1, todo.length - finished)))}`;
+    return `ETA ${fmt(left / Math.min(o.jobs, Math.max(1, pending.length - finished)))}`;
   };
   const worker = async () => {
-    while (next < todo.length) {
+    while (next < pending.length) {
       const k = next++;
-      const t = todo[k], t0 = performance.now();
-      const tag = `[${k + 1}/${todo.length}] ${t.cell.label}`;
+      const t = pending[k], t0 = performance.now();
+      const tag = `[${k + 1}/${pending.length}] ${t.cell.label}`;
       o.log(`${tag}: started (elapsed ${fmt((t0 - start) / 1000)}, ${eta()})`);
       const r = await runChild(t.args, (line) => {
         const m = /^epoch (\d+)\/(\d+)\s+(.*)$/.exec(line);
@@ -102,7 +102,7 @@ export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promis
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, todo.length)) }, worker));
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, pending.length)) }, worker));
   // A cell that succeeded now leaves no stale failure note behind.
   for (const id of result.ran) await Deno.remove(`${o.out}/${id}.failed.txt`).catch(() => {});
   return result;

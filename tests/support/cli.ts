@@ -1,0 +1,27 @@
+/**
+ * Runs `f16repro` as a user does, in a fresh `deno run` process with given
+ * permissions, and returns its exit code and output.
+ *
+ * @module
+ */
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** The permissions of `deno task train`, without network access (tests use offline or local data). */
+export const TRAIN_PERMS = ["--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
+
+/** Runs `f16repro <args>` with `perms`; NO_COLOR is set so output can be matched. */
+export async function runCli(
+  args: readonly string[],
+  perms: readonly string[] = TRAIN_PERMS,
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...perms, MAIN, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...env },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
