@@ -6,28 +6,37 @@
 
 import { flag, type Kernel, num, prod } from "./kernel.ts";
 
-/** C[i, j] = round_out(sum_k round_acc(A[i, k] B[k, j])), k ascending. */
+/**
+ * C[i, j] = round_out(sum_k round_acc(A[i, k] B[k, j])), k ascending. The loops run i, k, j with one running
+ * sum per output of the row, so every sum still adds its products in k order (the same bits as a dot product
+ * per output) while the inner loop walks a contiguous row of B.
+ */
 const matmul: Kernel = ({ node, x: [a, b], shapes: [sa, sb], out, acc }) => {
   const ta = flag(node.attrs, "transA"), tb = flag(node.attrs, "transB");
   const r = sa.length, batch = r === 3 ? sa[0] : 1;
   const m = ta ? sa[r - 1] : sa[r - 2], k = ta ? sa[r - 2] : sa[r - 1];
   const n = tb ? sb[r - 2] : sb[r - 1];
   const y = new Float64Array(batch * m * n);
-  const row = new Float64Array(k), col = new Float64Array(n * k);
+  const rowB = tb ? new Float64Array(k * n) : null, sums = new Float64Array(n);
   for (let bi = 0; bi < batch; bi++) {
     const ao = bi * m * k, bo = bi * k * n;
-    // Gather B's columns contiguously once per batch: same values, same order of summation.
-    for (let j = 0; j < n; j++) {
-      for (let q = 0; q < k; q++) col[j * k + q] = tb ? b[bo + j * k + q] : b[bo + q * n + j];
+    // B as [k, n] rows: a view when it is stored that way, a transposed copy once per batch otherwise.
+    let bRows: Float64Array, base = 0;
+    if (rowB) {
+      for (let q = 0; q < k; q++) for (let j = 0; j < n; j++) rowB[q * n + j] = b[bo + j * k + q];
+      bRows = rowB;
+    } else {
+      bRows = b;
+      base = bo;
     }
     for (let i = 0; i < m; i++) {
-      for (let q = 0; q < k; q++) row[q] = ta ? a[ao + q * m + i] : a[ao + i * k + q];
-      for (let j = 0; j < n; j++) {
-        let s = 0;
-        const c = j * k;
-        for (let q = 0; q < k; q++) s = acc(s + acc(row[q] * col[c + q]));
-        y[(bi * m + i) * n + j] = out(s);
+      sums.fill(0);
+      for (let q = 0; q < k; q++) {
+        const av = ta ? a[ao + q * m + i] : a[ao + i * k + q], off = base + q * n;
+        for (let j = 0; j < n; j++) sums[j] = acc(sums[j] + acc(av * bRows[off + j]));
       }
+      const yo = (bi * m + i) * n;
+      for (let j = 0; j < n; j++) y[yo + j] = out(sums[j]);
     }
   }
   return y;
