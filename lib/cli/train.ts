@@ -138,6 +138,7 @@ export function parseTrainArgs(args: string[]): TrainInvocation {
   if (v.optimizer !== "sgd" && v.optimizer !== "adam") {
     throw new UsageError(`Unknown optimizer "${v.optimizer}": expected sgd or adam`);
   }
+  const epsilon = finiteNumber("epsilon", v.epsilon, 0, Infinity, false);
   const optimizer: OptimizerConfig = {
     kind: v.optimizer,
     lr: finiteNumber("lr", v.lr, 0, Infinity, false),
@@ -145,7 +146,8 @@ export function parseTrainArgs(args: string[]): TrainInvocation {
     weightDecay: finiteNumber("weight-decay", v["weight-decay"], 0),
     beta1: 0.9,
     beta2: 0.999,
-    epsilon: finiteNumber("epsilon", v.epsilon, 0, Infinity, false),
+    // SGD ignores epsilon, so it stays at the default there and out of SGD config ids.
+    epsilon: v.optimizer === "adam" ? epsilon : 1e-7,
   };
   const seed = finiteNumber("seed", v.seed, 0, 2 ** 32);
   if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got "${v.seed}"`);

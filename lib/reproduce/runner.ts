@@ -11,7 +11,7 @@
  */
 
 import { parseTrainArgs } from "../cli/train.ts";
-import { configId } from "../record/run_record.ts";
+import { configId, writeAtomic } from "../record/run_record.ts";
 import { runChild } from "./child.ts";
 import type { Cell } from "./profiles.ts";
 
@@ -97,7 +97,7 @@ export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promis
         const note = `cell: ${t.cell.label}\ncommand: f16repro ${
           t.args.join(" ")
         }\nexit code: ${r.code}\n\n${r.stderrTail}\n`;
-        await Deno.writeTextFile(`${o.out}/${t.id}.failed.txt`, note);
+        await writeAtomic(`${o.out}/${t.id}.failed.txt`, note);
         o.log(`${tag}: FAILED with exit code ${r.code}; see ${o.out}/${t.id}.failed.txt`);
       }
     }
