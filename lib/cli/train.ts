@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { cacheDir } from "../../datasets/cache.ts";
 import { progressPrinter } from "../../datasets/progress.ts";
-import { DATASET_NAMES, loadDataset } from "../../datasets/registry.ts";
+import { DATASET_NAMES, datasetInfo, loadDataset } from "../../datasets/registry.ts";
 import { ENGINE_NAMES, loadEngine } from "../../kernels/registry.ts";
 import { modelByName, type ModelDef, MODELS } from "../model/zoo.ts";
 import { NAMED_POLICIES, parsePolicy, type Policy, PolicyError, policyString } from "../policy/policy.ts";
@@ -124,6 +124,14 @@ export function parseTrainArgs(args: string[]): TrainInvocation {
   const model = asUsageError(() => modelByName(v.model));
   if (!DATASET_NAMES.includes(v.dataset)) {
     throw new UsageError(`Unknown dataset "${v.dataset}": expected one of ${DATASET_NAMES.join(", ")}`);
+  }
+  const shape = datasetInfo(v.dataset).shape;
+  if (model.input && model.input.some((d, i) => d !== shape[i])) {
+    throw new UsageError(
+      `Model ${model.name} is built for ${model.input.join("x")} images (CIFAR-10); ${v.dataset} has ${
+        shape.join("x")
+      }`,
+    );
   }
   if (!ENGINE_NAMES.includes(v.engine)) {
     throw new UsageError(`Unknown engine "${v.engine}": expected one of ${ENGINE_NAMES.join(", ")}`);

@@ -1,12 +1,15 @@
 /**
  * The model registry. A model turns a data input node into logits using the
- * layers of layers.ts; the paper's CIFAR-10 networks will be added here.
+ * layers of layers.ts: the MLP and small CNN of the quick profile, and the
+ * paper's CIFAR-10 networks (zoo_cnn.ts, zoo_resnet_vit.ts).
  *
  * @module
  */
 
 import type { ModelBuilder } from "./builder.ts";
 import { conv2d, dense, flatten, pool } from "./layers.ts";
+import { ZOO_CNN } from "./zoo_cnn.ts";
+import { ZOO_RESNET_VIT } from "./zoo_resnet_vit.ts";
 
 /** Options every model receives. */
 export interface ModelOptions {
@@ -20,12 +23,14 @@ export interface ModelOptions {
 export interface ModelDef {
   readonly name: string;
   readonly description: string;
+  /** The one input shape [C, H, W] the model is built for, when it has one (the CIFAR-10 networks). */
+  readonly input?: readonly [number, number, number];
   /** Adds the forward pass; `x` is [N, C, H, W]; returns logits [N, classes]. */
   build(b: ModelBuilder, x: number, o: ModelOptions): number;
 }
 
-/** Every registered model by name. */
-export const MODELS: Readonly<Record<string, ModelDef>> = {
+/** The small models of the quick profile. */
+const SMALL: Readonly<Record<string, ModelDef>> = {
   mlp: {
     name: "mlp",
     description: "flatten, dense ReLU layers of --hidden widths, dense logits",
@@ -51,6 +56,20 @@ export const MODELS: Readonly<Record<string, ModelDef>> = {
     },
   },
 };
+
+/** Every registered model by name: the small ones, then the paper's CIFAR-10 networks. */
+export const MODELS: Readonly<Record<string, ModelDef>> = {
+  ...SMALL,
+  ...cifar(ZOO_CNN),
+  ...cifar(ZOO_RESNET_VIT),
+};
+
+/** Marks the paper's networks as built for 3x32x32 CIFAR-10 images. */
+function cifar(models: Readonly<Record<string, ModelDef>>): Record<string, ModelDef> {
+  return Object.fromEntries(
+    Object.entries(models).map(([k, m]) => [k, { ...m, input: [3, 32, 32] as const }]),
+  );
+}
 
 /** The model with this name, or an error listing the known models. */
 export function modelByName(name: string): ModelDef {
