@@ -115,6 +115,14 @@ function summary(checks: readonly DeterminismCheck[]): string {
   return `${same} of ${checks.length} re-runs bit-identical`;
 }
 
+/** The runs folder named on the command line, or a usage error when it is not a folder. */
+async function runsFolder(dir: string): Promise<string> {
+  if (!(await Deno.stat(dir).then((s) => s.isDirectory, () => false))) {
+    throw new UsageError(`No such folder: ${dir}`);
+  }
+  return dir;
+}
+
 /** Runs `f16repro reproduce`. */
 export async function reproduceCommand(args: string[]): Promise<number> {
   const { values: v, positionals } = asUsageError(() =>
@@ -219,10 +227,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
   );
   if (v.help) return console.log(VERIFY_HELP), 0;
   if (positionals.length !== 1) throw new UsageError("Name one runs folder: f16repro verify RUNS_DIR");
-  const dir = positionals[0];
-  if (!(await Deno.stat(dir).then((s) => s.isDirectory, () => false))) {
-    throw new UsageError(`No such folder: ${dir}`);
-  }
+  const dir = await runsFolder(positionals[0]);
   const extra = childDataFlags(v);
   const log = (s: string) => v.quiet || console.error(s);
   const checks = await verifyAndWrite(dir, v.all!, jobsOf(v.jobs), extra, log);
@@ -249,10 +254,7 @@ export async function reportCommand(args: string[]): Promise<number> {
   );
   if (v.help) return console.log(REPORT_HELP), 0;
   if (positionals.length !== 1 || !v.out) throw new UsageError("Usage: f16repro report RUNS_DIR -o OUT_DIR");
-  const dir = positionals[0];
-  if (!(await Deno.stat(dir).then((s) => s.isDirectory, () => false))) {
-    throw new UsageError(`No such folder: ${dir}`);
-  }
+  const dir = await runsFolder(positionals[0]);
   const rep = await writeReport(dir, v.out);
   for (const s of rep.skipped) v.quiet || console.error(`skipped ${s.file}: ${s.reason}`);
   if (v.json) console.log(JSON.stringify(rep));
