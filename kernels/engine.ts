@@ -56,6 +56,16 @@ export interface Engine {
   compile(graph: Graph): Executable;
   /** Runtime facts for the run record (library versions, thread counts, flags). */
   environment(): Record<string, string>;
+  /** Releases threads and native resources; engines without any omit it. */
+  close?(): void;
+}
+
+/** Options an engine may take (each engine reads the ones it has). */
+export interface EngineOptions {
+  /** Worker threads (wasm); results do not depend on it. */
+  readonly threads?: number;
+  /** Faster, not bit-exact kernels (wasm: relaxed SIMD with fused multiply-add). */
+  readonly fast?: boolean;
 }
 
 /** Throws an error naming every op and format of `graph` that `engine` does not support. */

@@ -6,18 +6,19 @@
  * @module
  */
 
-import type { Engine } from "./engine.ts";
+import type { Engine, EngineOptions } from "./engine.ts";
 
-const ENGINES: Record<string, () => Promise<Engine>> = {
+const ENGINES: Record<string, (o: EngineOptions) => Promise<Engine>> = {
   ref: async () => (await import("./ref/mod.ts")).createEngine(),
+  wasm: async (o) => await (await import("./wasm/mod.ts")).createEngine(o),
 };
 
 /** Names of the registered engines. */
 export const ENGINE_NAMES: readonly string[] = Object.keys(ENGINES);
 
 /** Loads the engine with this name, or throws an error listing the known engines. */
-export async function loadEngine(name: string): Promise<Engine> {
+export async function loadEngine(name: string, options: EngineOptions = {}): Promise<Engine> {
   const make = ENGINES[name];
   if (!make) throw new RangeError(`Unknown engine "${name}": expected one of ${ENGINE_NAMES.join(", ")}`);
-  return await make();
+  return await make(options);
 }

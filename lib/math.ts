@@ -165,7 +165,8 @@ function erfSmall(a: number): number {
 // against 50-digit values (max relative error ~5e-17 before evaluation rounding).
 const ERFC_DEG = 12;
 // deno-fmt-ignore
-const ERFC_TABLE = new Float64Array([
+/** Coefficients of erfc's ten polynomials (exported for the wasm engine, which reads this same table). */
+export const ERFC_TABLE: Float64Array = new Float64Array([
   // s in [0, 0.125)
   0.5630940451988934, -0.03485456929753174, -0.2724135106995078, 0.10081080494238658, 0.36491465739174705,
   -0.3498258093073873, -0.7016229316603981, 1.4253853889612318, 1.37135581660024, -6.453707195672072,

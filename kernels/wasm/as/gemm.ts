@@ -1,0 +1,171 @@
+/**
+ * The one fast dot-product kernel: C = A B over f32 panels, for matmul and (through gathers) the three
+ * convolutions, when the accumulate format is fp32.
+ *
+ * Why it is exact: each output keeps one f32 running sum that adds the f32-rounded products in ascending
+ * k, which is the ref engine's acc(s + acc(a * b)) with acc = fp32 (products of fp32, fp16 or bf16 values
+ * are exact in f64, so f32.mul rounds them once, as Math.fround does). SIMD lanes are different outputs,
+ * never parts of one sum, and there is no fused multiply-add unless the module is the `--fast` build
+ * (relaxed SIMD). Panels are padded with zeros to whole 4 x 8 tiles; a zero tap adds +-0, which leaves
+ * every partial sum unchanged, as long as the other operand is finite (the host checks it).
+ *
+ * Panel layouts: A as blocks of 4 rows, Ap[(ib * K + k) * 4 + r]; B as blocks of 8 columns,
+ * Bp[(jb * K + k) * 8 + c]; C row-major with padded width nb * 8.
+ */
+
+import { ld, ldf, round, st, stf } from "./format";
+
+/** K is processed in chunks of this length so a tile's panels stay in cache; sums carry across chunks. */
+const KC: i32 = 256;
+
+/**
+ * Packs rows [0, m) of A into Ap. Element (i, k) is read at i * rowStride + (k / kInner) * kOuterStride +
+ * (k % kInner) * kInnerStride, which covers plain and transposed matrices and gradients laid out
+ * [n, channel, pixel].
+ */
+export function packA(
+  src: usize, fmt: i32, m: i32, k: i32, rowStride: i32, kInner: i32, kOuterStride: i32, kInnerStride: i32,
+  dst: usize,
+): void {
+  const mb = (m + 3) >> 2;
+  for (let ib = 0; ib < mb; ib++) {
+    for (let q = 0; q < k; q++) {
+      const kOff = (q / kInner) * kOuterStride + (q % kInner) * kInnerStride;
+      const d = dst + ((<usize>(ib * k + q) << 2) << 2);
+      for (let r = 0; r < 4; r++) {
+        const i = ib * 4 + r;
+        store<f32>(d + (<usize>r << 2), i < m ? ldf(fmt, src, i * rowStride + kOff) : 0);
+      }
+    }
+  }
+}
+
+/** Packs columns [0, n) of B [k, n]; element (k, j) is at (k / kInner) * kOuterStride + (k % kInner) * kInnerStride + j * colStride. */
+export function packB(
+  src: usize, fmt: i32, k: i32, n: i32, kInner: i32, kOuterStride: i32, kInnerStride: i32, colStride: i32,
+  dst: usize,
+): void {
+  const nb = (n + 7) >> 3;
+  for (let jb = 0; jb < nb; jb++) {
+    for (let q = 0; q < k; q++) {
+      const kOff = (q / kInner) * kOuterStride + (q % kInner) * kInnerStride;
+      const d = dst + ((<usize>(jb * k + q) << 3) << 2);
+      for (let c = 0; c < 8; c++) {
+        const j = jb * 8 + c;
+        store<f32>(d + (<usize>c << 2), j < n ? ldf(fmt, src, kOff + j * colStride) : 0);
+      }
+    }
+  }
+}
+
+// Offsets of the fields of a gemm job (i32 each), written by the host (kernels/wasm/gemm_job.ts).
+const J_AP = 0, J_BP = 4, J_C = 8, J_M = 12, J_N = 16, J_K = 20, J_INIT = 24, J_STORE = 28, J_OUT = 32,
+  J_FMT = 36, J_BASE = 40, J_ROW = 44, J_CB = 48, J_CBS = 52;
+
+// @ts-ignore: decorator
+@inline function field(job: usize, off: i32): i32 {
+  return load<i32>(job + <usize>off);
+}
+
+// @ts-ignore: decorator
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}
+
+/** One 4 x 8 tile of C over k in [k0, k1); starts from zero when `fresh`, else from C. */
+function tile(ap: usize, bp: usize, c: usize, np: i32, k: i32, ib: i32, jb: i32, k0: i32, k1: i32, fresh: bool): void {
+  const c0 = c + (<usize>(ib * 4 * np + jb * 8) << 2), rs = <usize>np << 2;
+  let a00 = f32x4.splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+  if (!fresh) {
+    a00 = v128.load(c0);
+    a01 = v128.load(c0, 16);
+    a10 = v128.load(c0 + rs);
+    a11 = v128.load(c0 + rs, 16);
+    a20 = v128.load(c0 + 2 * rs);
+    a21 = v128.load(c0 + 2 * rs, 16);
+    a30 = v128.load(c0 + 3 * rs);
+    a31 = v128.load(c0 + 3 * rs, 16);
+  }
+  let pa = ap + (<usize>(ib * k + k0) << 4), pb = bp + (<usize>(jb * k + k0) << 5);
+  for (let q = k0; q < k1; q++) {
+    const b0 = v128.load(pb), b1 = v128.load(pb, 16);
+    let s = v128.load32_splat(pa);
+    a00 = madd(s, b0, a00);
+    a01 = madd(s, b1, a01);
+    s = v128.load32_splat(pa, 4);
+    a10 = madd(s, b0, a10);
+    a11 = madd(s, b1, a11);
+    s = v128.load32_splat(pa, 8);
+    a20 = madd(s, b0, a20);
+    a21 = madd(s, b1, a21);
+    s = v128.load32_splat(pa, 12);
+    a30 = madd(s, b0, a30);
+    a31 = madd(s, b1, a31);
+    pa += 16;
+    pb += 32;
+  }
+  v128.store(c0, a00);
+  v128.store(c0, a01, 16);
+  v128.store(c0 + rs, a10);
+  v128.store(c0 + rs, a11, 16);
+  v128.store(c0 + 2 * rs, a20);
+  v128.store(c0 + 2 * rs, a21, 16);
+  v128.store(c0 + 3 * rs, a30);
+  v128.store(c0 + 3 * rs, a31, 16);
+}
+
+/**
+ * Runs this thread's share of the tiles of the gemm job at `job`: tiles [part * T / parts, (part + 1) * T /
+ * parts) of the T tiles in (row block, column block) order. Every output is computed by exactly one thread
+ * in the same order, so the bits do not depend on the thread count. With `store` set, the thread then rounds
+ * its tiles' real outputs to the output format and writes them at base + i * row + (j / cb) * cbs + j % cb.
+ */
+export function gemmTiles(job: usize, part: i32, parts: i32): void {
+  const m = field(job, J_M), n = field(job, J_N), k = field(job, J_K);
+  const mb = (m + 3) >> 2, nb = (n + 7) >> 3, np = nb * 8, tiles = mb * nb;
+  const t0 = <i32>(<i64>tiles * part / parts), t1 = <i32>(<i64>tiles * (part + 1) / parts);
+  const ap = <usize>field(job, J_AP), bp = <usize>field(job, J_BP), c = <usize>field(job, J_C);
+  const init = field(job, J_INIT) != 0;
+  for (let k0 = 0; k0 < k || k0 == 0; k0 += KC) {
+    const k1 = min(k, k0 + KC);
+    for (let t = t0; t < t1; t++) tile(ap, bp, c, np, k, t / nb, t % nb, k0, k1, k0 == 0 && !init);
+  }
+  if (field(job, J_STORE) == 0) return;
+  const out = <usize>field(job, J_OUT), fmt = field(job, J_FMT), base = field(job, J_BASE);
+  const row = field(job, J_ROW), cb = field(job, J_CB), cbs = field(job, J_CBS);
+  for (let t = t0; t < t1; t++) {
+    const ib = t / nb, jb = t % nb;
+    for (let r = 0; r < 4; r++) {
+      const i = ib * 4 + r;
+      if (i >= m) break;
+      for (let cc = 0; cc < 8; cc++) {
+        const j = jb * 8 + cc;
+        if (j >= n) break;
+        stf(fmt, out, base + i * row + (j / cb) * cbs + j % cb, load<f32>(c + (<usize>(i * np + j) << 2)));
+      }
+    }
+  }
+}
+
+/**
+ * Direct matmul in the ref engine's order for any accumulate format (f64 arithmetic, rounding every
+ * product and partial sum to `acc`): C[i, j] over k ascending. Operand (i, k) of A is at
+ * i * aRow + k * aCol, (k, j) of B at k * bRow + j * bCol; `sums` is f64[n] scratch.
+ */
+export function matmulDirect(
+  a: usize, fa: i32, aRow: i32, aCol: i32, b: usize, fb: i32, bRow: i32, bCol: i32, y: usize, fy: i32,
+  m: i32, k: i32, n: i32, acc: i32, sums: usize,
+): void {
+  for (let i = 0; i < m; i++) {
+    memory.fill(sums, 0, <usize>n << 3);
+    for (let q = 0; q < k; q++) {
+      const av = ld(fa, a, i * aRow + q * aCol);
+      for (let j = 0; j < n; j++) {
+        const p = sums + (<usize>j << 3);
+        store<f64>(p, round(acc, load<f64>(p) + round(acc, av * ld(fb, b, q * bRow + j * bCol))));
+      }
+    }
+    for (let j = 0; j < n; j++) st(fy, y, i * n + j, load<f64>(sums + (<usize>j << 3)));
+  }
+}

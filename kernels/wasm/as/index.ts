@@ -1,0 +1,32 @@
+/**
+ * Entry of the wasm engine's kernel module: every kernel the host calls (kernels/wasm/ops.ts). Memory is
+ * imported and shared between the main thread and the workers; kernels never allocate, the host lays
+ * out every buffer.
+ */
+
+export { setHalfTable } from "./format";
+export { setErfcTable } from "./math";
+export { gemmTiles, matmulDirect, packA, packB } from "./gemm";
+export { allFinite, biasAdd, copy, copyAxis, dropout, map1, map2, sumTo, transpose } from "./pointwise";
+export { countCorrect, softmax, softmaxGrad, softmaxXent, softmaxXentGrad } from "./softmax";
+export { affineGrad, ema, inferStats, inputGrad, normalize, setGroups, stats, writeMoments } from "./norm";
+export { adamApply, adamMoment, sgdApply, sgdVelocity } from "./optim";
+export {
+  argmaxes,
+  avgpool,
+  col2imPanel,
+  conv2dDirect,
+  conv2dGradInputDirect,
+  conv2dGradWeightDirect,
+  im2col,
+  maxpool,
+  maxpoolGrad,
+  setGeometry,
+} from "./window";
+export { exp, gelu, geluGrad, hashUniform, log, tanh } from "./math";
+export { round } from "./format";
+
+/** The end of the module's static data: the host places its buffers above it. */
+export function heapBase(): usize {
+  return __heap_base;
+}

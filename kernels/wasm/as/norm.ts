@@ -1,0 +1,129 @@
+/**
+ * Batch norm and layer norm with their gradients, moments and the moving average (ref: kernels/ref/norm.ts).
+ * A group is a channel (batch norm: x[n, c, s] for n, then s) or a row (layer norm: the last axis).
+ * Statistics are computed in the accumulate format in two passes; `st` is host scratch of f64[3 * count]
+ * holding mean, variance and rstd.
+ */
+
+import { ld, round, st } from "./format";
+
+// Group geometry, set by setGroups before a kernel runs: kind 0 = channels (N, C, S), 1 = rows of width D.
+let gKind: i32 = 0, gN: i32 = 0, gC: i32 = 0, gS: i32 = 0;
+
+/** count = number of groups, size = elements per group. */
+let gCount: i32 = 0, gSize: i32 = 0;
+
+/** Selects batch-norm channel groups of an [n, c, s] tensor (kind 0) or layer-norm rows [c, s] (kind 1). */
+export function setGroups(kind: i32, n: i32, c: i32, s: i32): void {
+  gKind = kind;
+  gN = n;
+  gC = c;
+  gS = s;
+  gCount = c;
+  gSize = kind == 0 ? n * s : s;
+}
+
+// @ts-ignore: decorator
+@inline function idx(c: i32, i: i32): i32 {
+  return gKind == 0 ? (i / gS * gC + c) * gS + i % gS : c * gS + i;
+}
+
+// @ts-ignore: decorator
+@inline function at(p: usize, j: i32): f64 {
+  return load<f64>(p + (<usize>j << 3));
+}
+
+/** Fills `s` with mean, biased variance and 1 / sqrt(variance + eps) per group. */
+export function stats(x: usize, fx: i32, eps: f64, s: usize, acc: i32): void {
+  const size = <f64>gSize;
+  for (let c = 0; c < gCount; c++) {
+    let sum: f64 = 0;
+    for (let i = 0; i < gSize; i++) sum = round(acc, sum + ld(fx, x, idx(c, i)));
+    const m = round(acc, sum / size);
+    let q: f64 = 0;
+    for (let i = 0; i < gSize; i++) {
+      const d = round(acc, ld(fx, x, idx(c, i)) - m);
+      q = round(acc, q + round(acc, d * d));
+    }
+    const v = round(acc, q / size);
+    store<f64>(s + (<usize>c << 3), m);
+    store<f64>(s + (<usize>(gCount + c) << 3), v);
+    store<f64>(s + (<usize>(2 * gCount + c) << 3), round(acc, 1 / Math.sqrt(v + eps)));
+  }
+}
+
+/** y = (x - mean) * rstd * gamma + beta, parameters per group (`perGroup`) or per element of a group. */
+export function normalize(
+  x: usize, fx: i32, s: usize, gamma: usize, fg: i32, beta: usize, fb: i32, y: usize, fy: i32, perGroup: bool,
+): void {
+  for (let c = 0; c < gCount; c++) {
+    const mean = at(s, c), rstd = at(s, gCount * 2 + c);
+    for (let i = 0; i < gSize; i++) {
+      const k = idx(c, i), p = perGroup ? c : i;
+      st(fy, y, k, (ld(fx, x, k) - mean) * rstd * ld(fg, gamma, p) + ld(fb, beta, p));
+    }
+  }
+}
+
+/** [sum(g * xhat), sum(g)] per parameter element, into `r` (2 * params elements); `tmp` is f64[2 * params]. */
+export function affineGrad(
+  x: usize, fx: i32, gy: usize, fgy: i32, s: usize, r: usize, fr: i32, perGroup: bool, tmp: usize, acc: i32,
+): void {
+  const p = perGroup ? gCount : gSize;
+  for (let j = 0; j < 2 * p; j++) store<f64>(tmp + (<usize>j << 3), 0);
+  for (let c = 0; c < gCount; c++) {
+    const mean = at(s, c), rstd = at(s, gCount * 2 + c);
+    for (let i = 0; i < gSize; i++) {
+      const k = idx(c, i), j = perGroup ? c : i, g = ld(fgy, gy, k);
+      const dg = tmp + (<usize>j << 3), db = tmp + (<usize>(p + j) << 3);
+      store<f64>(dg, round(acc, load<f64>(dg) + round(acc, (ld(fx, x, k) - mean) * rstd * g)));
+      store<f64>(db, round(acc, load<f64>(db) + g));
+    }
+  }
+  for (let j = 0; j < 2 * p; j++) st(fr, r, j, at(tmp, j));
+}
+
+/** dx = rstd / M * (M gh - sum gh - xhat sum(gh xhat)) with gh = g * gamma. */
+export function inputGrad(
+  x: usize, fx: i32, gamma: usize, fg: i32, gy: usize, fgy: i32, s: usize, dx: usize, fd: i32, perGroup: bool,
+  acc: i32,
+): void {
+  const m = <f64>gSize;
+  for (let c = 0; c < gCount; c++) {
+    const mean = at(s, c), rstd = at(s, gCount * 2 + c);
+    let s1: f64 = 0, s2: f64 = 0;
+    for (let i = 0; i < gSize; i++) {
+      const k = idx(c, i), gh = ld(fgy, gy, k) * ld(fg, gamma, perGroup ? c : i);
+      s1 = round(acc, s1 + round(acc, gh));
+      s2 = round(acc, s2 + round(acc, gh * ((ld(fx, x, k) - mean) * rstd)));
+    }
+    for (let i = 0; i < gSize; i++) {
+      const k = idx(c, i), gh = ld(fgy, gy, k) * ld(fg, gamma, perGroup ? c : i);
+      const xhat = (ld(fx, x, k) - mean) * rstd;
+      st(fd, dx, k, (rstd / m) * (m * gh - s1 - xhat * s2));
+    }
+  }
+}
+
+/** Fills `s` for inference from moving statistics: rstd = acc(1 / sqrt(variance + eps)). */
+export function inferStats(mean: usize, fm: i32, variance: usize, fv: i32, eps: f64, s: usize, acc: i32): void {
+  for (let c = 0; c < gCount; c++) {
+    const v = ld(fv, variance, c);
+    store<f64>(s + (<usize>c << 3), ld(fm, mean, c));
+    store<f64>(s + (<usize>(gCount + c) << 3), v);
+    store<f64>(s + (<usize>(2 * gCount + c) << 3), round(acc, 1 / Math.sqrt(v + eps)));
+  }
+}
+
+/** Writes [mean, variance] from `s` to `r` (2 * count elements). */
+export function writeMoments(s: usize, r: usize, fr: i32): void {
+  for (let c = 0; c < 2 * gCount; c++) st(fr, r, c, at(s, c));
+}
+
+/** Moving average: y = r - (r - m[at + i]) * k. */
+export function ema(r: usize, fr: i32, m: usize, fm: i32, at0: i32, k: f64, y: usize, fy: i32, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const rv = ld(fr, r, i);
+    st(fy, y, i, rv - (rv - ld(fm, m, at0 + i)) * k);
+  }
+}

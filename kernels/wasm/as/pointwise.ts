@@ -1,0 +1,134 @@
+/**
+ * Elementwise ops, bias_add and sum_to, and data movement (lib/graph/ops.ts; ref: kernels/ref/elementwise.ts,
+ * linear.ts, shape.ts). Each output is computed in f64 from the exact inputs and rounded once; sums run
+ * sequentially, rounding every partial sum to the accumulate format.
+ */
+
+import { FP32, ld, ldf, round, st, stExact } from "./format";
+import { gelu, geluGrad, hashUniform, tanh } from "./math";
+
+export const RELU: i32 = 0;
+export const TANH: i32 = 1;
+export const GELU: i32 = 2;
+export const SCALE: i32 = 3;
+export const CAST: i32 = 4;
+
+/** y = f(x): relu, tanh, gelu, scale (x * factor) or cast, chosen by `op`. */
+export function map1(op: i32, x: usize, fx: i32, y: usize, fy: i32, n: i32, factor: f64): void {
+  for (let i = 0; i < n; i++) {
+    const v = ld(fx, x, i);
+    let r: f64;
+    if (op == RELU) r = v > 0 ? v : v != v ? v : 0;
+    else if (op == TANH) r = tanh(v);
+    else if (op == GELU) r = gelu(v);
+    else if (op == SCALE) r = v * factor;
+    else r = v;
+    st(fy, y, i, r);
+  }
+}
+
+export const RELU_GRAD: i32 = 0;
+export const TANH_GRAD: i32 = 1;
+export const GELU_GRAD: i32 = 2;
+export const ADD: i32 = 3;
+
+/** y = f(a, b): the three activation gradients (a = x or the forward output, b = g) and add. */
+export function map2(op: i32, a: usize, fa: i32, b: usize, fb: i32, y: usize, fy: i32, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const u = ld(fa, a, i), g = ld(fb, b, i);
+    let r: f64;
+    if (op == RELU_GRAD) r = u > 0 ? g : 0;
+    else if (op == TANH_GRAD) r = g * (1 - u * u);
+    else if (op == GELU_GRAD) r = g * geluGrad(u);
+    else r = u + g;
+    st(fy, y, i, r);
+  }
+}
+
+/** Inverted dropout with the keep test of kernels/ref/elementwise.ts (a hash of seed, salt and index). */
+export function dropout(x: usize, fx: i32, seed: u32, salt: u32, rate: f64, y: usize, fy: i32, n: i32): void {
+  const keep = 1 - rate;
+  for (let i = 0; i < n; i++) {
+    if (hashUniform(seed, salt, <u32>i, 0x64726f70) >= rate) st(fy, y, i, ld(fx, x, i) / keep);
+    else stExact(fy, y, i, 0);
+  }
+}
+
+/** 1 when every element is finite, else 0. */
+export function allFinite(x: usize, fx: i32, n: i32): i32 {
+  for (let i = 0; i < n; i++) {
+    const v = ldf(fx, x, i);
+    if (v - v != 0) return 0;
+  }
+  return 1;
+}
+
+/** y = x + b, b broadcast over (outer, inner) around its `mid` axis. */
+export function biasAdd(x: usize, fx: i32, b: usize, fb: i32, y: usize, fy: i32, outer: i32, mid: i32, inner: i32): void {
+  for (let o = 0; o < outer; o++) {
+    for (let m = 0; m < mid; m++) {
+      const base = (o * mid + m) * inner, bv = ld(fb, b, m);
+      for (let i = 0; i < inner; i++) st(fy, y, base + i, ld(fx, x, base + i) + bv);
+    }
+  }
+}
+
+/** y[m] = sum over (outer, inner) in row-major order of g, rounding partial sums to `acc`. */
+export function sumTo(g: usize, fg: i32, y: usize, fy: i32, outer: i32, mid: i32, inner: i32, acc: i32): void {
+  for (let m = 0; m < mid; m++) {
+    if (acc == FP32) {
+      let s: f32 = 0;
+      for (let o = 0; o < outer; o++) {
+        const base = (o * mid + m) * inner;
+        for (let i = 0; i < inner; i++) s += ldf(fg, g, base + i);
+      }
+      st(fy, y, m, s);
+    } else {
+      let s: f64 = 0;
+      for (let o = 0; o < outer; o++) {
+        const base = (o * mid + m) * inner;
+        for (let i = 0; i < inner; i++) s = round(acc, s + ld(fg, g, base + i));
+      }
+      st(fy, y, m, s);
+    }
+  }
+}
+
+/** Copies `n` elements, converting between formats (a plain copy when they agree). */
+export function copy(x: usize, fx: i32, xAt: i32, y: usize, fy: i32, yAt: i32, n: i32): void {
+  if (fx == fy) {
+    const b: usize = fx == FP32 ? 2 : 1;
+    memory.copy(y + (<usize>yAt << b), x + (<usize>xAt << b), <usize>n << b);
+  } else {
+    for (let i = 0; i < n; i++) st(fy, y, yAt + i, ld(fx, x, xAt + i));
+  }
+}
+
+/** For each outer index, copies a block of `size * inner` elements between two tensors split along an axis. */
+export function copyAxis(
+  x: usize, fx: i32, xAxis: i32, y: usize, fy: i32, yAxis: i32,
+  outer: i32, inner: i32, from: i32, to: i32, size: i32,
+): void {
+  for (let o = 0; o < outer; o++) copy(x, fx, (o * xAxis + from) * inner, y, fy, (o * yAxis + to) * inner, size * inner);
+}
+
+/**
+ * y = x transposed; `dims` holds the output shape and, after it, the input stride of each output axis
+ * (i32[2 * rank]); `idx` is scratch of i32[rank].
+ */
+export function transpose(x: usize, fx: i32, y: usize, fy: i32, n: i32, rank: i32, dims: usize, idx: usize): void {
+  for (let i = 0; i < rank; i++) store<i32>(idx + (<usize>i << 2), 0);
+  for (let k = 0; k < n; k++) {
+    let src = 0;
+    for (let i = 0; i < rank; i++) src += load<i32>(idx + (<usize>i << 2)) * load<i32>(dims + (<usize>(rank + i) << 2));
+    st(fy, y, k, ld(fx, x, src));
+    for (let i = rank - 1; i >= 0; i--) {
+      const p = idx + (<usize>i << 2), v = load<i32>(p) + 1;
+      if (v < load<i32>(dims + (<usize>i << 2))) {
+        store<i32>(p, v);
+        break;
+      }
+      store<i32>(p, 0);
+    }
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * Window ops on NCHW tensors (ref: kernels/ref/window.ts): gathers that turn the three convolutions into
+ * gemm panels, the direct convolutions (any accumulate format, and any operand values), and pooling.
+ * The geometry of the current op is set once by setGeometry.
+ */
+
+import { ld, round, st } from "./format";
+
+let N: i32 = 0, C: i32 = 0, H: i32 = 0, W: i32 = 0, KH: i32 = 0, KW: i32 = 0, SH: i32 = 1, SW: i32 = 1;
+let PT: i32 = 0, PL: i32 = 0, OH: i32 = 0, OW: i32 = 0;
+
+/** Input [n, c, h, w], window kh x kw, strides, top/left pads and output size oh x ow. */
+export function setGeometry(
+  n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, pt: i32, pl: i32, oh: i32, ow: i32,
+): void {
+  N = n;
+  C = c;
+  H = h;
+  W = w;
+  KH = kh;
+  KW = kw;
+  SH = sh;
+  SW = sw;
+  PT = pt;
+  PL = pl;
+  OH = oh;
+  OW = ow;
+}
+
+/**
+ * Gathers the conv2d input as a gemm B panel (see gemm.ts). Rows (c, i, j) over `cg` channels from `c0`,
+ * columns (n, p, q) over images [n0, n0 + nc); `transposed` swaps them (the B panel of the weight
+ * gradient). Taps outside the input are 0.
+ */
+export function im2col(x: usize, fx: i32, n0: i32, nc: i32, c0: i32, cg: i32, transposed: bool, dst: usize): void {
+  const kk = KH * KW, taps = cg * kk, pix = OH * OW, cols = nc * pix;
+  const k = transposed ? cols : taps, n = transposed ? taps : cols;
+  const nb = (n + 7) >> 3;
+  for (let jb = 0; jb < nb; jb++) {
+    for (let q = 0; q < k; q++) {
+      const d = dst + ((<usize>(jb * k + q) << 3) << 2);
+      for (let cc = 0; cc < 8; cc++) {
+        const j = jb * 8 + cc;
+        let v: f32 = 0;
+        if (j < n) {
+          const tap = transposed ? j : q, col = transposed ? q : j;
+          const c = tap / kk, t = tap % kk, img = col / pix, pq = col % pix;
+          const ih = (pq / OW) * SH + t / KW - PT, iw = (pq % OW) * SW + t % KW - PL;
+          if (ih >= 0 && ih < H && iw >= 0 && iw < W) {
+            v = <f32>ld(fx, x, (((n0 + img) * C + c0 + c) * H + ih) * W + iw);
+          }
+        }
+        store<f32>(d + (<usize>cc << 2), v);
+      }
+    }
+  }
+}
+
+/**
+ * Gathers the output gradient g [n, o, oh, ow] as the B panel of the input gradient: rows (o, i, j) over
+ * `og` channels from `o0`, columns (n, h, w) over images [n0, n0 + nc) of the input. An entry is the
+ * gradient of the output that tap (i, j) of the window at (h, w) feeds, or 0 when no output does.
+ */
+export function col2imPanel(g: usize, fg: i32, o: i32, n0: i32, nc: i32, o0: i32, og: i32, dst: usize): void {
+  const kk = KH * KW, k = og * kk, pix = H * W, n = nc * pix;
+  const nb = (n + 7) >> 3;
+  for (let jb = 0; jb < nb; jb++) {
+    for (let q = 0; q < k; q++) {
+      const d = dst + ((<usize>(jb * k + q) << 3) << 2);
+      const oc = q / kk, t = q % kk, i = t / KW, jj = t % KW;
+      for (let cc = 0; cc < 8; cc++) {
+        const j = jb * 8 + cc;
+        let v: f32 = 0;
+        if (j < n) {
+          const img = j / pix, hw = j % pix;
+          const ph = hw / W + PT - i, pw = hw % W + PL - jj;
+          if (ph >= 0 && pw >= 0 && ph % SH == 0 && pw % SW == 0) {
+            const p = ph / SH, qq = pw / SW;
+            if (p < OH && qq < OW) v = <f32>ld(fg, g, (((n0 + img) * o + o0 + oc) * OH + p) * OW + qq);
+          }
+        }
+        store<f32>(d + (<usize>cc << 2), v);
+      }
+    }
+  }
+}
+
+/** Direct conv2d in the ref engine's order (c, i, j) over in-bounds taps, for any accumulate format. */
+export function conv2dDirect(x: usize, fx: i32, w: usize, fw: i32, y: usize, fy: i32, o: i32, cg: i32, groups: i32, acc: i32): void {
+  const og = o / groups, kk = KH * KW;
+  let t = 0;
+  for (let n = 0; n < N; n++) {
+    for (let oc = 0; oc < o; oc++) {
+      const c0 = (oc / og) * cg;
+      for (let p = 0; p < OH; p++) {
+        const ih0 = p * SH - PT, iLo = max(0, -ih0), iHi = min(KH, H - ih0);
+        for (let q = 0; q < OW; q++) {
+          const iw0 = q * SW - PL, jLo = max(0, -iw0), jHi = min(KW, W - iw0);
+          let s: f64 = 0;
+          for (let c = 0; c < cg; c++) {
+            const xb = ((n * C + c0 + c) * H + ih0) * W + iw0, wb = (oc * cg + c) * kk;
+            for (let i = iLo; i < iHi; i++) {
+              const xr = xb + i * W, wr = wb + i * KW;
+              for (let j = jLo; j < jHi; j++) s = round(acc, s + round(acc, ld(fx, x, xr + j) * ld(fw, w, wr + j)));
+            }
+          }
+          st(fy, y, t++, s);
+        }
+      }
+    }
+  }
+}
+
+/** First and last tap in [0, k) that reads padded position `pos` (stepping by `stride`); last < first if none. */
+let hitFirst: i32 = 0, hitLast: i32 = 0;
+function hitting(pos: i32, k: i32, stride: i32, out: i32): void {
+  let first = max(0, pos - (out - 1) * stride);
+  first += (((pos - first) % stride) + stride) % stride;
+  hitFirst = first;
+  hitLast = min(k - 1, pos);
+}
+
+/** Direct input gradient in the ref engine's order (o, i, j). Geometry: the forward conv's. */
+export function conv2dGradInputDirect(
+  gy: usize, fg: i32, w: usize, fw: i32, dx: usize, fd: i32, o: i32, cg: i32, groups: i32, acc: i32,
+): void {
+  const og = o / groups;
+  let t = 0;
+  for (let n = 0; n < N; n++) {
+    for (let c = 0; c < C; c++) {
+      const grp = c / cg, cl = c - grp * cg;
+      for (let h = 0; h < H; h++) {
+        hitting(h + PT, KH, SH, OH);
+        const iFirst = hitFirst, iLast = hitLast;
+        for (let wi = 0; wi < W; wi++) {
+          hitting(wi + PL, KW, SW, OW);
+          const jFirst = hitFirst, jLast = hitLast;
+          let s: f64 = 0;
+          for (let oc = grp * og; oc < (grp + 1) * og; oc++) {
+            const gb = (n * o + oc) * OH, wb = (oc * cg + cl) * KH;
+            for (let i = iFirst; i <= iLast; i += SH) {
+              const gr = (gb + (h + PT - i) / SH) * OW, wr = (wb + i) * KW;
+              for (let j = jFirst; j <= jLast; j += SW) {
+                s = round(acc, s + round(acc, ld(fg, gy, gr + (wi + PL - j) / SW) * ld(fw, w, wr + j)));
+              }
+            }
+          }
+          st(fd, dx, t++, s);
+        }
+      }
+    }
+  }
+}
+
+/** Direct weight gradient in the ref engine's order (n, p, q). */
+export function conv2dGradWeightDirect(
+  x: usize, fx: i32, gy: usize, fg: i32, dw: usize, fd: i32, o: i32, groups: i32, acc: i32,
+): void {
+  const cg = C / groups, og = o / groups;
+  let t = 0;
+  for (let oc = 0; oc < o; oc++) {
+    const c0 = (oc / og) * cg;
+    for (let c = 0; c < cg; c++) {
+      for (let i = 0; i < KH; i++) {
+        const pLo = max(0, ceilDiv(PT - i, SH)), pHi = min(OH, floorDiv(H - 1 + PT - i, SH) + 1);
+        for (let j = 0; j < KW; j++) {
+          const qLo = max(0, ceilDiv(PL - j, SW)), qHi = min(OW, floorDiv(W - 1 + PL - j, SW) + 1);
+          let s: f64 = 0;
+          for (let n = 0; n < N; n++) {
+            const gb = (n * o + oc) * OH, xb = (n * C + c0 + c) * H;
+            for (let p = pLo; p < pHi; p++) {
+              const gr = (gb + p) * OW, xr = (xb + p * SH + i - PT) * W + j - PL;
+              for (let q = qLo; q < qHi; q++) {
+                s = round(acc, s + round(acc, ld(fg, gy, gr + q) * ld(fx, x, xr + q * SW)));
+              }
+            }
+          }
+          st(fd, dw, t++, s);
+        }
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function floorDiv(a: i32, b: i32): i32 {
+  return <i32>Math.floor(<f64>a / <f64>b);
+}
+
+// @ts-ignore: decorator
+@inline function ceilDiv(a: i32, b: i32): i32 {
+  return <i32>Math.ceil(<f64>a / <f64>b);
+}
+
+/** Index into x of the first maximum of every window (NaN wins), written to `best` (i32[windows]). */
+export function argmaxes(x: usize, fx: i32, best: usize): void {
+  let win = 0;
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let p = 0; p < OH; p++) {
+      for (let q = 0; q < OW; q++) {
+        let tap = 0, bi = 0, bv: f64 = 0;
+        for (let i = 0; i < KH; i++) {
+          const ih = p * SH + i - PT;
+          if (ih < 0 || ih >= H) continue;
+          for (let j = 0; j < KW; j++) {
+            const iw = q * SW + j - PL;
+            if (iw < 0 || iw >= W) continue;
+            const idx = (nc * H + ih) * W + iw, v = ld(fx, x, idx);
+            if (tap == 0 || (bv == bv && (v > bv || v != v))) {
+              bi = idx;
+              bv = v;
+            }
+            tap++;
+          }
+        }
+        store<i32>(best + (<usize>win << 2), bi);
+        win++;
+      }
+    }
+  }
+}
+
+/** maxpool from the argmaxes. */
+export function maxpool(x: usize, fx: i32, best: usize, y: usize, fy: i32, windows: i32): void {
+  for (let k = 0; k < windows; k++) st(fy, y, k, ld(fx, x, load<i32>(best + (<usize>k << 2))));
+}
+
+/** Routes each window's gradient to its first maximum, adding in window order; `sum` is f64[len(dx)] scratch. */
+export function maxpoolGrad(gy: usize, fg: i32, best: usize, windows: i32, dx: usize, fd: i32, n: i32, sum: usize, acc: i32): void {
+  memory.fill(sum, 0, <usize>n << 3);
+  for (let k = 0; k < windows; k++) {
+    const p = sum + (<usize>load<i32>(best + (<usize>k << 2)) << 3);
+    store<f64>(p, round(acc, load<f64>(p) + ld(fg, gy, k)));
+  }
+  for (let i = 0; i < n; i++) st(fd, dx, i, load<f64>(sum + (<usize>i << 3)));
+}
+
+/**
+ * Average pooling (forward when `grad` is false: y = sum of in-bounds taps / count) or its gradient
+ * (dx += acc(g / count) over the windows holding a tap, in window order). `sum` is f64 scratch of the
+ * output (forward) or input (gradient) size.
+ */
+export function avgpool(src: usize, fs: i32, dst: usize, fd: i32, sum: usize, grad: bool, acc: i32): void {
+  const n = grad ? N * C * H * W : N * C * OH * OW;
+  memory.fill(sum, 0, <usize>n << 3);
+  let win = 0;
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let p = 0; p < OH; p++) {
+      for (let q = 0; q < OW; q++) {
+        const ilo = max(0, PT - p * SH), ihi = min(KH, H + PT - p * SH);
+        const jlo = max(0, PL - q * SW), jhi = min(KW, W + PL - q * SW);
+        const count = <f64>(max(0, ihi - ilo) * max(0, jhi - jlo));
+        let s: f64 = 0;
+        const g = grad ? round(acc, ld(fs, src, win) / count) : 0;
+        for (let i = ilo; i < ihi; i++) {
+          for (let j = jlo; j < jhi; j++) {
+            const idx = (nc * H + p * SH + i - PT) * W + q * SW + j - PL;
+            if (grad) {
+              const a = sum + (<usize>idx << 3);
+              store<f64>(a, round(acc, load<f64>(a) + g));
+            } else {
+              s = round(acc, s + ld(fs, src, idx));
+            }
+          }
+        }
+        if (!grad) st(fd, dst, win, s / count);
+        win++;
+      }
+    }
+  }
+  if (grad) for (let i = 0; i < n; i++) st(fd, dst, i, load<f64>(sum + (<usize>i << 3)));
+}

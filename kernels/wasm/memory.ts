@@ -1,0 +1,108 @@
+/**
+ * The wasm engine's shared linear memory: a bump arena for buffers, and tensor transfer between host
+ * arrays and the 16- or 32-bit storage of each format.
+ *
+ * @module
+ */
+
+import type { FormatName } from "../../lib/formats/format.ts";
+import type { TensorData } from "../engine.ts";
+
+/** Format codes of kernels/wasm/as/format.ts. */
+export const FORMAT_CODE: Readonly<Partial<Record<FormatName, number>>> = { fp32: 0, fp16: 1, bf16: 2 };
+
+/** Bytes per element in wasm storage. */
+export function storageBytes(format: FormatName): number {
+  return format === "fp32" ? 4 : 2;
+}
+
+const PAGE = 65536;
+const BF16_BITS = new Uint32Array(1), BF16_VALUE = new Float32Array(BF16_BITS.buffer);
+
+/** Bump allocation over a growable shared WebAssembly.Memory. Buffers live as long as the engine. */
+export class Arena {
+  readonly memory: WebAssembly.Memory;
+  #top: number;
+  #views?: {
+    buffer: ArrayBufferLike;
+    u8: Uint8Array;
+    f32: Float32Array;
+    f16: Float16Array;
+    u16: Uint16Array;
+    u32: Uint32Array;
+    f64: Float64Array;
+    i32: Int32Array;
+  };
+
+  /** An arena that allocates above `base` (the module's static data). */
+  constructor(memory: WebAssembly.Memory, base: number) {
+    this.memory = memory;
+    this.#top = Math.ceil(base / 64) * 64;
+  }
+
+  /** Reserves `bytes` (64-byte aligned) and returns the address; grows the memory when needed. */
+  alloc(bytes: number): number {
+    const at = this.#top;
+    const end = at + Math.ceil(Math.max(bytes, 1) / 64) * 64;
+    if (end > 2 ** 32) {
+      throw new RangeError(`The wasm engine needs ${(end / 2 ** 30).toFixed(1)} GiB, above wasm32's 4 GiB`);
+    }
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    this.#top = end;
+    return at;
+  }
+
+  /** Bytes in use. */
+  get used(): number {
+    return this.#top;
+  }
+
+  /** Typed views of the current memory (renewed after the memory grows). */
+  get views() {
+    const buffer = this.memory.buffer;
+    if (this.#views?.buffer !== buffer) {
+      this.#views = {
+        buffer,
+        u8: new Uint8Array(buffer),
+        f32: new Float32Array(buffer),
+        f16: new Float16Array(buffer),
+        u16: new Uint16Array(buffer),
+        u32: new Uint32Array(buffer),
+        f64: new Float64Array(buffer),
+        i32: new Int32Array(buffer),
+      };
+    }
+    return this.#views;
+  }
+
+  /** Writes `data` (values exact in `format`) at `ptr` in the format's storage. */
+  write(ptr: number, format: FormatName, data: TensorData): void {
+    const v = this.views;
+    if (format === "fp32") v.f32.set(data, ptr >> 2);
+    else if (format === "fp16") v.f16.set(data, ptr >> 1);
+    else {
+      const f = new Float32Array(data), u = new Uint32Array(f.buffer), at = ptr >> 1;
+      for (let i = 0; i < u.length; i++) v.u16[at + i] = u[i] >>> 16;
+    }
+  }
+
+  /** Reads `n` elements of `format` at `ptr`. */
+  read(ptr: number, format: FormatName, n: number): TensorData {
+    const v = this.views;
+    if (format === "fp32") return v.f32.slice(ptr >> 2, (ptr >> 2) + n);
+    if (format === "fp16") return Float64Array.from(v.f16.subarray(ptr >> 1, (ptr >> 1) + n));
+    const u = new Uint32Array(n), at = ptr >> 1;
+    for (let i = 0; i < n; i++) u[i] = v.u16[at + i] << 16;
+    return new Float32Array(u.buffer);
+  }
+
+  /** Element 0 of a tensor, as a number. */
+  scalar(ptr: number, format: FormatName): number {
+    const v = this.views;
+    if (format === "fp32") return v.f32[ptr >> 2];
+    if (format === "fp16") return v.f16[ptr >> 1];
+    BF16_BITS[0] = v.u16[ptr >> 1] << 16;
+    return BF16_VALUE[0];
+  }
+}

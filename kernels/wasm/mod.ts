@@ -1,0 +1,135 @@
+/**
+ * The wasm engine: the ref engine's numerical contract in AssemblyScript kernels compiled to WebAssembly
+ * SIMD, run by a plan that lowers each node once and threads over shared memory.
+ *
+ * fp16 and bf16 tensors are stored in 16 bits. In the default (exact) mode every op gives the ref
+ * engine's bits: tests/wasm_engine_test.ts checks each op in each format and whole training runs.
+ * `fast` loads the relaxed-SIMD build, whose gemm uses fused multiply-add: faster, not bit-exact, and
+ * said so in its capabilities and environment.
+ *
+ * @module
+ */
+
+import { ERFC_TABLE } from "../../lib/math.ts";
+import type { Graph } from "../../lib/graph/graph.ts";
+import { assertSupports, type Engine, type Executable, type HostTensor } from "../engine.ts";
+import { ASC_VERSION_USED, EXACT_WASM, FAST_WASM } from "./kernels_wasm.ts";
+import { Arena, FORMAT_CODE, storageBytes } from "./memory.ts";
+import { LOWERINGS, type Operand, type Runtime } from "./ops.ts";
+import { place } from "./plan.ts";
+import { Pool } from "./pool.ts";
+
+/** Options of the wasm engine. */
+export interface WasmOptions {
+  /** Threads (the calling thread plus workers); the results do not depend on it. Default: CPU count. */
+  readonly threads?: number;
+  /** Relaxed SIMD with fused multiply-add in the gemm: faster, not bit-exact with ref. */
+  readonly fast?: boolean;
+}
+
+function decode(b64: string): Uint8Array<ArrayBuffer> {
+  const s = atob(b64), out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** The fp16 bit pattern -> f32 table the kernels use to load fp16 (exact for all 65536 patterns). */
+function halfTable(): Float32Array {
+  const bits = new Uint16Array(65536);
+  for (let i = 0; i < bits.length; i++) bits[i] = i;
+  return new Float32Array(new Float16Array(bits.buffer));
+}
+
+/** Creates the wasm engine (starting its worker threads). Call `close()` when done with it. */
+export async function createEngine(options: WasmOptions = {}): Promise<Engine> {
+  const fast = !!options.fast;
+  const threads = options.threads ?? navigator.hardwareConcurrency ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    throw new RangeError(`Thread count must be an integer from 1 to 256, got ${threads}`);
+  }
+  const module = new WebAssembly.Module(decode(fast ? FAST_WASM : EXACT_WASM));
+  const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: true });
+  const instance = new WebAssembly.Instance(module, { env: { memory, abort: () => {} } });
+  const k = instance.exports as unknown as Runtime["k"];
+  const arena = new Arena(memory, k.heapBase());
+  const half = arena.alloc(65536 * 4), erfc = arena.alloc(ERFC_TABLE.byteLength);
+  arena.views.f32.set(halfTable(), half >> 2);
+  arena.views.f64.set(ERFC_TABLE, erfc >> 3);
+  k.setHalfTable(half);
+  k.setErfcTable(erfc);
+  const pool = await Pool.start(threads, { module, memory, tables: { half, erfc } }, k.gemmTiles);
+  const rt: Runtime = { k, arena, gemm: (job) => pool.gemm(job) };
+  const engine: Engine = {
+    name: "wasm",
+    description: fast
+      ? "AssemblyScript wasm SIMD kernels, --fast: fused multiply-add, NOT bit-exact with ref"
+      : "AssemblyScript wasm SIMD kernels, multi-threaded, bit-identical to ref",
+    capabilities: {
+      formats: ["fp32", "fp16", "bf16"],
+      ops: Object.keys(LOWERINGS),
+      bitExactWithRef: !fast,
+      deterministic: true,
+    },
+    compile: (graph) => compile(engine, rt, graph),
+    environment: () => ({
+      kernels: `AssemblyScript ${ASC_VERSION_USED}, WebAssembly SIMD${fast ? " + relaxed SIMD (FMA)" : ""}`,
+      mode: fast ? "fast (not bit-exact with ref)" : "exact (bit-identical to ref)",
+      threads: String(threads),
+    }),
+    close: () => pool.close(),
+  };
+  return engine;
+}
+
+function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
+  assertSupports(engine, graph);
+  const nodes = graph.nodes, live = graph.live();
+  const count = (id: number) => nodes[id].shape.reduce((p, d) => p * d, 1);
+  const { offset, bytes } = place(graph, (id) => count(id) * storageBytes(nodes[id].format!));
+  const base = rt.arena.alloc(bytes);
+  const operand = (id: number): Operand => ({
+    ptr: base + offset[id],
+    fmt: FORMAT_CODE[nodes[id].format!]!,
+    format: nodes[id].format!,
+    shape: nodes[id].shape,
+    size: count(id),
+  });
+  const acc = FORMAT_CODE[graph.accumulate]!;
+  const steps = nodes.filter((n) => live[n.id] && n.inputs.length).map((n) =>
+    LOWERINGS[n.op]({ node: n, x: n.inputs.map(operand), y: operand(n.id), acc, rt })
+  );
+  const scratch = rt.arena.alloc(Math.max(0, ...steps.map((s) => s.scratch)));
+  const leaves = nodes.filter((n) => live[n.id] && !n.inputs.length);
+  return {
+    run(feeds) {
+      for (const n of leaves) {
+        const t = feeds[n.name!];
+        if (!t) throw new Error(`Missing feed "${n.name}"`);
+        if (
+          t.format !== n.format || t.shape.length !== n.shape.length ||
+          t.shape.some((d, i) => d !== n.shape[i])
+        ) {
+          throw new Error(
+            `Feed "${n.name}" is [${t.shape}] ${t.format}, the graph wants [${n.shape}] ${n.format}`,
+          );
+        }
+        rt.arena.write(base + offset[n.id], n.format!, t.data);
+      }
+      const dbg = (globalThis as Record<string, unknown>).__wasmDebug as Record<number, unknown> | undefined;
+      const ids = nodes.filter((n) => live[n.id] && n.inputs.length).map((n) => n.id);
+      steps.forEach((s, i) => {
+        s.run(scratch);
+        if (dbg) dbg[ids[i]] = rt.arena.read(base + offset[ids[i]], nodes[ids[i]].format!, count(ids[i]));
+      });
+      const result: Record<string, HostTensor> = {};
+      const tensor = (id: number): HostTensor => ({
+        shape: nodes[id].shape,
+        format: nodes[id].format!,
+        data: rt.arena.read(base + offset[id], nodes[id].format!, count(id)),
+      });
+      for (const [name, id] of Object.entries(graph.outputs)) result[name] = tensor(id);
+      for (const s of graph.state) result[s.name] = tensor(s.next);
+      return Promise.resolve(result);
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Buffer placement for one step graph in the wasm engine. Leaves (all written before the step runs) and
+ * results get their own buffers; every other value reuses the space of values whose last reader has run
+ * (first fit), so the memory of a step stays near its live set.
+ *
+ * @module
+ */
+
+import type { Graph } from "../../lib/graph/graph.ts";
+
+/** Offsets (bytes, from the start of the graph's region) of every live node, and the region's size. */
+export interface Placement {
+  readonly offset: Int32Array;
+  readonly bytes: number;
+}
+
+const ALIGN = 64;
+
+/** Places the live nodes of `graph`; `size(id)` gives a node's storage bytes. */
+export function place(graph: Graph, size: (id: number) => number): Placement {
+  const nodes = graph.nodes, live = graph.live();
+  const keep = new Set([...Object.values(graph.outputs), ...graph.state.map((s) => s.next)]);
+  const lastUse = new Int32Array(nodes.length).fill(-1);
+  for (const n of nodes) if (live[n.id]) { for (const i of n.inputs) lastUse[i] = n.id; }
+  const offset = new Int32Array(nodes.length).fill(-1);
+  const free: [number, number][] = []; // [offset, bytes], sorted by offset
+  let end = 0;
+  const take = (bytes: number): number => {
+    const k = free.findIndex(([, b]) => b >= bytes);
+    if (k < 0) return (end += bytes) - bytes;
+    const [o, b] = free[k];
+    if (b === bytes) free.splice(k, 1);
+    else free[k] = [o + bytes, b - bytes];
+    return o;
+  };
+  const give = (o: number, bytes: number) => {
+    let k = free.findIndex(([fo]) => fo > o);
+    if (k < 0) k = free.length;
+    free.splice(k, 0, [o, bytes]);
+    // Merge with the next, then with the previous block.
+    if (k + 1 < free.length && free[k][0] + free[k][1] === free[k + 1][0]) {
+      free[k][1] += free[k + 1][1];
+      free.splice(k + 1, 1);
+    }
+    if (k > 0 && free[k - 1][0] + free[k - 1][1] === free[k][0]) {
+      free[k - 1][1] += free[k][1];
+      free.splice(k, 1);
+    }
+  };
+  const bytesOf = (id: number) => Math.ceil(size(id) / ALIGN) * ALIGN;
+  // Leaves first: they are all written before the step runs, so no value may share their space.
+  for (const n of nodes) if (live[n.id] && !n.inputs.length) offset[n.id] = take(bytesOf(n.id));
+  for (const n of nodes) {
+    if (!live[n.id] || !n.inputs.length) continue;
+    offset[n.id] = take(bytesOf(n.id));
+    for (const i of new Set(n.inputs)) {
+      if (lastUse[i] === n.id && !keep.has(i) && nodes[i].inputs.length) give(offset[i], bytesOf(i));
+    }
+  }
+  return { offset, bytes: end };
+}

@@ -1,0 +1,32 @@
+/// <reference lib="deno.worker" />
+/**
+ * A worker of the wasm engine's thread pool: instantiates the kernel module over the shared memory and
+ * runs its part of every parallel call (kernels/wasm/pool.ts describes the protocol).
+ *
+ * @module
+ */
+
+import { CONTROL, type WorkerInit } from "./pool.ts";
+
+self.onmessage = async (e: MessageEvent<WorkerInit>) => {
+  const { module, memory, control, part, parts, tables } = e.data;
+  const instance = await WebAssembly.instantiate(module, { env: { memory, abort: () => {} } });
+  const k = instance.exports as Record<string, (...a: number[]) => number>;
+  k.setHalfTable(tables.half);
+  k.setErfcTable(tables.erfc);
+  const c = new Int32Array(control);
+  self.postMessage("ready");
+  let seen = Atomics.load(c, CONTROL.generation);
+  for (;;) {
+    Atomics.wait(c, CONTROL.generation, seen);
+    seen = Atomics.load(c, CONTROL.generation);
+    if (c[CONTROL.stop]) break;
+    try {
+      k.gemmTiles(c[CONTROL.job], part, parts);
+    } catch {
+      Atomics.store(c, CONTROL.failed, 1); // the caller throws; keep serving so it never waits forever
+    }
+    if (Atomics.sub(c, CONTROL.pending, 1) === 1) Atomics.notify(c, CONTROL.pending);
+  }
+  self.close();
+};
