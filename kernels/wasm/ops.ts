@@ -58,7 +58,9 @@ const scalar = (rt: Runtime, o: Operand) => rt.arena.scalar(o.ptr, o.format);
 
 // ---------------------------------------------------------------- gemm
 
-const JOB_BYTES = 64, MAX_PANEL = 32 << 20;
+// A gemm's scratch starts with the job (56 bytes), gather scratch at 64 (i32[32]) and, from 256, i32[8]
+// per thread for the store (threads <= 256).
+const JOB_BYTES = 256 + 256 * 32, TMP = 64, MAX_PANEL = 32 << 20;
 const up = (v: number, m: number) => Math.ceil(v / m) * m;
 
 /** Scratch of a gemm: the job, the A and B panels and C. */
@@ -80,13 +82,13 @@ function gemm(
   rt: Runtime,
   s: number,
   [m, k, n]: readonly [number, number, number],
-  pack: (ap: number, bp: number) => void,
+  pack: (ap: number, bp: number, tmp: number) => void,
   init: boolean,
   store: Store | undefined,
 ) {
   // C first: its place must not move when a later chunk has a different k (the weight gradient).
   const c = s + JOB_BYTES, ap = c + up(m, 4) * up(n, 8) * 4, bp = ap + up(m, 4) * k * 4;
-  pack(ap, bp);
+  pack(ap, bp, s + TMP);
   const i32 = rt.arena.views.i32, j = s >> 2;
   i32.set([ap, bp, c, m, n, k, init ? 1 : 0, store ? 1 : 0], j);
   if (store) i32.set([store.out.ptr, store.out.fmt, store.base, store.row, store.cb, store.cbs], j + 8);
@@ -209,9 +211,9 @@ const conv2d: Lowering = (a) => {
         a.rt,
         s,
         [og, kk, nc * pix],
-        (ap, bp) => {
+        (ap, bp, tmp) => {
           K.packA(at(w, grp * og * kk), w.fmt, og, kk, kk, kk, 0, 1, ap);
-          K.im2col(x.ptr, x.fmt, n0, nc, grp * cg, cg, 0, bp);
+          K.im2col(x.ptr, x.fmt, n0, nc, grp * cg, cg, 0, bp, tmp);
         },
         false,
         { out: y, base: (n0 * o + grp * og) * pix, row: pix, cb: pix, cbs: o * pix },
@@ -237,9 +239,9 @@ const conv2dGradInput: Lowering = (a) => {
         a.rt,
         s,
         [cg, kk, nc * pix],
-        (ap, bp) => {
+        (ap, bp, tmp) => {
           K.packA(at(w, grp * og * cg * t), w.fmt, cg, kk, t, t, cg * t, 1, ap);
-          K.col2imPanel(gy.ptr, gy.fmt, o, n0, nc, grp * og, og, bp);
+          K.col2imPanel(gy.ptr, gy.fmt, o, n0, nc, grp * og, og, bp, tmp);
         },
         false,
         { out: y, base: (n0 * g.c + grp * cg) * pix, row: pix, cb: pix, cbs: g.c * pix },
@@ -265,9 +267,9 @@ const conv2dGradWeight: Lowering = (a) => {
         a.rt,
         s,
         [og, nc * pix, taps],
-        (ap, bp) => {
+        (ap, bp, tmp) => {
           K.packA(at(gy, (n0 * o + grp * og) * pix), gy.fmt, og, nc * pix, pix, pix, o * pix, 1, ap);
-          K.im2col(x.ptr, x.fmt, n0, nc, grp * cg, cg, 1, bp);
+          K.im2col(x.ptr, x.fmt, n0, nc, grp * cg, cg, 1, bp, tmp);
         },
         n0 > 0,
         n0 + nc === g.n ? { out: y, base: grp * og * taps, row: taps, cb: taps, cbs: 0 } : undefined,

@@ -9,7 +9,6 @@
  * addon. Callers should ask {@link ortAvailable} first and report a skip if it says no.
  */
 
-// Inline pinned specifiers: the project import map (deno.json) is deliberately left untouched.
 import onnxProto from "onnx-proto";
 
 type Ort = typeof import("onnxruntime-node");

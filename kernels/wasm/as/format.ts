@@ -59,29 +59,39 @@ export function f32RoundBf16(f: f32): f32 {
   return reinterpret<f32>((b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000);
 }
 
-/**
- * f64 -> f32 rounding to odd: truncate, then set the last bit when inexact. Rounding that result once more
- * to a format at least two bits narrower equals rounding the f64 directly (no double-rounding error).
- */
-export function f64ToF32Odd(x: f64): f32 {
-  const f = <f32>x;
-  if (<f64>f == x || f - f != 0) return f; // exact, or Infinity/NaN
-  let b = reinterpret<u32>(f);
-  if (Math.abs(<f64>f) > Math.abs(x)) b -= 1; // the magnitude rounded up: step back toward zero
-  return reinterpret<f32>(b | 1);
-}
-
 /** Rounds an f32 value to format `fmt`. */
 // @ts-ignore: decorator
 @inline export function roundF32(fmt: i32, f: f32): f32 {
   return fmt == FP32 ? f : fmt == FP16 ? f32RoundFp16(f) : f32RoundBf16(f);
 }
 
+/**
+ * Rounds an f64 value to a binary format with `drop` fewer significand bits than f64, normal numbers from
+ * `minNormal` and largest finite value `maxFinite`, directly on the f64 bits (nearest-even). Below
+ * minNormal the quantum is fixed; adding and subtracting `subC` (the power of two whose f64 quantum is that
+ * quantum) rounds to it.
+ */
+// @ts-ignore: decorator
+@inline function roundF64(x: f64, drop: u64, minNormal: f64, subC: f64, maxFinite: f64): f64 {
+  const b = reinterpret<u64>(x), a = b & 0x7fffffffffffffff;
+  if (a >= 0x7ff0000000000000) return x; // Infinity and NaN
+  let r: f64;
+  if (reinterpret<f64>(a) >= minNormal) {
+    const half = (<u64>1 << (drop - 1)) - 1;
+    r = reinterpret<f64>((a + half + ((a >> drop) & 1)) & ~((<u64>1 << drop) - 1));
+    if (r > maxFinite) r = Infinity;
+  } else {
+    r = (reinterpret<f64>(a) + subC) - subC;
+  }
+  return reinterpret<f64>(reinterpret<u64>(r) | (b & 0x8000000000000000));
+}
+
 /** Rounds an f64 value to format `fmt` (exactly, one rounding). */
-export function round(fmt: i32, x: f64): f64 {
+// @ts-ignore: decorator
+@inline export function round(fmt: i32, x: f64): f64 {
   if (fmt == FP32) return <f64><f32>x;
-  const o = f64ToF32Odd(x);
-  return <f64>(fmt == FP16 ? f32RoundFp16(o) : f32RoundBf16(o));
+  if (fmt == FP16) return roundF64(x, 42, 6.103515625e-5, 268435456.0, 65504);
+  return roundF64(x, 45, 1.1754943508222875e-38, 4.1359030627651384e-25, 3.3895313892515355e38);
 }
 
 /** Bytes per element of a format. */

@@ -29,12 +29,17 @@ export function packA(
 ): void {
   const mb = (m + 3) >> 2;
   for (let ib = 0; ib < mb; ib++) {
+    let kOff = 0, inner = 0;
     for (let q = 0; q < k; q++) {
-      const kOff = (q / kInner) * kOuterStride + (q % kInner) * kInnerStride;
       const d = dst + ((<usize>(ib * k + q) << 2) << 2);
       for (let r = 0; r < 4; r++) {
         const i = ib * 4 + r;
         store<f32>(d + (<usize>r << 2), i < m ? ldf(fmt, src, i * rowStride + kOff) : 0);
+      }
+      if (++inner < kInner) kOff += kInnerStride;
+      else {
+        inner = 0;
+        kOff += kOuterStride - (kInner - 1) * kInnerStride;
       }
     }
   }
@@ -47,12 +52,17 @@ export function packB(
 ): void {
   const nb = (n + 7) >> 3;
   for (let jb = 0; jb < nb; jb++) {
+    let kOff = 0, inner = 0;
     for (let q = 0; q < k; q++) {
-      const kOff = (q / kInner) * kOuterStride + (q % kInner) * kInnerStride;
       const d = dst + ((<usize>(jb * k + q) << 3) << 2);
       for (let c = 0; c < 8; c++) {
         const j = jb * 8 + c;
         store<f32>(d + (<usize>c << 2), j < n ? ldf(fmt, src, kOff + j * colStride) : 0);
+      }
+      if (++inner < kInner) kOff += kInnerStride;
+      else {
+        inner = 0;
+        kOff += kOuterStride - (kInner - 1) * kInnerStride;
       }
     }
   }
@@ -122,6 +132,7 @@ function tile(ap: usize, bp: usize, c: usize, np: i32, k: i32, ib: i32, jb: i32,
  * its tiles' real outputs to the output format and writes them at base + i * row + (j / cb) * cbs + j % cb.
  */
 export function gemmTiles(job: usize, part: i32, parts: i32): void {
+  const colOff = job + 256 + (<usize>part << 5); // this thread's i32[8] scratch after the job
   const m = field(job, J_M), n = field(job, J_N), k = field(job, J_K);
   const mb = (m + 3) >> 2, nb = (n + 7) >> 3, np = nb * 8, tiles = mb * nb;
   const t0 = <i32>(<i64>tiles * part / parts), t1 = <i32>(<i64>tiles * (part + 1) / parts);
@@ -135,14 +146,17 @@ export function gemmTiles(job: usize, part: i32, parts: i32): void {
   const out = <usize>field(job, J_OUT), fmt = field(job, J_FMT), base = field(job, J_BASE);
   const row = field(job, J_ROW), cb = field(job, J_CB), cbs = field(job, J_CBS);
   for (let t = t0; t < t1; t++) {
-    const ib = t / nb, jb = t % nb;
+    const ib = t / nb, jb = t % nb, cols = min(8, n - jb * 8);
+    for (let cc = 0; cc < cols; cc++) {
+      const j = jb * 8 + cc;
+      store<i32>(colOff + (<usize>cc << 2), base + (j / cb) * cbs + j % cb);
+    }
     for (let r = 0; r < 4; r++) {
       const i = ib * 4 + r;
       if (i >= m) break;
-      for (let cc = 0; cc < 8; cc++) {
-        const j = jb * 8 + cc;
-        if (j >= n) break;
-        stf(fmt, out, base + i * row + (j / cb) * cbs + j % cb, load<f32>(c + (<usize>(i * np + j) << 2)));
+      const src = c + (<usize>(i * np + jb * 8) << 2);
+      for (let cc = 0; cc < cols; cc++) {
+        stf(fmt, out, i * row + load<i32>(colOff + (<usize>cc << 2)), load<f32>(src + (<usize>cc << 2)));
       }
     }
   }

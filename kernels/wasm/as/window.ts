@@ -4,7 +4,7 @@
  * The geometry of the current op is set once by setGeometry.
  */
 
-import { ld, round, st } from "./format";
+import { ld, ldf, round, st } from "./format";
 
 let N: i32 = 0, C: i32 = 0, H: i32 = 0, W: i32 = 0, KH: i32 = 0, KW: i32 = 0, SH: i32 = 1, SW: i32 = 1;
 let PT: i32 = 0, PL: i32 = 0, OH: i32 = 0, OW: i32 = 0;
@@ -27,59 +27,160 @@ export function setGeometry(
   OW = ow;
 }
 
-/**
- * Gathers the conv2d input as a gemm B panel (see gemm.ts). Rows (c, i, j) over `cg` channels from `c0`,
- * columns (n, p, q) over images [n0, n0 + nc); `transposed` swaps them (the B panel of the weight
- * gradient). Taps outside the input are 0.
- */
-export function im2col(x: usize, fx: i32, n0: i32, nc: i32, c0: i32, cg: i32, transposed: bool, dst: usize): void {
-  const kk = KH * KW, taps = cg * kk, pix = OH * OW, cols = nc * pix;
-  const k = transposed ? cols : taps, n = transposed ? taps : cols;
-  const nb = (n + 7) >> 3;
-  for (let jb = 0; jb < nb; jb++) {
-    for (let q = 0; q < k; q++) {
-      const d = dst + ((<usize>(jb * k + q) << 3) << 2);
-      for (let cc = 0; cc < 8; cc++) {
-        const j = jb * 8 + cc;
-        let v: f32 = 0;
-        if (j < n) {
-          const tap = transposed ? j : q, col = transposed ? q : j;
-          const c = tap / kk, t = tap % kk, img = col / pix, pq = col % pix;
-          const ih = (pq / OW) * SH + t / KW - PT, iw = (pq % OW) * SW + t % KW - PL;
-          if (ih >= 0 && ih < H && iw >= 0 && iw < W) {
-            v = <f32>ld(fx, x, (((n0 + img) * C + c0 + c) * H + ih) * W + iw);
-          }
-        }
-        store<f32>(d + (<usize>cc << 2), v);
+// A panel entry pairs a tap (c, i, j) with a pixel (image, p, q). Each side contributes a base offset and a
+// row and column shift; `sides` writes them for 8 consecutive entities (the panel's 8 columns) into `tmp`
+// (i32[32]: base, dy, dx, valid) and `step` walks the row entities in order without divisions.
+
+let eBase: i32 = 0, eDy: i32 = 0, eDx: i32 = 0, eA: i32 = 0, eB: i32 = 0, eC: i32 = 0;
+
+/** Starts the walk over taps (over `cg` channels, plane `plane`) or pixels (images from n0). */
+// @ts-ignore: decorator
+@inline function first(taps: bool, n0: i32, plane: i32, imageStride: i32, oh: i32, ow: i32): void {
+  eA = 0;
+  eB = 0;
+  eC = 0;
+  if (taps) {
+    eBase = 0;
+    eDy = 0;
+    eDx = 0;
+  } else {
+    eBase = n0 * imageStride;
+    eDy = -PT;
+    eDx = -PL;
+  }
+}
+
+/** Moves to the next tap (c, i, j ascending) or pixel (image, p, q ascending). */
+// @ts-ignore: decorator
+@inline function step(taps: bool, plane: i32, imageStride: i32, oh: i32, ow: i32): void {
+  if (taps) {
+    if (++eC < KW) {
+      eDx++;
+    } else {
+      eC = 0;
+      eDx = 0;
+      if (++eB < KH) eDy++;
+      else {
+        eB = 0;
+        eDy = 0;
+        eA++;
+        eBase += plane;
+      }
+    }
+  } else {
+    if (++eC < ow) {
+      eDx += SW;
+    } else {
+      eC = 0;
+      eDx = -PL;
+      if (++eB < oh) eDy += SH;
+      else {
+        eB = 0;
+        eDy = -PT;
+        eA++;
+        eBase += imageStride;
       }
     }
   }
 }
 
+/** Writes (base, dy, dx, valid) of `count` consecutive entities from the walk's position to tmp. */
+function sides(taps: bool, count: i32, valid: i32, plane: i32, imageStride: i32, oh: i32, ow: i32, tmp: usize): void {
+  for (let cc = 0; cc < 8; cc++) {
+    const p = tmp + (<usize>cc << 2);
+    store<i32>(p, eBase);
+    store<i32>(p, eDy, 32);
+    store<i32>(p, eDx, 64);
+    store<i32>(p, cc < valid ? 1 : 0, 96);
+    if (cc < count) step(taps, plane, imageStride, oh, ow);
+  }
+}
+
 /**
- * Gathers the output gradient g [n, o, oh, ow] as the B panel of the input gradient: rows (o, i, j) over
- * `og` channels from `o0`, columns (n, h, w) over images [n0, n0 + nc) of the input. An entry is the
- * gradient of the output that tap (i, j) of the window at (h, w) feeds, or 0 when no output does.
+ * Gathers the conv2d input x as a gemm B panel (layout in gemm.ts). Rows are taps (c, i, j) over `cg`
+ * channels from `c0` and columns pixels (image, p, q) over images [n0, n0 + nc); `transposed` swaps them
+ * (the B panel of the weight gradient). Taps outside the input are 0. `tmp` is i32[32] scratch.
  */
-export function col2imPanel(g: usize, fg: i32, o: i32, n0: i32, nc: i32, o0: i32, og: i32, dst: usize): void {
-  const kk = KH * KW, k = og * kk, pix = H * W, n = nc * pix;
-  const nb = (n + 7) >> 3;
+export function im2col(x: usize, fx: i32, n0: i32, nc: i32, c0: i32, cg: i32, transposed: bool, dst: usize, tmp: usize): void {
+  const plane = H * W, imageStride = C * plane, taps = cg * KH * KW, pix = nc * OH * OW;
+  const k = transposed ? pix : taps, n = transposed ? taps : pix, nb = (n + 7) >> 3;
+  const colTaps = transposed, rowTaps = !transposed;
+  const src = x + (<usize>(c0 * plane) << (fx == 0 ? 2 : 1));
+  first(colTaps, n0, plane, imageStride, OH, OW);
   for (let jb = 0; jb < nb; jb++) {
+    const cols = min(8, n - jb * 8);
+    sides(colTaps, cols, cols, plane, imageStride, OH, OW, tmp);
+    // Save the column walk; walk the rows from the start.
+    const sBase = eBase, sDy = eDy, sDx = eDx, sA = eA, sB = eB, sC = eC;
+    first(rowTaps, n0, plane, imageStride, OH, OW);
+    let d = dst + ((<usize>(jb * k) << 3) << 2);
     for (let q = 0; q < k; q++) {
-      const d = dst + ((<usize>(jb * k + q) << 3) << 2);
-      const oc = q / kk, t = q % kk, i = t / KW, jj = t % KW;
       for (let cc = 0; cc < 8; cc++) {
-        const j = jb * 8 + cc;
+        const p = tmp + (<usize>cc << 2);
+        const y = eDy + load<i32>(p, 32), xx = eDx + load<i32>(p, 64);
         let v: f32 = 0;
-        if (j < n) {
-          const img = j / pix, hw = j % pix;
-          const ph = hw / W + PT - i, pw = hw % W + PL - jj;
-          if (ph >= 0 && pw >= 0 && ph % SH == 0 && pw % SW == 0) {
-            const p = ph / SH, qq = pw / SW;
-            if (p < OH && qq < OW) v = <f32>ld(fg, g, (((n0 + img) * o + o0 + oc) * OH + p) * OW + qq);
-          }
+        if (<u32>y < <u32>H && <u32>xx < <u32>W && load<i32>(p, 96)) {
+          v = ldf(fx, src, eBase + load<i32>(p) + y * W + xx);
         }
         store<f32>(d + (<usize>cc << 2), v);
+      }
+      d += 32;
+      step(rowTaps, plane, imageStride, OH, OW);
+    }
+    eBase = sBase;
+    eDy = sDy;
+    eDx = sDx;
+    eA = sA;
+    eB = sB;
+    eC = sC;
+  }
+}
+
+/**
+ * Gathers the output gradient g [n, o, oh, ow] as the B panel of the input gradient: rows are taps
+ * (o, i, j) over `og` channels from `o0`, columns input pixels (image, h, w) over images [n0, n0 + nc).
+ * An entry is the gradient of the output that tap (i, j) of the window at (h, w) feeds, or 0 when no
+ * output does. `tmp` is i32[32] scratch.
+ */
+export function col2imPanel(g: usize, fg: i32, o: i32, n0: i32, nc: i32, o0: i32, og: i32, dst: usize, tmp: usize): void {
+  const plane = OH * OW, k = og * KH * KW, n = nc * H * W, nb = (n + 7) >> 3;
+  const src = g + (<usize>((n0 * o + o0) * plane) << (fg == 0 ? 2 : 1));
+  const unit = SH == 1 && SW == 1;
+  for (let jb = 0; jb < nb; jb++) {
+    for (let cc = 0; cc < 8; cc++) {
+      const j = jb * 8 + cc, p = tmp + (<usize>cc << 2);
+      const img = j / (H * W), hw = j % (H * W);
+      store<i32>(p, img * o * plane);
+      store<i32>(p, hw / W + PT, 32);
+      store<i32>(p, hw % W + PL, 64);
+      store<i32>(p, j < n ? 1 : 0, 96);
+    }
+    let d = dst + ((<usize>(jb * k) << 3) << 2);
+    let oc = 0, i = 0, jj = 0, base = 0;
+    for (let q = 0; q < k; q++) {
+      for (let cc = 0; cc < 8; cc++) {
+        const p = tmp + (<usize>cc << 2);
+        let ph = load<i32>(p, 32) - i, pw = load<i32>(p, 64) - jj;
+        let v: f32 = 0;
+        if (ph >= 0 && pw >= 0 && load<i32>(p, 96)) {
+          let ok = true;
+          if (!unit) {
+            ok = ph % SH == 0 && pw % SW == 0;
+            ph /= SH;
+            pw /= SW;
+          }
+          if (ok && ph < OH && pw < OW) v = ldf(fg, src, load<i32>(p) + base + ph * OW + pw);
+        }
+        store<f32>(d + (<usize>cc << 2), v);
+      }
+      d += 32;
+      if (++jj == KW) {
+        jj = 0;
+        if (++i == KH) {
+          i = 0;
+          oc++;
+          base += plane;
+        }
       }
     }
   }

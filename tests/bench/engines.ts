@@ -1,0 +1,216 @@
+/**
+ * Engine benchmark: one run on one machine, every figure side by side, medians of repeats.
+ *
+ * 1. matmul GFLOP/s: the wasm gemm per storage format and thread count, the ref engine, and
+ *    onnxruntime-node's fp32 MatMul as the reference point (skipped with a reason without --allow-ffi).
+ * 2. Training samples/s: MLP 784-256-10 and the small CNN, batch 128, per policy, on ref and wasm.
+ * 3. The same MLP trained by PyTorch (tests/bench/torch_peer.py with /usr/bin/python3), when installed.
+ * Then the issue's target ratios. Run: deno task bench:engines [--quick].
+ *
+ * @module
+ */
+
+import type { Engine, HostTensor } from "../../kernels/engine.ts";
+import { loadEngine } from "../../kernels/registry.ts";
+import { type FormatName, rounder } from "../../lib/formats/format.ts";
+import { Graph } from "../../lib/graph/graph.ts";
+import { modelByName } from "../../lib/model/zoo.ts";
+import { parsePolicy } from "../../lib/policy/policy.ts";
+import { Rng } from "../../lib/random.ts";
+import { initialState } from "../../lib/train/init.ts";
+import { PAPER_SGD } from "../../lib/train/optimizer.ts";
+import { buildTrainGraph } from "../../lib/train/step.ts";
+import { ortAvailable, ortMatmulGflops } from "./ort_matmul.ts";
+
+const quick = Deno.args.includes("--quick");
+const REPEATS = quick ? 3 : 5;
+const threadCounts = [1, navigator.hardwareConcurrency ?? 1].filter((t, i, a) => a.indexOf(t) === i);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Median seconds per call of `f` over REPEATS timings of at least `minMs` each. */
+async function time(f: () => Promise<unknown>, minMs: number): Promise<number> {
+  await f();
+  const per: number[] = [];
+  for (let r = 0; r < REPEATS; r++) {
+    let n = 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < minMs || n === 0) (await f(), n++);
+    per.push((performance.now() - t0) / 1000 / n);
+  }
+  return median(per);
+}
+
+function table(title: string, head: string[], rows: (string | number)[][]) {
+  console.log(`\n${title}\n| ${head.join(" | ")} |\n|${head.map(() => "---").join("|")}|`);
+  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+}
+
+const engines = new Map<string, Engine>();
+async function engine(name: string, threads = 1): Promise<Engine> {
+  const key = `${name}/${threads}`;
+  if (!engines.has(key)) engines.set(key, await loadEngine(name, { threads }));
+  return engines.get(key)!;
+}
+
+// ---------------------------------------------------------------- matmul
+
+function matmulRunner(e: Engine, [m, k, n]: number[], format: FormatName) {
+  const g = new Graph();
+  const a = g.leaf("input", "a", [m, k], { format }), b = g.leaf("input", "b", [k, n], { format });
+  g.outputs.c = g.add("matmul", [a, b], {}, { format });
+  const rng = new Rng(1, "bench"), r = rounder(format);
+  const data = (len: number) => Float64Array.from({ length: len }, () => r(rng.uniform() - 0.5));
+  const feeds = {
+    a: { shape: [m, k], format, data: data(m * k) },
+    b: { shape: [k, n], format, data: data(k * n) },
+  };
+  const exe = e.compile(g);
+  return () => exe.run(feeds);
+}
+
+const gflops = (dims: number[], s: number) => (2 * dims[0] * dims[1] * dims[2]) / s / 1e9;
+const SIZES = [[128, 784, 256], [512, 512, 512]];
+const mmRows: (string | number)[][] = [];
+const mm: Record<string, number> = {};
+const ortReason = await ortAvailable();
+for (const dims of SIZES) {
+  for (const threads of threadCounts) {
+    for (const format of ["fp32", "fp16", "bf16"] as const) {
+      const g = gflops(dims, await time(matmulRunner(await engine("wasm", threads), dims, format), 200));
+      mm[`wasm ${format} ${dims} ${threads}`] = g;
+      mmRows.push([`${dims.join("x")}`, `wasm ${format}`, threads, g.toFixed(1)]);
+    }
+    if (!ortReason) {
+      const g = (await ortMatmulGflops(dims[0], dims[1], dims[2], threads, { repeats: REPEATS })).gflops;
+      mm[`ort fp32 ${dims} ${threads}`] = g;
+      mmRows.push([`${dims.join("x")}`, "onnxruntime fp32", threads, g.toFixed(1)]);
+    }
+  }
+  const g = gflops(dims, await time(matmulRunner(await engine("ref"), dims, "fp32"), 200));
+  mmRows.push([`${dims.join("x")}`, "ref fp32", 1, g.toFixed(2)]);
+}
+table("matmul (GFLOP/s, median)", ["m x k x n", "engine", "threads", "GFLOP/s"], mmRows);
+if (ortReason) console.log(`onnxruntime: skipped (${ortReason})`);
+
+// ---------------------------------------------------------------- training
+
+const BATCH = 128;
+function trainRunner(e: Engine, model: string, precision: string) {
+  const policy = parsePolicy(precision);
+  const t = buildTrainGraph({
+    model: modelByName(model),
+    modelOptions: { classes: 10, hidden: [256] },
+    policy,
+    optimizer: PAPER_SGD,
+    inputShape: [1, 28, 28],
+  }, BATCH);
+  const rng = new Rng(1, "bench"), r = rounder(policy.compute);
+  const scalar = (v: number): HostTensor => ({ shape: [], format: "fp32", data: Float64Array.of(v) });
+  const dynamic = policy.lossScale.kind === "dynamic";
+  let feeds: Record<string, HostTensor> = {
+    ...initialState(t.graph, 1),
+    x: {
+      shape: [BATCH, 1, 28, 28],
+      format: policy.compute,
+      data: Float64Array.from({ length: BATCH * 784 }, () => r(rng.uniform() - 0.5)),
+    },
+    labels: {
+      shape: [BATCH],
+      format: "fp32",
+      data: Float64Array.from({ length: BATCH }, () => rng.below(10)),
+    },
+    loss_scale: scalar(dynamic ? 32768 : 1),
+    inv_loss_scale: scalar(dynamic ? 1 / 32768 : 1),
+    step_seed: scalar(1),
+    adam_alpha: scalar(0.001),
+  };
+  const exe = e.compile(t.graph);
+  // Each step feeds the state the previous one returned, as training does.
+  return async () => (feeds = { ...feeds, ...await exe.run(feeds) });
+}
+
+const POLICIES = ["fp32", "fp16", "mixed", "bf16"];
+const trainRows: (string | number)[][] = [];
+const sps: Record<string, number> = {};
+const allThreads = threadCounts.at(-1)!;
+for (const model of ["mlp", "cnn"]) {
+  for (const precision of POLICIES) {
+    for (const [name, threads] of [["ref", 1], ["wasm", 1], ["wasm", allThreads]] as const) {
+      if (name === "wasm" && threads === 1 && allThreads === 1) continue;
+      if (name === "ref" && model === "cnn" && quick) continue;
+      const s = await time(
+        trainRunner(await engine(name, threads), model, precision),
+        model === "cnn" ? 1000 : 300,
+      );
+      sps[`${model} ${precision} ${name} ${threads}`] = BATCH / s;
+      trainRows.push([model, precision, name, threads, Math.round(BATCH / s), (s * 1000).toFixed(1)]);
+    }
+  }
+}
+table(
+  `training step, batch ${BATCH} (MLP 784-256-10; CNN = the LeNet-like model), median`,
+  ["model", "policy", "engine", "threads", "samples/s", "ms/step"],
+  trainRows,
+);
+
+// ---------------------------------------------------------------- PyTorch peer
+
+let torchBest: number | undefined;
+try {
+  const out = await new Deno.Command("/usr/bin/python3", {
+    args: [new URL("./torch_peer.py", import.meta.url).pathname, "--threads", threadCounts.join(",")],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const res = JSON.parse(new TextDecoder().decode(out.stdout));
+  if (res.available) {
+    const rows = res.results.map((r: { threads: number; samples_per_s: number; ms_per_step: number }) => {
+      torchBest = Math.max(torchBest ?? 0, r.samples_per_s);
+      return [
+        "mlp",
+        "fp32",
+        `PyTorch ${res.torch}`,
+        r.threads,
+        Math.round(r.samples_per_s),
+        r.ms_per_step.toFixed(1),
+      ];
+    });
+    table("PyTorch peer (same MLP, float32, SGD momentum)", [
+      "model",
+      "policy",
+      "engine",
+      "threads",
+      "samples/s",
+      "ms/step",
+    ], rows);
+  } else console.log(`\nPyTorch: skipped (${res.reason})`);
+} catch (e) {
+  console.log(`\nPyTorch: skipped (${e instanceof Error ? e.message : e})`);
+}
+
+// ---------------------------------------------------------------- targets
+
+const ratioRows: (string | number)[][] = [];
+for (const threads of threadCounts) {
+  const w = mm[`wasm fp32 ${SIZES[1]} ${threads}`], o = mm[`ort fp32 ${SIZES[1]} ${threads}`];
+  if (o) {
+    ratioRows.push([
+      `wasm / onnxruntime fp32 matmul 512^3, ${threads} thread(s)`,
+      ">= 0.5",
+      (w / o).toFixed(2),
+    ]);
+  }
+}
+for (const model of ["mlp", "cnn"]) {
+  for (const p of ["fp16", "mixed"]) {
+    const f = sps[`${model} fp32 wasm ${allThreads}`] / sps[`${model} ${p} wasm ${allThreads}`];
+    ratioRows.push([`${model} ${p} / fp32 step time on wasm`, "<= 1.25", f.toFixed(2)]);
+  }
+}
+if (torchBest) {
+  const w = Math.max(sps[`mlp fp32 wasm 1`] ?? 0, sps[`mlp fp32 wasm ${allThreads}`]);
+  ratioRows.push(["wasm fp32 MLP / PyTorch (best settings each)", ">= 0.4", (w / torchBest).toFixed(2)]);
+}
+table("targets (ratios from this run)", ["ratio", "target", "measured"], ratioRows);
+for (const e of engines.values()) e.close?.();

@@ -1,0 +1,300 @@
+/**
+ * The wasm engine against the ref engine, bit for bit: every intermediate value of real step graphs (the
+ * zoo's layers cover every op) in every named policy, hand-built ops on odd shapes and edge values,
+ * whole training runs (weight hashes), thread counts 1, 2 and 4, and the --fast build's honesty.
+ */
+
+import assert from "node:assert/strict";
+import { synthetic } from "../datasets/synthetic.ts";
+import type { Engine, HostTensor } from "../kernels/engine.ts";
+import { createEngine as createRef } from "../kernels/ref/mod.ts";
+import { LOWERINGS } from "../kernels/wasm/ops.ts";
+import { createEngine as createWasm } from "../kernels/wasm/mod.ts";
+import { type FormatName, rounder } from "../lib/formats/format.ts";
+import { type Attr, Graph } from "../lib/graph/graph.ts";
+import { modelByName } from "../lib/model/zoo.ts";
+import { parsePolicy } from "../lib/policy/policy.ts";
+import { Rng } from "../lib/random.ts";
+import { initialState } from "../lib/train/init.ts";
+import { type OptimizerConfig, PAPER_SGD } from "../lib/train/optimizer.ts";
+import { buildEvalGraph, buildTrainGraph, type StepSpec } from "../lib/train/step.ts";
+import { train } from "../lib/train/train.ts";
+
+const ref = createRef();
+const ADAM: OptimizerConfig = { ...PAPER_SGD, kind: "adam", lr: 0.001, weightDecay: 0.0005 };
+
+/** Runs `graph` on both engines with every live value as an output; fails on the first differing value. */
+async function assertSameEverywhere(
+  wasm: Engine,
+  graph: Graph,
+  feeds: Record<string, HostTensor>,
+  what: string,
+) {
+  const live = graph.live();
+  for (const n of graph.nodes) if (live[n.id] && n.inputs.length) graph.outputs[`#${n.id}`] = n.id;
+  const [a, b] = [await ref.compile(graph).run(feeds), await wasm.compile(graph).run(feeds)];
+  for (const n of graph.nodes) {
+    const key = `#${n.id}`;
+    if (!a[key]) continue;
+    const x = a[key].data, y = b[key].data;
+    assert.equal(y.length, x.length);
+    for (let i = 0; i < x.length; i++) {
+      if (!Object.is(x[i], y[i]) && !(x[i] !== x[i] && y[i] !== y[i])) {
+        assert.fail(
+          `${what}: node ${n.id} (${n.op} [${n.shape}] ${n.format}) element ${i}: ref ${x[i]}, wasm ${y[i]}`,
+        );
+      }
+    }
+  }
+  return new Set(graph.nodes.filter((n) => live[n.id] && n.inputs.length).map((n) => n.op));
+}
+
+/** Feeds of a step graph: initial state, random images in the compute format, labels, scalars. */
+function stepFeeds(graph: Graph, spec: StepSpec, batch: number, seed: number): Record<string, HostTensor> {
+  const rng = new Rng(seed, "wasm-test"), r = rounder(spec.policy.compute), size = spec.inputShape!;
+  const n = batch * size.reduce((p, d) => p * d, 1);
+  const scalar = (v: number): HostTensor => ({ shape: [], format: "fp32", data: Float64Array.of(v) });
+  return {
+    ...initialState(graph, seed),
+    x: {
+      shape: [batch, ...size],
+      format: spec.policy.compute,
+      data: Float64Array.from({ length: n }, () => r(rng.uniform() * 2 - 1)),
+    },
+    labels: {
+      shape: [batch],
+      format: "fp32",
+      data: Float64Array.from({ length: batch }, () => rng.below(10)),
+    },
+    loss_scale: scalar(spec.policy.lossScale.kind === "dynamic" ? 1024 : 1),
+    inv_loss_scale: scalar(spec.policy.lossScale.kind === "dynamic" ? 1 / 1024 : 1),
+    step_seed: scalar(12345),
+    adam_alpha: scalar(0.0003),
+  };
+}
+
+const POLICIES = ["fp32", "fp16", "mixed", "bf16", "mixed-bf16"];
+const covered = new Set<string>();
+
+Deno.test("wasm: every value of MLP, CNN and zoo step graphs equals ref, in every named policy", async () => {
+  const wasm = await createWasm({ threads: 2 });
+  try {
+    const cases: [string, number, OptimizerConfig, string[]][] = [
+      ["mlp", 5, PAPER_SGD, [...POLICIES, "fp16,accumulate=fp16", "bf16,rounding=stochastic"]],
+      ["cnn", 3, PAPER_SGD, [...POLICIES, "fp16,accumulate=fp16"]],
+      ["mlp", 4, ADAM, ["fp32", "fp16", "mixed,rounding=stochastic"]],
+      ["mobilenet", 2, PAPER_SGD, ["fp16", "mixed"]],
+      ["resnet32", 2, PAPER_SGD, ["mixed"]],
+      ["vit8", 2, ADAM, ["bf16", "mixed"]],
+      ["alexnet", 1, PAPER_SGD, ["fp16"]],
+    ];
+    for (const [model, batch, optimizer, policies] of cases) {
+      for (const p of policies) {
+        const m = modelByName(model);
+        const spec: StepSpec = {
+          model: m,
+          modelOptions: { classes: 10, hidden: [13] },
+          policy: parsePolicy(p),
+          optimizer,
+          inputShape: m.input ?? [1, 28, 28],
+        };
+        const t = buildTrainGraph(spec, batch);
+        const feeds = stepFeeds(t.graph, spec, batch, 3);
+        for (const op of await assertSameEverywhere(wasm, t.graph, feeds, `${model} ${p} train`)) {
+          covered.add(op);
+        }
+        const e = buildEvalGraph(spec, batch);
+        for (const op of await assertSameEverywhere(wasm, e, feeds, `${model} ${p} eval`)) covered.add(op);
+      }
+    }
+  } finally {
+    wasm.close?.();
+  }
+});
+
+/** One op on leaves fed with `inputs`; returns [ref output, wasm output]. */
+async function both(
+  wasm: Engine,
+  op: string,
+  inputs: HostTensor[],
+  attrs: Record<string, Attr>,
+  format: FormatName,
+  accumulate: FormatName = "fp32",
+) {
+  const g = new Graph();
+  g.accumulate = accumulate;
+  const feeds: Record<string, HostTensor> = {};
+  const ids = inputs.map((
+    t,
+    i,
+  ) => ((feeds[`in${i}`] = t), g.leaf("input", `in${i}`, t.shape, { format: t.format })));
+  g.outputs.y = g.add(op, ids, attrs, { format });
+  covered.add(op);
+  return [(await ref.compile(g).run(feeds)).y.data, (await wasm.compile(g).run(feeds)).y.data];
+}
+
+/** Random values in a format, with edge values mixed in: +-0, subnormals, the largest finite, Infinity, NaN. */
+function values(rng: Rng, n: number, f: FormatName, edges: boolean): Float64Array {
+  const r = rounder(f);
+  const special = [0, -0, 2 ** -24, -(2 ** -20), 65504, -65504, 1e-40, 3e38, Infinity, -Infinity, NaN];
+  return Float64Array.from({ length: n }, () => {
+    if (edges && rng.uniform() < 0.15) return r(special[rng.below(special.length)]);
+    return r((rng.uniform() * 2 - 1) * 2 ** (rng.below(12) - 6));
+  });
+}
+
+function assertBits(a: ArrayLike<number>, b: ArrayLike<number>, what: string) {
+  assert.equal(b.length, a.length, what);
+  for (let i = 0; i < a.length; i++) {
+    if (!Object.is(a[i], b[i]) && !(a[i] !== a[i] && b[i] !== b[i])) {
+      assert.fail(`${what}: element ${i}: ref ${a[i]}, wasm ${b[i]}`);
+    }
+  }
+}
+
+Deno.test("wasm: ops on odd shapes and edge values equal ref in fp32, fp16 and bf16", async () => {
+  const wasm = await createWasm({ threads: 2 });
+  const rng = new Rng(7, "wasm-ops");
+  const t = (shape: number[], f: FormatName, edges = false): HostTensor => ({
+    shape,
+    format: f,
+    data: values(rng, shape.reduce((p, d) => p * d, 1), f, edges),
+  });
+  try {
+    for (const f of ["fp32", "fp16", "bf16"] as const) {
+      for (const acc of ["fp32", f] as const) {
+        for (const [m, k, n] of [[1, 1, 1], [5, 7, 11], [13, 33, 17], [4, 300, 9]]) {
+          for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+            const a = t(ta ? [k, m] : [m, k], f, true), b = t(tb ? [n, k] : [k, n], f);
+            const [x, y] = await both(wasm, "matmul", [a, b], { transA: ta, transB: tb }, f, acc);
+            assertBits(x, y, `matmul ${f} acc ${acc} ${m}x${k}x${n} ${ta} ${tb}`);
+          }
+        }
+        const [x, y] = await both(wasm, "matmul", [t([3, 5, 6], f), t([3, 6, 7], f)], {}, f, acc);
+        assertBits(x, y, `batched matmul ${f}`);
+        for (
+          const [c, o, groups, stride, pads] of [[3, 5, 1, 1, [1, 1, 1, 1]], [4, 4, 4, 2, [0, 0, 1, 1]], [
+            2,
+            6,
+            2,
+            2,
+            [1, 0, 1, 0],
+          ]] as const
+        ) {
+          const xs = [2, c, 7, 9], ws = [o, c / groups, 3, 2];
+          const attrs = { stride: [stride, stride], pads: [...pads], groups };
+          const xin = t(xs, f, true), w = t(ws, f);
+          const [y1, y2] = await both(wasm, "conv2d", [xin, w], attrs, f, acc);
+          assertBits(y1, y2, `conv2d ${f} acc ${acc} groups ${groups}`);
+          const gy = t([
+            2,
+            o,
+            ...[(7 + pads[0] + pads[2] - 3) / stride + 1, (9 + pads[1] + pads[3] - 2) / stride + 1].map(
+              Math.floor,
+            ),
+          ], f);
+          const [g1, g2] = await both(wasm, "conv2d_grad_input", [gy, w], { ...attrs, inShape: xs }, f, acc);
+          assertBits(g1, g2, `conv2d_grad_input ${f} acc ${acc} groups ${groups}`);
+          const [h1, h2] = await both(
+            wasm,
+            "conv2d_grad_weight",
+            [t(xs, f), gy],
+            { ...attrs, kernel: [3, 2] },
+            f,
+            acc,
+          );
+          assertBits(h1, h2, `conv2d_grad_weight ${f} acc ${acc} groups ${groups}`);
+        }
+      }
+      for (const op of ["relu", "tanh", "gelu", "cast"]) {
+        const [x, y] = await both(wasm, op, [t([37], "fp32", true)], {}, f);
+        assertBits(x, y, `${op} fp32 -> ${f}`);
+      }
+      const [x, y] = await both(wasm, "scale", [t([37], f, true)], { factor: 0.1 }, f);
+      assertBits(x, y, `scale ${f}`);
+      for (const op of ["relu_grad", "tanh_grad", "gelu_grad", "add"]) {
+        const [a, b] = await both(wasm, op, [t([29], f, true), t([29], f, true)], {}, f);
+        assertBits(a, b, `${op} ${f}`);
+      }
+      const parts = [t([2, 3, 5], f), t([2, 1, 5], f)];
+      const [c1, c2] = await both(wasm, "concat", parts, { axis: 1 }, f);
+      assertBits(c1, c2, `concat ${f}`);
+      const finite = [t([9], f), t([4], f)];
+      const [z1, z2] = await both(wasm, "all_finite", finite, {}, "fp32");
+      assertBits(z1, z2, `all_finite ${f}`);
+      finite[1].data[2] = Infinity;
+      const [i1, i2] = await both(wasm, "all_finite", finite, {}, "fp32");
+      assertBits(i1, i2, `all_finite with Infinity ${f}`);
+      assert.equal(i2[0], 0);
+    }
+  } finally {
+    wasm.close?.();
+  }
+});
+
+Deno.test("wasm: every op of the engine is covered by the tests above", () => {
+  const missing = Object.keys(LOWERINGS).filter((op) => !covered.has(op));
+  assert.deepEqual(missing, [], `ops never compared with ref: ${missing.join(", ")}`);
+});
+
+async function weightHash(engine: Engine, model: string, precision: string) {
+  const r = await train({
+    model: modelByName(model),
+    modelOptions: { classes: 10, hidden: [32] },
+    policy: parsePolicy(precision),
+    optimizer: PAPER_SGD,
+    batch: 64,
+    epochs: 1,
+    seed: 5,
+    data: synthetic({ train: 320, test: 100 }),
+    engine,
+  });
+  return `${r.weightHash} ${r.epochs.map((e) => `${e.trainLoss}/${e.testAccuracy}`).join(",")}`;
+}
+
+Deno.test("wasm: MLP and CNN training runs give ref's weight hash in every named policy", async () => {
+  const wasm = await createWasm({ threads: 2 });
+  try {
+    for (const model of ["mlp", "cnn"]) {
+      for (const p of POLICIES) {
+        assert.equal(await weightHash(wasm, model, p), await weightHash(ref, model, p), `${model} ${p}`);
+      }
+    }
+  } finally {
+    wasm.close?.();
+  }
+});
+
+Deno.test("wasm: the thread count (1, 2, 4) does not change the weight hash", async () => {
+  const hashes = new Set<string>();
+  for (const threads of [1, 2, 4]) {
+    const wasm = await createWasm({ threads });
+    try {
+      hashes.add(await weightHash(wasm, "cnn", "fp16") + await weightHash(wasm, "mlp", "mixed"));
+    } finally {
+      wasm.close?.();
+    }
+  }
+  assert.equal(hashes.size, 1);
+});
+
+Deno.test("wasm --fast: says it is not bit-exact, and stays close to ref", async () => {
+  const fast = await createWasm({ threads: 1, fast: true });
+  try {
+    assert.equal(fast.capabilities.bitExactWithRef, false);
+    assert.match(fast.environment().mode, /not bit-exact/);
+    const [a, b] = await both(
+      fast,
+      "matmul",
+      [
+        { shape: [16, 64], format: "fp32", data: values(new Rng(1, "a"), 1024, "fp32", false) },
+        { shape: [64, 16], format: "fp32", data: values(new Rng(2, "b"), 1024, "fp32", false) },
+      ],
+      {},
+      "fp32",
+    );
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-5 * (1 + Math.abs(a[i])));
+  } finally {
+    fast.close?.();
+  }
+});
