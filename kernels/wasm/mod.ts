@@ -98,7 +98,6 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
   const steps = nodes.filter((n) => live[n.id] && n.inputs.length).map((n) =>
     LOWERINGS[n.op]({ node: n, x: n.inputs.map(operand), y: operand(n.id), acc, rt })
   );
-  const ops = nodes.filter((n) => live[n.id] && n.inputs.length).map((n) => n.op);
   const scratch = rt.arena.alloc(Math.max(0, ...steps.map((s) => s.scratch)));
   const leaves = nodes.filter((n) => live[n.id] && !n.inputs.length);
   return {
@@ -116,14 +115,7 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
         }
         rt.arena.write(base + offset[n.id], n.format!, t.data);
       }
-      const prof = (globalThis as Record<string, unknown>).__wasmProfile as
-        | Record<string, number>
-        | undefined;
-      steps.forEach((s, i) => {
-        const t0 = prof ? performance.now() : 0;
-        s.run(scratch);
-        if (prof) prof[ops[i]] = (prof[ops[i]] ?? 0) + performance.now() - t0;
-      });
+      for (const s of steps) s.run(scratch);
       const result: Record<string, HostTensor> = {};
       const tensor = (id: number): HostTensor => ({
         shape: nodes[id].shape,
