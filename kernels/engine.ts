@@ -40,7 +40,8 @@ export interface Executable {
   /**
    * Runs the graph once. `feeds` holds every input and persistent leaf by name.
    * The result holds every named graph output and, under each state binding's
-   * name, that tensor's next value.
+   * name, that tensor's next value. Callers must not modify returned tensors:
+   * an engine may recognise one fed back as state and keep its own copy.
    */
   run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
 }

@@ -100,6 +100,14 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
   );
   const scratch = rt.arena.alloc(Math.max(0, ...steps.map((s) => s.scratch)));
   const leaves = nodes.filter((n) => live[n.id] && !n.inputs.length);
+  const results: [string, number][] = [
+    ...Object.entries(graph.outputs),
+    ...graph.state.map((s): [string, number] => [s.name, s.next]),
+  ];
+  // 16-bit results are widened to f32 in wasm, then copied out in one slice (Float16Array reads are slow).
+  const wide = rt.arena.alloc(4 * Math.max(0, ...results.map(([, id]) => count(id))));
+  const nextOf = new Map(graph.state.map((s) => [s.name, s.next]));
+  let last: Record<string, HostTensor> = {};
   return {
     run(feeds) {
       for (const n of leaves) {
@@ -113,18 +121,27 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
             `Feed "${n.name}" is [${t.shape}] ${t.format}, the graph wants [${n.shape}] ${n.format}`,
           );
         }
-        rt.arena.write(base + offset[n.id], n.format!, t.data);
+        const at = base + offset[n.id], next = nextOf.get(n.name!);
+        // State fed back unchanged from this executable's last run is still in wasm memory: copy it there.
+        if (next !== undefined && last[n.name!] === t) {
+          const fmt = FORMAT_CODE[n.format!]!;
+          rt.k.copy(base + offset[next], fmt, 0, at, fmt, 0, count(n.id));
+        } else rt.arena.write(at, n.format!, t.data);
       }
       for (const s of steps) s.run(scratch);
-      const result: Record<string, HostTensor> = {};
-      const tensor = (id: number): HostTensor => ({
-        shape: nodes[id].shape,
-        format: nodes[id].format!,
-        data: rt.arena.read(base + offset[id], nodes[id].format!, count(id)),
-      });
-      for (const [name, id] of Object.entries(graph.outputs)) result[name] = tensor(id);
-      for (const s of graph.state) result[s.name] = tensor(s.next);
-      return Promise.resolve(result);
+      const out: Record<string, HostTensor> = {};
+      for (const [name, id] of results) {
+        const n = count(id), format = nodes[id].format!, at = base + offset[id];
+        let data;
+        if (format === "fp32") data = rt.arena.read(at, format, n);
+        else {
+          rt.k.widen(at, FORMAT_CODE[format]!, wide, n);
+          data = rt.arena.read(wide, "fp32", n);
+        }
+        out[name] = { shape: nodes[id].shape, format, data };
+      }
+      last = out;
+      return Promise.resolve(out);
     },
   };
 }

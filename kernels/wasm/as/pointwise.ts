@@ -132,3 +132,8 @@ export function transpose(x: usize, fx: i32, y: usize, fy: i32, n: i32, rank: i3
     }
   }
 }
+
+/** Widens `n` elements of format `fx` to f32 at `y` (exact), so the host can copy them out in one slice. */
+export function widen(x: usize, fx: i32, y: usize, n: i32): void {
+  for (let i = 0; i < n; i++) store<f32>(y + (<usize>i << 2), ldf(fx, x, i));
+}
