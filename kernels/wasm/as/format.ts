@@ -26,34 +26,39 @@ export function setHalfTable(p: usize): void {
   return load<f32>(halfTable + (<usize>h << 2));
 }
 
+// The conversions below are branch-free (wasm select): 16-bit gradients and updates mix subnormal and
+// normal values unpredictably.
+
 /** Bits of the fp16 value `f`, which must be exactly representable in fp16 (or NaN/Infinity). */
-export function f32ToHalfBits(f: f32): u32 {
+// @ts-ignore: decorator
+@inline export function f32ToHalfBits(f: f32): u32 {
   const b = reinterpret<u32>(f);
-  const sign = (b >>> 16) & 0x8000;
   const a = b & 0x7fffffff;
-  if (a >= 0x7f800000) return sign | (a > 0x7f800000 ? 0x7e00 : 0x7c00);
-  if (a >= 0x38800000) return sign | (((a >>> 13) - (112 << 10)) & 0x7fff); // normal: rebias 127 -> 15
-  return sign | <u32>(<f32>reinterpret<f32>(a) * <f32>16777216.0); // subnormal: a multiple of 2^-24
+  const normal = ((a >>> 13) - (112 << 10)) & 0x7fff; // rebias 127 -> 15
+  const small = reinterpret<f32>(select<u32>(a, 0, a < 0x38800000));
+  const sub = <u32>(small * <f32>16777216.0); // a multiple of 2^-24
+  let h = select<u32>(normal, sub, a >= 0x38800000);
+  h = select<u32>(select<u32>(0x7e00, 0x7c00, a > 0x7f800000), h, a >= 0x7f800000);
+  return h | ((b >>> 16) & 0x8000);
 }
 
 /** Rounds an f32 value to fp16 precision and range (nearest-even), kept as f32. */
-export function f32RoundFp16(f: f32): f32 {
+// @ts-ignore: decorator
+@inline export function f32RoundFp16(f: f32): f32 {
   const b = reinterpret<u32>(f);
   const a = b & 0x7fffffff;
-  if (a >= 0x7f800000) return f; // Infinity and NaN
-  let r: u32;
-  if (a >= 0x38800000) {
-    r = (a + 0x0fff + ((a >>> 13) & 1)) & 0xffffe000;
-    if (r > 0x477fe000) r = 0x7f800000; // above 65504 after rounding: overflow
-  } else {
-    // Subnormal fp16 range: the quantum is 2^-24, which is the f32 quantum on [0.5, 1).
-    r = reinterpret<u32>((reinterpret<f32>(a) + <f32>0.5) - <f32>0.5);
-  }
+  let rn = (a + 0x0fff + ((a >>> 13) & 1)) & 0xffffe000;
+  rn = select<u32>(0x7f800000, rn, rn > 0x477fe000); // above 65504 after rounding: overflow
+  // Subnormal fp16 range: the quantum is 2^-24, which is the f32 quantum on [0.5, 1).
+  const rs = reinterpret<u32>((reinterpret<f32>(a) + <f32>0.5) - <f32>0.5);
+  let r = select<u32>(rn, rs, a >= 0x38800000);
+  r = select<u32>(a, r, a >= 0x7f800000); // Infinity and NaN
   return reinterpret<f32>(r | (b & 0x80000000));
 }
 
 /** Rounds an f32 value to bf16 (nearest-even on the top 16 bits), kept as f32. */
-export function f32RoundBf16(f: f32): f32 {
+// @ts-ignore: decorator
+@inline export function f32RoundBf16(f: f32): f32 {
   const b = reinterpret<u32>(f);
   if ((b & 0x7fffffff) > 0x7f800000) return f; // NaN
   return reinterpret<f32>((b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000);
@@ -74,16 +79,13 @@ export function f32RoundBf16(f: f32): f32 {
 // @ts-ignore: decorator
 @inline function roundF64(x: f64, drop: u64, minNormal: f64, subC: f64, maxFinite: f64): f64 {
   const b = reinterpret<u64>(x), a = b & 0x7fffffffffffffff;
-  if (a >= 0x7ff0000000000000) return x; // Infinity and NaN
-  let r: f64;
-  if (reinterpret<f64>(a) >= minNormal) {
-    const half = (<u64>1 << (drop - 1)) - 1;
-    r = reinterpret<f64>((a + half + ((a >> drop) & 1)) & ~((<u64>1 << drop) - 1));
-    if (r > maxFinite) r = Infinity;
-  } else {
-    r = (reinterpret<f64>(a) + subC) - subC;
-  }
-  return reinterpret<f64>(reinterpret<u64>(r) | (b & 0x8000000000000000));
+  const half = (<u64>1 << (drop - 1)) - 1;
+  let rn = reinterpret<f64>((a + half + ((a >> drop) & 1)) & ~((<u64>1 << drop) - 1));
+  rn = select<f64>(Infinity, rn, rn > maxFinite);
+  const rs = (reinterpret<f64>(a) + subC) - subC;
+  let r = reinterpret<u64>(select<f64>(rn, rs, reinterpret<f64>(a) >= minNormal));
+  r = select<u64>(a, r, a >= 0x7ff0000000000000); // Infinity and NaN
+  return reinterpret<f64>(r | (b & 0x8000000000000000));
 }
 
 /** Rounds an f64 value to format `fmt` (exactly, one rounding). */
@@ -128,8 +130,27 @@ export function f32RoundBf16(f: f32): f32 {
   stExact(fmt, p, i, roundF32(fmt, v));
 }
 
+/**
+ * Bits of f64 `x` rounded (nearest-even, once) to a 16-bit format with `frac` fraction bits, exponent
+ * bias `bias` and smallest normal `minNormal`: normal numbers round on the f64 bits and rebias; below
+ * minNormal, `x * sub` (exact; sub = 2^(frac - emin)) rounded to an integer by f64.nearest is the
+ * subnormal's fraction.
+ */
+// @ts-ignore: decorator
+@inline function f64To16Bits(x: f64, frac: u64, bias: u64, minNormal: f64, sub: f64, infBits: u32): u32 {
+  const b = reinterpret<u64>(x), a = b & 0x7fffffffffffffff, drop = 52 - frac;
+  const rounded = (a + ((<u64>1 << (drop - 1)) - 1) + ((a >> drop) & 1)) >> drop;
+  const normal = <u32>min<u64>(rounded - ((1023 - bias) << frac), <u64>infBits); // overflow -> Infinity
+  const small = <u32><i32>nearest<f64>(reinterpret<f64>(select<u64>(a, 0, reinterpret<f64>(a) < minNormal)) * sub);
+  let h = select<u32>(normal, small, reinterpret<f64>(a) >= minNormal);
+  h = select<u32>(infBits | select<u32>(infBits >>> 1 & ~infBits, 0, a > 0x7ff0000000000000), h, a >= 0x7ff0000000000000);
+  return h | <u32>((b >> 48) & 0x8000);
+}
+
 /** Rounds the f64 value `v` to `fmt` (once) and stores it as element `i`. */
 // @ts-ignore: decorator
 @inline export function st(fmt: i32, p: usize, i: i32, v: f64): void {
-  stExact(fmt, p, i, <f32>round(fmt, v));
+  if (fmt == FP32) store<f32>(p + (<usize>i << 2), <f32>v);
+  else if (fmt == FP16) store<u16>(p + (<usize>i << 1), <u16>f64To16Bits(v, 10, 15, 6.103515625e-5, 16777216.0, 0x7c00));
+  else store<u16>(p + (<usize>i << 1), <u16>f64To16Bits(v, 7, 127, 1.1754943508222875e-38, 1.0889035741470031e40, 0x7f80));
 }

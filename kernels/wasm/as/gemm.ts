@@ -14,6 +14,7 @@
  */
 
 import { ld, ldf, round, st, stf } from "./format";
+import { ld4, st4 } from "./simd";
 
 /** K is processed in chunks of this length so a tile's panels stay in cache; sums carry across chunks. */
 const KC: i32 = 256;
@@ -53,11 +54,18 @@ export function packB(
   const nb = (n + 7) >> 3;
   for (let jb = 0; jb < nb; jb++) {
     let kOff = 0, inner = 0;
+    // Whole blocks of contiguous columns load four at a time.
+    const wide = colStride == 1 && jb * 8 + 8 <= n;
     for (let q = 0; q < k; q++) {
       const d = dst + ((<usize>(jb * k + q) << 3) << 2);
-      for (let c = 0; c < 8; c++) {
-        const j = jb * 8 + c;
-        store<f32>(d + (<usize>c << 2), j < n ? ldf(fmt, src, kOff + j * colStride) : 0);
+      if (wide) {
+        v128.store(d, ld4(fmt, src, kOff + jb * 8));
+        v128.store(d, ld4(fmt, src, kOff + jb * 8 + 4), 16);
+      } else {
+        for (let c = 0; c < 8; c++) {
+          const j = jb * 8 + c;
+          store<f32>(d + (<usize>c << 2), j < n ? ldf(fmt, src, kOff + j * colStride) : 0);
+        }
       }
       if (++inner < kInner) kOff += kInnerStride;
       else {
@@ -151,10 +159,18 @@ export function gemmTiles(job: usize, part: i32, parts: i32): void {
       const j = jb * 8 + cc;
       store<i32>(colOff + (<usize>cc << 2), base + (j / cb) * cbs + j % cb);
     }
+    // A full tile whose 8 columns are contiguous in the output stores four at a time.
+    const wide = cols == 8 && cbs == 0;
     for (let r = 0; r < 4; r++) {
       const i = ib * 4 + r;
       if (i >= m) break;
       const src = c + (<usize>(i * np + jb * 8) << 2);
+      if (wide) {
+        const o = base + i * row + jb * 8;
+        st4(fmt, out, o, v128.load(src));
+        st4(fmt, out, o + 4, v128.load(src, 16));
+        continue;
+      }
       for (let cc = 0; cc < cols; cc++) {
         stf(fmt, out, i * row + load<i32>(colOff + (<usize>cc << 2)), load<f32>(src + (<usize>cc << 2)));
       }

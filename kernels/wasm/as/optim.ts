@@ -5,7 +5,21 @@
  * gradients were not finite is a copy, done by the host.
  */
 
-import { BF16, FP16, ld, round, st } from "./format";
+import { BF16, FP16, FP32, ld, ldf, round, roundF32, st, stf } from "./format";
+import { ld4, round4, st4 } from "./simd";
+
+/**
+ * True when f32 arithmetic rounded to `f` after every op gives ref's bits: every operand is in the 16-bit
+ * format `f`, so products of two are exact in f32 and sums round twice harmlessly (24 >= 2p + 2 bits), and
+ * 1 / loss scale is 1 (or, for fp16, a power of two that keeps g * inv exact in f32).
+ */
+function exactInF32(f: i32, a: i32, b: i32, c: i32, inv: f64): bool {
+  if (f == FP32) return true; // every op rounds to fp32: f32 arithmetic on exact values is exactly that
+  if (a != f || b != f || c != f) return false;
+  if (inv == 1) return true;
+  const bits = reinterpret<u64>(inv);
+  return f == FP16 && (bits & 0xfffffffffffff) == 0 && inv >= 9.313225746154785e-10 && inv <= 1; // 2^-30 .. 1
+}
 import { hashUniform } from "./math";
 
 // @ts-ignore: decorator
@@ -44,6 +58,24 @@ export function sgdVelocity(
   v: usize, fv: i32, g: usize, fg: i32, w: usize, fw: i32, y: usize, f: i32, n: i32, lr: f64, mom: f64, wd: f64, inv: f64,
 ): void {
   const rl = round(f, lr), rm = round(f, mom), rw = round(f, wd);
+  if (exactInF32(f, fv, fg, fw, inv)) {
+    const lf = <f32>rl, mf = <f32>rm, wf = <f32>rw, invf = <f32>inv;
+    const l4 = f32x4.splat(lf), m4 = f32x4.splat(mf), w4 = f32x4.splat(wf), inv4 = f32x4.splat(invf);
+    let i = 0;
+    for (; i + 4 <= n; i += 4) {
+      // With 1 / loss scale = 1 the product and its rounding are the identity on a value already in f.
+      let gi = ld4(fg, g, i);
+      if (invf != 1) gi = round4(f, f32x4.mul(gi, inv4));
+      if (wf != 0) gi = round4(f, f32x4.add(gi, round4(f, f32x4.mul(w4, ld4(fw, w, i)))));
+      st4(f, y, i, f32x4.sub(round4(f, f32x4.mul(m4, ld4(fv, v, i))), round4(f, f32x4.mul(l4, gi))));
+    }
+    for (; i < n; i++) {
+      let gi = roundF32(f, ldf(fg, g, i) * invf);
+      if (wf != 0) gi = roundF32(f, gi + roundF32(f, wf * ldf(fw, w, i)));
+      stf(f, y, i, roundF32(f, mf * ldf(fv, v, i)) - roundF32(f, lf * gi));
+    }
+    return;
+  }
   for (let i = 0; i < n; i++) {
     st(f, y, i, round(f, rm * ld(fv, v, i)) - round(f, rl * grad(g, fg, w, fw, i, inv, rw, f)));
   }
@@ -55,7 +87,20 @@ export function sgdApply(
   stochastic: bool, seed: u32, salt: u32,
 ): void {
   const rl = round(f, lr), rw = round(f, wd);
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  if (!stochastic && exactInF32(f, fd, fd, f, inv)) {
+    const l4 = f32x4.splat(<f32>rl), w4 = f32x4.splat(<f32>rw), inv4 = f32x4.splat(<f32>inv);
+    for (; i + 4 <= n; i += 4) {
+      const wi = ld4(f, w, i);
+      if (momentum) st4(f, y, i, f32x4.add(wi, ld4(fd, d, i)));
+      else {
+        let gi = round4(f, f32x4.mul(ld4(fd, d, i), inv4));
+        if (rw != 0) gi = round4(f, f32x4.add(gi, round4(f, f32x4.mul(w4, wi))));
+        st4(f, y, i, f32x4.sub(wi, round4(f, f32x4.mul(l4, gi))));
+      }
+    }
+  }
+  for (; i < n; i++) {
     const wi = ld(f, w, i);
     const v = momentum ? wi + ld(fd, d, i) : wi - round(f, rl * grad(d, fd, w, f, i, inv, rw, f));
     final(f, y, i, v, stochastic, seed, salt);

@@ -5,6 +5,7 @@
  */
 
 import { FP32, ld, ldf, round, st, stExact } from "./format";
+import { ld4, st4 } from "./simd";
 import { gelu, geluGrad, hashUniform, tanh } from "./math";
 
 export const RELU: i32 = 0;
@@ -13,18 +14,30 @@ export const GELU: i32 = 2;
 export const SCALE: i32 = 3;
 export const CAST: i32 = 4;
 
-/** y = f(x): relu, tanh, gelu, scale (x * factor) or cast, chosen by `op`. */
+/** y = f(x): relu, tanh, gelu, scale (x * factor) or cast, chosen by `op` (one loop per op: no switch inside). */
 export function map1(op: i32, x: usize, fx: i32, y: usize, fy: i32, n: i32, factor: f64): void {
-  for (let i = 0; i < n; i++) {
-    const v = ld(fx, x, i);
-    let r: f64;
-    if (op == RELU) r = v > 0 ? v : v != v ? v : 0;
-    else if (op == TANH) r = tanh(v);
-    else if (op == GELU) r = gelu(v);
-    else if (op == SCALE) r = v * factor;
-    else r = v;
-    st(fy, y, i, r);
-  }
+  let i = 0;
+  // relu and cast pick or keep a value exact in f32 and round it once: four at a time.
+  if (op == RELU) {
+    const zero = f32x4.splat(0);
+    for (; i + 4 <= n; i += 4) {
+      const v = ld4(fx, x, i);
+      st4(fy, y, i, v128.bitselect(v, zero, v128.or(f32x4.gt(v, zero), f32x4.ne(v, v))));
+    }
+  } else if (op == CAST) for (; i + 4 <= n; i += 4) st4(fy, y, i, ld4(fx, x, i));
+  map1Tail(op, x, fx, y, fy, i, n, factor);
+}
+
+function map1Tail(op: i32, x: usize, fx: i32, y: usize, fy: i32, from: i32, n: i32, factor: f64): void {
+  if (op == RELU) {
+    for (let i = from; i < n; i++) {
+      const v = ld(fx, x, i);
+      st(fy, y, i, v > 0 ? v : v != v ? v : 0);
+    }
+  } else if (op == TANH) for (let i = from; i < n; i++) st(fy, y, i, tanh(ld(fx, x, i)));
+  else if (op == GELU) for (let i = from; i < n; i++) st(fy, y, i, gelu(ld(fx, x, i)));
+  else if (op == SCALE) for (let i = from; i < n; i++) st(fy, y, i, ld(fx, x, i) * factor);
+  else for (let i = from; i < n; i++) st(fy, y, i, ld(fx, x, i));
 }
 
 export const RELU_GRAD: i32 = 0;
@@ -34,15 +47,35 @@ export const ADD: i32 = 3;
 
 /** y = f(a, b): the three activation gradients (a = x or the forward output, b = g) and add. */
 export function map2(op: i32, a: usize, fa: i32, b: usize, fb: i32, y: usize, fy: i32, n: i32): void {
-  for (let i = 0; i < n; i++) {
-    const u = ld(fa, a, i), g = ld(fb, b, i);
-    let r: f64;
-    if (op == RELU_GRAD) r = u > 0 ? g : 0;
-    else if (op == TANH_GRAD) r = g * (1 - u * u);
-    else if (op == GELU_GRAD) r = g * geluGrad(u);
-    else r = u + g;
-    st(fy, y, i, r);
+  let i = 0;
+  if (op == RELU_GRAD) {
+    const zero = f32x4.splat(0);
+    for (; i + 4 <= n; i += 4) st4(fy, y, i, v128.bitselect(ld4(fb, b, i), zero, f32x4.gt(ld4(fa, a, i), zero)));
+  } else if (op == ADD && sumExactInF32(fa, fb, fy)) {
+    for (; i + 4 <= n; i += 4) st4(fy, y, i, f32x4.add(ld4(fa, a, i), ld4(fb, b, i)));
   }
+  map2Tail(op, a, fa, b, fb, y, fy, i, n);
+}
+
+/**
+ * True when a + b computed in f32 and rounded to `fy` equals the exact sum rounded once: fy is fp32
+ * (f32.add is that rounding), or both operands are already in the 16-bit fy (two roundings of a sum of
+ * p-bit numbers through 24 >= 2p + 2 bits are harmless).
+ */
+// @ts-ignore: decorator
+@inline function sumExactInF32(fa: i32, fb: i32, fy: i32): bool {
+  return fy == FP32 || (fa == fy && fb == fy);
+}
+
+function map2Tail(op: i32, a: usize, fa: i32, b: usize, fb: i32, y: usize, fy: i32, from: i32, n: i32): void {
+  if (op == RELU_GRAD) for (let i = from; i < n; i++) st(fy, y, i, ld(fa, a, i) > 0 ? ld(fb, b, i) : 0);
+  else if (op == TANH_GRAD) {
+    for (let i = from; i < n; i++) {
+      const u = ld(fa, a, i);
+      st(fy, y, i, ld(fb, b, i) * (1 - u * u));
+    }
+  } else if (op == GELU_GRAD) for (let i = from; i < n; i++) st(fy, y, i, ld(fb, b, i) * geluGrad(ld(fa, a, i)));
+  else for (let i = from; i < n; i++) st(fy, y, i, ld(fa, a, i) + ld(fb, b, i));
 }
 
 /** Inverted dropout with the keep test of kernels/ref/elementwise.ts (a hash of seed, salt and index). */
@@ -65,6 +98,16 @@ export function allFinite(x: usize, fx: i32, n: i32): i32 {
 
 /** y = x + b, b broadcast over (outer, inner) around its `mid` axis. */
 export function biasAdd(x: usize, fx: i32, b: usize, fb: i32, y: usize, fy: i32, outer: i32, mid: i32, inner: i32): void {
+  if (inner == 1 && sumExactInF32(fx, fb, fy)) {
+    // A dense layer's bias: rows of `mid`, four columns at a time.
+    for (let o = 0; o < outer; o++) {
+      const base = o * mid;
+      let m = 0;
+      for (; m + 4 <= mid; m += 4) st4(fy, y, base + m, f32x4.add(ld4(fx, x, base + m), ld4(fb, b, m)));
+      for (; m < mid; m++) st(fy, y, base + m, ld(fx, x, base + m) + ld(fb, b, m));
+    }
+    return;
+  }
   for (let o = 0; o < outer; o++) {
     for (let m = 0; m < mid; m++) {
       const base = (o * mid + m) * inner, bv = ld(fb, b, m);
