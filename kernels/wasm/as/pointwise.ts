@@ -108,10 +108,17 @@ export function biasAdd(x: usize, fx: i32, b: usize, fb: i32, y: usize, fy: i32,
     }
     return;
   }
+  const simd = sumExactInF32(fx, fb, fy);
   for (let o = 0; o < outer; o++) {
     for (let m = 0; m < mid; m++) {
       const base = (o * mid + m) * inner, bv = ld(fb, b, m);
-      for (let i = 0; i < inner; i++) st(fy, y, base + i, ld(fx, x, base + i) + bv);
+      let i = 0;
+      if (simd) {
+        // A convolution's bias: one value over a channel's pixels.
+        const b4 = f32x4.splat(<f32>bv);
+        for (; i + 4 <= inner; i += 4) st4(fy, y, base + i, f32x4.add(ld4(fx, x, base + i), b4));
+      }
+      for (; i < inner; i++) st(fy, y, base + i, ld(fx, x, base + i) + bv);
     }
   }
 }
@@ -178,5 +185,7 @@ export function transpose(x: usize, fx: i32, y: usize, fy: i32, n: i32, rank: i3
 
 /** Widens `n` elements of format `fx` to f32 at `y` (exact), so the host can copy them out in one slice. */
 export function widen(x: usize, fx: i32, y: usize, n: i32): void {
-  for (let i = 0; i < n; i++) store<f32>(y + (<usize>i << 2), ldf(fx, x, i));
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), ld4(fx, x, i));
+  for (; i < n; i++) store<f32>(y + (<usize>i << 2), ldf(fx, x, i));
 }
