@@ -8,6 +8,7 @@
  * @module
  */
 
+import { engineLabel } from "./engine_label.ts";
 import type { RunRecord } from "../lib/record/run_record.ts";
 import type { LoadedRecord } from "./load.ts";
 import type { ExperimentKind, Matrix } from "./inputs.ts";
@@ -223,7 +224,7 @@ export function groupRows(runs: readonly Run[]): GroupRow[] {
       dataset: c.dataset,
       cell: g[0].cell,
       precision: c.precision,
-      engines: [...new Set(g.map((r) => r.record.config.engine))].sort(byString).join(" "),
+      engines: [...new Set(g.map((r) => r.record.config.engine))].sort(byString).map(engineLabel).join(" "),
       seeds: g.map((r) => r.record.config.seed).join(" "),
       runs: g.length,
       diverged: g.filter((r) => r.record.status === "diverged").length,

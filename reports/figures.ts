@@ -8,6 +8,7 @@
  * @module
  */
 
+import { engineLabel } from "./engine_label.ts";
 import type { TopLevelSpec } from "vega-lite";
 import { ERRATA, PRINTED_MEANS, tableMeans } from "./paper.ts";
 import { byString, type GroupRow, type Run } from "./aggregate.ts";
@@ -124,7 +125,9 @@ function accuracyFigure(i: FigureInput, precisions: string[]): Figure {
 
 function timeFigure(i: FigureInput, precisions: string[]): Figure {
   const data = timeData(i.groups, i.paper);
-  const engines = [...new Set(i.runs.map((r) => r.record.config.engine))].sort(byString).join(", ") || "none";
+  const engines =
+    [...new Set(i.runs.map((r) => r.record.config.engine))].sort(byString).map(engineLabel).join(", ") ||
+    "none";
   const ratios = RATIOS.map(([a, b]) => `${a}/${b}`);
   const colour = {
     field: "series",

@@ -179,3 +179,9 @@ Deno.test("runs of one model with different settings are not averaged together a
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("report: an engine that is not bit-exact with ref is labelled so", async () => {
+  const { engineLabel } = await import("../reports/engine_label.ts");
+  assert.equal(engineLabel("wasm"), "wasm");
+  assert.match(engineLabel("wasm-fast"), /not bit-exact/);
+});
