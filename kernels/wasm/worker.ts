@@ -15,8 +15,10 @@ self.onmessage = async (e: MessageEvent<WorkerInit>) => {
   k.setHalfTable(tables.half);
   k.setErfcTable(tables.erfc);
   const c = new Int32Array(control);
-  self.postMessage("ready");
+  // Read the generation before saying ready: the caller may start a job as soon as it hears "ready", and a
+  // generation read after that bump would wait for the next one forever.
   let seen = Atomics.load(c, CONTROL.generation);
+  self.postMessage("ready");
   for (;;) {
     Atomics.wait(c, CONTROL.generation, seen);
     seen = Atomics.load(c, CONTROL.generation);
