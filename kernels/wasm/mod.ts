@@ -57,8 +57,8 @@ export async function createEngine(options: WasmOptions = {}): Promise<Engine> {
   arena.views.f64.set(ERFC_TABLE, erfc >> 3);
   k.setHalfTable(half);
   k.setErfcTable(erfc);
-  const pool = await Pool.start(threads, { module, memory, tables: { half, erfc } }, k.gemmTiles);
-  const rt: Runtime = { k, arena, gemm: (job) => pool.gemm(job) };
+  const pool = await Pool.start(threads, { module, memory, tables: { half, erfc } }, k);
+  const rt: Runtime = { k, arena, threads, parallel: (kernel, rows) => pool.run(kernel, rows) };
   const engine: Engine = {
     name: "wasm",
     description: fast

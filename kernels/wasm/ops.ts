@@ -10,6 +10,7 @@
 import type { FormatName } from "../../lib/formats/format.ts";
 import type { Node } from "../../lib/graph/graph.ts";
 import type { Arena } from "./memory.ts";
+import type { ParallelKernel } from "./pool.ts";
 
 /** A node's input or output buffer. */
 export interface Operand {
@@ -25,8 +26,10 @@ export interface Runtime {
   /** The kernel module's exports. */
   readonly k: Readonly<Record<string, (...a: number[]) => number>>;
   readonly arena: Arena;
-  /** Runs a gemm job on every thread. */
-  gemm(job: number): void;
+  /** Threads of the pool (the calling thread included). */
+  readonly threads: number;
+  /** Runs `kernel` once per thread, with one argument row per thread. */
+  parallel(kernel: ParallelKernel, rows: readonly (readonly number[])[]): void;
 }
 
 /** Arguments of a lowering. */
@@ -58,14 +61,23 @@ const scalar = (rt: Runtime, o: Operand) => rt.arena.scalar(o.ptr, o.format);
 
 // ---------------------------------------------------------------- gemm
 
-// A gemm's scratch starts with the job (56 bytes), gather scratch at 64 (i32[32]) and, from 256, i32[8]
-// per thread for the store (threads <= 256).
-const JOB_BYTES = 256 + 256 * 32, TMP = 64, MAX_PANEL = 32 << 20;
+// A gemm's scratch: the job (56 bytes), then i32[8] per thread for its store (from 256), then i32[32] per
+// thread for the gathers (threads <= 256).
+const STORE_TMP = 256, GATHER_TMP = STORE_TMP + 256 * 32, JOB_BYTES = GATHER_TMP + 256 * 128;
+const MAX_PANEL = 32 << 20;
 const up = (v: number, m: number) => Math.ceil(v / m) * m;
 
-/** Scratch of a gemm: the job, the A and B panels and C. */
+/** Scratch of a gemm: the job, C, and the A and B panels. */
 function gemmScratch(m: number, k: number, n: number): number {
   return JOB_BYTES + up(m, 4) * k * 4 + up(n, 8) * k * 4 + up(m, 4) * up(n, 8) * 4;
+}
+
+/** Splits `count` blocks into one contiguous range per thread. */
+function shares(count: number, threads: number): [number, number][] {
+  return Array.from({ length: threads }, (_, p) => [
+    Math.floor((count * p) / threads),
+    Math.floor((count * (p + 1)) / threads),
+  ]);
 }
 
 /** Where a gemm stores C: element (i, j) at base + i * row + floor(j / cb) * cbs + j % cb. */
@@ -77,22 +89,96 @@ interface Store {
   cbs: number;
 }
 
-/** Runs C [m, n] (+)= A B over k on the pool; `pack` fills the panels; `init` continues from C. */
+/** A panel packer: for a thread's block range, the panel's address and its scratch, one kernel's arguments. */
+type Packer = readonly [
+  ParallelKernel,
+  (b0: number, b1: number, panel: number, tmp: number) => readonly number[],
+];
+
+/**
+ * Runs C [m, n] (+)= A B over k on every thread: the packers fill the panels (each thread a share of the
+ * blocks), then each thread computes its share of the tiles; `init` continues from C.
+ */
 function gemm(
   rt: Runtime,
   s: number,
   [m, k, n]: readonly [number, number, number],
-  pack: (ap: number, bp: number, tmp: number) => void,
+  [a, b]: readonly [Packer, Packer],
   init: boolean,
   store: Store | undefined,
 ) {
   // C first: its place must not move when a later chunk has a different k (the weight gradient).
   const c = s + JOB_BYTES, ap = c + up(m, 4) * up(n, 8) * 4, bp = ap + up(m, 4) * k * 4;
-  pack(ap, bp, s + TMP);
+  // Small products are not worth waking the workers for.
+  const t = m * k * n < 1 << 18 ? 1 : rt.threads, tmp = (p: number) => s + GATHER_TMP + p * 128;
+  rt.parallel(a[0], shares(Math.ceil(m / 4), t).map(([b0, b1], p) => a[1](b0, b1, ap, tmp(p))));
+  rt.parallel(b[0], shares(Math.ceil(n / 8), t).map(([b0, b1], p) => b[1](b0, b1, bp, tmp(p))));
   const i32 = rt.arena.views.i32, j = s >> 2;
   i32.set([ap, bp, c, m, n, k, init ? 1 : 0, store ? 1 : 0], j);
   if (store) i32.set([store.out.ptr, store.out.fmt, store.base, store.row, store.cb, store.cbs], j + 8);
-  rt.gemm(s);
+  rt.parallel("gemmTiles", Array.from({ length: t }, (_, p) => [s, p, t]));
+}
+
+/** Packs A by row blocks: element (i, q) at start + i * row + (q / kInner) * kOuter + (q % kInner) * kStep. */
+function packA(
+  o: Operand,
+  start: number,
+  m: number,
+  k: number,
+  row: number,
+  kIn: number,
+  kOut: number,
+  kStep: number,
+): Packer {
+  return [
+    "packA",
+    (
+      b0,
+      b1,
+      ap,
+    ) => [
+      at(o, start + 4 * b0 * row),
+      o.fmt,
+      Math.min(m, 4 * b1) - 4 * b0,
+      k,
+      row,
+      kIn,
+      kOut,
+      kStep,
+      ap + b0 * k * 16,
+    ],
+  ];
+}
+
+/** Packs B by column blocks: element (q, j) at start + (q / kInner) * kOuter + (q % kInner) * kStep + j * col. */
+function packB(
+  o: Operand,
+  start: number,
+  k: number,
+  n: number,
+  kIn: number,
+  kOut: number,
+  kStep: number,
+  col: number,
+): Packer {
+  return [
+    "packB",
+    (
+      b0,
+      b1,
+      bp,
+    ) => [
+      at(o, start + 8 * b0 * col),
+      o.fmt,
+      k,
+      Math.min(n, 8 * b1) - 8 * b0,
+      kIn,
+      kOut,
+      kStep,
+      col,
+      bp + b0 * k * 32,
+    ],
+  ];
 }
 
 const matmul: Lowering = ({ node, x: [a, b], y, acc, rt }) => {
@@ -118,10 +204,7 @@ const matmul: Lowering = ({ node, x: [a, b], y, acc, rt }) => {
         rt,
         s,
         [m, k, n],
-        (ap, bp) => {
-          K.packA(at(a, bi * m * k), a.fmt, m, k, aRow, k, 0, aCol, ap);
-          K.packB(at(b, bi * k * n), b.fmt, k, n, k, 0, bRow, bCol, bp);
-        },
+        [packA(a, bi * m * k, m, k, aRow, k, 0, aCol), packB(b, bi * k * n, k, n, k, 0, bRow, bCol)],
         false,
         { out: y, base: bi * m * n, row: n, cb: n, cbs: 0 },
       );
@@ -160,8 +243,10 @@ function geometry(
   };
 }
 
+/** Sets the window geometry on every thread (each has its own instance, and the gathers run on all). */
 function setGeometry(rt: Runtime, g: Geometry) {
-  rt.k.setGeometry(g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.oh, g.ow);
+  const args = [g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.oh, g.ow];
+  rt.parallel("setGeometry", Array.from({ length: rt.threads }, () => args));
 }
 
 /** Images per gemm so that a B panel of `rows` x (images * perImage) stays under MAX_PANEL bytes. */
@@ -211,10 +296,10 @@ const conv2d: Lowering = (a) => {
         a.rt,
         s,
         [og, kk, nc * pix],
-        (ap, bp, tmp) => {
-          K.packA(at(w, grp * og * kk), w.fmt, og, kk, kk, kk, 0, 1, ap);
-          K.im2col(x.ptr, x.fmt, n0, nc, grp * cg, cg, 0, bp, tmp);
-        },
+        [
+          packA(w, grp * og * kk, og, kk, kk, kk, 0, 1),
+          ["im2col", (b0, b1, bp, tmp) => [x.ptr, x.fmt, n0, nc, grp * cg, cg, 0, bp, tmp, b0, b1]],
+        ],
         false,
         { out: y, base: (n0 * o + grp * og) * pix, row: pix, cb: pix, cbs: o * pix },
       ),
@@ -239,10 +324,10 @@ const conv2dGradInput: Lowering = (a) => {
         a.rt,
         s,
         [cg, kk, nc * pix],
-        (ap, bp, tmp) => {
-          K.packA(at(w, grp * og * cg * t), w.fmt, cg, kk, t, t, cg * t, 1, ap);
-          K.col2imPanel(gy.ptr, gy.fmt, o, n0, nc, grp * og, og, bp, tmp);
-        },
+        [
+          packA(w, grp * og * cg * t, cg, kk, t, t, cg * t, 1),
+          ["col2imPanel", (b0, b1, bp, tmp) => [gy.ptr, gy.fmt, o, n0, nc, grp * og, og, bp, tmp, b0, b1]],
+        ],
         false,
         { out: y, base: (n0 * g.c + grp * cg) * pix, row: pix, cb: pix, cbs: g.c * pix },
       ),
@@ -267,10 +352,10 @@ const conv2dGradWeight: Lowering = (a) => {
         a.rt,
         s,
         [og, nc * pix, taps],
-        (ap, bp, tmp) => {
-          K.packA(at(gy, (n0 * o + grp * og) * pix), gy.fmt, og, nc * pix, pix, pix, o * pix, 1, ap);
-          K.im2col(x.ptr, x.fmt, n0, nc, grp * cg, cg, 1, bp, tmp);
-        },
+        [
+          packA(gy, (n0 * o + grp * og) * pix, og, nc * pix, pix, pix, o * pix, 1),
+          ["im2col", (b0, b1, bp, tmp) => [x.ptr, x.fmt, n0, nc, grp * cg, cg, 1, bp, tmp, b0, b1]],
+        ],
         n0 > 0,
         n0 + nc === g.n ? { out: y, base: grp * og * taps, row: taps, cb: taps, cbs: 0 } : undefined,
       ),
@@ -285,22 +370,32 @@ function poolGeometry(node: Node, xs: readonly number[], out: readonly number[])
   return geometry(node, xs, list(node, "kernel"), out);
 }
 
+/** One [first, last) range of the N * C planes per thread (one range when the work is small). */
+function planes(rt: Runtime, shape: readonly number[]): [number, number][] {
+  const count = shape[0] * shape[1];
+  return shares(count, prod(shape) < SPLIT_MIN ? 1 : rt.threads);
+}
+
 const maxpool: Lowering = ({ node, x: [x], y, rt }) => {
-  const g = poolGeometry(node, x.shape, y.shape);
+  const g = poolGeometry(node, x.shape, y.shape), parts = planes(rt, x.shape);
   return plain((s) => {
     setGeometry(rt, g);
-    rt.k.argmaxes(x.ptr, x.fmt, s);
-    rt.k.maxpool(x.ptr, x.fmt, s, y.ptr, y.fmt, y.size);
+    rt.parallel("maxpool", parts.map(([a, b]) => [x.ptr, x.fmt, s, y.ptr, y.fmt, a, b]));
   }, y.size * 4);
 };
 
 const maxpoolGrad: Lowering = ({ node, x: [x, gy], y, acc, rt }) => {
-  const g = poolGeometry(node, x.shape, gy.shape), best = gy.size * 4;
+  const g = poolGeometry(node, x.shape, gy.shape),
+    best = Math.ceil(gy.size / 2) * 8,
+    parts = planes(rt, x.shape);
   return plain((s) => {
     setGeometry(rt, g);
-    rt.k.argmaxes(x.ptr, x.fmt, s);
-    rt.k.maxpoolGrad(gy.ptr, gy.fmt, s, gy.size, y.ptr, y.fmt, y.size, s + Math.ceil(best / 8) * 8, acc);
-  }, Math.ceil(best / 8) * 8 + y.size * 8);
+    const args = (
+      a: number,
+      b: number,
+    ) => [x.ptr, x.fmt, gy.ptr, gy.fmt, s, y.ptr, y.fmt, s + best, acc, a, b];
+    rt.parallel("maxpoolGrad", parts.map(([a, b]) => args(a, b)));
+  }, best + y.size * 8);
 };
 
 const avgpool: Lowering = ({ node, x: [x], y, acc, rt }) => {
@@ -318,12 +413,44 @@ const avgpoolGrad: Lowering = ({ node, x: [gy], y, acc, rt }) => {
 
 // ---------------------------------------------------------------- elementwise, bias, data movement
 
+/** Below this many elements an elementwise kernel runs on the calling thread alone. */
+const SPLIT_MIN = 1 << 15;
+
+/**
+ * Runs an elementwise kernel over one contiguous range of elements per thread (starts at multiples of 4,
+ * for SIMD): `tensors` lists the [address, format] argument positions to offset, `nAt` the count's.
+ * Element i depends only on element i of each tensor, so the split never changes a bit.
+ */
+function split(
+  rt: Runtime,
+  kernel: ParallelKernel,
+  args: readonly number[],
+  tensors: readonly number[][],
+  nAt: number,
+) {
+  const n = args[nAt], t = rt.threads;
+  if (t === 1 || n < SPLIT_MIN) return void rt.k[kernel](...args);
+  rt.parallel(
+    kernel,
+    Array.from({ length: t }, (_, p) => {
+      const from = Math.floor((n * p) / t / 4) * 4,
+        to = p === t - 1 ? n : Math.floor((n * (p + 1)) / t / 4) * 4;
+      const row = [...args];
+      for (const [pi, fi] of tensors) row[pi] += from * (row[fi] === FP32 ? 4 : 2);
+      row[nAt] = to - from;
+      return row;
+    }),
+  );
+}
+
 const map1 = (op: number, factor?: (n: Node) => number): Lowering => ({ node, x: [x], y, rt }) => {
   const f = factor?.(node) ?? 0;
-  return plain(() => rt.k.map1(op, x.ptr, x.fmt, y.ptr, y.fmt, y.size, f));
+  return plain(() => split(rt, "map1", [op, x.ptr, x.fmt, y.ptr, y.fmt, y.size, f], [[1, 2], [3, 4]], 5));
 };
 const map2 = (op: number): Lowering => ({ x: [a, b], y, rt }) =>
-  plain(() => rt.k.map2(op, a.ptr, a.fmt, b.ptr, b.fmt, y.ptr, y.fmt, y.size));
+  plain(() =>
+    split(rt, "map2", [op, a.ptr, a.fmt, b.ptr, b.fmt, y.ptr, y.fmt, y.size], [[1, 2], [3, 4], [5, 6]], 7)
+  );
 
 function bcast(node: Node, xs: readonly number[], rank: number) {
   const axis = num(node, "axis");
@@ -396,6 +523,19 @@ function gatedOff(rt: Runtime, node: Node, ok: Operand): boolean {
   return !!node.attrs.gated && scalar(rt, ok) === 0;
 }
 
+/** Stochastic rounding hashes each element's index, so such an update runs whole, on one thread. */
+function splitUnlessStochastic(
+  rt: Runtime,
+  node: Node,
+  kernel: ParallelKernel,
+  args: readonly number[],
+  tensors: readonly number[][],
+  nAt: number,
+) {
+  if (node.attrs.stochastic) rt.k[kernel](...args);
+  else split(rt, kernel, args, tensors, nAt);
+}
+
 function seedOf(rt: Runtime, node: Node, seed: Operand): [number, number, number] {
   return node.attrs.stochastic ? [1, scalar(rt, seed) >>> 0, num(node, "salt") >>> 0] : [0, 0, 0];
 }
@@ -438,7 +578,17 @@ export const LOWERINGS: Readonly<Record<string, Lowering>> = {
     plain(() => writeScalar(rt, y, x.every((o) => rt.k.allFinite(o.ptr, o.fmt, o.size)) ? 1 : 0)),
   bias_add: ({ node, x: [x, b], y, rt }) => {
     const [outer, mid, inner] = bcast(node, x.shape, b.shape.length);
-    return plain(() => rt.k.biasAdd(x.ptr, x.fmt, b.ptr, b.fmt, y.ptr, y.fmt, outer, mid, inner));
+    const args = [x.ptr, x.fmt, b.ptr, b.fmt, y.ptr, y.fmt, outer, mid, inner];
+    if (rt.threads === 1 || x.size < SPLIT_MIN) return plain(() => rt.k.biasAdd(...args));
+    // One range of the outer index per thread.
+    const rows = shares(outer, rt.threads).map(([o0, o1]) => {
+      const row = [...args], skip = o0 * mid * inner;
+      row[0] = at(x, skip);
+      row[4] = at(y, skip);
+      row[6] = o1 - o0;
+      return row;
+    });
+    return plain(() => rt.parallel("biasAdd", rows));
   },
   sum_to: ({ node, x: [g], y, acc, rt }) => {
     const [outer, mid, inner] = bcast(node, g.shape, num(node, "rank"));
@@ -549,33 +699,29 @@ export const LOWERINGS: Readonly<Record<string, Lowering>> = {
   sgd_velocity: ({ node, x: [v, g, w, inv, ok], y, rt }) =>
     plain(() => {
       if (gatedOff(rt, node, ok)) return rt.k.copy(v.ptr, v.fmt, 0, y.ptr, y.fmt, 0, y.size);
-      rt.k.sgdVelocity(
-        ...[v.ptr, v.fmt, g.ptr, g.fmt, w.ptr, w.fmt, y.ptr, y.fmt, y.size],
-        ...[num(node, "lr"), num(node, "momentum"), num(node, "wd"), scalar(rt, inv)],
-      );
+      const args = [v.ptr, v.fmt, g.ptr, g.fmt, w.ptr, w.fmt, y.ptr, y.fmt, y.size];
+      args.push(num(node, "lr"), num(node, "momentum"), num(node, "wd"), scalar(rt, inv));
+      split(rt, "sgdVelocity", args, [[0, 1], [2, 3], [4, 5], [6, 7]], 8);
     }),
   sgd_apply: ({ node, x: [w, d, inv, ok, seed], y, rt }) =>
     plain(() => {
       if (gatedOff(rt, node, ok)) return rt.k.copy(w.ptr, w.fmt, 0, y.ptr, y.fmt, 0, y.size);
-      rt.k.sgdApply(
-        ...[w.ptr, d.ptr, d.fmt, y.ptr, y.fmt, y.size, num(node, "lr"), num(node, "wd")],
-        ...[num(node, "momentum") > 0 ? 1 : 0, scalar(rt, inv), ...seedOf(rt, node, seed)],
-      );
+      const args = [w.ptr, d.ptr, d.fmt, y.ptr, y.fmt, y.size, num(node, "lr"), num(node, "wd")];
+      args.push(num(node, "momentum") > 0 ? 1 : 0, scalar(rt, inv), ...seedOf(rt, node, seed));
+      splitUnlessStochastic(rt, node, "sgdApply", args, [[0, 4], [1, 2], [3, 4]], 5);
     }),
   adam_moment: ({ node, x: [m, g, w, inv, ok], y, rt }) =>
     plain(() => {
       if (gatedOff(rt, node, ok)) return rt.k.copy(m.ptr, m.fmt, 0, y.ptr, y.fmt, 0, y.size);
-      rt.k.adamMoment(
-        ...[m.ptr, m.fmt, g.ptr, g.fmt, w.ptr, w.fmt, y.ptr, y.fmt, y.size],
-        ...[num(node, "beta"), num(node, "wd"), num(node, "power") === 2 ? 1 : 0, scalar(rt, inv)],
-      );
+      const args = [m.ptr, m.fmt, g.ptr, g.fmt, w.ptr, w.fmt, y.ptr, y.fmt, y.size];
+      args.push(num(node, "beta"), num(node, "wd"), num(node, "power") === 2 ? 1 : 0, scalar(rt, inv));
+      split(rt, "adamMoment", args, [[0, 1], [2, 3], [4, 5], [6, 7]], 8);
     }),
   adam_apply: ({ node, x: [w, m, v, alpha, ok, seed], y, rt }) =>
     plain(() => {
       if (gatedOff(rt, node, ok)) return rt.k.copy(w.ptr, w.fmt, 0, y.ptr, y.fmt, 0, y.size);
-      rt.k.adamApply(
-        ...[w.ptr, m.ptr, m.fmt, v.ptr, v.fmt, y.ptr, y.fmt, y.size],
-        ...[scalar(rt, alpha), num(node, "eps"), ...seedOf(rt, node, seed)],
-      );
+      const args = [w.ptr, m.ptr, m.fmt, v.ptr, v.fmt, y.ptr, y.fmt, y.size];
+      args.push(scalar(rt, alpha), num(node, "eps"), ...seedOf(rt, node, seed));
+      splitUnlessStochastic(rt, node, "adamApply", args, [[0, 6], [1, 2], [3, 4], [5, 6]], 7);
     }),
 };

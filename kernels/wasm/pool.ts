@@ -1,47 +1,78 @@
 /**
  * The wasm engine's threads: Workers that instantiate the same kernel module over the same shared memory.
  *
- * A parallel call (today: a gemm, kernels/wasm/as/gemm.ts) is split into `parts` fixed shares of whole
- * output tiles; share 0 runs on the calling thread, share p on worker p. Each output is computed by one
- * thread in the canonical order, so the thread count never changes a bit. Protocol over a small shared
- * Int32Array: the caller writes the job address, sets `pending` to the worker count, bumps `generation`
- * and notifies; each worker runs its share and decrements `pending`; the caller waits for zero.
+ * A parallel call names a kernel export and gives one argument row per thread: row 0 runs on the calling
+ * thread, row p on worker p. The rows split the work into fixed shares (whole gemm tiles, or element
+ * ranges), and each output element is computed by one thread in the canonical order, so the thread count
+ * never changes a bit. Protocol over a small shared Int32Array: the caller writes the rows, the kernel's
+ * index and the argument count, sets `pending` to the worker count, bumps `generation` and notifies; each
+ * worker runs its row and decrements `pending`; the caller waits for zero.
  *
  * @module
  */
 
 /** Slots of the control array. */
-export const CONTROL = { generation: 0, pending: 1, job: 2, stop: 3, failed: 4 } as const;
+export const CONTROL = { generation: 0, pending: 1, kernel: 2, stop: 3, failed: 4, argc: 5 } as const;
+
+/** Most arguments of a parallel kernel call. */
+export const MAX_ARGS = 32;
+
+/** Kernel exports that may run in parallel, by index. */
+export const PARALLEL_KERNELS = [
+  "setGeometry",
+  "gemmTiles",
+  "packA",
+  "packB",
+  "im2col",
+  "col2imPanel",
+  "maxpool",
+  "maxpoolGrad",
+  "map1",
+  "map2",
+  "biasAdd",
+  "sgdVelocity",
+  "sgdApply",
+  "adamMoment",
+  "adamApply",
+  "widen",
+] as const;
+
+/** A kernel that may run in parallel. */
+export type ParallelKernel = typeof PARALLEL_KERNELS[number];
 
 /** The message that starts a worker. */
 export interface WorkerInit {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
   control: SharedArrayBuffer;
+  args: SharedArrayBuffer;
   part: number;
-  parts: number;
   tables: { half: number; erfc: number };
 }
+
+type Kernels = Readonly<Record<string, (...a: number[]) => number>>;
 
 /** A started pool of `threads - 1` workers plus the calling thread. */
 export class Pool {
   readonly threads: number;
   #workers: Worker[] = [];
   #control = new Int32Array(new SharedArrayBuffer(32));
-  #gemm: (job: number, part: number, parts: number) => void;
+  #args: Float64Array;
+  #k: Kernels;
 
-  private constructor(threads: number, gemm: (job: number, part: number, parts: number) => void) {
+  private constructor(threads: number, k: Kernels) {
     this.threads = threads;
-    this.#gemm = gemm;
+    this.#k = k;
+    this.#args = new Float64Array(new SharedArrayBuffer(8 * MAX_ARGS * threads));
   }
 
   /** Starts `threads - 1` workers and waits until each has instantiated the module. */
   static async start(
     threads: number,
-    init: Omit<WorkerInit, "control" | "part" | "parts">,
-    gemm: (job: number, part: number, parts: number) => void,
+    init: Omit<WorkerInit, "control" | "args" | "part">,
+    k: Kernels,
   ): Promise<Pool> {
-    const pool = new Pool(threads, gemm);
+    const pool = new Pool(threads, k);
     const ready: Promise<unknown>[] = [];
     for (let part = 1; part < threads; part++) {
       const w = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
@@ -55,7 +86,13 @@ export class Pool {
           };
         }),
       );
-      w.postMessage({ ...init, control: pool.#control.buffer, part, parts: threads } satisfies WorkerInit);
+      const msg: WorkerInit = {
+        ...init,
+        control: pool.#control.buffer as SharedArrayBuffer,
+        args: pool.#args.buffer as SharedArrayBuffer,
+        part,
+      };
+      w.postMessage(msg);
     }
     try {
       await Promise.all(ready);
@@ -66,17 +103,26 @@ export class Pool {
     return pool;
   }
 
-  /** Runs the gemm job at `job` on every thread and returns when all shares are done. */
-  gemm(job: number): void {
-    const c = this.#control;
-    if (this.threads === 1) return this.#gemm(job, 0, 1);
-    c[CONTROL.job] = job;
+  /**
+   * Runs `kernel` once per thread with that thread's argument row and returns when all are done; a single
+   * row runs on the calling thread alone.
+   */
+  run(kernel: ParallelKernel, rows: readonly (readonly number[])[]): void {
+    const f = this.#k[kernel];
+    if (rows.length === 1) return void f(...rows[0]); // small work: the calling thread alone
+    if (rows.length !== this.threads) {
+      throw new Error(`${kernel}: ${rows.length} rows for ${this.threads} threads`);
+    }
+    const c = this.#control, argc = rows[0].length;
+    for (let p = 1; p < rows.length; p++) this.#args.set(rows[p], p * MAX_ARGS);
+    c[CONTROL.kernel] = PARALLEL_KERNELS.indexOf(kernel);
+    c[CONTROL.argc] = argc;
     Atomics.store(c, CONTROL.pending, this.threads - 1);
     Atomics.add(c, CONTROL.generation, 1);
     Atomics.notify(c, CONTROL.generation);
-    this.#gemm(job, 0, this.threads);
+    f(...rows[0]);
     for (let left; (left = Atomics.load(c, CONTROL.pending)) !== 0;) Atomics.wait(c, CONTROL.pending, left);
-    if (Atomics.exchange(c, CONTROL.failed, 0)) throw new Error("A wasm engine worker trapped in a gemm");
+    if (Atomics.exchange(c, CONTROL.failed, 0)) throw new Error(`A wasm engine worker trapped in ${kernel}`);
   }
 
   /** Stops the workers (the process cannot exit while they run). */

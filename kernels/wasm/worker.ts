@@ -1,20 +1,21 @@
 /// <reference lib="deno.worker" />
 /**
  * A worker of the wasm engine's thread pool: instantiates the kernel module over the shared memory and
- * runs its part of every parallel call (kernels/wasm/pool.ts describes the protocol).
+ * runs its row of every parallel call (kernels/wasm/pool.ts describes the protocol).
  *
  * @module
  */
 
-import { CONTROL, type WorkerInit } from "./pool.ts";
+import { CONTROL, MAX_ARGS, PARALLEL_KERNELS, type WorkerInit } from "./pool.ts";
 
 self.onmessage = async (e: MessageEvent<WorkerInit>) => {
-  const { module, memory, control, part, parts, tables } = e.data;
+  const { module, memory, control, args, part, tables } = e.data;
   const instance = await WebAssembly.instantiate(module, { env: { memory, abort: () => {} } });
   const k = instance.exports as Record<string, (...a: number[]) => number>;
   k.setHalfTable(tables.half);
   k.setErfcTable(tables.erfc);
-  const c = new Int32Array(control);
+  const c = new Int32Array(control), row = new Float64Array(args, part * MAX_ARGS * 8, MAX_ARGS);
+  const kernels = PARALLEL_KERNELS.map((name) => k[name]);
   // Read the generation before saying ready: the caller may start a job as soon as it hears "ready", and a
   // generation read after that bump would wait for the next one forever.
   let seen = Atomics.load(c, CONTROL.generation);
@@ -24,7 +25,7 @@ self.onmessage = async (e: MessageEvent<WorkerInit>) => {
     seen = Atomics.load(c, CONTROL.generation);
     if (c[CONTROL.stop]) break;
     try {
-      k.gemmTiles(c[CONTROL.job], part, parts);
+      kernels[c[CONTROL.kernel]](...row.subarray(0, c[CONTROL.argc]));
     } catch {
       Atomics.store(c, CONTROL.failed, 1); // the caller throws; keep serving so it never waits forever
     }

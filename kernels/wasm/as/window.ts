@@ -50,6 +50,27 @@ let eBase: i32 = 0, eDy: i32 = 0, eDx: i32 = 0, eA: i32 = 0, eB: i32 = 0, eC: i3
   }
 }
 
+/** Puts the walk at entity `e`: tap (c, i, j) or pixel (image, p, q) number e. */
+function seek(taps: bool, n0: i32, e: i32, plane: i32, imageStride: i32): void {
+  if (taps) {
+    const kk = KH * KW, t = e % kk;
+    eA = e / kk;
+    eB = t / KW;
+    eC = t % KW;
+    eBase = eA * plane;
+    eDy = eB;
+    eDx = eC;
+  } else {
+    const pix = OH * OW, r = e % pix;
+    eA = e / pix;
+    eB = r / OW;
+    eC = r % OW;
+    eBase = (n0 + eA) * imageStride;
+    eDy = eB * SH - PT;
+    eDx = eC * SW - PL;
+  }
+}
+
 /** Moves to the next tap (c, i, j ascending) or pixel (image, p, q ascending). */
 // @ts-ignore: decorator
 @inline function step(taps: bool, plane: i32, imageStride: i32, oh: i32, ow: i32): void {
@@ -99,15 +120,18 @@ function sides(taps: bool, count: i32, valid: i32, plane: i32, imageStride: i32,
 /**
  * Gathers the conv2d input x as a gemm B panel (layout in gemm.ts). Rows are taps (c, i, j) over `cg`
  * channels from `c0` and columns pixels (image, p, q) over images [n0, n0 + nc); `transposed` swaps them
- * (the B panel of the weight gradient). Taps outside the input are 0. `tmp` is i32[32] scratch.
+ * (the B panel of the weight gradient). Taps outside the input are 0. Writes column blocks [jb0, jb1)
+ * (a thread's share). `tmp` is this thread's i32[32] scratch.
  */
-export function im2col(x: usize, fx: i32, n0: i32, nc: i32, c0: i32, cg: i32, transposed: bool, dst: usize, tmp: usize): void {
+export function im2col(
+  x: usize, fx: i32, n0: i32, nc: i32, c0: i32, cg: i32, transposed: bool, dst: usize, tmp: usize, jb0: i32, jb1: i32,
+): void {
   const plane = H * W, imageStride = C * plane, taps = cg * KH * KW, pix = nc * OH * OW;
-  const k = transposed ? pix : taps, n = transposed ? taps : pix, nb = (n + 7) >> 3;
+  const k = transposed ? pix : taps, n = transposed ? taps : pix, nb = min((n + 7) >> 3, jb1);
   const colTaps = transposed, rowTaps = !transposed;
   const src = x + (<usize>(c0 * plane) << (fx == 0 ? 2 : 1));
-  first(colTaps, n0, plane, imageStride, OH, OW);
-  for (let jb = 0; jb < nb; jb++) {
+  seek(colTaps, n0, jb0 * 8, plane, imageStride);
+  for (let jb = jb0; jb < nb; jb++) {
     const cols = min(8, n - jb * 8);
     sides(colTaps, cols, cols, plane, imageStride, OH, OW, tmp);
     // Save the column walk; walk the rows from the start.
@@ -140,13 +164,15 @@ export function im2col(x: usize, fx: i32, n0: i32, nc: i32, c0: i32, cg: i32, tr
  * Gathers the output gradient g [n, o, oh, ow] as the B panel of the input gradient: rows are taps
  * (o, i, j) over `og` channels from `o0`, columns input pixels (image, h, w) over images [n0, n0 + nc).
  * An entry is the gradient of the output that tap (i, j) of the window at (h, w) feeds, or 0 when no
- * output does. `tmp` is i32[32] scratch.
+ * output does. Writes column blocks [jb0, jb1); `tmp` is this thread's i32[32] scratch.
  */
-export function col2imPanel(g: usize, fg: i32, o: i32, n0: i32, nc: i32, o0: i32, og: i32, dst: usize, tmp: usize): void {
-  const plane = OH * OW, k = og * KH * KW, n = nc * H * W, nb = (n + 7) >> 3;
+export function col2imPanel(
+  g: usize, fg: i32, o: i32, n0: i32, nc: i32, o0: i32, og: i32, dst: usize, tmp: usize, jb0: i32, jb1: i32,
+): void {
+  const plane = OH * OW, k = og * KH * KW, n = nc * H * W, nb = min((n + 7) >> 3, jb1);
   const src = g + (<usize>((n0 * o + o0) * plane) << (fg == 0 ? 2 : 1));
   const unit = SH == 1 && SW == 1;
-  for (let jb = 0; jb < nb; jb++) {
+  for (let jb = jb0; jb < nb; jb++) {
     for (let cc = 0; cc < 8; cc++) {
       const j = jb * 8 + cc, p = tmp + (<usize>cc << 2);
       const img = j / (H * W), hw = j % (H * W);
@@ -293,10 +319,13 @@ export function conv2dGradWeightDirect(
   return <i32>Math.ceil(<f64>a / <f64>b);
 }
 
-/** Index into x of the first maximum of every window (NaN wins), written to `best` (i32[windows]). */
-export function argmaxes(x: usize, fx: i32, best: usize): void {
-  let win = 0;
-  for (let nc = 0; nc < N * C; nc++) {
+/**
+ * Index into x of the first maximum of every window (NaN wins) of planes [nc0, nc1) of the N * C planes,
+ * written to `best` (i32 per window).
+ */
+export function argmaxes(x: usize, fx: i32, best: usize, nc0: i32, nc1: i32): void {
+  let win = nc0 * OH * OW;
+  for (let nc = nc0; nc < nc1; nc++) {
     for (let p = 0; p < OH; p++) {
       for (let q = 0; q < OW; q++) {
         let tap = 0, bi = 0, bv: f64 = 0;
@@ -321,19 +350,25 @@ export function argmaxes(x: usize, fx: i32, best: usize): void {
   }
 }
 
-/** maxpool from the argmaxes. */
-export function maxpool(x: usize, fx: i32, best: usize, y: usize, fy: i32, windows: i32): void {
-  for (let k = 0; k < windows; k++) st(fy, y, k, ld(fx, x, load<i32>(best + (<usize>k << 2))));
+/** maxpool of planes [nc0, nc1): each window's first maximum (argmaxes first). */
+export function maxpool(x: usize, fx: i32, best: usize, y: usize, fy: i32, nc0: i32, nc1: i32): void {
+  argmaxes(x, fx, best, nc0, nc1);
+  for (let k = nc0 * OH * OW; k < nc1 * OH * OW; k++) st(fy, y, k, ld(fx, x, load<i32>(best + (<usize>k << 2))));
 }
 
-/** Routes each window's gradient to its first maximum, adding in window order; `sum` is f64[len(dx)] scratch. */
-export function maxpoolGrad(gy: usize, fg: i32, best: usize, windows: i32, dx: usize, fd: i32, n: i32, sum: usize, acc: i32): void {
-  memory.fill(sum, 0, <usize>n << 3);
-  for (let k = 0; k < windows; k++) {
+/**
+ * maxpool's gradient for planes [nc0, nc1): each window's gradient goes to its first maximum, adding in
+ * window order (windows never reach outside their plane); `sum` is f64 scratch of the input's size.
+ */
+export function maxpoolGrad(x: usize, fx: i32, gy: usize, fg: i32, best: usize, dx: usize, fd: i32, sum: usize, acc: i32, nc0: i32, nc1: i32): void {
+  argmaxes(x, fx, best, nc0, nc1);
+  const a = nc0 * H * W, b = nc1 * H * W;
+  memory.fill(sum + (<usize>a << 3), 0, <usize>(b - a) << 3);
+  for (let k = nc0 * OH * OW; k < nc1 * OH * OW; k++) {
     const p = sum + (<usize>load<i32>(best + (<usize>k << 2)) << 3);
     store<f64>(p, round(acc, load<f64>(p) + ld(fg, gy, k)));
   }
-  for (let i = 0; i < n; i++) st(fd, dx, i, load<f64>(sum + (<usize>i << 3)));
+  for (let i = a; i < b; i++) st(fd, dx, i, load<f64>(sum + (<usize>i << 3)));
 }
 
 /**
