@@ -110,7 +110,7 @@ function gemm(
   // C first: its place must not move when a later chunk has a different k (the weight gradient).
   const c = s + JOB_BYTES, ap = c + up(m, 4) * up(n, 8) * 4, bp = ap + up(m, 4) * k * 4;
   // Small products are not worth waking the workers for.
-  const t = m * k * n < 1 << 18 ? 1 : rt.threads, tmp = (p: number) => s + GATHER_TMP + p * 128;
+  const t = m * k * n < 1 << 20 ? 1 : rt.threads, tmp = (p: number) => s + GATHER_TMP + p * 128;
   rt.parallel(a[0], shares(Math.ceil(m / 4), t).map(([b0, b1], p) => a[1](b0, b1, ap, tmp(p))));
   rt.parallel(b[0], shares(Math.ceil(n / 8), t).map(([b0, b1], p) => b[1](b0, b1, bp, tmp(p))));
   const i32 = rt.arena.views.i32, j = s >> 2;

@@ -89,7 +89,13 @@ export function dropout(x: usize, fx: i32, seed: u32, salt: u32, rate: f64, y: u
 
 /** 1 when every element is finite, else 0. */
 export function allFinite(x: usize, fx: i32, n: i32): i32 {
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  // v - v is 0 for finite v and NaN for Infinity and NaN.
+  for (; i + 4 <= n; i += 4) {
+    const v = ld4(fx, x, i);
+    if (v128.any_true(f32x4.ne(f32x4.sub(v, v), f32x4.splat(0)))) return 0;
+  }
+  for (; i < n; i++) {
     const v = ldf(fx, x, i);
     if (v - v != 0) return 0;
   }
