@@ -1,9 +1,11 @@
 /**
  * Engine benchmark: one run on one machine, every figure side by side, medians of repeats.
  *
- * 1. matmul GFLOP/s: the wasm gemm per storage format and thread count, the ref engine, and
- *    onnxruntime-node's fp32 MatMul as the reference point (skipped with a reason without --allow-ffi).
- * 2. Training samples/s: MLP 784-256-10 and the small CNN, batch 128, per policy, on ref and wasm.
+ * 1. matmul GFLOP/s: the wasm gemm per storage format and thread count (and the --fast build), the ref
+ *    engine, and onnxruntime-node's fp32 MatMul as the reference point (skipped with a reason without
+ *    --allow-ffi).
+ * 2. Training samples/s: MLP 784-256-10 and the small CNN, batch 128, per policy, on ref and wasm (fp32
+ *    also on wasm-fast).
  * 3. The same MLP trained by PyTorch (tests/bench/torch_peer.py with /usr/bin/python3), when installed.
  * Then the issue's target ratios. Run: deno task bench:engines [--quick].
  *
@@ -81,6 +83,11 @@ for (const dims of SIZES) {
       mm[`wasm ${format} ${dims} ${threads}`] = g;
       mmRows.push([`${dims.join("x")}`, `wasm ${format}`, threads, g.toFixed(1)]);
     }
+    const fastG = gflops(
+      dims,
+      await time(matmulRunner(await engine("wasm-fast", threads), dims, "fp32"), 200),
+    );
+    mmRows.push([`${dims.join("x")}`, "wasm-fast fp32 (FMA, not exact)", threads, fastG.toFixed(1)]);
     if (!ortReason) {
       const g = (await ortMatmulGflops(dims[0], dims[1], dims[2], threads, { repeats: REPEATS })).gflops;
       mm[`ort fp32 ${dims} ${threads}`] = g;
@@ -136,8 +143,14 @@ const sps: Record<string, number> = {};
 const allThreads = threadCounts.at(-1)!;
 for (const model of ["mlp", "cnn"]) {
   for (const precision of POLICIES) {
-    for (const [name, threads] of [["ref", 1], ["wasm", 1], ["wasm", allThreads]] as const) {
+    for (
+      const [name, threads] of [["ref", 1], ["wasm", 1], ["wasm", allThreads], [
+        "wasm-fast",
+        allThreads,
+      ]] as const
+    ) {
       if (name === "wasm" && threads === 1 && allThreads === 1) continue;
+      if (name === "wasm-fast" && precision !== "fp32") continue;
       if (name === "ref" && model === "cnn" && quick) continue;
       const s = await time(
         trainRunner(await engine(name, threads), model, precision),
