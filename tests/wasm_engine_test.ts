@@ -281,6 +281,7 @@ Deno.test("wasm: the thread count (1, 2, 4) does not change the weight hash", as
 Deno.test("wasm --fast: says it is not bit-exact, and stays close to ref", async () => {
   const fast = await createWasm({ threads: 1, fast: true });
   try {
+    assert.equal(fast.name, "wasm-fast");
     assert.equal(fast.capabilities.bitExactWithRef, false);
     assert.match(fast.environment().mode, /not bit-exact/);
     const [a, b] = await both(

@@ -60,7 +60,7 @@ export async function createEngine(options: WasmOptions = {}): Promise<Engine> {
   const pool = await Pool.start(threads, { module, memory, tables: { half, erfc } }, k);
   const rt: Runtime = { k, arena, threads, parallel: (kernel, rows) => pool.run(kernel, rows) };
   const engine: Engine = {
-    name: "wasm",
+    name: fast ? "wasm-fast" : "wasm",
     description: fast
       ? "AssemblyScript wasm SIMD kernels, --fast: fused multiply-add, NOT bit-exact with ref"
       : "AssemblyScript wasm SIMD kernels, multi-threaded, bit-identical to ref",

@@ -150,7 +150,9 @@ export function parseTrainArgs(args: string[]): TrainInvocation {
     }
     v.engine = "wasm-fast";
   }
-  if (v.threads !== undefined) positiveInt("threads", v.threads);
+  if (v.threads !== undefined && positiveInt("threads", v.threads) > 256) {
+    throw new UsageError(`--threads must be at most 256, got ${v.threads}`);
+  }
   let policy: Policy;
   try {
     policy = parsePolicy(v.precision);

@@ -1,0 +1,381 @@
+/**
+ * Lowerings of matmul and the three convolutions (onto the one gemm kernel, or the direct kernels) and
+ * of pooling. Matmul and the convolutions run on the gemm when they accumulate in fp32 and the operand
+ * that meets zero padding is finite; otherwise on the direct kernels, which follow the ref engine's loops.
+ *
+ * @module
+ */
+
+import type { Node } from "../../lib/graph/graph.ts";
+import {
+  at,
+  FP32,
+  list,
+  type LowerArgs,
+  type Lowered,
+  type Lowering,
+  num,
+  type Operand,
+  plain,
+  prod,
+  type Runtime,
+  shares,
+  SPLIT_MIN,
+} from "./lowering.ts";
+import type { ParallelKernel } from "./pool.ts";
+
+// ---------------------------------------------------------------- gemm
+
+// A gemm's scratch: the job (56 bytes), then i32[8] per thread for its store (from 256), then i32[32] per
+// thread for the gathers (threads <= 256).
+const STORE_TMP = 256, GATHER_TMP = STORE_TMP + 256 * 32, JOB_BYTES = GATHER_TMP + 256 * 128;
+const MAX_PANEL = 32 << 20;
+const up = (v: number, m: number) => Math.ceil(v / m) * m;
+
+/** Scratch of a gemm: the job, C, and the A and B panels. */
+function gemmScratch(m: number, k: number, n: number): number {
+  return JOB_BYTES + up(m, 4) * k * 4 + up(n, 8) * k * 4 + up(m, 4) * up(n, 8) * 4;
+}
+
+/** Where a gemm stores C: element (i, j) at base + i * row + floor(j / cb) * cbs + j % cb. */
+interface Store {
+  out: Operand;
+  base: number;
+  row: number;
+  cb: number;
+  cbs: number;
+}
+
+/** A panel packer: for a thread's block range, the panel's address and its scratch, one kernel's arguments. */
+type Packer = readonly [
+  ParallelKernel,
+  (b0: number, b1: number, panel: number, tmp: number) => readonly number[],
+];
+
+/**
+ * Runs C [m, n] (+)= A B over k on every thread: the packers fill the panels (each thread a share of the
+ * blocks), then each thread computes its share of the tiles; `init` continues from C.
+ */
+function gemm(
+  rt: Runtime,
+  s: number,
+  [m, k, n]: readonly [number, number, number],
+  [a, b]: readonly [Packer, Packer],
+  init: boolean,
+  store: Store | undefined,
+) {
+  // C first: its place must not move when a later chunk has a different k (the weight gradient).
+  const c = s + JOB_BYTES, ap = c + up(m, 4) * up(n, 8) * 4, bp = ap + up(m, 4) * k * 4;
+  // Small products are not worth waking the workers for.
+  const t = m * k * n < 1 << 20 ? 1 : rt.threads, tmp = (p: number) => s + GATHER_TMP + p * 128;
+  rt.parallel(a[0], shares(Math.ceil(m / 4), t).map(([b0, b1], p) => a[1](b0, b1, ap, tmp(p))));
+  rt.parallel(b[0], shares(Math.ceil(n / 8), t).map(([b0, b1], p) => b[1](b0, b1, bp, tmp(p))));
+  const i32 = rt.arena.views.i32, j = s >> 2;
+  i32.set([ap, bp, c, m, n, k, init ? 1 : 0, store ? 1 : 0], j);
+  if (store) i32.set([store.out.ptr, store.out.fmt, store.base, store.row, store.cb, store.cbs], j + 8);
+  rt.parallel("gemmTiles", Array.from({ length: t }, (_, p) => [s, p, t]));
+}
+
+/** Packs A by row blocks: element (i, q) at start + i * row + (q / kInner) * kOuter + (q % kInner) * kStep. */
+function packA(
+  o: Operand,
+  start: number,
+  m: number,
+  k: number,
+  row: number,
+  kIn: number,
+  kOut: number,
+  kStep: number,
+): Packer {
+  return [
+    "packA",
+    (
+      b0,
+      b1,
+      ap,
+    ) => [
+      at(o, start + 4 * b0 * row),
+      o.fmt,
+      Math.min(m, 4 * b1) - 4 * b0,
+      k,
+      row,
+      kIn,
+      kOut,
+      kStep,
+      ap + b0 * k * 16,
+    ],
+  ];
+}
+
+/** Packs B by column blocks: element (q, j) at start + (q / kInner) * kOuter + (q % kInner) * kStep + j * col. */
+function packB(
+  o: Operand,
+  start: number,
+  k: number,
+  n: number,
+  kIn: number,
+  kOut: number,
+  kStep: number,
+  col: number,
+): Packer {
+  return [
+    "packB",
+    (
+      b0,
+      b1,
+      bp,
+    ) => [
+      at(o, start + 8 * b0 * col),
+      o.fmt,
+      k,
+      Math.min(n, 8 * b1) - 8 * b0,
+      kIn,
+      kOut,
+      kStep,
+      col,
+      bp + b0 * k * 32,
+    ],
+  ];
+}
+
+const matmul: Lowering = ({ node, x: [a, b], y, acc, rt }) => {
+  const ta = !!node.attrs.transA, tb = !!node.attrs.transB, r = a.shape.length;
+  const batch = r === 3 ? a.shape[0] : 1;
+  const m = ta ? a.shape[r - 1] : a.shape[r - 2], k = ta ? a.shape[r - 2] : a.shape[r - 1];
+  const n = tb ? b.shape[r - 2] : b.shape[r - 1];
+  const K = rt.k;
+  const [aRow, aCol, bRow, bCol] = [ta ? 1 : k, ta ? m : 1, tb ? 1 : n, tb ? k : 1];
+  if (acc !== FP32) {
+    return plain((s) => {
+      for (let bi = 0; bi < batch; bi++) {
+        K.matmulDirect(
+          ...[at(a, bi * m * k), a.fmt, aRow, aCol, at(b, bi * k * n), b.fmt, bRow, bCol],
+          ...[at(y, bi * m * n), y.fmt, m, k, n, acc, s],
+        );
+      }
+    }, n * 8);
+  }
+  return plain((s) => {
+    for (let bi = 0; bi < batch; bi++) {
+      gemm(
+        rt,
+        s,
+        [m, k, n],
+        [packA(a, bi * m * k, m, k, aRow, k, 0, aCol), packB(b, bi * k * n, k, n, k, 0, bRow, bCol)],
+        false,
+        { out: y, base: bi * m * n, row: n, cb: n, cbs: 0 },
+      );
+    }
+  }, gemmScratch(m, k, n));
+};
+
+// ---------------------------------------------------------------- convolutions
+
+/** Geometry of a window op: input [n, c, h, w], window, strides, pads and output size. */
+interface Geometry {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  pt: number;
+  pl: number;
+  oh: number;
+  ow: number;
+}
+
+function geometry(
+  node: Node,
+  xs: readonly number[],
+  kernel: readonly number[],
+  out: readonly number[],
+): Geometry {
+  const [sh, sw] = list(node, "stride"), [pt, pl] = list(node, "pads");
+  return {
+    ...{ n: xs[0], c: xs[1], h: xs[2], w: xs[3], kh: kernel[0], kw: kernel[1] },
+    ...{ sh, sw, pt, pl, oh: out[2], ow: out[3] },
+  };
+}
+
+/** Sets the window geometry on every thread (each has its own instance, and the gathers run on all). */
+function setGeometry(rt: Runtime, g: Geometry) {
+  const args = [g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.oh, g.ow];
+  rt.parallel("setGeometry", Array.from({ length: rt.threads }, () => args));
+}
+
+/** Images per gemm so that a B panel of `rows` x (images * perImage) stays under MAX_PANEL bytes. */
+function imagesPerChunk(images: number, rows: number, perImage: number): number {
+  return Math.max(1, Math.min(images, Math.floor(MAX_PANEL / (rows * perImage * 4))));
+}
+
+/**
+ * A convolution op: the gemm path (m x k by per-image columns, chunked over images) or, when the
+ * accumulate format is not fp32 or `guard` holds a non-finite value, the direct kernel.
+ */
+function convLowering(
+  a: LowerArgs,
+  g: Geometry,
+  guard: Operand,
+  shape: (chunk: number) => readonly [number, number, number],
+  direct: () => void,
+  chunkGemm: (s: number, group: number, n0: number, nc: number) => void,
+  perImage: number,
+  rows: number,
+): Lowered {
+  const groups = num(a.node, "groups"), nc = imagesPerChunk(g.n, rows, perImage);
+  if (a.acc !== FP32) return plain(() => (setGeometry(a.rt, g), direct()));
+  return plain((s) => {
+    setGeometry(a.rt, g);
+    if (!a.rt.k.allFinite(guard.ptr, guard.fmt, guard.size)) return direct();
+    for (let grp = 0; grp < groups; grp++) {
+      for (let n0 = 0; n0 < g.n; n0 += nc) chunkGemm(s, grp, n0, Math.min(nc, g.n - n0));
+    }
+  }, gemmScratch(...shape(nc)));
+}
+
+const conv2d: Lowering = (a) => {
+  const { node, x: [x, w], y, acc, rt: { k: K } } = a;
+  const o = w.shape[0], cg = w.shape[1], groups = num(node, "groups"), og = o / groups;
+  const g = geometry(node, x.shape, [w.shape[2], w.shape[3]], y.shape),
+    pix = g.oh * g.ow,
+    kk = cg * g.kh * g.kw;
+  return convLowering(
+    a,
+    g,
+    w,
+    (nc) => [og, kk, nc * pix],
+    () => K.conv2dDirect(x.ptr, x.fmt, w.ptr, w.fmt, y.ptr, y.fmt, o, cg, groups, acc),
+    (s, grp, n0, nc) =>
+      gemm(
+        a.rt,
+        s,
+        [og, kk, nc * pix],
+        [
+          packA(w, grp * og * kk, og, kk, kk, kk, 0, 1),
+          ["im2col", (b0, b1, bp, tmp) => [x.ptr, x.fmt, n0, nc, grp * cg, cg, 0, bp, tmp, b0, b1]],
+        ],
+        false,
+        { out: y, base: (n0 * o + grp * og) * pix, row: pix, cb: pix, cbs: o * pix },
+      ),
+    pix,
+    kk,
+  );
+};
+
+const conv2dGradInput: Lowering = (a) => {
+  const { node, x: [gy, w], y, acc, rt: { k: K } } = a;
+  const o = w.shape[0], cg = w.shape[1], groups = num(node, "groups"), og = o / groups;
+  const g = geometry(node, list(node, "inShape"), [w.shape[2], w.shape[3]], gy.shape);
+  const pix = g.h * g.w, t = g.kh * g.kw, kk = og * t;
+  return convLowering(
+    a,
+    g,
+    w,
+    (nc) => [cg, kk, nc * pix],
+    () => K.conv2dGradInputDirect(gy.ptr, gy.fmt, w.ptr, w.fmt, y.ptr, y.fmt, o, cg, groups, acc),
+    (s, grp, n0, nc) =>
+      gemm(
+        a.rt,
+        s,
+        [cg, kk, nc * pix],
+        [
+          packA(w, grp * og * cg * t, cg, kk, t, t, cg * t, 1),
+          ["col2imPanel", (b0, b1, bp, tmp) => [gy.ptr, gy.fmt, o, n0, nc, grp * og, og, bp, tmp, b0, b1]],
+        ],
+        false,
+        { out: y, base: (n0 * g.c + grp * cg) * pix, row: pix, cb: pix, cbs: g.c * pix },
+      ),
+    pix,
+    kk,
+  );
+};
+
+const conv2dGradWeight: Lowering = (a) => {
+  const { node, x: [x, gy], y, acc, rt: { k: K } } = a;
+  const groups = num(node, "groups"), o = gy.shape[1], og = o / groups;
+  const g = geometry(node, x.shape, list(node, "kernel"), gy.shape);
+  const cg = g.c / groups, pix = g.oh * g.ow, taps = cg * g.kh * g.kw;
+  return convLowering(
+    a,
+    g,
+    gy,
+    (nc) => [og, nc * pix, taps],
+    () => K.conv2dGradWeightDirect(x.ptr, x.fmt, gy.ptr, gy.fmt, y.ptr, y.fmt, o, groups, acc),
+    (s, grp, n0, nc) =>
+      gemm(
+        a.rt,
+        s,
+        [og, nc * pix, taps],
+        [
+          packA(gy, (n0 * o + grp * og) * pix, og, nc * pix, pix, pix, o * pix, 1),
+          ["im2col", (b0, b1, bp, tmp) => [x.ptr, x.fmt, n0, nc, grp * cg, cg, 1, bp, tmp, b0, b1]],
+        ],
+        n0 > 0,
+        n0 + nc === g.n ? { out: y, base: grp * og * taps, row: taps, cb: taps, cbs: 0 } : undefined,
+      ),
+    1, // the panel's rows are the image pixels, its columns the taps
+    taps * pix,
+  );
+};
+
+// ---------------------------------------------------------------- pooling
+
+function poolGeometry(node: Node, xs: readonly number[], out: readonly number[]): Geometry {
+  return geometry(node, xs, list(node, "kernel"), out);
+}
+
+/** One [first, last) range of the N * C planes per thread (one range when the work is small). */
+function planes(rt: Runtime, shape: readonly number[]): [number, number][] {
+  const count = shape[0] * shape[1];
+  return shares(count, prod(shape) < SPLIT_MIN ? 1 : rt.threads);
+}
+
+const maxpool: Lowering = ({ node, x: [x], y, rt }) => {
+  const g = poolGeometry(node, x.shape, y.shape), parts = planes(rt, x.shape);
+  return plain((s) => {
+    setGeometry(rt, g);
+    rt.parallel("maxpool", parts.map(([a, b]) => [x.ptr, x.fmt, s, y.ptr, y.fmt, a, b]));
+  }, y.size * 4);
+};
+
+const maxpoolGrad: Lowering = ({ node, x: [x, gy], y, acc, rt }) => {
+  const g = poolGeometry(node, x.shape, gy.shape),
+    best = Math.ceil(gy.size / 2) * 8,
+    parts = planes(rt, x.shape);
+  return plain((s) => {
+    setGeometry(rt, g);
+    const args = (
+      a: number,
+      b: number,
+    ) => [x.ptr, x.fmt, gy.ptr, gy.fmt, s, y.ptr, y.fmt, s + best, acc, a, b];
+    rt.parallel("maxpoolGrad", parts.map(([a, b]) => args(a, b)));
+  }, best + y.size * 8);
+};
+
+const avgpool: Lowering = ({ node, x: [x], y, acc, rt }) => {
+  const g = poolGeometry(node, x.shape, y.shape);
+  return plain((s) => (setGeometry(rt, g), rt.k.avgpool(x.ptr, x.fmt, y.ptr, y.fmt, s, 0, acc)), y.size * 8);
+};
+
+const avgpoolGrad: Lowering = ({ node, x: [gy], y, acc, rt }) => {
+  const g = poolGeometry(node, list(node, "inShape"), gy.shape);
+  return plain(
+    (s) => (setGeometry(rt, g), rt.k.avgpool(gy.ptr, gy.fmt, y.ptr, y.fmt, s, 1, acc)),
+    y.size * 8,
+  );
+};
+
+/** The lowerings of this file by op name. */
+export const WINDOW_LOWERINGS: Readonly<Record<string, Lowering>> = {
+  matmul,
+  conv2d,
+  conv2d_grad_input: conv2dGradInput,
+  conv2d_grad_weight: conv2dGradWeight,
+  maxpool,
+  maxpool_grad: maxpoolGrad,
+  avgpool,
+  avgpool_grad: avgpoolGrad,
+};
