@@ -82,6 +82,9 @@ Deno.test("wasm: every value of MLP, CNN and zoo step graphs equals ref, in ever
     const cases: [string, number, OptimizerConfig, string[]][] = [
       ["mlp", 5, PAPER_SGD, [...POLICIES, "fp16,accumulate=fp16", "bf16,rounding=stochastic"]],
       ["cnn", 3, PAPER_SGD, [...POLICIES, "fp16,accumulate=fp16"]],
+      // Big enough that elementwise ops, gathers and pooling split over the threads.
+      ["cnn", 48, PAPER_SGD, ["fp32", "fp16"]],
+      ["mlp", 64, PAPER_SGD, ["bf16"]],
       ["mlp", 4, ADAM, ["fp32", "fp16", "mixed,rounding=stochastic"]],
       ["mobilenet", 2, PAPER_SGD, ["fp16", "mixed"]],
       ["resnet32", 2, PAPER_SGD, ["mixed"]],
@@ -210,6 +213,8 @@ Deno.test("wasm: ops on odd shapes and edge values equal ref in fp32, fp16 and b
         const [x, y] = await both(wasm, op, [t([37], "fp32", true)], {}, f);
         assertBits(x, y, `${op} fp32 -> ${f}`);
       }
+      const [r1, r2] = await both(wasm, "relu", [t([37], f, true)], {}, f);
+      assertBits(r1, r2, `relu ${f} -> ${f}`);
       const [x, y] = await both(wasm, "scale", [t([37], f, true)], { factor: 0.1 }, f);
       assertBits(x, y, `scale ${f}`);
       for (const op of ["relu_grad", "tanh_grad", "gelu_grad", "add"]) {

@@ -20,6 +20,7 @@ import {
   prod,
   type Runtime,
   shares,
+  split,
   SPLIT_MIN,
 } from "./lowering.ts";
 import type { ParallelKernel } from "./pool.ts";
@@ -211,6 +212,12 @@ function imagesPerChunk(images: number, rows: number, perImage: number): number 
   return Math.max(1, Math.min(images, Math.floor(MAX_PANEL / (rows * perImage * 4))));
 }
 
+/** Where a gather reads: a tensor, or its f32 copy. */
+interface Source {
+  readonly ptr: number;
+  readonly fmt: number;
+}
+
 /**
  * A convolution op: the gemm path (m x k by per-image columns, chunked over images) or, when the
  * accumulate format is not fp32 or `guard` holds a non-finite value, the direct kernel.
@@ -219,21 +226,29 @@ function convLowering(
   a: LowerArgs,
   g: Geometry,
   guard: Operand,
+  gathered: Operand,
   shape: (chunk: number) => readonly [number, number, number],
   direct: () => void,
-  chunkGemm: (s: number, group: number, n0: number, nc: number) => void,
+  chunkGemm: (s: number, src: Source, group: number, n0: number, nc: number) => void,
   perImage: number,
   rows: number,
 ): Lowered {
   const groups = num(a.node, "groups"), nc = imagesPerChunk(g.n, rows, perImage);
   if (a.acc !== FP32) return plain(() => (setGeometry(a.rt, g), direct()));
+  const gemmBytes = gemmScratch(...shape(nc)), wide = gathered.fmt !== FP32;
   return plain((s) => {
     setGeometry(a.rt, g);
     if (!a.rt.k.allFinite(guard.ptr, guard.fmt, guard.size)) return direct();
-    for (let grp = 0; grp < groups; grp++) {
-      for (let n0 = 0; n0 < g.n; n0 += nc) chunkGemm(s, grp, n0, Math.min(nc, g.n - n0));
+    // A 16-bit tensor is widened to f32 once: the gathers read each element up to kh * kw times.
+    let src: Source = gathered;
+    if (wide) {
+      src = { ptr: s + gemmBytes, fmt: FP32 };
+      split(a.rt, "widen", [gathered.ptr, gathered.fmt, src.ptr, gathered.size], [[0, 1], [2, -1]], 3);
     }
-  }, gemmScratch(...shape(nc)));
+    for (let grp = 0; grp < groups; grp++) {
+      for (let n0 = 0; n0 < g.n; n0 += nc) chunkGemm(s, src, grp, n0, Math.min(nc, g.n - n0));
+    }
+  }, gemmBytes + (wide ? 4 * gathered.size : 0));
 }
 
 const conv2d: Lowering = (a) => {
@@ -246,16 +261,17 @@ const conv2d: Lowering = (a) => {
     a,
     g,
     w,
+    x,
     (nc) => [og, kk, nc * pix],
     () => K.conv2dDirect(x.ptr, x.fmt, w.ptr, w.fmt, y.ptr, y.fmt, o, cg, groups, acc),
-    (s, grp, n0, nc) =>
+    (s, src, grp, n0, nc) =>
       gemm(
         a.rt,
         s,
         [og, kk, nc * pix],
         [
           packA(w, grp * og * kk, og, kk, kk, kk, 0, 1),
-          ["im2col", (b0, b1, bp, tmp) => [x.ptr, x.fmt, n0, nc, grp * cg, cg, 0, bp, tmp, b0, b1]],
+          ["im2col", (b0, b1, bp, tmp) => [src.ptr, src.fmt, n0, nc, grp * cg, cg, 0, bp, tmp, b0, b1]],
         ],
         false,
         { out: y, base: (n0 * o + grp * og) * pix, row: pix, cb: pix, cbs: o * pix },
@@ -274,16 +290,17 @@ const conv2dGradInput: Lowering = (a) => {
     a,
     g,
     w,
+    gy,
     (nc) => [cg, kk, nc * pix],
     () => K.conv2dGradInputDirect(gy.ptr, gy.fmt, w.ptr, w.fmt, y.ptr, y.fmt, o, cg, groups, acc),
-    (s, grp, n0, nc) =>
+    (s, src, grp, n0, nc) =>
       gemm(
         a.rt,
         s,
         [cg, kk, nc * pix],
         [
           packA(w, grp * og * cg * t, cg, kk, t, t, cg * t, 1),
-          ["col2imPanel", (b0, b1, bp, tmp) => [gy.ptr, gy.fmt, o, n0, nc, grp * og, og, bp, tmp, b0, b1]],
+          ["col2imPanel", (b0, b1, bp, tmp) => [src.ptr, src.fmt, o, n0, nc, grp * og, og, bp, tmp, b0, b1]],
         ],
         false,
         { out: y, base: (n0 * g.c + grp * cg) * pix, row: pix, cb: pix, cbs: g.c * pix },
@@ -302,16 +319,17 @@ const conv2dGradWeight: Lowering = (a) => {
     a,
     g,
     gy,
+    x,
     (nc) => [og, nc * pix, taps],
     () => K.conv2dGradWeightDirect(x.ptr, x.fmt, gy.ptr, gy.fmt, y.ptr, y.fmt, o, groups, acc),
-    (s, grp, n0, nc) =>
+    (s, src, grp, n0, nc) =>
       gemm(
         a.rt,
         s,
         [og, nc * pix, taps],
         [
           packA(gy, (n0 * o + grp * og) * pix, og, nc * pix, pix, pix, o * pix, 1),
-          ["im2col", (b0, b1, bp, tmp) => [x.ptr, x.fmt, n0, nc, grp * cg, cg, 1, bp, tmp, b0, b1]],
+          ["im2col", (b0, b1, bp, tmp) => [src.ptr, src.fmt, n0, nc, grp * cg, cg, 1, bp, tmp, b0, b1]],
         ],
         n0 > 0,
         n0 + nc === g.n ? { out: y, base: grp * og * taps, row: taps, cb: taps, cbs: 0 } : undefined,

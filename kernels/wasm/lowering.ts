@@ -72,7 +72,8 @@ export const SPLIT_MIN = 1 << 15;
 
 /**
  * Runs an elementwise kernel over one contiguous range of elements per thread (starts at multiples of 4,
- * for SIMD): `tensors` lists the [address, format] argument positions to offset, `nAt` the count's.
+ * for SIMD): `tensors` lists the [address, format] argument positions to offset (format position -1: f32),
+ * `nAt` the count's.
  * Element i depends only on element i of each tensor, so the split never changes a bit.
  */
 export function split(
@@ -90,7 +91,7 @@ export function split(
       const from = Math.floor((n * p) / t / 4) * 4,
         to = p === t - 1 ? n : Math.floor((n * (p + 1)) / t / 4) * 4;
       const row = [...args];
-      for (const [pi, fi] of tensors) row[pi] += from * (row[fi] === FP32 ? 4 : 2);
+      for (const [pi, fi] of tensors) row[pi] += from * (fi < 0 || row[fi] === FP32 ? 4 : 2);
       row[nAt] = to - from;
       return row;
     }),

@@ -4,7 +4,7 @@
  * sequentially, rounding every partial sum to the accumulate format.
  */
 
-import { FP32, ld, ldf, round, st, stExact } from "./format";
+import { FP16, FP32, ld, ldf, round, st, stExact } from "./format";
 import { ld4, st4 } from "./simd";
 import { gelu, geluGrad, hashUniform, tanh } from "./math";
 
@@ -17,8 +17,16 @@ export const CAST: i32 = 4;
 /** y = f(x): relu, tanh, gelu, scale (x * factor) or cast, chosen by `op` (one loop per op: no switch inside). */
 export function map1(op: i32, x: usize, fx: i32, y: usize, fy: i32, n: i32, factor: f64): void {
   let i = 0;
-  // relu and cast pick or keep a value exact in f32 and round it once: four at a time.
-  if (op == RELU) {
+  // relu and cast pick or keep a value exact in f32 and round it once: four at a time; 16-bit relu in and
+  // out of one format works on the bits, eight at a time.
+  if (op == RELU && fx == fy && fx != FP32) {
+    const nanAbove = i16x8.splat(<i16>(fx == FP16 ? 0x7c00 : 0x7f80)), low = i16x8.splat(0x7fff);
+    for (; i + 8 <= n; i += 8) {
+      const h = v128.load(x + (<usize>i << 1)), a = v128.and(h, low);
+      const keep = v128.or(i16x8.gt_s(a, nanAbove), i16x8.eq(a, h)); // NaN, or sign bit clear
+      v128.store(y + (<usize>i << 1), v128.and(h, keep));
+    }
+  } else if (op == RELU) {
     const zero = f32x4.splat(0);
     for (; i + 4 <= n; i += 4) {
       const v = ld4(fx, x, i);
@@ -48,7 +56,16 @@ export const ADD: i32 = 3;
 /** y = f(a, b): the three activation gradients (a = x or the forward output, b = g) and add. */
 export function map2(op: i32, a: usize, fa: i32, b: usize, fb: i32, y: usize, fy: i32, n: i32): void {
   let i = 0;
-  if (op == RELU_GRAD) {
+  if (op == RELU_GRAD && fa == fy && fb == fy && fy != FP32) {
+    // 16-bit x > 0 on the bits: sign clear, not zero, not NaN; eight at a time.
+    const nanAbove = i16x8.splat(<i16>(fa == FP16 ? 0x7c00 : 0x7f80)), low = i16x8.splat(0x7fff);
+    const zero = i16x8.splat(0);
+    for (; i + 8 <= n; i += 8) {
+      const h = v128.load(a + (<usize>i << 1)), m = v128.and(h, low);
+      const pos = v128.andnot(v128.and(i16x8.eq(m, h), v128.not(i16x8.eq(m, zero))), i16x8.gt_s(m, nanAbove));
+      v128.store(y + (<usize>i << 1), v128.and(v128.load(b + (<usize>i << 1)), pos));
+    }
+  } else if (op == RELU_GRAD) {
     const zero = f32x4.splat(0);
     for (; i + 4 <= n; i += 4) st4(fy, y, i, v128.bitselect(ld4(fb, b, i), zero, f32x4.gt(ld4(fa, a, i), zero)));
   } else if (op == ADD && sumExactInF32(fa, fb, fy)) {
