@@ -15,6 +15,7 @@ import type { Graph } from "../../lib/graph/graph.ts";
 import { assertSupports, type Engine, type Executable, type HostTensor } from "../engine.ts";
 import { ASC_VERSION_USED, EXACT_WASM, FAST_WASM } from "./kernels_wasm.ts";
 import { Arena, FORMAT_CODE, storageBytes } from "./memory.ts";
+import { split } from "./lowering.ts";
 import { LOWERINGS, type Operand, type Runtime } from "./ops.ts";
 import { place } from "./plan.ts";
 import { Pool } from "./pool.ts";
@@ -135,7 +136,7 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
         let data;
         if (format === "fp32") data = rt.arena.read(at, format, n);
         else {
-          rt.k.widen(at, FORMAT_CODE[format]!, wide, n);
+          split(rt, "widen", [at, FORMAT_CODE[format]!, wide, n], [[0, 1], [2, -1]], 3);
           data = rt.arena.read(wide, "fp32", n);
         }
         out[name] = { shape: nodes[id].shape, format, data };

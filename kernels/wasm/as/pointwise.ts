@@ -107,6 +107,13 @@ export function dropout(x: usize, fx: i32, seed: u32, salt: u32, rate: f64, y: u
 /** 1 when every element is finite, else 0. */
 export function allFinite(x: usize, fx: i32, n: i32): i32 {
   let i = 0;
+  if (fx != FP32) {
+    // 16-bit: finite unless the exponent bits are all ones; eight at a time on the bits.
+    const e = i16x8.splat(<i16>(fx == FP16 ? 0x7c00 : 0x7f80));
+    for (; i + 8 <= n; i += 8) {
+      if (v128.any_true(i16x8.eq(v128.and(v128.load(x + (<usize>i << 1)), e), e))) return 0;
+    }
+  }
   // v - v is 0 for finite v and NaN for Infinity and NaN.
   for (; i + 4 <= n; i += 4) {
     const v = ld4(fx, x, i);
