@@ -4,6 +4,7 @@
  * whole training runs (weight hashes), thread counts 1, 2 and 4, and the --fast build's honesty.
  */
 
+import { stepFeeds } from "./support/step_feeds.ts";
 import assert from "node:assert/strict";
 import { synthetic } from "../datasets/synthetic.ts";
 import type { Engine, HostTensor } from "../kernels/engine.ts";
@@ -15,7 +16,6 @@ import { type Attr, Graph } from "../lib/graph/graph.ts";
 import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
 import { Rng } from "../lib/random.ts";
-import { initialState } from "../lib/train/init.ts";
 import { type OptimizerConfig, PAPER_SGD } from "../lib/train/optimizer.ts";
 import { buildEvalGraph, buildTrainGraph, type StepSpec } from "../lib/train/step.ts";
 import { train } from "../lib/train/train.ts";
@@ -49,30 +49,6 @@ async function assertSameEverywhere(
   return new Set(graph.nodes.filter((n) => live[n.id] && n.inputs.length).map((n) => n.op));
 }
 
-/** Feeds of a step graph: initial state, random images in the compute format, labels, scalars. */
-function stepFeeds(graph: Graph, spec: StepSpec, batch: number, seed: number): Record<string, HostTensor> {
-  const rng = new Rng(seed, "wasm-test"), r = rounder(spec.policy.compute), size = spec.inputShape!;
-  const n = batch * size.reduce((p, d) => p * d, 1);
-  const scalar = (v: number): HostTensor => ({ shape: [], format: "fp32", data: Float64Array.of(v) });
-  return {
-    ...initialState(graph, seed),
-    x: {
-      shape: [batch, ...size],
-      format: spec.policy.compute,
-      data: Float64Array.from({ length: n }, () => r(rng.uniform() * 2 - 1)),
-    },
-    labels: {
-      shape: [batch],
-      format: "fp32",
-      data: Float64Array.from({ length: batch }, () => rng.below(10)),
-    },
-    loss_scale: scalar(spec.policy.lossScale.kind === "dynamic" ? 1024 : 1),
-    inv_loss_scale: scalar(spec.policy.lossScale.kind === "dynamic" ? 1 / 1024 : 1),
-    step_seed: scalar(12345),
-    adam_alpha: scalar(0.0003),
-  };
-}
-
 const POLICIES = ["fp32", "fp16", "mixed", "bf16", "mixed-bf16"];
 const covered = new Set<string>();
 
@@ -102,7 +78,9 @@ Deno.test("wasm: every value of MLP, CNN and zoo step graphs equals ref, in ever
           inputShape: m.input ?? [1, 28, 28],
         };
         const t = buildTrainGraph(spec, batch);
-        const feeds = stepFeeds(t.graph, spec, batch, 3);
+        const feeds = stepFeeds(t.graph, spec.policy, spec.inputShape!, batch, {
+          ...{ seed: 3, stream: "wasm-test", span: 2, lossScale: 1024, stepSeed: 12345, adamAlpha: 0.0003 },
+        });
         for (const op of await assertSameEverywhere(wasm, t.graph, feeds, `${model} ${p} train`)) {
           covered.add(op);
         }

@@ -12,14 +12,14 @@
  * @module
  */
 
-import type { Engine, HostTensor } from "../../kernels/engine.ts";
+import { stepFeeds } from "../support/step_feeds.ts";
+import type { Engine } from "../../kernels/engine.ts";
 import { loadEngine } from "../../kernels/registry.ts";
 import { type FormatName, rounder } from "../../lib/formats/format.ts";
 import { Graph } from "../../lib/graph/graph.ts";
 import { modelByName } from "../../lib/model/zoo.ts";
 import { parsePolicy } from "../../lib/policy/policy.ts";
 import { Rng } from "../../lib/random.ts";
-import { initialState } from "../../lib/train/init.ts";
 import { PAPER_SGD } from "../../lib/train/optimizer.ts";
 import { buildTrainGraph } from "../../lib/train/step.ts";
 import { ortAvailable, ortMatmulGflops } from "./ort_matmul.ts";
@@ -115,26 +115,7 @@ function trainRunner(e: Engine, model: string, precision: string) {
     optimizer: PAPER_SGD,
     inputShape: [1, 28, 28],
   }, BATCH);
-  const rng = new Rng(1, "bench"), r = rounder(policy.compute);
-  const scalar = (v: number): HostTensor => ({ shape: [], format: "fp32", data: Float64Array.of(v) });
-  const dynamic = policy.lossScale.kind === "dynamic";
-  let feeds: Record<string, HostTensor> = {
-    ...initialState(t.graph, 1),
-    x: {
-      shape: [BATCH, 1, 28, 28],
-      format: policy.compute,
-      data: Float64Array.from({ length: BATCH * 784 }, () => r(rng.uniform() - 0.5)),
-    },
-    labels: {
-      shape: [BATCH],
-      format: "fp32",
-      data: Float64Array.from({ length: BATCH }, () => rng.below(10)),
-    },
-    loss_scale: scalar(dynamic ? 32768 : 1),
-    inv_loss_scale: scalar(dynamic ? 1 / 32768 : 1),
-    step_seed: scalar(1),
-    adam_alpha: scalar(0.001),
-  };
+  let feeds = stepFeeds(t.graph, policy, [1, 28, 28], BATCH);
   const exe = e.compile(t.graph);
   // Each step feeds the state the previous one returned, as training does.
   return async () => (feeds = { ...feeds, ...await exe.run(feeds) });

@@ -4,19 +4,15 @@
  * CNN, batch 128, on synthetic data. Run: deno task bench.
  */
 
-import type { HostTensor } from "../../kernels/engine.ts";
+import { stepFeeds } from "../support/step_feeds.ts";
 import { createEngine } from "../../kernels/ref/mod.ts";
-import { rounder } from "../../lib/formats/format.ts";
 import { modelByName } from "../../lib/model/zoo.ts";
 import { parsePolicy } from "../../lib/policy/policy.ts";
-import { initialState } from "../../lib/train/init.ts";
 import { PAPER_SGD } from "../../lib/train/optimizer.ts";
 import { buildTrainGraph } from "../../lib/train/step.ts";
-import { Rng } from "../../lib/random.ts";
 
 const BATCH = 128;
 const engine = createEngine();
-const scalar = (v: number): HostTensor => ({ shape: [], format: "fp32", data: Float64Array.of(v) });
 
 function setup(model: string, precision: string) {
   const policy = parsePolicy(precision);
@@ -28,24 +24,7 @@ function setup(model: string, precision: string) {
     inputShape: [1, 28, 28],
   }, BATCH);
   const exe = engine.compile(t.graph);
-  const rng = new Rng(1, "bench"), r = rounder(policy.compute);
-  const feeds: Record<string, HostTensor> = {
-    ...initialState(t.graph, 1),
-    x: {
-      shape: [BATCH, 1, 28, 28],
-      format: policy.compute,
-      data: Float64Array.from({ length: BATCH * 784 }, () => r(rng.uniform() - 0.5)),
-    },
-    labels: {
-      shape: [BATCH],
-      format: "fp32",
-      data: Float64Array.from({ length: BATCH }, () => rng.below(10)),
-    },
-    loss_scale: scalar(policy.lossScale.kind === "dynamic" ? 32768 : 1),
-    inv_loss_scale: scalar(policy.lossScale.kind === "dynamic" ? 1 / 32768 : 1),
-    step_seed: scalar(1),
-    adam_alpha: scalar(0.001),
-  };
+  const feeds = stepFeeds(t.graph, policy, [1, 28, 28], BATCH);
   return () => exe.run(feeds);
 }
 
