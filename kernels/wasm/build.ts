@@ -24,11 +24,11 @@ export const MAX_PAGES = 65536;
 async function compile(fast: boolean): Promise<Uint8Array> {
   const out: Record<string, Uint8Array> = {};
   const features = fast ? "simd,threads,relaxed-simd" : "simd,threads";
-  const { error, stderr } = await asc.main([
-    SOURCE.pathname,
-    ...["--outFile", "kernels.wasm", "-O3", "--runtime", "stub", "--noAssert", "--enable", features],
-    ...["--importMemory", "--sharedMemory", "--initialMemory", "1", "--maximumMemory", String(MAX_PAGES)],
-  ], {
+  // Kernels never allocate (stub runtime) and share one imported memory with the worker threads.
+  const args = [SOURCE.pathname, "--outFile", "kernels.wasm", "-O3", "--runtime", "stub", "--noAssert"];
+  args.push("--enable", features, "--importMemory", "--sharedMemory");
+  args.push("--initialMemory", "1", "--maximumMemory", String(MAX_PAGES));
+  const { error, stderr } = await asc.main(args, {
     writeFile: (name: string, contents: Uint8Array | string) => {
       out[name] = typeof contents === "string" ? new TextEncoder().encode(contents) : contents;
     },

@@ -96,12 +96,6 @@ export function setHalfTable(p: usize): void {
   return roundF64(x, 45, 1.1754943508222875e-38, 4.1359030627651384e-25, 3.3895313892515355e38);
 }
 
-/** Bytes per element of a format. */
-// @ts-ignore: decorator
-@inline export function bytesOf(fmt: i32): usize {
-  return fmt == FP32 ? 4 : 2;
-}
-
 /** Element `i` of the tensor at `p` in format `fmt`, as f32 (exact). */
 // @ts-ignore: decorator
 @inline export function ldf(fmt: i32, p: usize, i: i32): f32 {

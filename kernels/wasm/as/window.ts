@@ -28,27 +28,11 @@ export function setGeometry(
 }
 
 // A panel entry pairs a tap (c, i, j) with a pixel (image, p, q). Each side contributes a base offset and a
-// row and column shift; `sides` writes them for 8 consecutive entities (the panel's 8 columns) into `tmp`
-// (i32[32]: base, dy, dx, valid) and `step` walks the row entities in order without divisions.
+// row and column shift; `seek` puts the walk at an entity, `sides` writes 8 consecutive entities (the
+// panel's 8 columns) into `tmp` (i32[32]: base, dy, dx, valid) and `step` walks the rows in order without
+// divisions.
 
 let eBase: i32 = 0, eDy: i32 = 0, eDx: i32 = 0, eA: i32 = 0, eB: i32 = 0, eC: i32 = 0;
-
-/** Starts the walk over taps (over `cg` channels, plane `plane`) or pixels (images from n0). */
-// @ts-ignore: decorator
-@inline function first(taps: bool, n0: i32, plane: i32, imageStride: i32, oh: i32, ow: i32): void {
-  eA = 0;
-  eB = 0;
-  eC = 0;
-  if (taps) {
-    eBase = 0;
-    eDy = 0;
-    eDx = 0;
-  } else {
-    eBase = n0 * imageStride;
-    eDy = -PT;
-    eDx = -PL;
-  }
-}
 
 /** Puts the walk at entity `e`: tap (c, i, j) or pixel (image, p, q) number e. */
 function seek(taps: bool, n0: i32, e: i32, plane: i32, imageStride: i32): void {
@@ -73,7 +57,7 @@ function seek(taps: bool, n0: i32, e: i32, plane: i32, imageStride: i32): void {
 
 /** Moves to the next tap (c, i, j ascending) or pixel (image, p, q ascending). */
 // @ts-ignore: decorator
-@inline function step(taps: bool, plane: i32, imageStride: i32, oh: i32, ow: i32): void {
+@inline function step(taps: bool, plane: i32, imageStride: i32): void {
   if (taps) {
     if (++eC < KW) {
       eDx++;
@@ -89,12 +73,12 @@ function seek(taps: bool, n0: i32, e: i32, plane: i32, imageStride: i32): void {
       }
     }
   } else {
-    if (++eC < ow) {
+    if (++eC < OW) {
       eDx += SW;
     } else {
       eC = 0;
       eDx = -PL;
-      if (++eB < oh) eDy += SH;
+      if (++eB < OH) eDy += SH;
       else {
         eB = 0;
         eDy = -PT;
@@ -105,15 +89,15 @@ function seek(taps: bool, n0: i32, e: i32, plane: i32, imageStride: i32): void {
   }
 }
 
-/** Writes (base, dy, dx, valid) of `count` consecutive entities from the walk's position to tmp. */
-function sides(taps: bool, count: i32, valid: i32, plane: i32, imageStride: i32, oh: i32, ow: i32, tmp: usize): void {
+/** Writes (base, dy, dx, valid) of 8 entities from the walk's position to tmp; those past `count` are invalid. */
+function sides(taps: bool, count: i32, plane: i32, imageStride: i32, tmp: usize): void {
   for (let cc = 0; cc < 8; cc++) {
     const p = tmp + (<usize>cc << 2);
     store<i32>(p, eBase);
     store<i32>(p, eDy, 32);
     store<i32>(p, eDx, 64);
-    store<i32>(p, cc < valid ? 1 : 0, 96);
-    if (cc < count) step(taps, plane, imageStride, oh, ow);
+    store<i32>(p, cc < count ? 1 : 0, 96);
+    if (cc < count) step(taps, plane, imageStride);
   }
 }
 
@@ -130,13 +114,12 @@ export function im2col(
   const k = transposed ? pix : taps, n = transposed ? taps : pix, nb = min((n + 7) >> 3, jb1);
   const colTaps = transposed, rowTaps = !transposed;
   const src = x + (<usize>(c0 * plane) << (fx == 0 ? 2 : 1));
-  seek(colTaps, n0, jb0 * 8, plane, imageStride);
   for (let jb = jb0; jb < nb; jb++) {
+    // The block's 8 columns, then the rows walked from the start (the walk state is shared by both).
     const cols = min(8, n - jb * 8);
-    sides(colTaps, cols, cols, plane, imageStride, OH, OW, tmp);
-    // Save the column walk; walk the rows from the start.
-    const sBase = eBase, sDy = eDy, sDx = eDx, sA = eA, sB = eB, sC = eC;
-    first(rowTaps, n0, plane, imageStride, OH, OW);
+    seek(colTaps, n0, jb * 8, plane, imageStride);
+    sides(colTaps, cols, plane, imageStride, tmp);
+    seek(rowTaps, n0, 0, plane, imageStride);
     let d = dst + ((<usize>(jb * k) << 3) << 2);
     for (let q = 0; q < k; q++) {
       for (let cc = 0; cc < 8; cc++) {
@@ -149,14 +132,8 @@ export function im2col(
         store<f32>(d + (<usize>cc << 2), v);
       }
       d += 32;
-      step(rowTaps, plane, imageStride, OH, OW);
+      step(rowTaps, plane, imageStride);
     }
-    eBase = sBase;
-    eDy = sDy;
-    eDx = sDx;
-    eA = sA;
-    eB = sB;
-    eC = sC;
   }
 }
 
