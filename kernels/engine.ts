@@ -11,7 +11,7 @@
  */
 
 import type { FormatName } from "../lib/formats/format.ts";
-import type { Graph } from "../lib/graph/graph.ts";
+import type { Graph, Node } from "../lib/graph/graph.ts";
 
 /** Element storage of host tensors (values are exact in the tensor's format either way). */
 export type TensorData = Float64Array | Float32Array;
@@ -67,6 +67,21 @@ export interface EngineOptions {
   readonly threads?: number;
   /** Faster, not bit-exact kernels (wasm: relaxed SIMD with fused multiply-add). */
   readonly fast?: boolean;
+}
+
+/** The feed of leaf `node`, checked against the node's shape and format (an error says what differs). */
+export function feedFor(node: Node, feeds: Readonly<Record<string, HostTensor>>): HostTensor {
+  const t = feeds[node.name!];
+  if (!t) throw new Error(`Missing feed "${node.name}"`);
+  if (
+    t.format !== node.format || t.shape.length !== node.shape.length ||
+    t.shape.some((d, i) => d !== node.shape[i])
+  ) {
+    throw new Error(
+      `Feed "${node.name}" is [${t.shape}] ${t.format}, the graph wants [${node.shape}] ${node.format}`,
+    );
+  }
+  return t;
 }
 
 /** Throws an error naming every op and format of `graph` that `engine` does not support. */

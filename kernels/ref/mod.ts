@@ -11,7 +11,7 @@
 
 import { FORMAT_NAMES, rounder } from "../../lib/formats/format.ts";
 import type { Graph } from "../../lib/graph/graph.ts";
-import { assertSupports, type Engine, type Executable, type HostTensor } from "../engine.ts";
+import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
 import { ELEMENTWISE } from "./elementwise.ts";
 import type { Kernel } from "./kernel.ts";
 import { LINEAR } from "./linear.ts";
@@ -48,15 +48,7 @@ export function runGraph(
   for (const n of nodes) {
     if (!liveMask[n.id]) continue;
     if (n.inputs.length === 0) {
-      const t = feeds[n.name!];
-      if (!t) throw new Error(`Missing feed "${n.name}"`);
-      if (
-        t.format !== n.format || t.shape.length !== n.shape.length || t.shape.some((d, i) => d !== n.shape[i])
-      ) {
-        throw new Error(
-          `Feed "${n.name}" is [${t.shape}] ${t.format}, the graph wants [${n.shape}] ${n.format}`,
-        );
-      }
+      const t = feedFor(n, feeds);
       values[n.id] = t.data instanceof Float64Array ? t.data : Float64Array.from(t.data);
       continue;
     }

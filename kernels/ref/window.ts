@@ -10,7 +10,8 @@ import type { Node } from "../../lib/graph/graph.ts";
 import { windowOut } from "../../lib/graph/ops.ts";
 import { type Kernel, list, num } from "./kernel.ts";
 
-interface Geometry {
+/** Geometry of a window op: input [n, c, h, w], window, strides, top/left pads and output size. */
+export interface Geometry {
   n: number;
   c: number;
   h: number;
@@ -25,7 +26,8 @@ interface Geometry {
   ow: number;
 }
 
-function geometry(
+/** The geometry of window op `node` on input shape `xs` with window `kernel` and output shape `out`. */
+export function geometry(
   node: Node,
   xs: readonly number[],
   kernel: readonly number[],

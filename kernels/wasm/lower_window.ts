@@ -7,6 +7,7 @@
  */
 
 import type { Node } from "../../lib/graph/graph.ts";
+import { type Geometry, geometry } from "../ref/window.ts";
 import {
   at,
   FP32,
@@ -171,35 +172,6 @@ const matmul: Lowering = ({ node, x: [a, b], y, acc, rt }) => {
 };
 
 // ---------------------------------------------------------------- convolutions
-
-/** Geometry of a window op: input [n, c, h, w], window, strides, pads and output size. */
-interface Geometry {
-  n: number;
-  c: number;
-  h: number;
-  w: number;
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  pt: number;
-  pl: number;
-  oh: number;
-  ow: number;
-}
-
-function geometry(
-  node: Node,
-  xs: readonly number[],
-  kernel: readonly number[],
-  out: readonly number[],
-): Geometry {
-  const [sh, sw] = list(node, "stride"), [pt, pl] = list(node, "pads");
-  return {
-    ...{ n: xs[0], c: xs[1], h: xs[2], w: xs[3], kh: kernel[0], kw: kernel[1] },
-    ...{ sh, sw, pt, pl, oh: out[2], ow: out[3] },
-  };
-}
 
 /** Sets the window geometry on every thread (each has its own instance, and the gathers run on all). */
 function setGeometry(rt: Runtime, g: Geometry) {

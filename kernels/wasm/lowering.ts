@@ -7,8 +7,12 @@
 
 import type { FormatName } from "../../lib/formats/format.ts";
 import type { Node } from "../../lib/graph/graph.ts";
+import { list, num, prod } from "../ref/kernel.ts";
 import type { Arena } from "./memory.ts";
 import type { ParallelKernel } from "./pool.ts";
+
+// The attribute and shape helpers are the ref kernels' own.
+export { list, num, prod };
 
 /** A node's input or output buffer. */
 export interface Operand {
@@ -50,10 +54,6 @@ export interface Lowered {
 export type Lowering = (a: LowerArgs) => Lowered;
 
 export const FP32 = 0;
-export const num = (n: Node, key: string) => n.attrs[key] as number;
-export const list = (n: Node, key: string) => n.attrs[key] as readonly number[];
-export const prod = (s: readonly number[], from = 0, to = s.length) =>
-  s.slice(from, to).reduce((p, d) => p * d, 1);
 /** Address of element `i` of an operand. */
 export const at = (o: Operand, i: number) => o.ptr + i * (o.fmt === FP32 ? 4 : 2);
 export const plain = (run: (s: number) => void, scratch = 0): Lowered => ({ scratch, run });

@@ -11,8 +11,8 @@
  */
 
 import { ERFC_TABLE } from "../../lib/math.ts";
-import type { Graph } from "../../lib/graph/graph.ts";
-import { assertSupports, type Engine, type Executable, type HostTensor } from "../engine.ts";
+import { type Graph, sizeOf } from "../../lib/graph/graph.ts";
+import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
 import { ASC_VERSION_USED, EXACT_WASM, FAST_WASM } from "./kernels_wasm.ts";
 import { Arena, FORMAT_CODE, storageBytes } from "./memory.ts";
 import { split } from "./lowering.ts";
@@ -41,13 +41,19 @@ function halfTable(): Float32Array {
   return new Float32Array(new Float16Array(bits.buffer));
 }
 
-/** Creates the wasm engine (starting its worker threads). Call `close()` when done with it. */
-export async function createEngine(options: WasmOptions = {}): Promise<Engine> {
-  const fast = !!options.fast;
-  const threads = options.threads ?? navigator.hardwareConcurrency ?? 1;
-  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
-    throw new RangeError(`Thread count must be an integer from 1 to 256, got ${threads}`);
-  }
+/** The kernel module on this thread over a fresh shared memory, its tables written and set. */
+export interface Kernels {
+  readonly module: WebAssembly.Module;
+  readonly memory: WebAssembly.Memory;
+  /** The module's exports. */
+  readonly k: Runtime["k"];
+  readonly arena: Arena;
+  /** Addresses of the fp16 table and the erfc table (workers set them in their own instances). */
+  readonly tables: { readonly half: number; readonly erfc: number };
+}
+
+/** Instantiates the exact (or `fast`) kernel module: what the engine starts from, and what tests call. */
+export function instantiateKernels(fast = false): Kernels {
   const module = new WebAssembly.Module(decode(fast ? FAST_WASM : EXACT_WASM));
   const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: true });
   const instance = new WebAssembly.Instance(module, { env: { memory, abort: () => {} } });
@@ -58,7 +64,18 @@ export async function createEngine(options: WasmOptions = {}): Promise<Engine> {
   arena.views.f64.set(ERFC_TABLE, erfc >> 3);
   k.setHalfTable(half);
   k.setErfcTable(erfc);
-  const pool = await Pool.start(threads, { module, memory, tables: { half, erfc } }, k);
+  return { module, memory, k, arena, tables: { half, erfc } };
+}
+
+/** Creates the wasm engine (starting its worker threads). Call `close()` when done with it. */
+export async function createEngine(options: WasmOptions = {}): Promise<Engine> {
+  const fast = !!options.fast;
+  const threads = options.threads ?? navigator.hardwareConcurrency ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    throw new RangeError(`Thread count must be an integer from 1 to 256, got ${threads}`);
+  }
+  const { module, memory, k, arena, tables } = instantiateKernels(fast);
+  const pool = await Pool.start(threads, { module, memory, tables }, k);
   const rt: Runtime = { k, arena, threads, parallel: (kernel, rows) => pool.run(kernel, rows) };
   const engine: Engine = {
     name: fast ? "wasm-fast" : "wasm",
@@ -85,7 +102,7 @@ export async function createEngine(options: WasmOptions = {}): Promise<Engine> {
 function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
   assertSupports(engine, graph);
   const nodes = graph.nodes, live = graph.live();
-  const count = (id: number) => nodes[id].shape.reduce((p, d) => p * d, 1);
+  const count = (id: number) => sizeOf(nodes[id].shape);
   const { offset, bytes } = place(graph, (id) => count(id) * storageBytes(nodes[id].format!));
   const base = rt.arena.alloc(bytes);
   const operand = (id: number): Operand => ({
@@ -101,45 +118,50 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
   );
   const scratch = rt.arena.alloc(Math.max(0, ...steps.map((s) => s.scratch)));
   const leaves = nodes.filter((n) => live[n.id] && !n.inputs.length);
-  const results: [string, number][] = [
+  // Where each leaf goes and, for state, where the previous step left its next value; where each result is.
+  const nextOf = new Map(graph.state.map((s) => [s.name, s.next]));
+  const inputs = leaves.map((n) => {
+    const next = nextOf.get(n.name!);
+    return {
+      node: n,
+      at: base + offset[n.id],
+      from: next === undefined ? -1 : base + offset[next],
+      n: count(n.id),
+    };
+  });
+  const results = [
     ...Object.entries(graph.outputs),
     ...graph.state.map((s): [string, number] => [s.name, s.next]),
-  ];
+  ].map(([name, id]) => ({
+    name,
+    at: base + offset[id],
+    n: count(id),
+    shape: nodes[id].shape,
+    format: nodes[id].format!,
+  }));
   // 16-bit results are widened to f32 in wasm, then copied out in one slice (Float16Array reads are slow).
-  const wide = rt.arena.alloc(4 * Math.max(0, ...results.map(([, id]) => count(id))));
-  const nextOf = new Map(graph.state.map((s) => [s.name, s.next]));
+  const wide = rt.arena.alloc(4 * Math.max(0, ...results.map((r) => r.n)));
   let last: Record<string, HostTensor> = {};
   return {
     run(feeds) {
-      for (const n of leaves) {
-        const t = feeds[n.name!];
-        if (!t) throw new Error(`Missing feed "${n.name}"`);
-        if (
-          t.format !== n.format || t.shape.length !== n.shape.length ||
-          t.shape.some((d, i) => d !== n.shape[i])
-        ) {
-          throw new Error(
-            `Feed "${n.name}" is [${t.shape}] ${t.format}, the graph wants [${n.shape}] ${n.format}`,
-          );
-        }
-        const at = base + offset[n.id], next = nextOf.get(n.name!);
+      for (const { node, at, from, n } of inputs) {
+        const t = feedFor(node, feeds);
         // State fed back unchanged from this executable's last run is still in wasm memory: copy it there.
-        if (next !== undefined && last[n.name!] === t) {
-          const fmt = FORMAT_CODE[n.format!]!;
-          rt.k.copy(base + offset[next], fmt, 0, at, fmt, 0, count(n.id));
-        } else rt.arena.write(at, n.format!, t.data);
+        if (from >= 0 && last[node.name!] === t) {
+          const fmt = FORMAT_CODE[node.format!]!;
+          rt.k.copy(from, fmt, 0, at, fmt, 0, n);
+        } else rt.arena.write(at, node.format!, t.data);
       }
       for (const s of steps) s.run(scratch);
       const out: Record<string, HostTensor> = {};
-      for (const [name, id] of results) {
-        const n = count(id), format = nodes[id].format!, at = base + offset[id];
+      for (const { name, at, n, shape, format } of results) {
         let data;
         if (format === "fp32") data = rt.arena.read(at, format, n);
         else {
           split(rt, "widen", [at, FORMAT_CODE[format]!, wide, n], [[0, 1], [2, -1]], 3);
           data = rt.arena.read(wide, "fp32", n);
         }
-        out[name] = { shape: nodes[id].shape, format, data };
+        out[name] = { shape, format, data };
       }
       last = out;
       return Promise.resolve(out);
