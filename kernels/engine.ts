@@ -33,6 +33,10 @@ export interface EngineCapabilities {
   readonly bitExactWithRef: boolean;
   /** True when a run gives the same bits when repeated on the same machine. */
   readonly deterministic: boolean;
+  /** Accumulation formats it honours; absent: every format in `formats`. */
+  readonly accumulate?: readonly FormatName[];
+  /** False when it cannot round parameter updates stochastically; absent: it can. */
+  readonly stochasticRounding?: boolean;
 }
 
 /** A compiled step graph. */
@@ -101,6 +105,13 @@ export function assertSupports(engine: Engine, graph: Graph): void {
   const why: string[] = [];
   if (badOps.size) why.push(`ops ${[...badOps].sort().join(", ")}`);
   if (badFormats.size) why.push(`formats ${[...badFormats].sort().join(", ")}`);
+  const acc = engine.capabilities.accumulate;
+  if (acc && !acc.includes(graph.accumulate)) {
+    why.push(`accumulation in ${graph.accumulate} (it accumulates in ${acc.join(", ")})`);
+  }
+  if (engine.capabilities.stochasticRounding === false && graph.nodes.some((n) => n.attrs.stochastic)) {
+    why.push("stochastic rounding");
+  }
   if (why.length) {
     throw new Error(`Engine ${engine.name} cannot run this step graph: it lacks ${why.join(" and ")}`);
   }

@@ -12,6 +12,7 @@ const ENGINES: Record<string, (o: EngineOptions) => Promise<Engine>> = {
   ref: async () => (await import("./ref/mod.ts")).createEngine(),
   wasm: async (o) => await (await import("./wasm/mod.ts")).createEngine(o),
   "wasm-fast": async (o) => await (await import("./wasm/mod.ts")).createEngine({ ...o, fast: true }),
+  ort: async (o) => await (await import("./ort/mod.ts")).createEngine(o),
 };
 
 /** The engine `train` and `reproduce` use unless told otherwise: bit-identical to ref, and fast. */

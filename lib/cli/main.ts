@@ -6,6 +6,7 @@
 
 import { DatasetError } from "../../datasets/gzip.ts";
 import { dataCommand } from "./data.ts";
+import { exportCommand } from "./export.ts";
 import { reportCommand, reproduceCommand, verifyCommand } from "./reproduce.ts";
 import { toleranceCommand } from "./tolerance.ts";
 import { trainCommand } from "./train.ts";
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, { summary: string; run: (args: string[]) => Promi
     summary: "measure the paper's error/tolerance lemma on a trained fp32 model",
     run: toleranceCommand,
   },
+  export: { summary: "write a run's trained network as an inference ONNX model", run: exportCommand },
 };
 
 /** Top-level help text. */

@@ -10,21 +10,26 @@ import { downloadHosts } from "../../datasets/sources.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url);
 
-/** The permissions a child `train` needs, the same as `deno task train`. */
-export function childPermissions(): string[] {
+/**
+ * The permissions a child `train` needs, the same as `deno task train`; with `ffi` (the ort engine loads
+ * onnxruntime's native library) those of `deno task train:ort`.
+ */
+export function childPermissions(ffi = false): string[] {
   return [
     "--allow-read",
     "--allow-write",
     "--allow-env",
     "--allow-sys",
     `--allow-net=${downloadHosts().join(",")}`,
+    ...(ffi ? ["--allow-ffi"] : []),
   ];
 }
 
 /** The command line that runs `f16repro <args>` in a new process (a compiled binary calls itself). */
 export function childCommand(args: readonly string[]): { cmd: string; args: string[] } {
   if (Deno.build.standalone) return { cmd: Deno.execPath(), args: [...args] };
-  return { cmd: Deno.execPath(), args: ["run", ...childPermissions(), MAIN.href, ...args] };
+  const ffi = args.some((a, i) => (a === "--engine" && args[i + 1] === "ort") || a === "--engine=ort");
+  return { cmd: Deno.execPath(), args: ["run", ...childPermissions(ffi), MAIN.href, ...args] };
 }
 
 /** Result of a child run. */

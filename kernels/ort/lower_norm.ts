@@ -1,0 +1,96 @@
+/**
+ * Lowerings of batch and layer normalisation (training and inference), their gradients, the batch
+ * moments and the moving average: the ref kernels' formulas (two-pass biased variance, rstd =
+ * 1 / sqrt(var + eps)) written with ONNX reductions in float32.
+ *
+ * @module
+ */
+
+import { axesExcept, type Ctx, type Lowering, num, reduce, withScalar } from "./lowering.ts";
+
+/** Where the statistics are taken (`axes`), and how a per-parameter vector broadcasts against x. */
+interface Family {
+  /** Axes the statistics reduce over. */
+  stats(rank: number): number[];
+  /** Axes the affine (gamma, beta) gradients reduce over. */
+  params(rank: number): number[];
+  /** A [P] parameter tensor reshaped to broadcast against x. */
+  param(ctx: Ctx, t: string): string;
+}
+
+const BATCH: Family = {
+  stats: (rank) => axesExcept(rank, [1]),
+  params: (rank) => axesExcept(rank, [1]),
+  param: (ctx, t) => {
+    const s = ctx.shape(0);
+    return ctx.g.node("Reshape", [t, ctx.g.i64(s.map((d, i) => (i === 1 ? d : 1)))]);
+  },
+};
+
+const LAYER: Family = {
+  stats: (rank) => [rank - 1],
+  params: (rank) => axesExcept(rank, [rank - 1]),
+  param: (_ctx, t) => t,
+};
+
+/** Centred x, rstd (keepdims) and the group size, from the batch statistics of input 0. */
+function stats(ctx: Ctx, f: Family, eps: number) {
+  const g = ctx.g, s = ctx.shape(0), axes = f.stats(s.length);
+  const mean = reduce(g, "ReduceMean", ctx.x(0), axes, true);
+  const d = g.node("Sub", [ctx.x(0), mean]);
+  const variance = reduce(g, "ReduceMean", g.node("Mul", [d, d]), axes, true);
+  const rstd = g.node("Reciprocal", [g.node("Sqrt", [withScalar(g, "Add", variance, eps)])]);
+  const size = axes.reduce((p, a) => p * s[a], 1);
+  return { mean, variance, d, rstd, xhat: g.node("Mul", [d, rstd]), size };
+}
+
+function family(prefix: string, f: Family): Record<string, Lowering> {
+  return {
+    [prefix]: (ctx) => {
+      const g = ctx.g, { xhat } = stats(ctx, f, num(ctx.node, "eps"));
+      return g.node("Add", [g.node("Mul", [xhat, f.param(ctx, ctx.x(1))]), f.param(ctx, ctx.x(2))]);
+    },
+    [`${prefix}_grad_x`]: (ctx) => {
+      const g = ctx.g, st = stats(ctx, f, num(ctx.node, "eps")), axes = f.stats(ctx.shape(0).length);
+      const gh = g.node("Mul", [ctx.x(2), f.param(ctx, ctx.x(1))]);
+      const s1 = reduce(g, "ReduceSum", gh, axes, true);
+      const s2 = reduce(g, "ReduceSum", g.node("Mul", [gh, st.xhat]), axes, true);
+      const inner = g.node("Sub", [
+        g.node("Sub", [withScalar(g, "Mul", gh, st.size), s1]),
+        g.node("Mul", [st.xhat, s2]),
+      ]);
+      return g.node("Mul", [withScalar(g, "Div", st.rstd, st.size), inner]);
+    },
+    [`${prefix}_grad_affine`]: (ctx) => {
+      const g = ctx.g, st = stats(ctx, f, num(ctx.node, "eps")), axes = f.params(ctx.shape(0).length);
+      const dg = reduce(g, "ReduceSum", g.node("Mul", [st.xhat, ctx.x(1)]), axes, false);
+      const db = reduce(g, "ReduceSum", ctx.x(1), axes, false);
+      const zero = g.i64([0]);
+      return g.node("Concat", [g.node("Unsqueeze", [dg, zero]), g.node("Unsqueeze", [db, zero])], {
+        axis: 0,
+      });
+    },
+  };
+}
+
+/** Lowerings of this file by op name. */
+export const NORM: Record<string, Lowering> = {
+  ...family("batchnorm", BATCH),
+  ...family("layernorm", LAYER),
+  batchnorm_infer: (ctx) => {
+    const g = ctx.g, p = (k: number) => BATCH.param(ctx, ctx.x(k));
+    const rstd = g.node("Reciprocal", [g.node("Sqrt", [withScalar(g, "Add", p(4), num(ctx.node, "eps"))])]);
+    const xhat = g.node("Mul", [g.node("Sub", [ctx.x(0), p(3)]), rstd]);
+    return g.node("Add", [g.node("Mul", [xhat, p(1)]), p(2)]);
+  },
+  moments: (ctx) => {
+    const g = ctx.g, st = stats(ctx, BATCH, 0);
+    const flat = (t: string) => g.node("Reshape", [t, g.i64([1, ctx.shape(0)[1]])]);
+    return g.node("Concat", [flat(st.mean), flat(st.variance)], { axis: 0 });
+  },
+  ema: (ctx) => {
+    const g = ctx.g, r = ctx.x(0);
+    const v = g.node("Gather", [ctx.x(1), g.i64(num(ctx.node, "index"))], { axis: 0 });
+    return g.node("Sub", [r, withScalar(g, "Mul", g.node("Sub", [r, v]), 1 - num(ctx.node, "momentum"))]);
+  },
+};

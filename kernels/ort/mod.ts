@@ -1,0 +1,156 @@
+/**
+ * The ort engine: the whole training step as one ONNX model, run by onnxruntime-node's CPU provider.
+ *
+ * `compile` lowers the step graph (kernels/ort/model.ts); the first `run` creates one InferenceSession for
+ * it, and every run feeds the batch and the state and reads back the outputs and the next state. State
+ * returned by one run and fed to the next is passed on as the same onnxruntime tensor, without a copy
+ * or a conversion.
+ *
+ * What it guarantees: fp32, fp16 and bf16 storage, each op's output rounded to its format (a Cast after
+ * every op, which no onnxruntime optimisation removes; tests/ort_engine_test.ts checks every op against
+ * ref), fp32 accumulation (onnxruntime's own order, with fused multiply-add: not bit-exact with ref), and
+ * the same bits on every run with the same thread count (deterministic compute on, one inter-op thread).
+ * What it refuses: fp16/bf16 accumulation and stochastic rounding (ONNX has no per-op accumulation
+ * format and no bit cast), and fp64 tensors.
+ *
+ * @module
+ */
+
+import { FORMAT_NAMES, type FormatName } from "../../lib/formats/format.ts";
+import type { Graph } from "../../lib/graph/graph.ts";
+import { dropoutKeeps } from "../ref/elementwise.ts";
+import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
+import { type LoweredModel, lowerGraph, LOWERINGS } from "./model.ts";
+import { loadOrt, type Ort, type OrtSession, type OrtTensor, ortVersion } from "./runtime.ts";
+
+/** Options of the ort engine. */
+export interface OrtOptions {
+  /** onnxruntime intra-op threads. Default: 1 (on a small machine one thread is usually fastest). */
+  readonly threads?: number;
+}
+
+/** The formats the engine stores and rounds to exactly. */
+const FORMATS: readonly FormatName[] = ["fp32", "fp16", "bf16"];
+
+/** onnxruntime session options: the run record states them (see `environment()`). */
+function sessionOptions(threads: number): Record<string, unknown> {
+  return {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: "all",
+    extra: { session: { use_deterministic_compute: "1" } },
+  };
+}
+
+/** A host tensor as an onnxruntime tensor of its boundary type (see kernels/ort/model.ts). */
+export function toOrt(ort: Ort, t: HostTensor): OrtTensor {
+  if (t.format === "fp64") return new ort.Tensor("float64", Float64Array.from(t.data), t.shape);
+  const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+  return new ort.Tensor("float32", data, t.shape);
+}
+
+/** An onnxruntime result as a host tensor. */
+export function fromOrt(t: OrtTensor, format: FormatName, shape: readonly number[]): HostTensor {
+  if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) {
+    throw new Error(`Unexpected onnxruntime output type ${t.type}`);
+  }
+  return { shape, format, data: t.data };
+}
+
+/** The bool mask of one dropout node for this step's seed. */
+function maskData(seed: number, salt: number, rate: number, size: number): Uint8Array {
+  const keep = new Uint8Array(size);
+  for (let i = 0; i < size; i++) keep[i] = dropoutKeeps(seed, salt, i, rate) ? 1 : 0;
+  return keep;
+}
+
+class OrtExecutable implements Executable {
+  readonly #graph: Graph;
+  readonly #ort: () => Promise<Ort>;
+  readonly #threads: number;
+  readonly #sessions: Set<OrtSession>;
+  #ready?: Promise<{ ort: Ort; session: OrtSession; model: LoweredModel }>;
+  /** The onnxruntime tensor behind each host tensor this executable returned. */
+  readonly #mine = new WeakMap<HostTensor, OrtTensor>();
+
+  constructor(graph: Graph, ort: () => Promise<Ort>, threads: number, sessions: Set<OrtSession>) {
+    this.#graph = graph;
+    this.#ort = ort;
+    this.#threads = threads;
+    this.#sessions = sessions;
+  }
+
+  #start() {
+    this.#ready ??= (async () => {
+      const ort = await this.#ort();
+      const model = await lowerGraph(this.#graph);
+      const session = await ort.InferenceSession.create(model.bytes, sessionOptions(this.#threads));
+      this.#sessions.add(session);
+      return { ort, session, model };
+    })();
+    return this.#ready;
+  }
+
+  async run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>> {
+    const { ort, session, model } = await this.#start();
+    const nodes = this.#graph.nodes;
+    const input: Record<string, OrtTensor> = {};
+    for (const p of model.inputs) {
+      const t = feedFor(nodes[p.id], feeds);
+      input[p.name] = this.#mine.get(t) ?? toOrt(ort, t);
+    }
+    for (const m of model.masks) {
+      const seed = feedFor(nodes[m.seed], feeds).data[0];
+      input[m.name] = new ort.Tensor("bool", maskData(seed, m.salt, m.rate, m.size), [m.size]);
+    }
+    const out = await session.run(input);
+    const result: Record<string, HostTensor> = {};
+    for (const p of model.outputs) {
+      const t = fromOrt(out[p.name], p.format, p.shape);
+      this.#mine.set(t, out[p.name]);
+      result[p.key] = t;
+    }
+    return result;
+  }
+}
+
+/** Creates the ort engine, loading onnxruntime-node (it needs --allow-ffi; without it this throws NotCapable). */
+export async function createEngine(options: OrtOptions = {}): Promise<Engine> {
+  const threads = options.threads ?? 1;
+  const sessions = new Set<OrtSession>();
+  const loaded = await loadOrt();
+  const ort = () => Promise.resolve(loaded);
+  const engine: Engine = {
+    name: "ort",
+    description:
+      "the whole step as one ONNX model on onnxruntime-node (fast, not bit-exact, needs --allow-ffi)",
+    capabilities: {
+      formats: FORMATS,
+      ops: Object.keys(LOWERINGS),
+      bitExactWithRef: false,
+      deterministic: true,
+      accumulate: ["fp32"],
+      stochasticRounding: false,
+    },
+    compile(graph: Graph): Executable {
+      assertSupports(engine, graph);
+      return new OrtExecutable(graph, ort, threads, sessions);
+    },
+    environment: () => ({
+      kernels: `onnxruntime-node ${ortVersion(loaded)}, CPU execution provider`,
+      threads: `${threads} intra-op, 1 inter-op, sequential`,
+      deterministic: "session.use_deterministic_compute=1",
+      optimization: "graphOptimizationLevel all; every op's result cast to its format",
+      boundary: "fp16/bf16 tensors cross to JavaScript as float32 holding their exact values; 16-bit inside",
+      unsupported: `accumulate=${
+        FORMAT_NAMES.filter((f) => f !== "fp32").join("/")
+      }, rounding=stochastic, fp64`,
+    }),
+    close() {
+      for (const s of sessions) void s.release();
+      sessions.clear();
+    },
+  };
+  return engine;
+}

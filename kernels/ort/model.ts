@@ -1,0 +1,151 @@
+/**
+ * Lowers a whole step graph (forward, loss, backward, optimizer update) to one ONNX model.
+ *
+ * Each live node becomes a few ONNX nodes that compute in float32 and one Cast that stores the result in
+ * the node's format, so fp16/bf16 values are 16-bit tensors between ops. Leaves become graph inputs (or
+ * initializers, for an exported model), outputs and next state values become graph outputs.
+ *
+ * At the JavaScript boundary fp16 and bf16 tensors travel as float32 holding their exact values and are
+ * cast inside the model. onnxruntime-node has no bfloat16 tensor type, and for float16 its JavaScript
+ * side turns every Uint16Array into Deno's native Float16Array, which the native binding cannot read
+ * (it sees zero bytes). Inside the model every fp16/bf16 value is a 16-bit tensor.
+ *
+ * @module
+ */
+
+import type { FormatName } from "../../lib/formats/format.ts";
+import type { Graph } from "../../lib/graph/graph.ts";
+import type { HostTensor } from "../engine.ts";
+import { LINEAR } from "./lower_linear.ts";
+import { NORM } from "./lower_norm.ts";
+import { OPTIM } from "./lower_optim.ts";
+import { POINTWISE } from "./lower_pointwise.ts";
+import { cast, type Ctx, type Lowering, type MaskInput, roundTo } from "./lowering.ts";
+import { ELEM, ELEM_OF, OnnxGraph } from "./onnx_graph.ts";
+import { loadProto } from "./runtime.ts";
+
+/** Every lowering by op name. */
+export const LOWERINGS: Readonly<Record<string, Lowering>> = { ...LINEAR, ...POINTWISE, ...NORM, ...OPTIM };
+
+/** The ONNX element type a tensor of `format` has at the JavaScript boundary. */
+export function boundaryElem(format: FormatName): number {
+  return format === "fp64" ? ELEM.DOUBLE : ELEM.FLOAT;
+}
+
+/** A graph input or output and the step-graph tensor it carries. */
+export interface Port {
+  /** Name in the ONNX model. */
+  readonly name: string;
+  /** Leaf name (inputs), output or state name (outputs). */
+  readonly key: string;
+  readonly id: number;
+  readonly format: FormatName;
+  readonly shape: readonly number[];
+}
+
+/** A lowered step graph. */
+export interface LoweredModel {
+  /** The serialised ModelProto. */
+  readonly bytes: Uint8Array;
+  readonly inputs: readonly Port[];
+  readonly outputs: readonly Port[];
+  /** Dropout masks the host computes and feeds each step. */
+  readonly masks: readonly MaskInput[];
+  /** Number of ONNX nodes. */
+  readonly nodes: number;
+}
+
+/** Options of {@linkcode lowerGraph}. */
+export interface LowerOptions {
+  /** Leaves embedded as initializers (an exported model's weights) instead of inputs. */
+  readonly constants?: Readonly<Record<string, HostTensor>>;
+  /** Model name and doc string. */
+  readonly name?: string;
+  readonly doc?: string;
+}
+
+/** The raw little-endian bytes of `t` in its own format (bf16: the top half of each float32). */
+export function storedBytes(t: HostTensor): Uint8Array {
+  if (t.format === "fp16") return new Uint8Array(new Float16Array(t.data).buffer);
+  if (t.format === "fp64") return new Uint8Array(Float64Array.from(t.data).buffer);
+  const f32 = Float32Array.from(t.data);
+  if (t.format === "fp32") return new Uint8Array(f32.buffer);
+  const words = new Uint32Array(f32.buffer), half = new Uint16Array(words.length);
+  for (let i = 0; i < words.length; i++) half[i] = words[i] >>> 16; // exact: the values are bf16 already
+  return new Uint8Array(half.buffer);
+}
+
+/** Lowers the live part of `graph`; throws naming the first op without a lowering. */
+export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Promise<LoweredModel> {
+  const g = new OnnxGraph();
+  const live = graph.live();
+  const stored: string[] = [], asF32: string[] = [];
+  const inputs: Port[] = [], masks: MaskInput[] = [];
+  const f32 = (id: number) => {
+    const f = graph.nodes[id].format!;
+    return (asF32[id] ??= f === "fp32" ? stored[id] : cast(g, stored[id], ELEM.FLOAT));
+  };
+  for (const n of graph.nodes) {
+    if (!live[n.id]) continue;
+    const format = n.format!;
+    if (n.inputs.length === 0) {
+      const c = options.constants?.[n.name!];
+      if (c) {
+        // Initializers are stored in their own format: an exported fp16 model is half the size.
+        if (c.format !== format) {
+          throw new Error(`Constant ${n.name} is ${c.format}, the graph wants ${format}`);
+        }
+        stored[n.id] = g.tensor(ELEM_OF[format], n.shape, storedBytes(c), n.name);
+        continue;
+      }
+      const name = n.name!;
+      g.input(name, boundaryElem(format), n.shape);
+      inputs.push({ name, key: name, id: n.id, format, shape: n.shape });
+      stored[n.id] = boundaryElem(format) === ELEM_OF[format] ? name : cast(g, name, ELEM_OF[format]);
+      continue;
+    }
+    const lower = LOWERINGS[n.op];
+    if (!lower) throw new Error(`Op ${n.op} has no ONNX lowering`);
+    const ctx: Ctx = {
+      g,
+      node: n,
+      graph,
+      x: (k) => f32(n.inputs[k]),
+      shape: (k) => graph.nodes[n.inputs[k]].shape,
+      round: (t) => roundTo(g, t, format),
+      mask: (seed, salt, rate, size) => {
+        const known = masks.find((m) =>
+          m.seed === seed && m.salt === salt && m.rate === rate && m.size === size
+        );
+        if (known) return known.name;
+        const name = `dropout_mask_${masks.length}`;
+        g.input(name, ELEM.BOOL, [size]);
+        masks.push({ name, seed, salt, rate, size });
+        return name;
+      },
+    };
+    const y = lower(ctx);
+    if (format === "fp32") stored[n.id] = asF32[n.id] = y;
+    else stored[n.id] = cast(g, y, ELEM_OF[format]);
+  }
+  const outputs: Port[] = [];
+  const taken = new Set(inputs.map((p) => p.name));
+  const bound = (key: string, id: number) => {
+    // A state's next value shares its leaf's name: it becomes "<name>:next".
+    const node = graph.nodes[id], elem = boundaryElem(node.format!);
+    const name = taken.has(key) ? `${key}:next` : key;
+    taken.add(name);
+    g.nodeTo(
+      elem === ELEM_OF[node.format!] ? "Identity" : "Cast",
+      [stored[id]],
+      name,
+      elem === ELEM_OF[node.format!] ? {} : { to: elem },
+    );
+    g.output(name, elem, node.shape);
+    outputs.push({ name, key, id, format: node.format!, shape: node.shape });
+  };
+  for (const [key, id] of Object.entries(graph.outputs)) bound(key, id);
+  for (const s of graph.state) bound(s.name, s.next);
+  const bytes = g.encode(await loadProto(), options.name ?? "f16repro_step", options.doc);
+  return { bytes, inputs, outputs, masks, nodes: g.size };
+}
