@@ -7,6 +7,7 @@
 
 const NOT_EXACT: Readonly<Record<string, string>> = {
   "wasm-fast": "fused multiply-add, not bit-exact with ref",
+  ort: "onnxruntime, float32 arithmetic in its own order, not bit-exact with ref",
 };
 
 /** The engine's name, followed by its caveat in parentheses when it has one. */

@@ -184,4 +184,5 @@ Deno.test("report: an engine that is not bit-exact with ref is labelled so", asy
   const { engineLabel } = await import("../reports/engine_label.ts");
   assert.equal(engineLabel("wasm"), "wasm");
   assert.match(engineLabel("wasm-fast"), /not bit-exact/);
+  assert.match(engineLabel("ort"), /not bit-exact/);
 });

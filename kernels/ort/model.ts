@@ -81,6 +81,20 @@ export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Prom
   const live = graph.live();
   const stored: string[] = [], asF32: string[] = [];
   const inputs: Port[] = [], masks: MaskInput[] = [];
+  // Output names: a state's next value shares its leaf's (input's) name, so it becomes "<name>:next".
+  const taken = new Set(
+    graph.nodes.filter((n) => live[n.id] && !n.inputs.length && !options.constants?.[n.name!]).map((n) =>
+      n.name!
+    ),
+  );
+  const ports = [...Object.entries(graph.outputs), ...graph.state.map((s) => [s.name, s.next] as const)].map(
+    ([key, id]) => {
+      const name = taken.has(key) ? `${key}:next` : key;
+      taken.add(name);
+      return { key, id, name };
+    },
+  );
+  const produced = new Set<string>();
   const f32 = (id: number) => {
     const f = graph.nodes[id].format!;
     return (asF32[id] ??= f === "fp32" ? stored[id] : cast(g, stored[id], ELEM.FLOAT));
@@ -125,27 +139,25 @@ export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Prom
       },
     };
     const y = lower(ctx);
-    if (format === "fp32") stored[n.id] = asF32[n.id] = y;
-    else stored[n.id] = cast(g, y, ELEM_OF[format]);
+    if (format !== "fp32") stored[n.id] = cast(g, y, ELEM_OF[format]);
+    else {
+      // An fp32 graph output is written under its own name by the node that computes it: no Identity copy.
+      const port = ports.find((p) => p.id === n.id);
+      const direct = port !== undefined && g.renameLast(y, port.name);
+      if (direct) produced.add(port.name);
+      stored[n.id] = asF32[n.id] = direct ? port.name : y;
+    }
   }
   const outputs: Port[] = [];
-  const taken = new Set(inputs.map((p) => p.name));
-  const bound = (key: string, id: number) => {
-    // A state's next value shares its leaf's name: it becomes "<name>:next".
-    const node = graph.nodes[id], elem = boundaryElem(node.format!);
-    const name = taken.has(key) ? `${key}:next` : key;
-    taken.add(name);
-    g.nodeTo(
-      elem === ELEM_OF[node.format!] ? "Identity" : "Cast",
-      [stored[id]],
-      name,
-      elem === ELEM_OF[node.format!] ? {} : { to: elem },
-    );
-    g.output(name, elem, node.shape);
-    outputs.push({ name, key, id, format: node.format!, shape: node.shape });
-  };
-  for (const [key, id] of Object.entries(graph.outputs)) bound(key, id);
-  for (const s of graph.state) bound(s.name, s.next);
+  for (const p of ports) {
+    const node = graph.nodes[p.id], elem = boundaryElem(node.format!);
+    if (!produced.has(p.name)) {
+      const same = elem === ELEM_OF[node.format!];
+      g.nodeTo(same ? "Identity" : "Cast", [stored[p.id]], p.name, same ? {} : { to: elem });
+    }
+    g.output(p.name, elem, node.shape);
+    outputs.push({ name: p.name, key: p.key, id: p.id, format: node.format!, shape: node.shape });
+  }
   const bytes = g.encode(await loadProto(), options.name ?? "f16repro_step", options.doc);
   return { bytes, inputs, outputs, masks, nodes: g.size };
 }

@@ -81,6 +81,18 @@ export class OnnxGraph {
     });
   }
 
+  /**
+   * Renames the output `from` of the last node to `to`, when the last node produced it (a graph output
+   * then needs no Identity copy). Returns false, changing nothing, otherwise.
+   */
+  renameLast(from: string, to: string): boolean {
+    const last = this.#nodes.at(-1);
+    const out = last?.output as string[] | undefined;
+    if (!out || out[0] !== from) return false;
+    out[0] = to;
+    return true;
+  }
+
   /** A constant tensor (an initializer) of raw little-endian bytes; equal constants are shared. */
   tensor(elemType: number, dims: readonly number[], bytes: Uint8Array, name?: string): string {
     // Small constants (scalars, axes, shapes) are shared; large ones are unique anyway.

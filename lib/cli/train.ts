@@ -47,9 +47,13 @@ Options:
   --seed N            seed, 0 to 4294967295 (default 1)
   --engine NAME       ${ENGINE_NAMES.join(" | ")} (default ${DEFAULT_ENGINE}); wasm is
                       bit-identical to ref and faster, wasm-fast is faster still
-                      and not bit-exact (fused multiply-add)
+                      and not bit-exact (fused multiply-add); ort runs the step as
+                      one ONNX model on onnxruntime (fastest, not bit-exact, no
+                      fp16 accumulation or stochastic rounding; needs --allow-ffi:
+                      deno task train:ort)
   --fast              short for --engine wasm-fast
-  --threads N         wasm threads (default: the CPU count); never changes a bit
+  --threads N         wasm threads (default: the CPU count; never changes a bit),
+                      or ort intra-op threads (default 1; recorded)
   --out DIR           folder for the run record (default runs)
   --json              print the record summary as JSON on stdout
   --quiet             no progress output

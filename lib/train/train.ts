@@ -108,7 +108,8 @@ function batchFeeds(
   per: number,
   compute: Graph["accumulate"],
 ) {
-  const x = new Float64Array(n * per), labels = new Float64Array(n), r = rounder(compute);
+  // Float32Array holds fp32, fp16 and bf16 values exactly, and engines take it without a conversion.
+  const x = new Float32Array(n * per), labels = new Float32Array(n), r = rounder(compute);
   for (let k = 0; k < n; k++) {
     const i = order ? order[start + k] : start + k;
     labels[k] = split.y[i];

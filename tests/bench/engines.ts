@@ -4,8 +4,8 @@
  * 1. matmul GFLOP/s: the wasm gemm per storage format and thread count (and the --fast build), the ref
  *    engine, and onnxruntime-node's fp32 MatMul as the reference point (skipped with a reason without
  *    --allow-ffi).
- * 2. Training samples/s: MLP 784-256-10 and the small CNN, batch 128, per policy, on ref and wasm (fp32
- *    also on wasm-fast).
+ * 2. Training samples/s: MLP 784-256-10 and the small CNN, batch 128, per policy, on ref, wasm and ort
+ *    (fp32 also on wasm-fast; ort skipped with a reason without --allow-ffi).
  * 3. The same MLP trained by PyTorch (tests/bench/torch_peer.py with /usr/bin/python3), when installed.
  * Then the issue's target ratios. Run: deno task bench:engines [--quick].
  *
@@ -125,7 +125,9 @@ const POLICIES = ["fp32", "fp16", "mixed", "bf16"];
 const trainRows: (string | number)[][] = [];
 const sps: Record<string, number> = {};
 const allThreads = threadCounts.at(-1)!;
-const SETUPS = [["ref", 1], ["wasm", 1], ["wasm", allThreads], ["wasm-fast", allThreads]] as const;
+const SETUPS: [string, number][] = [["ref", 1], ["wasm", 1], ["wasm", allThreads], ["wasm-fast", allThreads]];
+if (ortReason) console.log(`\nort engine: skipped (${ortReason})`);
+else for (const t of threadCounts) SETUPS.push(["ort", t]);
 for (const model of ["mlp", "cnn"]) {
   // Every configuration of a model is timed once per round, round after round, so drift in the machine's
   // speed hits them all alike and the ratios between them stay fair.
@@ -133,6 +135,7 @@ for (const model of ["mlp", "cnn"]) {
   for (const precision of POLICIES) {
     for (const [name, threads] of SETUPS) {
       if (name === "wasm" && threads === 1 && allThreads === 1) continue;
+      if (name === "ort" && precision === "bf16" && model === "cnn" && quick) continue;
       if (name === "wasm-fast" && precision !== "fp32") continue;
       if (name === "ref" && model === "cnn" && quick) continue;
       const run = trainRunner(await engine(name, threads), model, precision);
@@ -216,6 +219,10 @@ for (const model of ["mlp", "cnn"]) {
 if (torchBest) {
   const w = Math.max(sps[`mlp fp32 wasm 1`] ?? 0, sps[`mlp fp32 wasm ${allThreads}`]);
   ratioRows.push(["wasm fp32 MLP / PyTorch (best settings each)", ">= 0.4", (w / torchBest).toFixed(2)]);
+  const o = Math.max(...threadCounts.map((t) => sps[`mlp fp32 ort ${t}`] ?? 0));
+  if (o) {
+    ratioRows.push(["ort fp32 MLP / PyTorch (best settings each)", ">= 1.2", (o / torchBest).toFixed(2)]);
+  }
 }
 table("targets (ratios from this run)", ["ratio", "target", "measured"], ratioRows);
 for (const e of engines.values()) e.close?.();

@@ -4,47 +4,12 @@
  *
  * The model (A[M,K] x B[K,N] -> C[M,N], both operands fed as graph inputs) is assembled in
  * memory and serialised with onnx-proto's generated protobufjs classes, so no .onnx file is
- * needed. onnxruntime-node is only imported lazily inside the functions below: loading this
- * module needs no permissions, while actually using ORT needs `--allow-ffi` for its native
- * addon. Callers should ask {@link ortAvailable} first and report a skip if it says no.
+ * needed. onnxruntime-node loads lazily (kernels/ort/runtime.ts): loading this module needs no
+ * permissions, while actually using ORT needs `--allow-ffi` for its native addon. Callers should
+ * ask {@link ortAvailable} first and report a skip if it says no.
  */
 
-// Computed specifiers: Deno resolves them only when the benchmark runs, so neither the lock file nor the main
-// job ever fetches onnxruntime-node (about 290 MB of binaries for every platform).
-const ORT_SPEC = ["npm:onnxruntime-node", "1.30.0"].join("@");
-const PROTO_SPEC = ["npm:onnx-proto", "8.0.1"].join("@");
-
-/** The parts of onnxruntime-node used here. */
-interface Ort {
-  InferenceSession: {
-    create(model: Uint8Array, options: Record<string, unknown>): Promise<{
-      run(feeds: Record<string, unknown>): Promise<Record<string, { data: unknown }>>;
-      release(): Promise<void>;
-    }>;
-  };
-  Tensor: new (type: "float32", data: Float32Array, dims: number[]) => unknown;
-  env: { versions: Record<string, string | undefined> };
-}
-
-/** The parts of onnx-proto's protobufjs classes used here. */
-interface OnnxProto {
-  TensorProto: { DataType: { FLOAT: number } };
-  ModelProto: {
-    fromObject(o: Record<string, unknown>): unknown;
-    encode(m: unknown): { finish(): Uint8Array };
-  };
-}
-
-let ortPromise: Promise<Ort> | undefined;
-
-/** Lazily imports onnxruntime-node once; a failed import is retried on the next call. */
-function loadOrt(): Promise<Ort> {
-  ortPromise ??= (import(ORT_SPEC) as Promise<Ort>).catch((err) => {
-    ortPromise = undefined;
-    throw err;
-  });
-  return ortPromise;
-}
+import { loadOrt, loadProto, ortVersion } from "../../kernels/ort/runtime.ts";
 
 /**
  * Checks whether onnxruntime-node can be loaded in this process.
@@ -56,13 +21,13 @@ export async function ortAvailable(): Promise<string | undefined> {
     await loadOrt();
     return undefined;
   } catch (err) {
-    return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    return err instanceof Error ? err.message : String(err);
   }
 }
 
 /** Serialises an ONNX model (IR 8, opset 17) whose only node is C = MatMul(A, B). */
 async function matmulModel(m: number, k: number, n: number): Promise<Uint8Array> {
-  const onnx = ((await import(PROTO_SPEC)) as { default: { onnx: OnnxProto } }).default.onnx;
+  const onnx = await loadProto();
   const float = onnx.TensorProto.DataType.FLOAT;
   const tensor = (name: string, dims: number[]) => ({
     name,
@@ -139,8 +104,7 @@ export async function ortMatmulGflops(
     msPerCall.sort((x, y) => x - y);
     const mid = msPerCall.length >> 1;
     const med = msPerCall.length % 2 ? msPerCall[mid] : (msPerCall[mid - 1] + msPerCall[mid]) / 2;
-    const version = ort.env.versions.node ?? ort.env.versions.common ?? "unknown";
-    return { gflops: (2 * m * k * n) / (med * 1e6), msPerCall: med, version };
+    return { gflops: (2 * m * k * n) / (med * 1e6), msPerCall: med, version: ortVersion(ort) };
   } finally {
     await session.release();
   }

@@ -45,12 +45,12 @@ export function stepFeeds(
     x: {
       shape: [batch, ...inputShape],
       format: policy.compute,
-      data: Float64Array.from({ length: n }, () => r((rng.uniform() - 0.5) * span)),
+      data: Float32Array.from({ length: n }, () => r((rng.uniform() - 0.5) * span)),
     },
     labels: {
       shape: [batch],
       format: "fp32",
-      data: Float64Array.from({ length: batch }, () => rng.below(10)),
+      data: Float32Array.from({ length: batch }, () => rng.below(10)),
     },
     loss_scale: scalar(scale),
     inv_loss_scale: scalar(1 / scale),
