@@ -45,7 +45,11 @@ export interface Executable {
    * Runs the graph once. `feeds` holds every input and persistent leaf by name.
    * The result holds every named graph output and, under each state binding's
    * name, that tensor's next value. Callers must not modify returned tensors:
-   * an engine may recognise one fed back as state and keep its own copy.
+   * an engine may recognise one fed back as state and keep its own copy. A
+   * returned state tensor fed back into the same executable is consumed: once
+   * that run is over, the engine may write a later run's result into its
+   * memory (ort double-buffers state this way), so copy it first if it is
+   * needed after the next run.
    */
   run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
 }

@@ -56,6 +56,26 @@ Deno.test("ort cli: two fresh processes give one weight hash; the record states 
   }
 });
 
+Deno.test("ort cli: verify re-runs an ort cell with its recorded thread count (which changes ort's bits)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const args = ["--engine", "ort", "--model", "mlp", "--epochs", "1"];
+    const [one, two] = [
+      await trainCli(dir + "/one", args),
+      await trainCli(dir + "/two", [...args, "--threads", "2"]),
+    ];
+    assert.notEqual(
+      one.weightHash,
+      two.weightHash,
+      "1 and 2 intra-op threads happened to give the same bits",
+    );
+    const r = await runCli(["verify", dir + "/two", "--quiet"], [...FFI, "--allow-run"]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("ort cli: without --allow-ffi, train --engine ort fails with one line that says what to do", async () => {
   const r = await runCli(
     ["train", "--engine", "ort", "--dataset", "synthetic", "--epochs", "1"],

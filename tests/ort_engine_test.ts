@@ -252,3 +252,34 @@ Deno.test("ort: MLP and CNN training track the wasm (= ref) loss curve, and two 
   }
   if (Deno.env.get("ORT_TEST_TABLE")) console.log(gaps.join("\n"));
 });
+
+Deno.test("ort: state fed back (double-buffered) gives the bits of state passed as fresh copies", async () => {
+  const ort = await createOrt();
+  try {
+    const spec: StepSpec = {
+      model: modelByName("mlp"),
+      modelOptions: { classes: 10, hidden: [13] },
+      policy: parsePolicy("mixed"),
+      optimizer: PAPER_SGD,
+      inputShape: [1, 28, 28],
+    };
+    const t = buildTrainGraph(spec, 8);
+    const start = stepFeeds(t.graph, spec.policy, [1, 28, 28], 8, { seed: 4, lossScale: 1024 });
+    const [a, b] = [ort.compile(t.graph), ort.compile(t.graph)];
+    let fedBack = start, copied = start;
+    const names = t.graph.state.map((s) => s.name);
+    for (let step = 0; step < 4; step++) {
+      const ra = await a.run(fedBack), rb = await b.run(copied);
+      fedBack = { ...fedBack, ...Object.fromEntries(names.map((n) => [n, ra[n]])) };
+      copied = {
+        ...copied,
+        ...Object.fromEntries(names.map((n) => [n, { ...rb[n], data: Float64Array.from(rb[n].data) }])),
+      };
+      for (const n of names) {
+        assert.deepEqual(Array.from(ra[n].data), Array.from(rb[n].data), `${n} at step ${step}`);
+      }
+    }
+  } finally {
+    ort.close?.();
+  }
+});

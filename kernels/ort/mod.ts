@@ -70,9 +70,11 @@ class OrtExecutable implements Executable {
   readonly #ort: () => Promise<Ort>;
   readonly #threads: number;
   readonly #sessions: Set<OrtSession>;
-  #ready?: Promise<{ ort: Ort; session: OrtSession; model: LoweredModel }>;
-  /** The onnxruntime tensor behind each host tensor this executable returned. */
-  readonly #mine = new WeakMap<HostTensor, OrtTensor>();
+  #ready?: Promise<{ ort: Ort; session: OrtSession; model: LoweredModel; stateKeys: Set<string> }>;
+  /** The onnxruntime tensor behind each host tensor this executable returned, and its output name. */
+  readonly #mine = new WeakMap<HostTensor, { name: string; tensor: OrtTensor }>();
+  /** Output buffers of next-state values that were fed back and consumed, ready to be written again. */
+  readonly #free = new Map<string, OrtTensor[]>();
 
   constructor(graph: Graph, ort: () => Promise<Ort>, threads: number, sessions: Set<OrtSession>) {
     this.#graph = graph;
@@ -87,28 +89,38 @@ class OrtExecutable implements Executable {
       const model = await lowerGraph(this.#graph);
       const session = await ort.InferenceSession.create(model.bytes, sessionOptions(this.#threads));
       this.#sessions.add(session);
-      return { ort, session, model };
+      return { ort, session, model, stateKeys: new Set(this.#graph.state.map((s) => s.name)) };
     })();
     return this.#ready;
   }
 
   async run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>> {
-    const { ort, session, model } = await this.#start();
+    const { ort, session, model, stateKeys } = await this.#start();
     const nodes = this.#graph.nodes;
-    const input: Record<string, OrtTensor> = {};
+    const input: Record<string, OrtTensor> = {}, consumed: { name: string; tensor: OrtTensor }[] = [];
     for (const p of model.inputs) {
-      const t = feedFor(nodes[p.id], feeds);
-      input[p.name] = this.#mine.get(t) ?? toOrt(ort, t);
+      const t = feedFor(nodes[p.id], feeds), mine = this.#mine.get(t);
+      input[p.name] = mine?.tensor ?? toOrt(ort, t);
+      if (mine && stateKeys.has(p.key)) consumed.push(mine), this.#mine.delete(t);
     }
     for (const m of model.masks) {
       const seed = feedFor(nodes[m.seed], feeds).data[0];
       input[m.name] = new ort.Tensor("bool", maskData(seed, m.salt, m.rate, m.size), [m.size]);
     }
-    const out = await session.run(input);
+    // Next-state values are written into the buffers of state consumed two runs ago (double buffering):
+    // no allocation, no copy. Other results get fresh memory.
+    const fetches: Record<string, OrtTensor | null> = {};
+    for (const p of model.outputs) fetches[p.name] = this.#free.get(p.name)?.pop() ?? null;
+    const out = await session.run(input, fetches);
+    for (const c of consumed) {
+      if (!this.#free.has(c.name)) this.#free.set(c.name, []);
+      this.#free.get(c.name)!.push(c.tensor);
+    }
     const result: Record<string, HostTensor> = {};
     for (const p of model.outputs) {
-      const t = fromOrt(out[p.name], p.format, p.shape);
-      this.#mine.set(t, out[p.name]);
+      const tensor = fetches[p.name] ?? out[p.name];
+      const t = fromOrt(tensor, p.format, p.shape);
+      this.#mine.set(t, { name: p.name, tensor });
       result[p.key] = t;
     }
     return result;

@@ -20,7 +20,11 @@ export interface OrtTensor {
 
 /** An onnxruntime inference session. */
 export interface OrtSession {
-  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  /** Runs the model; `fetches` may give a preallocated tensor per output, which receives the result. */
+  run(
+    feeds: Record<string, OrtTensor>,
+    fetches?: Record<string, OrtTensor | null>,
+  ): Promise<Record<string, OrtTensor>>;
   release(): Promise<void>;
 }
 

@@ -46,11 +46,18 @@ export function selectForCheck(records: readonly RunRecord[], all: boolean): Run
   return [...best.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
+/** ort's intra-op thread count as its record states it ("2 intra-op, ..."): it changes ort's bits. */
+function ortThreads(r: RunRecord): string[] {
+  const m = /^(\d+) intra-op/.exec(String((r.environment.engine as Record<string, unknown>)?.threads ?? ""));
+  return r.config.engine === "ort" && m ? ["--threads", m[1]] : [];
+}
+
 /** The `train` arguments that reproduce a record's config. */
 export function argsOf(r: RunRecord, out: string): string[] {
   const c = r.config, o = c.optimizer;
   return [
     "train",
+    ...ortThreads(r),
     ...["--model", c.model, "--dataset", c.dataset, "--precision", c.precision, "--engine", c.engine],
     ...(c.hidden.length ? ["--hidden", c.hidden.join(",")] : []),
     ...(c.trainLimit !== null ? ["--train-limit", String(c.trainLimit)] : []),
