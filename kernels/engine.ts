@@ -92,6 +92,20 @@ export function feedFor(node: Node, feeds: Readonly<Record<string, HostTensor>>)
   return t;
 }
 
+/** Why an engine with `caps` cannot train under `policy` (its accumulation or rounding), or undefined. */
+export function policyProblem(
+  caps: Pick<EngineCapabilities, "accumulate" | "stochasticRounding">,
+  policy: { readonly accumulate: FormatName; readonly rounding: string },
+): string | undefined {
+  if (caps.accumulate && !caps.accumulate.includes(policy.accumulate)) {
+    return `it cannot accumulate in ${policy.accumulate} (only ${caps.accumulate.join(", ")})`;
+  }
+  if (caps.stochasticRounding === false && policy.rounding === "stochastic") {
+    return "it cannot round stochastically";
+  }
+  return undefined;
+}
+
 /** Throws an error naming every op and format of `graph` that `engine` does not support. */
 export function assertSupports(engine: Engine, graph: Graph): void {
   const ops = new Set(engine.capabilities.ops);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Engine, EngineOptions } from "./engine.ts";
+import type { Engine, EngineCapabilities, EngineOptions } from "./engine.ts";
 
 const ENGINES: Record<string, (o: EngineOptions) => Promise<Engine>> = {
   ref: async () => (await import("./ref/mod.ts")).createEngine(),
@@ -26,4 +26,14 @@ export async function loadEngine(name: string, options: EngineOptions = {}): Pro
   const make = ENGINES[name];
   if (!make) throw new RangeError(`Unknown engine "${name}": expected one of ${ENGINE_NAMES.join(", ")}`);
   return await make(options);
+}
+
+/**
+ * The limits of an engine that refuses some policies, known without creating it (ort's needs no
+ * --allow-ffi); engines that run every policy give undefined.
+ */
+export async function engineLimits(
+  name: string,
+): Promise<Pick<EngineCapabilities, "accumulate" | "stochasticRounding"> | undefined> {
+  return name === "ort" ? (await import("./ort/capabilities.ts")).ORT_CAPABILITIES : undefined;
 }

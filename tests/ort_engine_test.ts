@@ -13,7 +13,8 @@ import assert from "node:assert/strict";
 import { isolateOps } from "./support/isolate_ops.ts";
 import { stepFeeds } from "./support/step_feeds.ts";
 import { synthetic } from "../datasets/synthetic.ts";
-import type { Engine, HostTensor } from "../kernels/engine.ts";
+import { type Engine, type HostTensor, policyProblem } from "../kernels/engine.ts";
+import { engineLimits } from "../kernels/registry.ts";
 import { runGraph } from "../kernels/ref/mod.ts";
 import { createEngine as createOrt } from "../kernels/ort/mod.ts";
 import { LOWERINGS } from "../kernels/ort/model.ts";
@@ -202,6 +203,15 @@ Deno.test("ort: refuses fp16 accumulation, stochastic rounding and fp64 before r
   const g = new Graph();
   g.outputs.y = g.add("relu", [g.leaf("input", "x", [2], { format: "fp64" })], {}, { format: "fp64" });
   assert.throws(() => ort.compile(g), /formats fp64/);
+  // reproduce learns the same limits without loading onnxruntime, and leaves such cells out.
+  const limits = await engineLimits("ort");
+  assert.match(
+    policyProblem(limits!, parsePolicy("fp16,accumulate=fp16")) ?? "",
+    /cannot accumulate in fp16/,
+  );
+  assert.match(policyProblem(limits!, parsePolicy("bf16,rounding=stochastic")) ?? "", /stochastically/);
+  for (const p of POLICIES) assert.equal(policyProblem(limits!, parsePolicy(p)), undefined);
+  assert.equal(await engineLimits("wasm"), undefined);
 });
 
 /** Per-epoch train losses, test accuracies and the weight hash of a short run. */

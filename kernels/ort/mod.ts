@@ -20,7 +20,8 @@ import { FORMAT_NAMES, type FormatName } from "../../lib/formats/format.ts";
 import type { Graph } from "../../lib/graph/graph.ts";
 import { dropoutKeeps } from "../ref/elementwise.ts";
 import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
-import { type LoweredModel, lowerGraph, LOWERINGS } from "./model.ts";
+import { ORT_CAPABILITIES } from "./capabilities.ts";
+import { type LoweredModel, lowerGraph } from "./model.ts";
 import { loadOrt, type Ort, type OrtSession, type OrtTensor, ortVersion } from "./runtime.ts";
 
 /** Options of the ort engine. */
@@ -28,9 +29,6 @@ export interface OrtOptions {
   /** onnxruntime intra-op threads. Default: 1 (on a small machine one thread is usually fastest). */
   readonly threads?: number;
 }
-
-/** The formats the engine stores and rounds to exactly. */
-const FORMATS: readonly FormatName[] = ["fp32", "fp16", "bf16"];
 
 /** onnxruntime session options: the run record states them (see `environment()`). */
 function sessionOptions(threads: number): Record<string, unknown> {
@@ -137,14 +135,7 @@ export async function createEngine(options: OrtOptions = {}): Promise<Engine> {
     name: "ort",
     description:
       "the whole step as one ONNX model on onnxruntime-node (fast, not bit-exact, needs --allow-ffi)",
-    capabilities: {
-      formats: FORMATS,
-      ops: Object.keys(LOWERINGS),
-      bitExactWithRef: false,
-      deterministic: true,
-      accumulate: ["fp32"],
-      stochasticRounding: false,
-    },
+    capabilities: ORT_CAPABILITIES,
     compile(graph: Graph): Executable {
       assertSupports(engine, graph);
       return new OrtExecutable(graph, ort, threads, sessions);

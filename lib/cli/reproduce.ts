@@ -8,7 +8,9 @@
 
 import { parseArgs } from "node:util";
 import { writeReport } from "../../reports/write.ts";
-import { DEFAULT_ENGINE, ENGINE_NAMES } from "../../kernels/registry.ts";
+import { DEFAULT_ENGINE, ENGINE_NAMES, engineLimits } from "../../kernels/registry.ts";
+import { policyProblem } from "../../kernels/engine.ts";
+import { parsePolicy } from "../policy/policy.ts";
 import { cellsOf, profileByName, PROFILES } from "../reproduce/profiles.ts";
 import { readRunRecords } from "../record/read.ts";
 import { runCells } from "../reproduce/runner.ts";
@@ -166,7 +168,15 @@ export async function reproduceCommand(args: string[]): Promise<number> {
     ...(v.engine!.startsWith("wasm") ? ["--threads", String(threads)] : []),
   ];
   const log = (s: string) => v.quiet || console.error(s);
-  const cells = cellsOf(profile, v.seeds ? seedList("seeds", v.seeds) : undefined, v["full-data"]);
+  const all = cellsOf(profile, v.seeds ? seedList("seeds", v.seeds) : undefined, v["full-data"]);
+  // Cells whose policy the engine refuses (ort: fp16 accumulation) are left out, said here and in the log;
+  // they are never run on another engine instead.
+  const limits = await engineLimits(v.engine!);
+  const refused = all.map((c) => (limits ? policyProblem(limits, parsePolicy(c.precision)) : undefined));
+  const cells = all.filter((_, k) => !refused[k]);
+  for (const [k, why] of refused.entries()) {
+    if (why) log(`skipped on engine ${v.engine}: ${all[k].label}: ${why}`);
+  }
   log(
     `f16repro reproduce: profile ${profile.name}, ${cells.length} cells, engine ${v.engine}, ${jobs} at a time, records in ${out}`,
   );
@@ -199,6 +209,9 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   for (const s of rep.skipped) log(`report: skipped ${s.file}: ${s.reason}`);
   const mismatches = checks.filter((c) => !c.identical).length;
   log(`report: ${reportDir}/report.html (${((performance.now() - t0) / 1000).toFixed(0)} s in all)`);
+  if (cells.length < all.length) {
+    log(`${all.length - cells.length} cells skipped: engine ${v.engine} cannot run their policy (see above)`);
+  }
   if (run.failed.length) {
     log(`${run.failed.length} cells failed: ${run.failed.map((f) => f.label).join("; ")}`);
   }
