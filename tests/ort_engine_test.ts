@@ -293,3 +293,19 @@ Deno.test("ort: state fed back (double-buffered) gives the bits of state passed 
     ort.close?.();
   }
 });
+
+Deno.test("ort: a cast that is a graph output leaves the float32 view of its input usable by later ops", async () => {
+  const ort = await createOrt();
+  try {
+    const g = new Graph();
+    const x = g.leaf("input", "x", [3], { format: "fp16" });
+    g.outputs.y = g.add("cast", [x], {}, { format: "fp32" });
+    g.outputs.z = g.add("relu", [x], {}, { format: "fp32" });
+    const feeds = { x: { shape: [3], format: "fp16" as const, data: Float32Array.of(-1.5, 0.25, 3) } };
+    const got = await ort.compile(g).run(feeds);
+    assert.deepEqual(Array.from(got.y.data), [-1.5, 0.25, 3]);
+    assert.deepEqual(Array.from(got.z.data), [0, 0.25, 3]);
+  } finally {
+    ort.close?.();
+  }
+});

@@ -52,15 +52,7 @@ export function roundTo(g: OnnxGraph, t: string, format: FormatName): string {
   return format === "fp32" ? t : cast(g, cast(g, t, ELEM_OF[format]), ELEM.FLOAT);
 }
 
-/** Number attribute of a node. */
-export function num(node: Node, key: string): number {
-  return node.attrs[key] as number;
-}
-
-/** Number-list attribute of a node. */
-export function list(node: Node, key: string): readonly number[] {
-  return node.attrs[key] as readonly number[];
-}
+export { list, num } from "../ref/kernel.ts";
 
 /** The axes 0..rank-1 without those in `keep`. */
 export function axesExcept(rank: number, keep: readonly number[]): number[] {

@@ -26,7 +26,7 @@ import { loadOrt, type Ort, type OrtSession, type OrtTensor, ortVersion } from "
 
 /** Options of the ort engine. */
 export interface OrtOptions {
-  /** onnxruntime intra-op threads. Default: 1 (on a small machine one thread is usually fastest). */
+  /** onnxruntime intra-op threads. Default 1: ort's bits depend on it, so the default is the same everywhere. */
   readonly threads?: number;
 }
 
@@ -65,7 +65,7 @@ function maskData(seed: number, salt: number, rate: number, size: number): Uint8
 
 class OrtExecutable implements Executable {
   readonly #graph: Graph;
-  readonly #ort: () => Promise<Ort>;
+  readonly #ort: Ort;
   readonly #threads: number;
   readonly #sessions: Set<OrtSession>;
   #ready?: Promise<{ ort: Ort; session: OrtSession; model: LoweredModel; stateKeys: Set<string> }>;
@@ -74,7 +74,7 @@ class OrtExecutable implements Executable {
   /** Output buffers of next-state values that were fed back and consumed, ready to be written again. */
   readonly #free = new Map<string, OrtTensor[]>();
 
-  constructor(graph: Graph, ort: () => Promise<Ort>, threads: number, sessions: Set<OrtSession>) {
+  constructor(graph: Graph, ort: Ort, threads: number, sessions: Set<OrtSession>) {
     this.#graph = graph;
     this.#ort = ort;
     this.#threads = threads;
@@ -83,7 +83,7 @@ class OrtExecutable implements Executable {
 
   #start() {
     this.#ready ??= (async () => {
-      const ort = await this.#ort();
+      const ort = this.#ort;
       const model = await lowerGraph(this.#graph);
       const session = await ort.InferenceSession.create(model.bytes, sessionOptions(this.#threads));
       this.#sessions.add(session);
@@ -129,8 +129,7 @@ class OrtExecutable implements Executable {
 export async function createEngine(options: OrtOptions = {}): Promise<Engine> {
   const threads = options.threads ?? 1;
   const sessions = new Set<OrtSession>();
-  const loaded = await loadOrt();
-  const ort = () => Promise.resolve(loaded);
+  const ort = await loadOrt();
   const engine: Engine = {
     name: "ort",
     description:
@@ -141,7 +140,7 @@ export async function createEngine(options: OrtOptions = {}): Promise<Engine> {
       return new OrtExecutable(graph, ort, threads, sessions);
     },
     environment: () => ({
-      kernels: `onnxruntime-node ${ortVersion(loaded)}, CPU execution provider`,
+      kernels: `onnxruntime-node ${ortVersion(ort)}, CPU execution provider`,
       threads: `${threads} intra-op, 1 inter-op, sequential`,
       deterministic: "session.use_deterministic_compute=1",
       optimization: "graphOptimizationLevel all; every op's result cast to its format",

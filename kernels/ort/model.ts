@@ -142,8 +142,9 @@ export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Prom
     if (format !== "fp32") stored[n.id] = cast(g, y, ELEM_OF[format]);
     else {
       // An fp32 graph output is written under its own name by the node that computes it: no Identity copy.
+      // (Not when y is another value's float32 view, as a cast lowering returns: renaming would orphan it.)
       const port = ports.find((p) => p.id === n.id);
-      const direct = port !== undefined && g.renameLast(y, port.name);
+      const direct = port !== undefined && !asF32.includes(y) && g.renameLast(y, port.name);
       if (direct) produced.add(port.name);
       stored[n.id] = asF32[n.id] = direct ? port.name : y;
     }
