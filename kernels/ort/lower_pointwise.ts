@@ -76,7 +76,7 @@ const countCorrect: Lowering = (ctx) => {
 
 const dropout: Lowering = (ctx) => {
   const g = ctx.g, rate = num(ctx.node, "rate"), size = ctx.shape(0).reduce((p, d) => p * d, 1);
-  const keep = ctx.g.node("Reshape", [
+  const keep = g.node("Reshape", [
     ctx.mask(ctx.node.inputs[1], num(ctx.node, "salt"), rate, size),
     g.i64(ctx.shape(0)),
   ]);
