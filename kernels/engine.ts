@@ -123,14 +123,12 @@ export function assertSupports(engine: Engine, graph: Graph): void {
   const why: string[] = [];
   if (badOps.size) why.push(`ops ${[...badOps].sort().join(", ")}`);
   if (badFormats.size) why.push(`formats ${[...badFormats].sort().join(", ")}`);
-  const acc = engine.capabilities.accumulate;
-  if (acc && !acc.includes(graph.accumulate)) {
-    why.push(`accumulation in ${graph.accumulate} (it accumulates in ${acc.join(", ")})`);
-  }
-  if (engine.capabilities.stochasticRounding === false && graph.nodes.some((n) => n.attrs.stochastic)) {
-    why.push("stochastic rounding");
-  }
-  if (why.length) {
-    throw new Error(`Engine ${engine.name} cannot run this step graph: it lacks ${why.join(" and ")}`);
+  const rounding = graph.nodes.some((n) => n.attrs.stochastic) ? "stochastic" : "nearest";
+  const policy = policyProblem(engine.capabilities, { accumulate: graph.accumulate, rounding });
+  if (why.length || policy) {
+    const lacks = why.length ? [`it lacks ${why.join(" and ")}`] : [];
+    throw new Error(
+      `Engine ${engine.name} cannot run this step graph: ${[...lacks, policy ?? []].flat().join("; ")}`,
+    );
   }
 }

@@ -86,6 +86,28 @@ Deno.test("ort cli: without --allow-ffi, train --engine ort fails with one line 
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 });
 
+Deno.test("cli: an engine that cannot honour the precision says why in one line, exit code 2", async () => {
+  const cases = [
+    [
+      ["--engine", "ort", "--precision", "fp16,accumulate=fp16"],
+      FFI,
+      /Engine ort .*cannot accumulate in fp16/,
+    ],
+    [["--engine", "ort", "--precision", "bf16,rounding=stochastic"], FFI, /cannot round stochastically/],
+    [
+      ["--engine", "wasm", "--precision", "params=fp64,compute=fp64"],
+      TRAIN_PERMS,
+      /Engine wasm .*has no fp64/,
+    ],
+  ] as const;
+  for (const [args, perms, why] of cases) {
+    const r = await runCli(["train", "--dataset", "synthetic", "--epochs", "1", ...args], perms);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, why);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  }
+});
+
 Deno.test("ort cli: export usage errors are one line with exit code 2", async () => {
   for (const args of [["export"], ["export", "missing.json", "-o", "x.onnx"], ["export", "a.json"]]) {
     const r = await runCli(args, ["--allow-read", "--allow-write", "--allow-env"]);

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { cacheDir } from "../../datasets/cache.ts";
 import { progressPrinter } from "../../datasets/progress.ts";
 import { DATASET_NAMES, datasetInfo, loadDataset } from "../../datasets/registry.ts";
-import type { Engine } from "../../kernels/engine.ts";
+import { type Engine, policyProblem } from "../../kernels/engine.ts";
 import { DEFAULT_ENGINE, ENGINE_NAMES, loadEngine } from "../../kernels/registry.ts";
 import { modelByName, type ModelDef, MODELS } from "../model/zoo.ts";
 import { NAMED_POLICIES, parsePolicy, type Policy, PolicyError, policyString } from "../policy/policy.ts";
@@ -207,6 +207,12 @@ export async function trainCommand(args: string[]): Promise<number> {
   const threads = v.threads === undefined ? undefined : positiveInt("threads", v.threads);
   const engine = await loadEngine(config.engine, { threads });
   try {
+    // An engine that cannot honour the policy says so before any data is loaded (never a fallback).
+    const caps = engine.capabilities;
+    const formats = [policy.params, policy.compute, policy.accumulate, policy.state, policy.bn]
+      .filter((f) => f !== "params" && !caps.formats.includes(f));
+    const why = formats.length ? `it has no ${[...new Set(formats)].join(", ")}` : policyProblem(caps, policy);
+    if (why) throw new UsageError(`Engine ${engine.name} cannot train with precision ${config.precision}: ${why}`);
     return await trainWith(v, config, policy, model, engine);
   } finally {
     engine.close?.();
