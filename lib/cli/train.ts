@@ -211,8 +211,12 @@ export async function trainCommand(args: string[]): Promise<number> {
     const caps = engine.capabilities;
     const formats = [policy.params, policy.compute, policy.accumulate, policy.state, policy.bn]
       .filter((f) => f !== "params" && !caps.formats.includes(f));
-    const why = formats.length ? `it has no ${[...new Set(formats)].join(", ")}` : policyProblem(caps, policy);
-    if (why) throw new UsageError(`Engine ${engine.name} cannot train with precision ${config.precision}: ${why}`);
+    const why = formats.length
+      ? `it has no ${[...new Set(formats)].join(", ")}`
+      : policyProblem(caps, policy);
+    if (why) {
+      throw new UsageError(`Engine ${engine.name} cannot train with precision ${config.precision}: ${why}`);
+    }
     return await trainWith(v, config, policy, model, engine);
   } finally {
     engine.close?.();
