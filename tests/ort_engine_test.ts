@@ -11,6 +11,7 @@
 
 import assert from "node:assert/strict";
 import { isolateOps } from "./support/isolate_ops.ts";
+import { type StepCase, stepCases } from "./support/step_cases.ts";
 import { stepFeeds } from "./support/step_feeds.ts";
 import { synthetic } from "../datasets/synthetic.ts";
 import { type Engine, type HostTensor, policyProblem } from "../kernels/engine.ts";
@@ -24,7 +25,7 @@ import { OP_NAMES } from "../lib/graph/ops.ts";
 import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
 import { type OptimizerConfig, PAPER_SGD } from "../lib/train/optimizer.ts";
-import { buildEvalGraph, buildTrainGraph, type StepSpec } from "../lib/train/step.ts";
+import { buildTrainGraph, type StepSpec } from "../lib/train/step.ts";
 import { train } from "../lib/train/train.ts";
 import { createEngine as createWasm } from "../kernels/wasm/mod.ts";
 
@@ -112,7 +113,7 @@ const POLICIES = ["fp32", "fp16", "mixed", "bf16", "mixed-bf16"];
 Deno.test("ort: every op of MLP, CNN and zoo step graphs, lowered alone, agrees with ref", async () => {
   const ort = await createOrt();
   try {
-    const cases: [string, number, OptimizerConfig, string[]][] = [
+    const cases: StepCase[] = [
       ["mlp", 8, PAPER_SGD, POLICIES],
       ["cnn", 4, PAPER_SGD, POLICIES],
       ["mlp", 4, ADAM, ["fp32", "fp16", "mixed"]],
@@ -122,23 +123,9 @@ Deno.test("ort: every op of MLP, CNN and zoo step graphs, lowered alone, agrees 
       ["resnet32", 1, PAPER_SGD, ["mixed"]],
       ["vit8", 1, ADAM, ["mixed"]],
     ];
-    for (const [model, batch, optimizer, policies] of cases) {
-      for (const p of policies) {
-        const m = modelByName(model);
-        const spec: StepSpec = {
-          model: m,
-          modelOptions: { classes: 10, hidden: [13] },
-          policy: parsePolicy(p),
-          optimizer,
-          inputShape: m.input ?? [1, 28, 28],
-        };
-        const t = buildTrainGraph(spec, batch);
-        const feeds = stepFeeds(t.graph, spec.policy, spec.inputShape!, batch, {
-          ...{ seed: 3, stream: "ort-test", span: 2, lossScale: 1024, stepSeed: 12345, adamAlpha: 0.0003 },
-        });
-        await assertOpsAgree(ort, t.graph, feeds, `${model} ${p} train`);
-        await assertOpsAgree(ort, buildEvalGraph(spec, batch), feeds, `${model} ${p} eval`);
-      }
+    for (const c of stepCases(cases, "ort-test")) {
+      await assertOpsAgree(ort, c.train, c.feeds, `${c.label} train`);
+      await assertOpsAgree(ort, c.eval, c.feeds, `${c.label} eval`);
     }
     await assertOpsAgree(ort, ...handBuilt(), "hand-built tanh/concat");
   } finally {

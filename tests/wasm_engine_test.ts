@@ -4,7 +4,7 @@
  * whole training runs (weight hashes), thread counts 1, 2 and 4, and the --fast build's honesty.
  */
 
-import { stepFeeds } from "./support/step_feeds.ts";
+import { type StepCase, stepCases } from "./support/step_cases.ts";
 import assert from "node:assert/strict";
 import { synthetic } from "../datasets/synthetic.ts";
 import type { Engine, HostTensor } from "../kernels/engine.ts";
@@ -17,7 +17,6 @@ import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
 import { Rng } from "../lib/random.ts";
 import { type OptimizerConfig, PAPER_SGD } from "../lib/train/optimizer.ts";
-import { buildEvalGraph, buildTrainGraph, type StepSpec } from "../lib/train/step.ts";
 import { train } from "../lib/train/train.ts";
 
 const ref = createRef();
@@ -55,7 +54,7 @@ const covered = new Set<string>();
 Deno.test("wasm: every value of MLP, CNN and zoo step graphs equals ref, in every named policy", async () => {
   const wasm = await createWasm({ threads: 2 });
   try {
-    const cases: [string, number, OptimizerConfig, string[]][] = [
+    const cases: StepCase[] = [
       ["mlp", 5, PAPER_SGD, [...POLICIES, "fp16,accumulate=fp16", "bf16,rounding=stochastic"]],
       ["cnn", 3, PAPER_SGD, [...POLICIES, "fp16,accumulate=fp16"]],
       // Big enough that elementwise ops, gathers and pooling split over the threads.
@@ -67,26 +66,11 @@ Deno.test("wasm: every value of MLP, CNN and zoo step graphs equals ref, in ever
       ["vit8", 2, ADAM, ["bf16", "mixed"]],
       ["alexnet", 1, PAPER_SGD, ["fp16"]],
     ];
-    for (const [model, batch, optimizer, policies] of cases) {
-      for (const p of policies) {
-        const m = modelByName(model);
-        const spec: StepSpec = {
-          model: m,
-          modelOptions: { classes: 10, hidden: [13] },
-          policy: parsePolicy(p),
-          optimizer,
-          inputShape: m.input ?? [1, 28, 28],
-        };
-        const t = buildTrainGraph(spec, batch);
-        const feeds = stepFeeds(t.graph, spec.policy, spec.inputShape!, batch, {
-          ...{ seed: 3, stream: "wasm-test", span: 2, lossScale: 1024, stepSeed: 12345, adamAlpha: 0.0003 },
-        });
-        for (const op of await assertSameEverywhere(wasm, t.graph, feeds, `${model} ${p} train`)) {
-          covered.add(op);
-        }
-        const e = buildEvalGraph(spec, batch);
-        for (const op of await assertSameEverywhere(wasm, e, feeds, `${model} ${p} eval`)) covered.add(op);
+    for (const c of stepCases(cases, "wasm-test")) {
+      for (const op of await assertSameEverywhere(wasm, c.train, c.feeds, `${c.label} train`)) {
+        covered.add(op);
       }
+      for (const op of await assertSameEverywhere(wasm, c.eval, c.feeds, `${c.label} eval`)) covered.add(op);
     }
   } finally {
     wasm.close?.();
