@@ -9,6 +9,7 @@
  * ask {@link ortAvailable} first and report a skip if it says no.
  */
 
+import { ELEM, OnnxGraph } from "../../kernels/ort/onnx_graph.ts";
 import { loadOrt, loadProto, ortVersion } from "../../kernels/ort/runtime.ts";
 
 /**
@@ -25,26 +26,14 @@ export async function ortAvailable(): Promise<string | undefined> {
   }
 }
 
-/** Serialises an ONNX model (IR 8, opset 17) whose only node is C = MatMul(A, B). */
+/** The ONNX model whose only node is C = MatMul(A, B), built like the ort engine's models. */
 async function matmulModel(m: number, k: number, n: number): Promise<Uint8Array> {
-  const onnx = await loadProto();
-  const float = onnx.TensorProto.DataType.FLOAT;
-  const tensor = (name: string, dims: number[]) => ({
-    name,
-    type: { tensorType: { elemType: float, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
-  });
-  const model = onnx.ModelProto.fromObject({
-    irVersion: 8,
-    producerName: "f16repro-bench",
-    opsetImport: [{ domain: "", version: 17 }],
-    graph: {
-      name: "matmul",
-      node: [{ name: "mm", opType: "MatMul", input: ["A", "B"], output: ["C"] }],
-      input: [tensor("A", [m, k]), tensor("B", [k, n])],
-      output: [tensor("C", [m, n])],
-    },
-  });
-  return onnx.ModelProto.encode(model).finish();
+  const g = new OnnxGraph();
+  g.input("A", ELEM.FLOAT, [m, k]);
+  g.input("B", ELEM.FLOAT, [k, n]);
+  g.nodeTo("MatMul", ["A", "B"], "C");
+  g.output("C", ELEM.FLOAT, [m, n]);
+  return g.encode(await loadProto(), "matmul");
 }
 
 const randomData = (len: number) => Float32Array.from({ length: len }, () => Math.random() * 2 - 1);
