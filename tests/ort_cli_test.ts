@@ -13,7 +13,7 @@ import { roundArray } from "../lib/formats/format.ts";
 import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
 import type { RunRecord } from "../lib/record/run_record.ts";
-import { readWeights } from "../lib/record/weights.ts";
+import { readWeights, weightFeeds } from "../lib/record/weights.ts";
 import { buildEvalGraph } from "../lib/train/step.ts";
 
 const FFI = [...TRAIN_PERMS, "--allow-ffi"];
@@ -145,16 +145,7 @@ Deno.test("ort cli: an exported model predicts our engine's classes on the whole
         inputShape: data.shape,
       }, batch);
       const exe = wasm.compile(graph);
-      const leaves = Object.fromEntries(
-        graph.nodes.filter((n) => n.op === "param" || n.op === "state").map((n) => {
-          const w = weights[n.name!];
-          return [n.name!, {
-            shape: w.shape,
-            format: n.format!,
-            data: roundArray(n.format!, Float64Array.from(w.data)),
-          }];
-        }),
-      );
+      const leaves = weightFeeds(graph, weights);
       const session = await ort.InferenceSession.create(await Deno.readFile(file), {});
       const per = data.shape.reduce((p, d) => p * d, 1), n = data.test.count;
       assert.equal(n % batch, 0);

@@ -11,10 +11,10 @@
  */
 
 import { datasetInfo } from "../../datasets/registry.ts";
-import { roundArray } from "../../lib/formats/format.ts";
 import { modelByName } from "../../lib/model/zoo.ts";
 import { parsePolicy } from "../../lib/policy/policy.ts";
 import type { RunRecord } from "../../lib/record/run_record.ts";
+import { weightFeeds } from "../../lib/record/weights.ts";
 import { buildEvalGraph } from "../../lib/train/step.ts";
 import type { HostTensor } from "../engine.ts";
 import { lowerGraph } from "./model.ts";
@@ -45,17 +45,7 @@ export async function exportInference(
   const logits = graph.outputs.logits;
   for (const k of Object.keys(graph.outputs)) delete graph.outputs[k];
   graph.outputs.logits = logits;
-  const constants: Record<string, HostTensor> = {};
-  for (const leaf of graph.nodes) {
-    if (leaf.op !== "param" && leaf.op !== "state") continue;
-    const w = weights[leaf.name!];
-    if (!w) throw new Error(`The weights have no tensor ${leaf.name}`);
-    constants[leaf.name!] = {
-      shape: w.shape,
-      format: leaf.format!,
-      data: roundArray(leaf.format!, Float64Array.from(w.data)),
-    };
-  }
+  const constants = weightFeeds(graph, weights, (name) => new Error(`The weights have no tensor ${name}`));
   const ds = record.dataset as { mean?: number; std?: number };
   const lowered = await lowerGraph(graph, {
     constants,

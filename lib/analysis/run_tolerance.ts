@@ -11,12 +11,12 @@
 import { loadDataset } from "../../datasets/registry.ts";
 import type { HostTensor } from "../../kernels/engine.ts";
 import { createEngine } from "../../kernels/ref/mod.ts";
-import { roundArray, rounder } from "../formats/format.ts";
+import { rounder } from "../formats/format.ts";
 import { modelByName } from "../model/zoo.ts";
 import { parsePolicy, type Policy } from "../policy/policy.ts";
 import { readJson, recordProblem } from "../record/read.ts";
 import type { RunRecord } from "../record/run_record.ts";
-import { readWeights } from "../record/weights.ts";
+import { readWeights, weightFeeds } from "../record/weights.ts";
 import { buildEvalGraph } from "../train/step.ts";
 import type { Dataset } from "../../datasets/dataset.ts";
 import { measure, softmaxRows, TOLERANCE_SCHEMA, type ToleranceSpace } from "./tolerance.ts";
@@ -69,16 +69,10 @@ async function testLogits(
     let exe = compiled.get(b);
     if (!exe) {
       const g = buildEvalGraph(spec, b);
-      feedsOfWeights ??= Object.fromEntries(
-        g.nodes.filter((x) => x.op === "param" || x.op === "state").map((leaf) => {
-          const w = weights[leaf.name!];
-          if (!w) throw new ToleranceInputError(`The weights have no tensor ${leaf.name}`);
-          return [leaf.name!, {
-            shape: w.shape,
-            format: leaf.format!,
-            data: roundArray(leaf.format!, Float64Array.from(w.data)),
-          }];
-        }),
+      feedsOfWeights ??= weightFeeds(
+        g,
+        weights,
+        (name) => new ToleranceInputError(`The weights have no tensor ${name}`),
       );
       compiled.set(b, exe = engine.compile(g));
     }

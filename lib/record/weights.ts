@@ -12,7 +12,8 @@
  */
 
 import type { HostTensor } from "../../kernels/engine.ts";
-import type { FormatName } from "../formats/format.ts";
+import { type FormatName, roundArray } from "../formats/format.ts";
+import type { Graph } from "../graph/graph.ts";
 import { hashTensors, storageBytes } from "./hash.ts";
 import { writeAtomic } from "./run_record.ts";
 
@@ -119,4 +120,28 @@ export async function readWeights(path: string, expectedHash: string): Promise<R
     );
   }
   return tensors;
+}
+
+/**
+ * The feeds of `graph`'s parameter and state leaves from saved weights, each rounded to its leaf's format (a
+ * mixed-precision evaluation graph may read an fp32 weight in fp16). `missing` makes the error for a leaf the
+ * weights lack.
+ */
+export function weightFeeds(
+  graph: Graph,
+  weights: Readonly<Record<string, HostTensor>>,
+  missing: (name: string) => Error = (name) => new WeightsError(`The weights have no tensor ${name}`),
+): Record<string, HostTensor> {
+  const feeds: Record<string, HostTensor> = {};
+  for (const leaf of graph.nodes) {
+    if (leaf.op !== "param" && leaf.op !== "state") continue;
+    const w = weights[leaf.name!];
+    if (!w) throw missing(leaf.name!);
+    feeds[leaf.name!] = {
+      shape: w.shape,
+      format: leaf.format!,
+      data: roundArray(leaf.format!, Float64Array.from(w.data)),
+    };
+  }
+  return feeds;
 }
