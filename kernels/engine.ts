@@ -12,6 +12,7 @@
 
 import type { FormatName } from "../lib/formats/format.ts";
 import type { Graph, Node } from "../lib/graph/graph.ts";
+import type { Policy } from "../lib/policy/policy.ts";
 
 /** Element storage of host tensors (values are exact in the tensor's format either way). */
 export type TensorData = Float64Array | Float32Array;
@@ -92,17 +93,27 @@ export function feedFor(node: Node, feeds: Readonly<Record<string, HostTensor>>)
   return t;
 }
 
-/** Why an engine with `caps` cannot train under `policy` (its accumulation or rounding), or undefined. */
+/** Why an engine with `caps` cannot train under `policy` (a format, its accumulation or rounding), or undefined. */
 export function policyProblem(
-  caps: Pick<EngineCapabilities, "accumulate" | "stochasticRounding">,
-  policy: { readonly accumulate: FormatName; readonly rounding: string },
+  caps: Pick<EngineCapabilities, "formats" | "accumulate" | "stochasticRounding">,
+  policy: Pick<Policy, "params" | "compute" | "accumulate" | "state" | "bn" | "rounding">,
 ): string | undefined {
-  if (caps.accumulate && !caps.accumulate.includes(policy.accumulate)) {
-    return `it cannot accumulate in ${policy.accumulate} (only ${caps.accumulate.join(", ")})`;
+  const formats = [policy.params, policy.compute, policy.accumulate, policy.state, policy.bn]
+    .filter((f): f is FormatName => f !== "params" && !caps.formats.includes(f));
+  if (formats.length) return `it has no ${[...new Set(formats)].join(", ")}`;
+  return arithmeticProblem(caps, policy.accumulate, policy.rounding);
+}
+
+/** Why an engine with `caps` cannot accumulate in `accumulate` or round as `rounding` says, or undefined. */
+function arithmeticProblem(
+  caps: Pick<EngineCapabilities, "accumulate" | "stochasticRounding">,
+  accumulate: FormatName,
+  rounding: string,
+): string | undefined {
+  if (caps.accumulate && !caps.accumulate.includes(accumulate)) {
+    return `it cannot accumulate in ${accumulate} (only ${caps.accumulate.join(", ")})`;
   }
-  if (caps.stochasticRounding === false && policy.rounding === "stochastic") {
-    return "it cannot round stochastically";
-  }
+  if (caps.stochasticRounding === false && rounding === "stochastic") return "it cannot round stochastically";
   return undefined;
 }
 
@@ -124,11 +135,11 @@ export function assertSupports(engine: Engine, graph: Graph): void {
   if (badOps.size) why.push(`ops ${[...badOps].sort().join(", ")}`);
   if (badFormats.size) why.push(`formats ${[...badFormats].sort().join(", ")}`);
   const rounding = graph.nodes.some((n) => n.attrs.stochastic) ? "stochastic" : "nearest";
-  const policy = policyProblem(engine.capabilities, { accumulate: graph.accumulate, rounding });
-  if (why.length || policy) {
+  const arithmetic = arithmeticProblem(engine.capabilities, graph.accumulate, rounding);
+  if (why.length || arithmetic) {
     const lacks = why.length ? [`it lacks ${why.join(" and ")}`] : [];
     throw new Error(
-      `Engine ${engine.name} cannot run this step graph: ${[...lacks, policy ?? []].flat().join("; ")}`,
+      `Engine ${engine.name} cannot run this step graph: ${[...lacks, arithmetic ?? []].flat().join("; ")}`,
     );
   }
 }

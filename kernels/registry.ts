@@ -34,6 +34,6 @@ export async function loadEngine(name: string, options: EngineOptions = {}): Pro
  */
 export async function engineLimits(
   name: string,
-): Promise<Pick<EngineCapabilities, "accumulate" | "stochasticRounding"> | undefined> {
+): Promise<Pick<EngineCapabilities, "formats" | "accumulate" | "stochasticRounding"> | undefined> {
   return name === "ort" ? (await import("./ort/capabilities.ts")).ORT_CAPABILITIES : undefined;
 }

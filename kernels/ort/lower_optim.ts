@@ -54,7 +54,7 @@ const sgdApply: Lowering = (ctx) => {
 const adamMoment: Lowering = (ctx) => {
   const gi = gradAt(ctx, 1, 2, 3), m = ctx.x(0);
   const p = num(ctx.node, "power") === 2 ? r(ctx, "Mul", gi, gi) : gi;
-  const omb = hyper(ctx, rounder(ctx.node.format!)(1 - rounder(ctx.node.format!)(num(ctx.node, "beta"))));
+  const omb = hyper(ctx, 1 - rounder(ctx.node.format!)(num(ctx.node, "beta"))); // r(1 - r(beta))
   return gate(ctx, m, ctx.g.node("Add", [m, r(ctx, "Mul", r(ctx, "Sub", p, m), omb)]), 4);
 };
 

@@ -208,12 +208,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   const engine = await loadEngine(config.engine, { threads });
   try {
     // An engine that cannot honour the policy says so before any data is loaded (never a fallback).
-    const caps = engine.capabilities;
-    const formats = [policy.params, policy.compute, policy.accumulate, policy.state, policy.bn]
-      .filter((f) => f !== "params" && !caps.formats.includes(f));
-    const why = formats.length
-      ? `it has no ${[...new Set(formats)].join(", ")}`
-      : policyProblem(caps, policy);
+    const why = policyProblem(engine.capabilities, policy);
     if (why) {
       throw new UsageError(`Engine ${engine.name} cannot train with precision ${config.precision}: ${why}`);
     }
