@@ -41,16 +41,15 @@ function sessionOptions(threads: number): Record<string, unknown> {
   };
 }
 
-/** A host tensor as an onnxruntime tensor of its boundary type (see kernels/ort/model.ts). */
-export function toOrt(ort: Ort, t: HostTensor): OrtTensor {
-  if (t.format === "fp64") return new ort.Tensor("float64", Float64Array.from(t.data), t.shape);
+/** A host tensor as an onnxruntime float32 tensor, its boundary type (see kernels/ort/model.ts; no fp64 here). */
+function toOrt(ort: Ort, t: HostTensor): OrtTensor {
   const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
   return new ort.Tensor("float32", data, t.shape);
 }
 
-/** An onnxruntime result as a host tensor. */
-export function fromOrt(t: OrtTensor, format: FormatName, shape: readonly number[]): HostTensor {
-  if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) {
+/** An onnxruntime float32 result as a host tensor. */
+function fromOrt(t: OrtTensor, format: FormatName, shape: readonly number[]): HostTensor {
+  if (!(t.data instanceof Float32Array)) {
     throw new Error(`Unexpected onnxruntime output type ${t.type}`);
   }
   return { shape, format, data: t.data };

@@ -51,8 +51,6 @@ export interface LoweredModel {
   readonly outputs: readonly Port[];
   /** Dropout masks the host computes and feeds each step. */
   readonly masks: readonly MaskInput[];
-  /** Number of ONNX nodes. */
-  readonly nodes: number;
 }
 
 /** Options of {@linkcode lowerGraph}. */
@@ -160,5 +158,5 @@ export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Prom
     outputs.push({ name: p.name, key: p.key, id: p.id, format: node.format!, shape: node.shape });
   }
   const bytes = g.encode(await loadProto(), options.name ?? "f16repro_step", options.doc);
-  return { bytes, inputs, outputs, masks, nodes: g.size };
+  return { bytes, inputs, outputs, masks };
 }

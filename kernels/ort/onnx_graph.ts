@@ -19,8 +19,8 @@ export const ELEM_OF: Readonly<Record<FormatName, number>> = {
   fp64: ELEM.DOUBLE,
 };
 
-/** Attribute values: a number is an INT, a number list INTS, a string STRING; `{ f }` a FLOAT. */
-export type OnnxAttr = number | readonly number[] | string | { readonly f: number };
+/** Attribute values: a number is an INT, a number list INTS, a string STRING (float constants are inputs). */
+export type OnnxAttr = number | readonly number[] | string;
 
 /** The opset the lowerings are written against (ReduceMean and friends take axes as an input from 18). */
 export const OPSET = 18;
@@ -30,7 +30,6 @@ type Obj = Record<string, unknown>;
 function attribute(name: string, v: OnnxAttr): Obj {
   if (typeof v === "string") return { name, type: 3, s: new TextEncoder().encode(v) };
   if (typeof v === "number") return { name, type: 2, i: v };
-  if ("f" in v) return { name, type: 1, f: (v as { f: number }).f };
   return { name, type: 7, ints: [...(v as readonly number[])] };
 }
 
@@ -132,11 +131,6 @@ export class OnnxGraph {
   /** Declares a graph output. */
   output(name: string, elemType: number, dims: readonly number[]): void {
     this.#outputs.push(valueInfo(name, elemType, dims));
-  }
-
-  /** Number of nodes so far. */
-  get size(): number {
-    return this.#nodes.length;
   }
 
   /** The serialised ModelProto. */

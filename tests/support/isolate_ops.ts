@@ -18,12 +18,11 @@ export interface Isolated {
   readonly nodes: Record<string, Node>;
 }
 
-/** Isolates every live op of `graph` given the step's `feeds`. */
+/** Isolates every live op of `graph` given the step's `feeds` (adds every live value to `graph.outputs`). */
 export function isolateOps(graph: Graph, feeds: Readonly<Record<string, HostTensor>>): Isolated {
   const live = graph.live();
-  const probe = graph;
-  for (const n of graph.nodes) if (live[n.id]) probe.outputs[`#${n.id}`] = n.id;
-  const values = runGraph(probe, feeds);
+  for (const n of graph.nodes) if (live[n.id]) graph.outputs[`#${n.id}`] = n.id;
+  const values = runGraph(graph, feeds);
   const g = new Graph();
   g.accumulate = graph.accumulate;
   const out: Isolated = { graph: g, feeds: {}, expected: {}, nodes: {} };
