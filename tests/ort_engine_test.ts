@@ -17,8 +17,10 @@ import { synthetic } from "../datasets/synthetic.ts";
 import { type Engine, type HostTensor, policyProblem } from "../kernels/engine.ts";
 import { engineLimits } from "../kernels/registry.ts";
 import { runGraph } from "../kernels/ref/mod.ts";
+import { dropoutKeeps } from "../kernels/ref/elementwise.ts";
 import { createEngine as createOrt } from "../kernels/ort/mod.ts";
-import { LOWERINGS } from "../kernels/ort/model.ts";
+import { lowerGraph, LOWERINGS } from "../kernels/ort/model.ts";
+import { loadOrt, type OrtTensor } from "../kernels/ort/runtime.ts";
 import { type FormatName, FORMATS } from "../lib/formats/format.ts";
 import { Graph } from "../lib/graph/graph.ts";
 import { OP_NAMES } from "../lib/graph/ops.ts";
@@ -280,6 +282,57 @@ Deno.test("ort: state fed back (double-buffered) gives the bits of state passed 
     }
   } finally {
     ort.close?.();
+  }
+});
+
+Deno.test("ort: the engine's C API sessions give onnxruntime-node's own bits, dropout masks included", async () => {
+  // The engine calls onnxruntime's C API directly (kernels/ort/capi.ts); onnxruntime-node's JavaScript API
+  // runs the same lowered model with the same session options here. Three steps, state fed back.
+  const js = await loadOrt();
+  const tensor = (data: Float32Array | Uint8Array, shape: readonly number[]) =>
+    new js.Tensor(data instanceof Uint8Array ? "bool" : "float32", data, shape);
+  for (const threads of [1, 2]) {
+    const ort = await createOrt({ threads });
+    try {
+      const cases: StepCase[] = [["mlp", 16, PAPER_SGD, ["fp32", "bf16"]], ["vit8", 2, ADAM, ["mixed"]]];
+      for (const c of stepCases(cases, "ort-capi-test")) {
+        const model = await lowerGraph(c.train);
+        const session = await js.InferenceSession.create(model.bytes, {
+          intraOpNumThreads: threads,
+          interOpNumThreads: 1,
+          executionMode: "sequential",
+          graphOptimizationLevel: "all",
+          extra: { session: { use_deterministic_compute: "1" } },
+        });
+        const exe = ort.compile(c.train);
+        let feeds = c.feeds;
+        assert.ok(model.masks.length > 0 || !c.label.startsWith("vit8"), "vit8 has dropout masks");
+        for (let step = 0; step < 3; step++) {
+          feeds = { ...feeds, step_seed: { shape: [], format: "fp32", data: Float64Array.of(100 + step) } };
+          const input: Record<string, OrtTensor> = {};
+          for (const p of model.inputs) input[p.name] = tensor(Float32Array.from(feeds[p.key].data), p.shape);
+          for (const m of model.masks) {
+            const keep = new Uint8Array(m.size);
+            const seed = feeds[c.train.nodes[m.seed].name!].data[0];
+            for (let i = 0; i < m.size; i++) keep[i] = dropoutKeeps(seed, m.salt, i, m.rate) ? 1 : 0;
+            input[m.name] = tensor(keep, [m.size]);
+          }
+          const want = await session.run(input);
+          const got = await exe.run(feeds);
+          for (const p of model.outputs) {
+            assert.deepEqual(
+              new Uint32Array(Float32Array.from(got[p.key].data).buffer),
+              new Uint32Array((want[p.name].data as Float32Array).slice().buffer),
+              `${c.label} ${p.key} at step ${step}, ${threads} thread(s)`,
+            );
+          }
+          feeds = { ...feeds, ...Object.fromEntries(c.train.state.map((st) => [st.name, got[st.name]])) };
+        }
+        await session.release();
+      }
+    } finally {
+      ort.close?.();
+    }
   }
 });
 

@@ -1,10 +1,11 @@
 /**
- * The ort engine: the whole training step as one ONNX model, run by onnxruntime-node's CPU provider.
+ * The ort engine: the whole training step as one ONNX model, run by onnxruntime's CPU provider (the
+ * library onnxruntime-node ships, called through its C API: kernels/ort/capi.ts).
  *
- * `compile` lowers the step graph (kernels/ort/model.ts); the first `run` creates one InferenceSession for
- * it, and every run feeds the batch and the state and reads back the outputs and the next state. State
- * returned by one run and fed to the next is passed on as the same onnxruntime tensor, without a copy
- * or a conversion.
+ * `compile` lowers the step graph (kernels/ort/model.ts); the first `run` creates one session for it, and
+ * every run feeds the batch and the state and has onnxruntime write the outputs and the next state
+ * straight into Float32Arrays this executable owns. State returned by one run and fed to the next is
+ * passed on as the same buffer, without a copy or a conversion.
  *
  * What it guarantees: fp32, fp16 and bf16 storage, each op's output rounded to its format (a Cast after
  * every op, which no onnxruntime optimisation removes; tests/ort_engine_test.ts checks every op against
@@ -16,13 +17,14 @@
  * @module
  */
 
-import { FORMAT_NAMES, type FormatName } from "../../lib/formats/format.ts";
+import { FORMAT_NAMES } from "../../lib/formats/format.ts";
 import type { Graph } from "../../lib/graph/graph.ts";
 import { dropoutKeeps } from "../ref/elementwise.ts";
 import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
 import { ORT_CAPABILITIES } from "./capabilities.ts";
 import { type LoweredModel, lowerGraph } from "./model.ts";
-import { loadOrt, type Ort, type OrtSession, type OrtTensor, ortVersion } from "./runtime.ts";
+import type { CSession, CSessionOptions, CTensor, OrtC } from "./capi.ts";
+import { loadOrtC } from "./runtime.ts";
 
 /** Options of the ort engine. */
 export interface OrtOptions {
@@ -30,29 +32,20 @@ export interface OrtOptions {
   readonly threads?: number;
 }
 
-/** onnxruntime session options: the run record states them (see `environment()`). */
-function sessionOptions(threads: number): Record<string, unknown> {
+/** Session options; the run record states them (see `environment()`). */
+function sessionOptions(threads: number): CSessionOptions {
   return {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: "sequential",
-    graphOptimizationLevel: "all",
-    extra: { session: { use_deterministic_compute: "1" } },
+    intraOpThreads: threads,
+    interOpThreads: 1,
+    sequential: true,
+    optimizationLevel: 99, // all
+    config: { "session.use_deterministic_compute": "1" },
   };
 }
 
-/** A host tensor as an onnxruntime float32 tensor, its boundary type (see kernels/ort/model.ts; no fp64 here). */
-function toOrt(ort: Ort, t: HostTensor): OrtTensor {
-  const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
-  return new ort.Tensor("float32", data, t.shape);
-}
-
-/** An onnxruntime float32 result as a host tensor. */
-function fromOrt(t: OrtTensor, format: FormatName, shape: readonly number[]): HostTensor {
-  if (!(t.data instanceof Float32Array)) {
-    throw new Error(`Unexpected onnxruntime output type ${t.type}`);
-  }
-  return { shape, format, data: t.data };
+/** A host tensor as float32, its boundary type (see kernels/ort/model.ts; no fp64 here). */
+function toF32(t: HostTensor): Float32Array {
+  return t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
 }
 
 /** The bool mask of one dropout node for this step's seed. */
@@ -62,18 +55,20 @@ function maskData(seed: number, salt: number, rate: number, size: number): Uint8
   return keep;
 }
 
+const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
 class OrtExecutable implements Executable {
   readonly #graph: Graph;
-  readonly #ort: Ort;
+  readonly #ort: OrtC;
   readonly #threads: number;
-  readonly #sessions: Set<OrtSession>;
-  #ready?: Promise<{ ort: Ort; session: OrtSession; model: LoweredModel; stateKeys: Set<string> }>;
-  /** The onnxruntime tensor behind each host tensor this executable returned, and its output name. */
-  readonly #mine = new WeakMap<HostTensor, { name: string; tensor: OrtTensor }>();
-  /** Output buffers of next-state values that were fed back and consumed, ready to be written again. */
-  readonly #free = new Map<string, OrtTensor[]>();
+  readonly #sessions: Set<CSession>;
+  #ready?: Promise<{ session: CSession; model: LoweredModel; stateKeys: Set<string> }>;
+  /** The output name behind each host tensor this executable returned. */
+  readonly #mine = new WeakMap<HostTensor, string>();
+  /** Buffers of next-state values that were fed back and consumed, ready to be written again. */
+  readonly #free = new Map<string, Float32Array[]>();
 
-  constructor(graph: Graph, ort: Ort, threads: number, sessions: Set<OrtSession>) {
+  constructor(graph: Graph, ort: OrtC, threads: number, sessions: Set<CSession>) {
     this.#graph = graph;
     this.#ort = ort;
     this.#threads = threads;
@@ -82,42 +77,50 @@ class OrtExecutable implements Executable {
 
   #start() {
     this.#ready ??= (async () => {
-      const ort = this.#ort;
       const model = await lowerGraph(this.#graph);
-      const session = await ort.InferenceSession.create(model.bytes, sessionOptions(this.#threads));
+      const session = this.#ort.createSession(
+        model.bytes,
+        [...model.inputs.map((p) => p.name), ...model.masks.map((m) => m.name)],
+        model.outputs.map((p) => p.name),
+        sessionOptions(this.#threads),
+      );
       this.#sessions.add(session);
-      return { ort, session, model, stateKeys: new Set(this.#graph.state.map((s) => s.name)) };
+      return { session, model, stateKeys: new Set(this.#graph.state.map((s) => s.name)) };
     })();
     return this.#ready;
   }
 
   async run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>> {
-    const { ort, session, model, stateKeys } = await this.#start();
+    const { session, model, stateKeys } = await this.#start();
     const nodes = this.#graph.nodes;
-    const input: Record<string, OrtTensor> = {}, consumed: { name: string; tensor: OrtTensor }[] = [];
+    const inputs: Record<string, CTensor> = {}, consumed: [string, Float32Array][] = [];
     for (const p of model.inputs) {
       const t = feedFor(nodes[p.id], feeds), mine = this.#mine.get(t);
-      input[p.name] = mine?.tensor ?? toOrt(ort, t);
-      if (mine && stateKeys.has(p.key)) consumed.push(mine), this.#mine.delete(t);
+      inputs[p.name] = { data: toF32(t), shape: p.shape };
+      if (mine && stateKeys.has(p.key)) consumed.push([mine, t.data as Float32Array]), this.#mine.delete(t);
     }
     for (const m of model.masks) {
       const seed = feedFor(nodes[m.seed], feeds).data[0];
-      input[m.name] = new ort.Tensor("bool", maskData(seed, m.salt, m.rate, m.size), [m.size]);
+      inputs[m.name] = { data: maskData(seed, m.salt, m.rate, m.size), shape: [m.size] };
     }
     // Next-state values are written into the buffers of state consumed two runs ago (double buffering):
     // no allocation, no copy. Other results get fresh memory.
-    const fetches: Record<string, OrtTensor | null> = {};
-    for (const p of model.outputs) fetches[p.name] = this.#free.get(p.name)?.pop() ?? null;
-    const out = await session.run(input, fetches);
-    for (const c of consumed) {
-      if (!this.#free.has(c.name)) this.#free.set(c.name, []);
-      this.#free.get(c.name)!.push(c.tensor);
+    const outputs: Record<string, CTensor> = {};
+    for (const p of model.outputs) {
+      outputs[p.name] = {
+        data: this.#free.get(p.name)?.pop() ?? new Float32Array(sizeOf(p.shape)),
+        shape: p.shape,
+      };
+    }
+    session.run(inputs, outputs);
+    for (const [name, data] of consumed) {
+      if (!this.#free.has(name)) this.#free.set(name, []);
+      this.#free.get(name)!.push(data);
     }
     const result: Record<string, HostTensor> = {};
     for (const p of model.outputs) {
-      const tensor = fetches[p.name] ?? out[p.name];
-      const t = fromOrt(tensor, p.format, p.shape);
-      this.#mine.set(t, { name: p.name, tensor });
+      const t: HostTensor = { shape: p.shape, format: p.format, data: outputs[p.name].data as Float32Array };
+      this.#mine.set(t, p.name);
       result[p.key] = t;
     }
     return result;
@@ -127,8 +130,8 @@ class OrtExecutable implements Executable {
 /** Creates the ort engine, loading onnxruntime-node (it needs --allow-ffi; without it this throws NotCapable). */
 export async function createEngine(options: OrtOptions = {}): Promise<Engine> {
   const threads = options.threads ?? 1;
-  const sessions = new Set<OrtSession>();
-  const ort = await loadOrt();
+  const sessions = new Set<CSession>();
+  const ort = await loadOrtC();
   const engine: Engine = {
     name: "ort",
     description:
@@ -139,7 +142,7 @@ export async function createEngine(options: OrtOptions = {}): Promise<Engine> {
       return new OrtExecutable(graph, ort, threads, sessions);
     },
     environment: () => ({
-      kernels: `onnxruntime-node ${ortVersion(ort)}, CPU execution provider`,
+      kernels: `onnxruntime ${ort.version} (onnxruntime-node's library, C API), CPU execution provider`,
       threads: `${threads} intra-op, 1 inter-op, sequential`,
       deterministic: "session.use_deterministic_compute=1",
       optimization: "graphOptimizationLevel all; every op's result cast to its format",
@@ -149,7 +152,7 @@ export async function createEngine(options: OrtOptions = {}): Promise<Engine> {
       }, rounding=stochastic, fp64`,
     }),
     close() {
-      for (const s of sessions) void s.release();
+      for (const s of sessions) s.release();
       sessions.clear();
     },
   };

@@ -6,9 +6,10 @@
  * initializers, for an exported model), outputs and next state values become graph outputs.
  *
  * At the JavaScript boundary fp16 and bf16 tensors travel as float32 holding their exact values and are
- * cast inside the model. onnxruntime-node has no bfloat16 tensor type, and for float16 its JavaScript
- * side turns every Uint16Array into Deno's native Float16Array, which the native binding cannot read
- * (it sees zero bytes). Inside the model every fp16/bf16 value is a 16-bit tensor.
+ * cast inside the model. This keeps the lowered model runnable by onnxruntime-node's JavaScript API too
+ * (the tests check the engine against it): that API has no bfloat16 tensor type, and for float16 it turns
+ * every Uint16Array into Deno's native Float16Array, which its native binding cannot read (it sees zero
+ * bytes). Inside the model every fp16/bf16 value is a 16-bit tensor.
  *
  * @module
  */

@@ -47,6 +47,8 @@ export interface OnnxProto {
   };
 }
 
+import { openOrtC, type OrtC } from "./capi.ts";
+
 // Bare names mapped in deno.json ("imports"), joined at run time so that Deno does not prefetch them.
 const ORT_SPEC = ["onnxruntime", "node"].join("-");
 const PROTO_SPEC = ["onnx", "proto"].join("-");
@@ -74,6 +76,26 @@ export function loadOrt(): Promise<Ort> {
     throw explain(err);
   });
   return ort;
+}
+
+let orc: Promise<OrtC> | undefined;
+
+/**
+ * onnxruntime's C API (kernels/ort/capi.ts) from the library inside the onnxruntime-node package, which
+ * is loaded first (it fetches the package on first use and turns a missing --allow-ffi into one message).
+ */
+export function loadOrtC(): Promise<OrtC> {
+  orc ??= loadOrt().then(() => {
+    try {
+      return openOrtC(import.meta.resolve(ORT_SPEC));
+    } catch (err) {
+      throw explain(err);
+    }
+  }).catch((err) => {
+    orc = undefined;
+    throw err;
+  });
+  return orc;
 }
 
 /** onnx-proto's `onnx` namespace (plain JavaScript: no permission needed). */
