@@ -43,11 +43,6 @@ function sessionOptions(threads: number): CSessionOptions {
   };
 }
 
-/** A host tensor as float32, its boundary type (see kernels/ort/model.ts; no fp64 here). */
-function toF32(t: HostTensor): Float32Array {
-  return t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
-}
-
 /** The bool mask of one dropout node for this step's seed. */
 function maskData(seed: number, salt: number, rate: number, size: number): Uint8Array {
   const keep = new Uint8Array(size);
@@ -67,6 +62,9 @@ class OrtExecutable implements Executable {
   readonly #mine = new WeakMap<HostTensor, string>();
   /** Buffers of next-state values that were fed back and consumed, ready to be written again. */
   readonly #free = new Map<string, Float32Array[]>();
+
+  /** Float32 copies of feeds given as float64 (scalars, mostly), one reused buffer per input. */
+  readonly #converted = new Map<string, Float32Array>();
 
   constructor(graph: Graph, ort: OrtC, threads: number, sessions: Set<CSession>) {
     this.#graph = graph;
@@ -90,13 +88,22 @@ class OrtExecutable implements Executable {
     return this.#ready;
   }
 
+  /** A feed's values as float32, the boundary type (see kernels/ort/model.ts; exact, no fp64 here). */
+  #asF32(name: string, data: HostTensor["data"]): Float32Array {
+    if (data instanceof Float32Array) return data;
+    let buf = this.#converted.get(name);
+    if (!buf) this.#converted.set(name, buf = new Float32Array(data.length));
+    buf.set(data);
+    return buf;
+  }
+
   async run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>> {
     const { session, model, stateKeys } = await this.#start();
     const nodes = this.#graph.nodes;
     const inputs: Record<string, CTensor> = {}, consumed: [string, Float32Array][] = [];
     for (const p of model.inputs) {
       const t = feedFor(nodes[p.id], feeds), mine = this.#mine.get(t);
-      inputs[p.name] = { data: toF32(t), shape: p.shape };
+      inputs[p.name] = { data: this.#asF32(p.name, t.data), shape: p.shape };
       if (mine && stateKeys.has(p.key)) consumed.push([mine, t.data as Float32Array]), this.#mine.delete(t);
     }
     for (const m of model.masks) {
