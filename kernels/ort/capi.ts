@@ -10,12 +10,13 @@
  * The library is the one onnxruntime-node ships and its binding loads (same version, same kernels);
  * the session options are the ones kernels/ort/mod.ts gave onnxruntime-node. Only the C API's first,
  * stable table entries are used; their positions are fixed by the header (`struct OrtApi`, append-only).
+ * Pointers are 8 bytes: Deno runs on 64-bit platforms only.
  *
  * @module
  */
 
 /** ONNX element types this module passes (TensorProto.DataType). */
-export const C_ELEM = { FLOAT: 1, BOOL: 9 } as const;
+const C_ELEM = { FLOAT: 1, BOOL: 9 } as const;
 
 /** A tensor in caller-owned memory: float32, or bool as one byte per element. */
 export interface CTensor {
@@ -74,7 +75,6 @@ const SLOT = {
   CreateTensorWithDataAsOrtValue: 49,
   CreateCpuMemoryInfo: 69,
   ReleaseStatus: 93,
-  ReleaseMemoryInfo: 94,
   ReleaseSession: 95,
   ReleaseValue: 96,
   ReleaseSessionOptions: 100,
@@ -98,7 +98,6 @@ const DEFS = {
   CreateTensorWithDataAsOrtValue: { parameters: [P, P, "usize", B, "usize", "i32", B], result: P },
   CreateCpuMemoryInfo: { parameters: ["i32", "i32", B], result: P },
   ReleaseStatus: { parameters: [P], result: "void" },
-  ReleaseMemoryInfo: { parameters: [P], result: "void" },
   ReleaseSession: { parameters: [P], result: "void" },
   ReleaseValue: { parameters: [P], result: "void" },
   ReleaseSessionOptions: { parameters: [P], result: "void" },
@@ -131,7 +130,7 @@ class Api {
   readonly #values = new WeakMap<ArrayBufferView, { value: Deno.PointerValue; shape: string }>();
   readonly #finalizer: FinalizationRegistry<Deno.PointerValue>;
 
-  constructor(path: string) {
+  constructor(path: URL) {
     const lib = Deno.dlopen(path, { OrtGetApiBase: { parameters: [], result: P } });
     const base = new Deno.UnsafePointerView(lib.symbols.OrtGetApiBase()!);
     const getApi = new Deno.UnsafeFnPointer(base.getPointer(0)!, { parameters: ["u32"], result: P });
@@ -148,6 +147,7 @@ class Api {
       );
     }
     this.fns = fns as Fns;
+    // The environment and the CPU memory description live as long as the process (sessions need both).
     this.env = this.out((o) => this.fns.CreateEnv.call(3, cstr("f16repro"), o)); // 3: ORT_LOGGING_LEVEL_ERROR
     this.cpu = this.out((o) => this.fns.CreateCpuMemoryInfo.call(1, 0, o)); // arena allocator, default mem
     this.#finalizer = new FinalizationRegistry((v) => this.fns.ReleaseValue.call(v));
@@ -278,7 +278,7 @@ let loaded: OrtC | undefined;
  */
 export function openOrtC(packageEntry: string): OrtC {
   if (loaded) return loaded;
-  const api = new Api(libraryUrl(packageEntry).pathname);
+  const api = new Api(libraryUrl(packageEntry));
   loaded = {
     version: api.version,
     createSession: (model, inputs, outputs, options) => new Session(api, model, inputs, outputs, options),
