@@ -17,9 +17,8 @@ import { synthetic } from "../datasets/synthetic.ts";
 import { type Engine, type HostTensor, policyProblem } from "../kernels/engine.ts";
 import { engineLimits } from "../kernels/registry.ts";
 import { runGraph } from "../kernels/ref/mod.ts";
-import { dropoutKeeps } from "../kernels/ref/elementwise.ts";
 import { createEngine as createOrt } from "../kernels/ort/mod.ts";
-import { lowerGraph, LOWERINGS } from "../kernels/ort/model.ts";
+import { fillMask, lowerGraph, LOWERINGS } from "../kernels/ort/model.ts";
 import { loadOrt, type OrtTensor } from "../kernels/ort/runtime.ts";
 import { type FormatName, FORMATS } from "../lib/formats/format.ts";
 import { Graph } from "../lib/graph/graph.ts";
@@ -312,10 +311,8 @@ Deno.test("ort: the engine's C API sessions give onnxruntime-node's own bits, dr
           const input: Record<string, OrtTensor> = {};
           for (const p of model.inputs) input[p.name] = tensor(Float32Array.from(feeds[p.key].data), p.shape);
           for (const m of model.masks) {
-            const keep = new Uint8Array(m.size);
             const seed = feeds[c.train.nodes[m.seed].name!].data[0];
-            for (let i = 0; i < m.size; i++) keep[i] = dropoutKeeps(seed, m.salt, i, m.rate) ? 1 : 0;
-            input[m.name] = tensor(keep, [m.size]);
+            input[m.name] = tensor(fillMask(m, seed, new Uint8Array(m.size)), [m.size]);
           }
           const want = await session.run(input);
           const got = await exe.run(feeds);

@@ -18,11 +18,10 @@
  */
 
 import { FORMAT_NAMES } from "../../lib/formats/format.ts";
-import type { Graph } from "../../lib/graph/graph.ts";
-import { dropoutKeeps } from "../ref/elementwise.ts";
+import { type Graph, sizeOf } from "../../lib/graph/graph.ts";
 import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
 import { ORT_CAPABILITIES } from "./capabilities.ts";
-import { type LoweredModel, lowerGraph } from "./model.ts";
+import { fillMask, type LoweredModel, lowerGraph } from "./model.ts";
 import type { CSession, CSessionOptions, CTensor, OrtC } from "./capi.ts";
 import { loadOrtC } from "./runtime.ts";
 
@@ -43,15 +42,6 @@ function sessionOptions(threads: number): CSessionOptions {
   };
 }
 
-/** The bool mask of one dropout node for this step's seed. */
-function maskData(seed: number, salt: number, rate: number, size: number): Uint8Array {
-  const keep = new Uint8Array(size);
-  for (let i = 0; i < size; i++) keep[i] = dropoutKeeps(seed, salt, i, rate) ? 1 : 0;
-  return keep;
-}
-
-const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
 class OrtExecutable implements Executable {
   readonly #graph: Graph;
   readonly #ort: OrtC;
@@ -65,6 +55,8 @@ class OrtExecutable implements Executable {
 
   /** Float32 copies of feeds given as float64 (scalars, mostly), one reused buffer per input. */
   readonly #converted = new Map<string, Float32Array>();
+  /** One reused buffer per dropout mask, refilled every run. */
+  readonly #masks = new Map<string, Uint8Array>();
 
   constructor(graph: Graph, ort: OrtC, threads: number, sessions: Set<CSession>) {
     this.#graph = graph;
@@ -108,7 +100,9 @@ class OrtExecutable implements Executable {
     }
     for (const m of model.masks) {
       const seed = feedFor(nodes[m.seed], feeds).data[0];
-      inputs[m.name] = { data: maskData(seed, m.salt, m.rate, m.size), shape: [m.size] };
+      let keep = this.#masks.get(m.name);
+      if (!keep) this.#masks.set(m.name, keep = new Uint8Array(m.size));
+      inputs[m.name] = { data: fillMask(m, seed, keep), shape: [m.size] };
     }
     // Next-state values are written into the buffers of state consumed two runs ago (double buffering):
     // no allocation, no copy. Other results get fresh memory.

@@ -21,6 +21,7 @@ import { LINEAR } from "./lower_linear.ts";
 import { NORM } from "./lower_norm.ts";
 import { OPTIM } from "./lower_optim.ts";
 import { POINTWISE } from "./lower_pointwise.ts";
+import { dropoutKeeps } from "../ref/elementwise.ts";
 import { cast, type Ctx, type Lowering, type MaskInput, roundTo } from "./lowering.ts";
 import { ELEM, ELEM_OF, OnnxGraph } from "./onnx_graph.ts";
 import { loadProto } from "./runtime.ts";
@@ -72,6 +73,12 @@ export function storedBytes(t: HostTensor): Uint8Array {
   const words = new Uint32Array(f32.buffer), half = new Uint16Array(words.length);
   for (let i = 0; i < words.length; i++) half[i] = words[i] >>> 16; // exact: the values are bf16 already
   return new Uint8Array(half.buffer);
+}
+
+/** Writes dropout mask `m` for the step seed `seed` into `keep` (ref's counter hash, 1 = kept) and returns it. */
+export function fillMask(m: MaskInput, seed: number, keep: Uint8Array): Uint8Array {
+  for (let i = 0; i < m.size; i++) keep[i] = dropoutKeeps(seed, m.salt, i, m.rate) ? 1 : 0;
+  return keep;
 }
 
 /** Lowers the live part of `graph`; throws naming the first op without a lowering. */
