@@ -108,6 +108,9 @@ type Fns = { [K in keyof typeof DEFS]: Deno.UnsafeFnPointer<(typeof DEFS)[K]> };
 
 const cstr = (s: string) => new TextEncoder().encode(s + "\0");
 
+const sameShape = (a: readonly number[], b: readonly number[]) =>
+  a === b || (a.length === b.length && a.every((d, i) => d === b[i]));
+
 /** The library file of onnxruntime-node's native binaries for this platform. */
 function libraryUrl(packageEntry: string): URL {
   const os = { linux: "linux", darwin: "darwin", windows: "win32" }[Deno.build.os as string];
@@ -127,7 +130,7 @@ class Api {
   readonly cpu: Deno.PointerValue;
   readonly version: string;
   /** OrtValues over caller buffers, reused while the buffer lives (an OrtValue does not own its data). */
-  readonly #values = new WeakMap<ArrayBufferView, { value: Deno.PointerValue; shape: string }>();
+  readonly #values = new WeakMap<ArrayBufferView, { address: bigint; shape: readonly number[] }>();
   readonly #finalizer: FinalizationRegistry<Deno.PointerValue>;
 
   constructor(path: URL) {
@@ -168,10 +171,10 @@ class Api {
     return Deno.UnsafePointer.create(slot[0]);
   }
 
-  /** The OrtValue over `t`'s memory (one per buffer and shape, released when the buffer is collected). */
-  value(t: CTensor): Deno.PointerValue {
-    const key = t.shape.join(","), known = this.#values.get(t.data);
-    if (known && known.shape === key) return known.value;
+  /** The address of the OrtValue over `t`'s memory (one per buffer and shape, released with the buffer). */
+  value(t: CTensor): bigint {
+    const known = this.#values.get(t.data);
+    if (known && sameShape(known.shape, t.shape)) return known.address;
     const elem = t.data instanceof Float32Array ? C_ELEM.FLOAT : C_ELEM.BOOL;
     const dims = BigInt64Array.from(t.shape, (d) => BigInt(d));
     const value = this.out((o) =>
@@ -185,9 +188,10 @@ class Api {
         o,
       )
     );
-    this.#values.set(t.data, { value, shape: key });
+    const address = BigInt(Deno.UnsafePointer.value(value));
+    this.#values.set(t.data, { address, shape: t.shape });
     this.#finalizer.register(t.data, value);
-    return value;
+    return address;
   }
 }
 
@@ -239,16 +243,16 @@ class Session implements CSession {
 
   run(inputs: Readonly<Record<string, CTensor>>, outputs: Readonly<Record<string, CTensor>>): void {
     if (this.#session === null) throw new Error("The onnxruntime session was released");
-    const api = this.#api, pv = Deno.UnsafePointer.value;
+    const api = this.#api;
     this.#inputNames.forEach((n, i) => {
       const t = inputs[n];
       if (!t) throw new Error(`Missing onnxruntime input ${n}`);
-      this.#inValues[i] = BigInt(pv(api.value(t)));
+      this.#inValues[i] = api.value(t);
     });
     this.#outputNames.forEach((n, i) => {
       const t = outputs[n];
       if (!t) throw new Error(`Missing onnxruntime output buffer ${n}`);
-      this.#outValues[i] = BigInt(pv(api.value(t)));
+      this.#outValues[i] = api.value(t);
     });
     api.check(
       api.fns.Run.call(
