@@ -8,8 +8,21 @@
  * index and the argument count, sets `pending` to the worker count, bumps `generation` and notifies; each
  * worker runs its row and decrements `pending`; the caller waits for zero.
  *
+ * Both sides spin before they sleep. Waking a thread blocked in Atomics.wait costs tens of microseconds on
+ * virtual machines (a futex wake crosses to another vCPU), which is the run time of a whole elementwise op,
+ * and a training step makes dozens of parallel calls with short gaps of host work between them. So a
+ * worker polls the generation for up to SPIN_MS after its last job before it sleeps, and the caller polls
+ * `pending` before it sleeps. With more threads than CPUs nobody spins (a spinning thread would hold a CPU
+ * that another one needs). Spinning changes when a thread starts, never what it computes.
+ *
  * @module
  */
+
+/** How long a worker polls for the next job before it sleeps (ms): longer than the gaps inside a step. */
+export const SPIN_MS = 2;
+
+/** Polls of `pending` by the calling thread before it sleeps (a few hundred microseconds). */
+const CALLER_SPINS = 1 << 16;
 
 /** Slots of the control array. */
 export const CONTROL = { generation: 0, pending: 1, kernel: 2, stop: 3, failed: 4, argc: 5 } as const;
@@ -47,6 +60,8 @@ export interface WorkerInit {
   control: SharedArrayBuffer;
   args: SharedArrayBuffer;
   part: number;
+  /** How long this worker polls for the next job before it sleeps (ms); 0: never polls. */
+  spinMs: number;
   tables: { half: number; erfc: number };
 }
 
@@ -59,17 +74,19 @@ export class Pool {
   #control = new Int32Array(new SharedArrayBuffer(32));
   #args: Float64Array;
   #k: Kernels;
+  #spins: number;
 
   private constructor(threads: number, k: Kernels) {
     this.threads = threads;
     this.#k = k;
+    this.#spins = threads <= (navigator.hardwareConcurrency ?? 1) ? CALLER_SPINS : 0;
     this.#args = new Float64Array(new SharedArrayBuffer(8 * MAX_ARGS * threads));
   }
 
   /** Starts `threads - 1` workers and waits until each has instantiated the module. */
   static async start(
     threads: number,
-    init: Omit<WorkerInit, "control" | "args" | "part">,
+    init: Omit<WorkerInit, "control" | "args" | "part" | "spinMs">,
     k: Kernels,
   ): Promise<Pool> {
     const pool = new Pool(threads, k);
@@ -91,6 +108,7 @@ export class Pool {
         control: pool.#control.buffer as SharedArrayBuffer,
         args: pool.#args.buffer as SharedArrayBuffer,
         part,
+        spinMs: pool.#spins ? SPIN_MS : 0,
       };
       w.postMessage(msg);
     }
@@ -121,6 +139,7 @@ export class Pool {
     Atomics.add(c, CONTROL.generation, 1);
     Atomics.notify(c, CONTROL.generation);
     f(...rows[0]);
+    for (let i = 0; i < this.#spins && Atomics.load(c, CONTROL.pending) !== 0; i++);
     for (let left; (left = Atomics.load(c, CONTROL.pending)) !== 0;) Atomics.wait(c, CONTROL.pending, left);
     if (Atomics.exchange(c, CONTROL.failed, 0)) throw new Error(`A wasm engine worker trapped in ${kernel}`);
   }

@@ -8,8 +8,17 @@
 
 import { CONTROL, MAX_ARGS, PARALLEL_KERNELS, type WorkerInit } from "./pool.ts";
 
+/** Polls the generation until it moves past `seen` or `ms` pass; true if it moved. */
+function spin(c: Int32Array, seen: number, ms: number): boolean {
+  const until = performance.now() + ms;
+  for (;;) {
+    for (let i = 0; i < 256; i++) if (Atomics.load(c, CONTROL.generation) !== seen) return true;
+    if (performance.now() > until) return false;
+  }
+}
+
 self.onmessage = async (e: MessageEvent<WorkerInit>) => {
-  const { module, memory, control, args, part, tables } = e.data;
+  const { module, memory, control, args, part, spinMs, tables } = e.data;
   const instance = await WebAssembly.instantiate(module, { env: { memory, abort: () => {} } });
   const k = instance.exports as Record<string, (...a: number[]) => number>;
   k.setHalfTable(tables.half);
@@ -21,7 +30,7 @@ self.onmessage = async (e: MessageEvent<WorkerInit>) => {
   let seen = Atomics.load(c, CONTROL.generation);
   self.postMessage("ready");
   for (;;) {
-    Atomics.wait(c, CONTROL.generation, seen);
+    if (!spinMs || !spin(c, seen, spinMs)) Atomics.wait(c, CONTROL.generation, seen);
     seen = Atomics.load(c, CONTROL.generation);
     if (c[CONTROL.stop]) break;
     try {
