@@ -128,15 +128,24 @@ Deno.test("wasm: ops on odd shapes and edge values equal ref in fp32, fp16 and b
   try {
     for (const f of ["fp32", "fp16", "bf16"] as const) {
       for (const acc of ["fp32", f] as const) {
-        for (const [m, k, n] of [[1, 1, 1], [5, 7, 11], [13, 33, 17], [4, 300, 9]]) {
+        // Whole tiles (m % 4 = 0, n % 8 = 0) take the gemm's in-place paths for an f32 B and output; k above
+        // 256 runs in chunks, and k % 4 != 0 leaves a tail after the 4 x 4 transposes of A.
+        const shapes = [[1, 1, 1], [5, 7, 11], [13, 33, 17], [4, 300, 9], [8, 300, 16], [6, 515, 8], [
+          12,
+          258,
+          24,
+        ]];
+        for (const [m, k, n] of shapes) {
           for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
             const a = t(ta ? [k, m] : [m, k], f, true), b = t(tb ? [n, k] : [k, n], f);
             const [x, y] = await both(wasm, "matmul", [a, b], { transA: ta, transB: tb }, f, acc);
             assertBits(x, y, `matmul ${f} acc ${acc} ${m}x${k}x${n} ${ta} ${tb}`);
           }
         }
-        const [x, y] = await both(wasm, "matmul", [t([3, 5, 6], f), t([3, 6, 7], f)], {}, f, acc);
-        assertBits(x, y, `batched matmul ${f}`);
+        for (const [m, n] of [[5, 7], [4, 8]]) {
+          const [x, y] = await both(wasm, "matmul", [t([3, m, 6], f), t([3, 6, n], f)], {}, f, acc);
+          assertBits(x, y, `batched matmul ${f} ${m}x6x${n}`);
+        }
         for (
           const [c, o, groups, stride, pads] of [[3, 5, 1, 1, [1, 1, 1, 1]], [4, 4, 4, 2, [0, 0, 1, 1]], [
             2,

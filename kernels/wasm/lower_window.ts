@@ -54,27 +54,41 @@ type Packer = readonly [
   (b0: number, b1: number, panel: number, tmp: number) => readonly number[],
 ];
 
+/** An f32 B the tiles read in place: its k rows are `step` bytes apart, and its n columns whole blocks of 8. */
+interface InPlace {
+  readonly ptr: number;
+  readonly step: number;
+}
+
 /**
  * Runs C [m, n] (+)= A B over k on every thread: the packers fill the panels (each thread a share of the
- * blocks), then each thread computes its share of the tiles; `init` continues from C.
+ * blocks), then each thread computes its share of the tiles; `init` continues from C. A plain f32 output
+ * made of whole tiles is C itself (nothing left to store); otherwise C is scratch and the tiles store it.
  */
 function gemm(
   rt: Runtime,
   s: number,
   [m, k, n]: readonly [number, number, number],
-  [a, b]: readonly [Packer, Packer],
+  [a, b]: readonly [Packer, Packer | InPlace],
   init: boolean,
   store: Store | undefined,
 ) {
   // C first: its place must not move when a later chunk has a different k (the weight gradient).
-  const c = s + JOB_BYTES, ap = c + up(m, 4) * up(n, 8) * 4, bp = ap + up(m, 4) * k * 4;
+  const scratchC = s + JOB_BYTES, ap = scratchC + up(m, 4) * up(n, 8) * 4, bp = ap + up(m, 4) * k * 4;
   // Small products are not worth waking the workers for.
   const t = m * k * n < 1 << 20 ? 1 : rt.threads, tmp = (p: number) => s + GATHER_TMP + p * 128;
   rt.parallel(a[0], shares(Math.ceil(m / 4), t).map(([b0, b1], p) => a[1](b0, b1, ap, tmp(p))));
-  rt.parallel(b[0], shares(Math.ceil(n / 8), t).map(([b0, b1], p) => b[1](b0, b1, bp, tmp(p))));
+  if (!("ptr" in b)) {
+    rt.parallel(b[0], shares(Math.ceil(n / 8), t).map(([b0, b1], p) => b[1](b0, b1, bp, tmp(p))));
+  }
+  const [bAt, bStep, bJb] = "ptr" in b ? [b.ptr, b.step, 32] : [bp, 32, k * 32];
+  const direct = !!store && !init && store.out.fmt === FP32 && store.cbs === 0 && store.cb === n &&
+    n % 8 === 0 && m % 4 === 0;
+  const [c, cRow] = direct ? [at(store.out, store.base), store.row] : [scratchC, up(n, 8)];
   const i32 = rt.arena.views.i32, j = s >> 2;
-  i32.set([ap, bp, c, m, n, k, init ? 1 : 0, store ? 1 : 0], j);
+  i32.set([ap, bAt, c, m, n, k, init ? 1 : 0, store && !direct ? 1 : 0], j);
   if (store) i32.set([store.out.ptr, store.out.fmt, store.base, store.row, store.cb, store.cbs], j + 8);
+  i32.set([bStep, bJb, cRow], j + 14);
   rt.parallel("gemmTiles", Array.from({ length: t }, (_, p) => [s, p, t]));
 }
 
@@ -109,7 +123,10 @@ function packA(
   ];
 }
 
-/** Packs B by column blocks: element (q, j) at start + (q / kInner) * kOuter + (q % kInner) * kStep + j * col. */
+/**
+ * Packs B by column blocks: element (q, j) at start + (q / kInner) * kOuter + (q % kInner) * kStep + j * col;
+ * a plain f32 matrix of whole column blocks is read in place instead.
+ */
 function packB(
   o: Operand,
   start: number,
@@ -119,7 +136,8 @@ function packB(
   kOut: number,
   kStep: number,
   col: number,
-): Packer {
+): Packer | InPlace {
+  if (o.fmt === FP32 && col === 1 && kIn === k && n % 8 === 0) return { ptr: at(o, start), step: kStep * 4 };
   return [
     "packB",
     (

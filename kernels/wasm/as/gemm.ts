@@ -10,7 +10,8 @@
  * every partial sum unchanged, as long as the other operand is finite (the host checks it).
  *
  * Panel layouts: A as blocks of 4 rows, Ap[(ib * K + k) * 4 + r]; B as blocks of 8 columns,
- * Bp[(jb * K + k) * 8 + c]; C row-major with padded width nb * 8.
+ * Bp[(jb * K + k) * 8 + c], or an f32 B read in place when its rows are whole blocks; C row-major, padded
+ * to whole tiles in scratch, or the f32 output itself when that is a whole number of tiles.
  */
 
 import { ld, ldf, round, st, stf } from "./format";
@@ -30,12 +31,34 @@ export function packA(
 ): void {
   const mb = (m + 3) >> 2;
   for (let ib = 0; ib < mb; ib++) {
-    let kOff = 0, inner = 0;
-    for (let q = 0; q < k; q++) {
+    const full = ib * 4 + 4 <= m;
+    let q = 0;
+    // Rows contiguous along k (a plain matrix): 4 x 4 blocks, transposed in registers.
+    if (full && kInnerStride == 1 && kInner == k) {
+      const r0 = ib * 4 * rowStride;
+      for (; q + 4 <= k; q += 4) {
+        const x0 = ld4(fmt, src, r0 + q), x1 = ld4(fmt, src, r0 + rowStride + q);
+        const x2 = ld4(fmt, src, r0 + 2 * rowStride + q), x3 = ld4(fmt, src, r0 + 3 * rowStride + q);
+        const t0 = i32x4.shuffle(x0, x1, 0, 4, 1, 5), t1 = i32x4.shuffle(x0, x1, 2, 6, 3, 7);
+        const t2 = i32x4.shuffle(x2, x3, 0, 4, 1, 5), t3 = i32x4.shuffle(x2, x3, 2, 6, 3, 7);
+        const d = dst + ((<usize>(ib * k + q) << 2) << 2);
+        v128.store(d, i32x4.shuffle(t0, t2, 0, 1, 4, 5));
+        v128.store(d, i32x4.shuffle(t0, t2, 2, 3, 6, 7), 16);
+        v128.store(d, i32x4.shuffle(t1, t3, 0, 1, 4, 5), 32);
+        v128.store(d, i32x4.shuffle(t1, t3, 2, 3, 6, 7), 48);
+      }
+    }
+    let kOff = (q / kInner) * kOuterStride + (q % kInner) * kInnerStride, inner = q % kInner;
+    // Consecutive rows adjacent in memory (a transposed matrix): one load per k.
+    const columns = full && rowStride == 1;
+    for (; q < k; q++) {
       const d = dst + ((<usize>(ib * k + q) << 2) << 2);
-      for (let r = 0; r < 4; r++) {
-        const i = ib * 4 + r;
-        store<f32>(d + (<usize>r << 2), i < m ? ldf(fmt, src, i * rowStride + kOff) : 0);
+      if (columns) v128.store(d, ld4(fmt, src, ib * 4 + kOff));
+      else {
+        for (let r = 0; r < 4; r++) {
+          const i = ib * 4 + r;
+          store<f32>(d + (<usize>r << 2), i < m ? ldf(fmt, src, i * rowStride + kOff) : 0);
+        }
       }
       if (++inner < kInner) kOff += kInnerStride;
       else {
@@ -77,8 +100,10 @@ export function packB(
 }
 
 // Offsets of the fields of a gemm job (i32 each), written by the host (kernels/wasm/gemm_job.ts).
+// B is read at bp + jb * J_BJB + k * J_BSTEP (a packed panel, or a plain f32 matrix read in place), and
+// C's rows are J_CROW floats apart (C is scratch, or the f32 output itself when nothing is left to store).
 const J_AP = 0, J_BP = 4, J_C = 8, J_M = 12, J_N = 16, J_K = 20, J_INIT = 24, J_STORE = 28, J_OUT = 32,
-  J_FMT = 36, J_BASE = 40, J_ROW = 44, J_CB = 48, J_CBS = 52;
+  J_FMT = 36, J_BASE = 40, J_ROW = 44, J_CB = 48, J_CBS = 52, J_BSTEP = 56, J_BJB = 60, J_CROW = 64;
 
 // @ts-ignore: decorator
 @inline function field(job: usize, off: i32): i32 {
@@ -91,8 +116,13 @@ const J_AP = 0, J_BP = 4, J_C = 8, J_M = 12, J_N = 16, J_K = 20, J_INIT = 24, J_
   return f32x4.add(c, f32x4.mul(a, b));
 }
 
-/** One 4 x 8 tile of C over k in [k0, k1); starts from zero when `fresh`, else from C. */
-function tile(ap: usize, bp: usize, c: usize, np: i32, k: i32, ib: i32, jb: i32, k0: i32, k1: i32, fresh: bool): void {
+/**
+ * One 4 x 8 tile of C over k in [k0, k1); starts from zero when `fresh`, else from C. B's rows for this tile
+ * start at `pb` and are `bStep` bytes apart; C's rows are `np` floats apart.
+ */
+function tile(
+  ap: usize, pb: usize, bStep: usize, c: usize, np: i32, k: i32, ib: i32, jb: i32, k0: i32, k1: i32, fresh: bool,
+): void {
   const c0 = c + (<usize>(ib * 4 * np + jb * 8) << 2), rs = <usize>np << 2;
   let a00 = f32x4.splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
   if (!fresh) {
@@ -105,7 +135,7 @@ function tile(ap: usize, bp: usize, c: usize, np: i32, k: i32, ib: i32, jb: i32,
     a30 = v128.load(c0 + 3 * rs);
     a31 = v128.load(c0 + 3 * rs, 16);
   }
-  let pa = ap + (<usize>(ib * k + k0) << 4), pb = bp + (<usize>(jb * k + k0) << 5);
+  let pa = ap + (<usize>(ib * k + k0) << 4);
   for (let q = k0; q < k1; q++) {
     const b0 = v128.load(pb), b1 = v128.load(pb, 16);
     let s = v128.load32_splat(pa);
@@ -121,7 +151,7 @@ function tile(ap: usize, bp: usize, c: usize, np: i32, k: i32, ib: i32, jb: i32,
     a30 = madd(s, b0, a30);
     a31 = madd(s, b1, a31);
     pa += 16;
-    pb += 32;
+    pb += bStep;
   }
   v128.store(c0, a00);
   v128.store(c0, a01, 16);
@@ -142,13 +172,19 @@ function tile(ap: usize, bp: usize, c: usize, np: i32, k: i32, ib: i32, jb: i32,
 export function gemmTiles(job: usize, part: i32, parts: i32): void {
   const colOff = job + 256 + (<usize>part << 5); // this thread's i32[8] scratch after the job
   const m = field(job, J_M), n = field(job, J_N), k = field(job, J_K);
-  const mb = (m + 3) >> 2, nb = (n + 7) >> 3, np = nb * 8, tiles = mb * nb;
+  const mb = (m + 3) >> 2, nb = (n + 7) >> 3, tiles = mb * nb, crow = field(job, J_CROW);
   const t0 = <i32>(<i64>tiles * part / parts), t1 = <i32>(<i64>tiles * (part + 1) / parts);
   const ap = <usize>field(job, J_AP), bp = <usize>field(job, J_BP), c = <usize>field(job, J_C);
+  const bStep = <usize>field(job, J_BSTEP), bJb = <usize>field(job, J_BJB);
   const init = field(job, J_INIT) != 0;
-  for (let k0 = 0; k0 < k || k0 == 0; k0 += KC) {
-    const k1 = min(k, k0 + KC);
-    for (let t = t0; t < t1; t++) tile(ap, bp, c, np, k, t / nb, t % nb, k0, k1, k0 == 0 && !init);
+  // Chunks of equal length (784 = 4 x 196, not 3 x 256 + 16); the running sums carry across them exactly.
+  const chunks = max(1, (k + KC - 1) / KC), kc = max(1, (k + chunks - 1) / chunks);
+  for (let k0 = 0; k0 < k || k0 == 0; k0 += kc) {
+    const k1 = min(k, k0 + kc);
+    for (let t = t0; t < t1; t++) {
+      const ib = t / nb, jb = t % nb;
+      tile(ap, bp + <usize>jb * bJb + <usize>k0 * bStep, bStep, c, crow, k, ib, jb, k0, k1, k0 == 0 && !init);
+    }
   }
   if (field(job, J_STORE) == 0) return;
   const out = <usize>field(job, J_OUT), fmt = field(job, J_FMT), base = field(job, J_BASE);
@@ -164,7 +200,7 @@ export function gemmTiles(job: usize, part: i32, parts: i32): void {
     for (let r = 0; r < 4; r++) {
       const i = ib * 4 + r;
       if (i >= m) break;
-      const src = c + (<usize>(i * np + jb * 8) << 2);
+      const src = c + (<usize>(i * crow + jb * 8) << 2);
       if (wide) {
         const o = base + i * row + jb * 8;
         st4(fmt, out, o, v128.load(src));
