@@ -17,7 +17,9 @@ import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
 import { Rng } from "../lib/random.ts";
 import { type OptimizerConfig, PAPER_SGD } from "../lib/train/optimizer.ts";
+import { buildTrainGraph } from "../lib/train/step.ts";
 import { train } from "../lib/train/train.ts";
+import { stepFeeds } from "./support/step_feeds.ts";
 
 const ref = createRef();
 const ADAM: OptimizerConfig = { ...PAPER_SGD, kind: "adam", lr: 0.001, weightDecay: 0.0005 };
@@ -257,6 +259,52 @@ Deno.test("wasm: the thread count (1, 2, 4) does not change the weight hash", as
     }
   }
   assert.equal(hashes.size, 1);
+});
+
+Deno.test("wasm: state fed back, fed anew, or fed after a failed run gives ref's bits", async () => {
+  const wasm = await createWasm({ threads: 2 });
+  try {
+    for (const precision of ["fp32", "fp16"]) {
+      const policy = parsePolicy(precision),
+        spec = {
+          model: modelByName("mlp"),
+          modelOptions: { classes: 10, hidden: [256] },
+          policy,
+          optimizer: PAPER_SGD,
+          inputShape: [1, 28, 28],
+        };
+      const graph = buildTrainGraph(spec, 16).graph, start = stepFeeds(graph, policy, [1, 28, 28], 16);
+      const bad = { ...start.labels, data: start.labels.data.map((v, i) => i === 3 ? 10 : v) };
+      const engines = [ref.compile(graph), wasm.compile(graph)], feeds = [{ ...start }, { ...start }];
+      // Fed back (in place, both plans), then fed as copies, then a run that fails, then fed back again.
+      for (const how of ["back", "back", "back", "copy", "back", "fail", "back", "back"]) {
+        const outs: Record<string, HostTensor>[] = [];
+        for (const e of [0, 1]) {
+          if (how === "copy") {
+            for (const s of graph.state) {
+              feeds[e][s.name] = { ...feeds[e][s.name], data: feeds[e][s.name].data.slice() };
+            }
+          }
+          if (how === "fail") {
+            await assert.rejects(
+              async () => await engines[e].run({ ...feeds[e], labels: bad }),
+              /Label 10 at row 3/,
+            );
+            continue;
+          }
+          outs.push(await engines[e].run(feeds[e]));
+          Object.assign(feeds[e], Object.fromEntries(graph.state.map((s) => [s.name, outs[e][s.name]])));
+        }
+        for (const s of how === "fail" ? [] : graph.state) {
+          const x = outs[0][s.name].data, y = outs[1][s.name].data;
+          const i = x.findIndex((v, i) => !Object.is(v, y[i]));
+          assert.equal(i, -1, `${precision} ${how} ${s.name}: element ${i}: ref ${x[i]}, wasm ${y[i]}`);
+        }
+      }
+    }
+  } finally {
+    wasm.close?.();
+  }
 });
 
 Deno.test("wasm --fast: says it is not bit-exact, and stays close to ref", async () => {

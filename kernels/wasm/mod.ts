@@ -17,7 +17,7 @@ import { ASC_VERSION_USED, EXACT_WASM, FAST_WASM } from "./kernels_wasm.ts";
 import { Arena, FORMAT_CODE, storageBytes } from "./memory.ts";
 import { split } from "./lowering.ts";
 import { LOWERINGS, type Operand, type Runtime } from "./ops.ts";
-import { place } from "./plan.ts";
+import { place, swapState } from "./plan.ts";
 import { Pool } from "./pool.ts";
 
 /** Options of the wasm engine. */
@@ -103,68 +103,98 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
   assertSupports(engine, graph);
   const nodes = graph.nodes, live = graph.live();
   const count = (id: number) => sizeOf(nodes[id].shape);
-  const { offset, bytes } = place(graph, (id) => count(id) * storageBytes(nodes[id].format!));
-  const base = rt.arena.alloc(bytes);
-  const operand = (id: number): Operand => ({
-    ptr: base + offset[id],
-    fmt: FORMAT_CODE[nodes[id].format!]!,
-    format: nodes[id].format!,
-    shape: nodes[id].shape,
-    size: count(id),
-  });
+  const size = (id: number) => count(id) * storageBytes(nodes[id].format!);
+  // Two plans over one region, alternating run by run: in the second, each state leaf and its next value
+  // trade buffers, so the state a run leaves is already where the next run reads it.
+  const even = place(graph, size), plans = [even, swapState(graph, even, size)];
+  const base = rt.arena.alloc(even.bytes);
   const acc = FORMAT_CODE[graph.accumulate]!;
-  const steps = nodes.filter((n) => live[n.id] && n.inputs.length).map((n) =>
-    LOWERINGS[n.op]({ node: n, x: n.inputs.map(operand), y: operand(n.id), acc, rt })
-  );
-  const scratch = rt.arena.alloc(Math.max(0, ...steps.map((s) => s.scratch)));
   const leaves = nodes.filter((n) => live[n.id] && !n.inputs.length);
-  // Where each leaf goes and, for state, where the previous step left its next value; where each result is.
-  const nextOf = new Map(graph.state.map((s) => [s.name, s.next]));
-  const inputs = leaves.map((n) => {
-    const next = nextOf.get(n.name!);
-    return {
-      node: n,
-      at: base + offset[n.id],
-      from: next === undefined ? -1 : base + offset[next],
-      n: count(n.id),
-    };
-  });
-  const results = [
+  const resultIds = [
     ...Object.entries(graph.outputs),
     ...graph.state.map((s): [string, number] => [s.name, s.next]),
-  ].map(([name, id]) => ({
-    name,
-    at: base + offset[id],
-    n: count(id),
-    shape: nodes[id].shape,
-    format: nodes[id].format!,
-  }));
+  ];
+  const nextOf = new Map(graph.state.map((s) => [s.name, s.next]));
+  const compiled = plans.map(({ offset }, p) => {
+    const operand = (id: number): Operand => ({
+      ptr: base + offset[id],
+      fmt: FORMAT_CODE[nodes[id].format!]!,
+      format: nodes[id].format!,
+      shape: nodes[id].shape,
+      size: count(id),
+    });
+    return {
+      steps: nodes.filter((n) => live[n.id] && n.inputs.length).map((n) =>
+        LOWERINGS[n.op]({ node: n, x: n.inputs.map(operand), y: operand(n.id), acc, rt })
+      ),
+      // For state: where the other plan's run (the last one) left its next value.
+      inputs: leaves.map((n) => {
+        const next = nextOf.get(n.name!);
+        return {
+          node: n,
+          at: base + offset[n.id],
+          from: next === undefined ? -1 : base + plans[1 - p].offset[next],
+        };
+      }),
+      results: resultIds.map(([name, id]) => ({
+        name,
+        at: base + offset[id],
+        n: count(id),
+        shape: nodes[id].shape,
+        format: nodes[id].format!,
+      })),
+    };
+  });
+  const scratch = rt.arena.alloc(Math.max(0, ...compiled[0].steps.map((s) => s.scratch)));
   // 16-bit results are widened to f32 in wasm, then copied out in one slice (Float16Array reads are slow).
-  const wide = rt.arena.alloc(4 * Math.max(0, ...results.map((r) => r.n)));
-  let last: Record<string, HostTensor> = {};
+  const wide = rt.arena.alloc(4 * Math.max(0, ...compiled[0].results.map((r) => r.n)));
+  // Host buffers of state results that were fed back and consumed by a later run: the next results reuse
+  // them (the Executable contract), which spares allocating and zeroing a fresh array per step.
+  const free = new Map<string, Float32Array[]>();
+  let last: Record<string, HostTensor> = {}, parity = 0;
   return {
     run(feeds) {
-      for (const { node, at, from, n } of inputs) {
-        const t = feedFor(node, feeds);
-        // State fed back unchanged from this executable's last run is still in wasm memory: copy it there.
-        if (from >= 0 && last[node.name!] === t) {
-          const fmt = FORMAT_CODE[node.format!]!;
-          rt.k.copy(from, fmt, 0, at, fmt, 0, n);
-        } else rt.arena.write(at, node.format!, t.data);
+      try {
+        return Promise.resolve(runPlan(feeds));
+      } catch (e) {
+        last = {}; // a failed run may have written over state: take every input from the feeds next time
+        throw e;
       }
-      for (const s of steps) s.run(scratch);
-      const out: Record<string, HostTensor> = {};
-      for (const { name, at, n, shape, format } of results) {
-        let data;
-        if (format === "fp32") data = rt.arena.read(at, format, n);
-        else {
-          split(rt, "widen", [at, FORMAT_CODE[format]!, wide, n], [[0, 1], [2, -1]], 3);
-          data = rt.arena.read(wide, "fp32", n);
-        }
-        out[name] = { shape, format, data };
-      }
-      last = out;
-      return Promise.resolve(out);
     },
   };
+
+  function runPlan(feeds: Readonly<Record<string, HostTensor>>): Record<string, HostTensor> {
+    // The plan whose leaves are where the last run left its state.
+    const plan = compiled[parity ^ 1];
+    const consumed: [string, Float32Array][] = [];
+    for (const { node, at, from } of plan.inputs) {
+      const t = feedFor(node, feeds);
+      if (from >= 0 && last[node.name!] === t) {
+        // State fed back unchanged from this executable's last run is in wasm memory, in place as a rule.
+        const fmt = FORMAT_CODE[node.format!]!;
+        if (from !== at) rt.k.copy(from, fmt, 0, at, fmt, 0, sizeOf(node.shape));
+        consumed.push([node.name!, t.data as Float32Array]);
+      } else rt.arena.write(at, node.format!, t.data);
+    }
+    for (const s of plan.steps) s.run(scratch);
+    const out: Record<string, HostTensor> = {};
+    const f32 = rt.arena.views.f32;
+    for (const { name, at, n, shape, format } of plan.results) {
+      let from = at;
+      if (format !== "fp32") {
+        split(rt, "widen", [at, FORMAT_CODE[format]!, wide, n], [[0, 1], [2, -1]], 3);
+        from = wide;
+      }
+      const data = free.get(name)?.pop() ?? new Float32Array(n);
+      data.set(f32.subarray(from >> 2, (from >> 2) + n));
+      out[name] = { shape, format, data };
+    }
+    for (const [name, data] of consumed) {
+      if (!free.has(name)) free.set(name, []);
+      free.get(name)!.push(data);
+    }
+    last = out;
+    parity ^= 1;
+    return out;
+  }
 }

@@ -1,7 +1,10 @@
 /**
  * Buffer placement for one step graph in the wasm engine. Leaves (all written before the step runs) and
- * results get their own buffers; every other value reuses the space of values whose last reader has run
- * (first fit), so the memory of a step stays near its live set.
+ * the next values of state get their own buffers for the whole step; every other value reuses the space of
+ * values whose last reader has run (first fit), so the memory of a step stays near its live set. Because a
+ * state's leaf and its next value both own their buffers for the whole step, the two may trade places
+ * (`swapState`): the engine alternates two such plans so that a run's next state is where the following
+ * run reads it.
  *
  * @module
  */
@@ -48,14 +51,31 @@ export function place(graph: Graph, size: (id: number) => number): Placement {
     }
   };
   const bytesOf = (id: number) => Math.ceil(size(id) / ALIGN) * ALIGN;
-  // Leaves first: they are all written before the step runs, so no value may share their space.
+  // Leaves first: they are all written before the step runs, so no value may share their space. Then
+  // the next values of state, so that they can trade places with their leaves.
   for (const n of nodes) if (live[n.id] && !n.inputs.length) offset[n.id] = take(bytesOf(n.id));
+  for (const { next } of graph.state) if (offset[next] < 0) offset[next] = take(bytesOf(next));
   for (const n of nodes) {
-    if (!live[n.id] || !n.inputs.length) continue;
+    if (!live[n.id] || !n.inputs.length || offset[n.id] >= 0) continue;
     offset[n.id] = take(bytesOf(n.id));
     for (const i of new Set(n.inputs)) {
       if (lastUse[i] === n.id && !keep.has(i) && nodes[i].inputs.length) give(offset[i], bytesOf(i));
     }
   }
   return { offset, bytes: end };
+}
+
+/**
+ * The same placement with each state leaf and its next value in each other's buffers (where the two are
+ * different nodes of the same size).
+ */
+export function swapState(graph: Graph, placement: Placement, size: (id: number) => number): Placement {
+  const offset = placement.offset.slice();
+  const leafOf = new Map(graph.nodes.filter((n) => !n.inputs.length && n.name).map((n) => [n.name!, n.id]));
+  for (const { name, next } of graph.state) {
+    const leaf = leafOf.get(name);
+    if (leaf === undefined || leaf === next || size(leaf) !== size(next)) continue;
+    [offset[leaf], offset[next]] = [placement.offset[next], placement.offset[leaf]];
+  }
+  return { offset, bytes: placement.bytes };
 }
