@@ -54,6 +54,8 @@ export interface Lowered {
 export type Lowering = (a: LowerArgs) => Lowered;
 
 export const FP32 = 0;
+/** map1's op code for a cast (CAST in as/pointwise.ts). */
+export const CAST = 4;
 /** Address of element `i` of an operand. */
 export const at = (o: Operand, i: number) => o.ptr + i * (o.fmt === FP32 ? 4 : 2);
 export const plain = (run: (s: number) => void, scratch = 0): Lowered => ({ scratch, run });

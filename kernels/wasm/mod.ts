@@ -11,12 +11,19 @@
  */
 
 import { ERFC_TABLE } from "../../lib/math.ts";
-import { type Graph, sizeOf } from "../../lib/graph/graph.ts";
+import { type Graph, type Node, sizeOf } from "../../lib/graph/graph.ts";
 import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
 import { ASC_VERSION_USED, EXACT_WASM, FAST_WASM } from "./kernels_wasm.ts";
 import { Arena, FORMAT_CODE, storageBytes } from "./memory.ts";
-import { split } from "./lowering.ts";
-import { LOWERINGS, type Operand, type Runtime } from "./ops.ts";
+import { CAST, FP32, split } from "./lowering.ts";
+import {
+  type LowerArgs,
+  type Lowered,
+  LOWERINGS,
+  lowerMomentumPair,
+  type Operand,
+  type Runtime,
+} from "./ops.ts";
 import { place, swapState } from "./plan.ts";
 import { Pool } from "./pool.ts";
 
@@ -99,6 +106,27 @@ export async function createEngine(options: WasmOptions = {}): Promise<Engine> {
   return engine;
 }
 
+/**
+ * Momentum updates that run as one pass (velocity id -> apply id): an sgd_apply with momentum and nearest
+ * rounding that reads an sgd_velocity's output and the same weights, whose other inputs are ready where the
+ * velocity runs, and whose result is a state's next value (placed for the whole step, so no value between
+ * the two nodes shares its buffer).
+ */
+function momentumPairs(graph: Graph): Map<number, number> {
+  const pairs = new Map<number, number>(), nexts = new Set(graph.state.map((s) => s.next));
+  for (const a of graph.nodes) {
+    if (a.op !== "sgd_apply" || !(Number(a.attrs.momentum) > 0) || a.attrs.stochastic || !nexts.has(a.id)) {
+      continue;
+    }
+    const [w, d, ...rest] = a.inputs, v = graph.nodes[d];
+    if (
+      v.op === "sgd_velocity" && v.inputs[2] === w &&
+      rest.every((i) => i < d || !graph.nodes[i].inputs.length)
+    ) pairs.set(d, a.id);
+  }
+  return pairs;
+}
+
 function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
   assertSupports(engine, graph);
   const nodes = graph.nodes, live = graph.live();
@@ -115,6 +143,7 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
     ...graph.state.map((s): [string, number] => [s.name, s.next]),
   ];
   const nextOf = new Map(graph.state.map((s) => [s.name, s.next]));
+  const pairs = momentumPairs(graph);
   const compiled = plans.map(({ offset }, p) => {
     const operand = (id: number): Operand => ({
       ptr: base + offset[id],
@@ -123,9 +152,15 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
       shape: nodes[id].shape,
       size: count(id),
     });
+    const args = (n: Node): LowerArgs => ({ node: n, x: n.inputs.map(operand), y: operand(n.id), acc, rt });
+    const paired = new Map<number, Lowered>();
+    for (const [v, a] of pairs) {
+      const [fused, rest] = lowerMomentumPair(args(nodes[v]), args(nodes[a]));
+      paired.set(v, fused).set(a, rest);
+    }
     return {
       steps: nodes.filter((n) => live[n.id] && n.inputs.length).map((n) =>
-        LOWERINGS[n.op]({ node: n, x: n.inputs.map(operand), y: operand(n.id), acc, rt })
+        paired.get(n.id) ?? LOWERINGS[n.op](args(n))
       ),
       // For state: where the other plan's run (the last one) left its next value.
       inputs: leaves.map((n) => {
@@ -147,7 +182,10 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
   });
   const scratch = rt.arena.alloc(Math.max(0, ...compiled[0].steps.map((s) => s.scratch)));
   // 16-bit results are widened to f32 in wasm, then copied out in one slice (Float16Array reads are slow).
-  const wide = rt.arena.alloc(4 * Math.max(0, ...compiled[0].results.map((r) => r.n)));
+  // The same buffer stages 16-bit feeds.
+  const wide = rt.arena.alloc(
+    4 * Math.max(0, ...compiled[0].results.map((r) => r.n), ...leaves.map((n) => count(n.id))),
+  );
   // Host buffers of state results that were fed back and consumed by a later run: the next results reuse
   // them (the Executable contract), which spares allocating and zeroing a fresh array per step.
   const free = new Map<string, Float32Array[]>();
@@ -174,7 +212,15 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
         const fmt = FORMAT_CODE[node.format!]!;
         if (from !== at) rt.k.copy(from, fmt, 0, at, fmt, 0, sizeOf(node.shape));
         consumed.push([node.name!, t.data as Float32Array]);
-      } else rt.arena.write(at, node.format!, t.data);
+      } else if (node.format === "fp32") rt.arena.write(at, "fp32", t.data);
+      else {
+        // 16-bit feeds (the batch, in fp16 and bf16 policies) are staged as f32 and cast in wasm: storing
+        // through a Float16Array costs about 1 ns per element. Host values are exact in their format, so
+        // the f32 stage and the cast change no bit.
+        const n = t.data.length;
+        rt.arena.views.f32.set(t.data, wide >> 2);
+        split(rt, "map1", [CAST, wide, FP32, at, FORMAT_CODE[node.format!]!, n, 0], [[1, 2], [3, 4]], 5);
+      }
     }
     for (const s of plan.steps) s.run(scratch);
     const out: Record<string, HostTensor> = {};

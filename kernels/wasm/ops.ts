@@ -10,7 +10,10 @@ import type { Node } from "../../lib/graph/graph.ts";
 import { WINDOW_LOWERINGS } from "./lower_window.ts";
 import {
   at,
+  CAST,
   list,
+  type LowerArgs,
+  type Lowered,
   type Lowering,
   num,
   type Operand,
@@ -125,6 +128,27 @@ function seedOf(rt: Runtime, node: Node, seed: Operand): [number, number, number
   return node.attrs.stochastic ? [1, scalar(rt, seed) >>> 0, num(node, "salt") >>> 0] : [0, 0, 0];
 }
 
+/**
+ * An sgd_velocity node and the momentum sgd_apply that reads its output, lowered together into one pass
+ * (`sgdMomentum`, the same bits as the two kernels). The pair runs at the velocity's place, so every other
+ * input of the apply must be ready there, and the apply's own step does nothing.
+ */
+export function lowerMomentumPair(velocity: LowerArgs, apply: LowerArgs): [Lowered, Lowered] {
+  const { node, x: [v, g, w, inv, ok], y, rt } = velocity, yw = apply.y;
+  const [alone, aloneApply] = [LOWERINGS.sgd_velocity(velocity), LOWERINGS.sgd_apply(apply)];
+  const fused = plain(() => {
+    if (gatedOff(rt, node, ok) || gatedOff(rt, apply.node, apply.x[3])) {
+      // A gated step copies (each node asked on its own, though one flag gates both).
+      alone.run(0);
+      return aloneApply.run(0);
+    }
+    const args = [v.ptr, v.fmt, g.ptr, g.fmt, w.ptr, w.fmt, y.ptr, y.fmt, yw.ptr, yw.fmt, y.size];
+    args.push(num(node, "lr"), num(node, "momentum"), num(node, "wd"), scalar(rt, inv));
+    split(rt, "sgdMomentum", args, [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]], 10);
+  });
+  return [fused, plain(() => {})];
+}
+
 // ---------------------------------------------------------------- the table
 
 /** Every op of the step graph and its lowering. */
@@ -134,7 +158,7 @@ export const LOWERINGS: Readonly<Record<string, Lowering>> = {
   tanh: map1(1),
   gelu: map1(2),
   scale: map1(3, (n) => num(n, "factor")),
-  cast: map1(4),
+  cast: map1(CAST),
   relu_grad: map2(0),
   tanh_grad: map2(1),
   gelu_grad: map2(2),

@@ -45,6 +45,7 @@ export const PARALLEL_KERNELS = [
   "biasAdd",
   "sgdVelocity",
   "sgdApply",
+  "sgdMomentum",
   "adamMoment",
   "adamApply",
   "widen",

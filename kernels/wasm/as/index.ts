@@ -10,7 +10,7 @@ export { gemmTiles, matmulDirect, packA, packB } from "./gemm";
 export { allFinite, biasAdd, copy, copyAxis, dropout, map1, map2, sumTo, transpose, widen } from "./pointwise";
 export { countCorrect, softmax, softmaxGrad, softmaxXent, softmaxXentGrad } from "./softmax";
 export { affineGrad, ema, inferStats, inputGrad, normalize, setGroups, stats, writeMoments } from "./norm";
-export { adamApply, adamMoment, sgdApply, sgdVelocity } from "./optim";
+export { adamApply, adamMoment, sgdApply, sgdMomentum, sgdVelocity } from "./optim";
 export {
   argmaxes,
   avgpool,

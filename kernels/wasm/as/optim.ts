@@ -107,6 +107,40 @@ export function sgdApply(
   }
 }
 
+/** Address of element `i` of a tensor in format `fmt`. */
+// @ts-ignore: decorator
+@inline function at(p: usize, fmt: i32, i: i32): usize {
+  return p + (<usize>i << (fmt == FP32 ? 2 : 1));
+}
+
+/**
+ * One pass for a momentum update: v' as sgdVelocity writes it to `yv`, then w' = w + v' as sgdApply writes
+ * it to `yw` (format `fw2`), with the same bits; it saves reading v' back. Nearest rounding only.
+ */
+export function sgdMomentum(
+  v: usize, fv: i32, g: usize, fg: i32, w: usize, fw: i32, yv: usize, f: i32, yw: usize, fw2: i32, n: i32,
+  lr: f64, mom: f64, wd: f64, inv: f64,
+): void {
+  let i = 0;
+  if (fw == fw2 && exactInF32(f, fv, fg, fw, inv) && exactInF32(fw2, f, f, fw2, inv)) {
+    const rl = round(f, lr), rm = round(f, mom), rw = round(f, wd);
+    const l4 = f32x4.splat(<f32>rl), m4 = f32x4.splat(<f32>rm), w4 = f32x4.splat(<f32>rw), inv4 = f32x4.splat(<f32>inv);
+    const scaled = <f32>inv != 1, decay = <f32>rw != 0;
+    for (; i + 4 <= n; i += 4) {
+      const wi = ld4(fw, w, i);
+      let gi = ld4(fg, g, i);
+      if (scaled) gi = round4(f, f32x4.mul(gi, inv4));
+      if (decay) gi = round4(f, f32x4.add(gi, round4(f, f32x4.mul(w4, wi))));
+      const vi = round4(f, f32x4.sub(round4(f, f32x4.mul(m4, ld4(fv, v, i))), round4(f, f32x4.mul(l4, gi))));
+      st4(f, yv, i, vi);
+      st4(fw2, yw, i, f32x4.add(wi, vi));
+    }
+  }
+  // The rest (and every other case) element by element, through the two kernels.
+  sgdVelocity(at(v, fv, i), fv, at(g, fg, i), fg, at(w, fw, i), fw, at(yv, f, i), f, n - i, lr, mom, wd, inv);
+  sgdApply(at(w, fw2, i), at(yv, f, i), f, at(yw, fw2, i), fw2, n - i, lr, wd, true, inv, false, 0, 0);
+}
+
 /** Keras Adam moment: m' = r(m + r(r(grad^p - m) * r(1 - beta))). */
 export function adamMoment(
   m: usize, fm: i32, g: usize, fg: i32, w: usize, fw: i32, y: usize, f: i32, n: i32, beta: f64, wd: f64, square: bool,
