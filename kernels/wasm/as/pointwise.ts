@@ -5,7 +5,7 @@
  */
 
 import { FP16, FP32, ld, ldf, round, st, stExact } from "./format";
-import { ld4, st4 } from "./simd";
+import { ld4, round4, st4 } from "./simd";
 import { gelu, geluGrad, hashUniform, tanh } from "./math";
 
 export const RELU: i32 = 0;
@@ -219,3 +219,12 @@ export function widen(x: usize, fx: i32, y: usize, n: i32): void {
   for (; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), ld4(fx, x, i));
   for (; i < n; i++) store<f32>(y + (<usize>i << 2), ldf(fx, x, i));
 }
+
+/**
+ * Rounds f32 values to `fmt`, kept as f32, four at a time (the vector rounding of the optimizer updates);
+ * whole vectors only. The engine does not call it: tests pin the vector rounding's bits with it.
+ */
+export function roundLanes(x: usize, fmt: i32, y: usize, n: i32): void {
+  for (let i = 0; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), round4(fmt, v128.load(x + (<usize>i << 2))));
+}
+

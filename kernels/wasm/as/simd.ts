@@ -10,55 +10,68 @@ import { FP16, FP32 } from "./format";
 // Lane constants are loaded from this table rather than written as v128 constants: V8 rebuilds a v128
 // constant with four instructions at every use, inside loops too, while a load-and-splat is one.
 const LANES = memory.data<u32>([
-  0x3ff, 0x7c00, 0x7fff, 112 << 23, 0x7f800000, 0x8000, 0x7fffffff, 0x0fff, 1, 0xffffe000, 112 << 10, 0x477fe000, 0x3f000000, 0x38800000, 0x7e00, 0xffff0000, 0x80000000, 0x33800000,
+  0x7fff, 0x7c00, 112 << 23, 1 << 23, 113 << 23, 0x7fffffff, 0x7f800000, 143 << 23, 13 << 23, 0x477fe000, 0x80000000,
+  0x200, 0x8000, 0xffff0000, 1,
 ]);
 
 /** `v` in every i32 lane; `v` must be a compile-time constant (the index folds away after inlining). */
 // @ts-ignore: decorator
 @inline function splat(v: u32): v128 {
-  const i: i32 = v == 0x3ff ? 0 : v == 0x7c00 ? 1 : v == 0x7fff ? 2 : v == 112 << 23 ? 3 : v == 0x7f800000 ? 4 : v == 0x8000 ? 5 : v == 0x7fffffff ? 6 : v == 0x0fff ? 7 : v == 1 ? 8 : v == 0xffffe000 ? 9 : v == 112 << 10 ? 10 : v == 0x477fe000 ? 11 : v == 0x3f000000 ? 12 : v == 0x38800000 ? 13 : v == 0x7e00 ? 14 : v == 0xffff0000 ? 15 : v == 0x80000000 ? 16 : v == 0x33800000 ? 17 : -1;
+  const i: i32 = v == 0x7fff ? 0 : v == 0x7c00 ? 1 : v == 112 << 23 ? 2 : v == 1 << 23 ? 3 : v == 113 << 23 ? 4 : v == 0x7fffffff ? 5 : v == 0x7f800000 ? 6 : v == 143 << 23 ? 7 : v == 13 << 23 ? 8 : v == 0x477fe000 ? 9 : v == 0x80000000 ? 10 : v == 0x200 ? 11 : v == 0x8000 ? 12 : v == 0xffff0000 ? 13 : v == 1 ? 14 : -1;
   return i < 0 ? i32x4.splat(v) : v128.load32_splat(LANES + (<usize>i << 2));
 }
 
-/** Four fp16 bit patterns (zero-extended in i32 lanes) -> their f32 values. */
+/**
+ * Four fp16 bit patterns (zero-extended in i32 lanes) -> their f32 values. Rebiasing the shifted bits
+ * makes normal numbers; Infinity and NaN rebias twice; a subnormal m * 2^-24 is 2^-14 * (1 + m / 1024)
+ * (the rebiased bits with the implicit bit set) minus 2^-14, exact. No f32 subnormal is touched (they
+ * are slow on x86).
+ */
 // @ts-ignore: decorator
 @inline function halfToF32x4(h: v128): v128 {
-  const m = v128.and(h, splat(0x3ff)), e = v128.and(h, splat(0x7c00));
-  const normal = i32x4.add(i32x4.shl(v128.and(h, splat(0x7fff)), 13), splat(112 << 23));
-  const sub = f32x4.mul(f32x4.convert_i32x4_s(m), splat(0x33800000)); // m * 2^-24
-  let b = v128.bitselect(normal, sub, i32x4.ne(e, splat(0)));
-  b = v128.bitselect(v128.or(i32x4.shl(m, 13), splat(0x7f800000)), b, i32x4.eq(e, splat(0x7c00)));
-  return v128.or(b, i32x4.shl(v128.and(h, splat(0x8000)), 16));
+  const x = v128.and(h, splat(0x7fff)), e = v128.and(h, splat(0x7c00));
+  const zero = i32x4.eq(e, i32x4.splat(0));
+  const t = i32x4.add(i32x4.add(i32x4.shl(x, 13), splat(112 << 23)), v128.and(zero, splat(1 << 23)));
+  let r = f32x4.sub(t, v128.and(zero, splat(113 << 23))); // - 2^-14 for subnormals, - 0 else
+  r = i32x4.add(r, v128.and(i32x4.eq(e, splat(0x7c00)), splat(112 << 23)));
+  return v128.or(r, i32x4.shl(v128.xor(h, x), 16)); // the sign
 }
 
 /**
- * f32x4 rounded to fp16 (nearest-even), as fp16 bit patterns in i32 lanes. Normal results rebias the
- * rounded f32 bits; below 2^-14, a + 0.5 rounds to the f32 quantum 2^-24 on [0.5, 1), so its fraction
- * bits are the subnormal's fraction.
+ * The exponent bits that set the fp16 quantum of |f|: its own, at least that of 2^-14 (subnormals share
+ * one quantum) and at most that of 2^16 (everything above overflows anyway; Infinity and NaN included).
+ */
+// @ts-ignore: decorator
+@inline function quantumExponent(f: v128): v128 {
+  return i32x4.min_s(i32x4.max_s(v128.and(f, splat(0x7f800000)), splat(113 << 23)), splat(143 << 23));
+}
+
+/**
+ * f32x4 rounded to fp16 (nearest-even, subnormals, overflow), kept as f32x4. With M = 2^(e + 13) for |f|
+ * of exponent e, |f| + M has f32 quantum 2^(e - 10), the fp16 quantum at e, so the f32 addition rounds
+ * |f| to fp16 (ties to even: M is an even multiple of it) and subtracting M is exact. Above 65504 the
+ * result is Infinity; NaN stays NaN.
+ */
+// @ts-ignore: decorator
+@inline function roundFp16x4(f: v128): v128 {
+  const a = v128.and(f, splat(0x7fffffff)), m = i32x4.add(quantumExponent(f), splat(13 << 23));
+  let r = f32x4.sub(f32x4.add(a, m), m);
+  r = v128.bitselect(splat(0x7f800000), r, f32x4.gt(r, splat(0x477fe000)));
+  return v128.or(r, v128.and(f, splat(0x80000000)));
+}
+
+/**
+ * f32x4 rounded to fp16 (nearest-even), as fp16 bit patterns in i32 lanes: the addition of roundFp16x4
+ * leaves the rounded significand (with its implicit bit) in the low bits of |f| + M, to which the exponent
+ * adds on; a carry into the next binade, and overflow to 0x7c00, fall out of the sum. Larger values clamp
+ * to Infinity; NaN becomes 0x7e00.
  */
 // @ts-ignore: decorator
 @inline function roundToHalf4(f: v128): v128 {
-  const a = v128.and(f, splat(0x7fffffff));
-  const rn = v128.and(i32x4.add(i32x4.add(a, splat(0x0fff)), v128.and(i32x4.shr_u(a, 13), splat(1))), splat(0xffffe000));
-  let h = i32x4.sub(i32x4.shr_u(rn, 13), splat(112 << 10));
-  h = v128.bitselect(splat(0x7c00), h, i32x4.gt_s(rn, splat(0x477fe000))); // overflow
-  const sub = i32x4.sub(f32x4.add(a, splat(0x3f000000)), splat(0x3f000000));
-  h = v128.bitselect(h, sub, i32x4.ge_s(a, splat(0x38800000)));
-  const special = v128.bitselect(splat(0x7e00), splat(0x7c00), i32x4.gt_s(a, splat(0x7f800000)));
-  h = v128.bitselect(special, h, i32x4.ge_s(a, splat(0x7f800000)));
+  const a = v128.and(f, splat(0x7fffffff)), q = quantumExponent(f), m = i32x4.add(q, splat(13 << 23));
+  let h = i32x4.add(i32x4.sub(f32x4.add(a, m), m), i32x4.shr_u(i32x4.sub(q, splat(113 << 23)), 13));
+  h = v128.or(i32x4.min_u(h, splat(0x7c00)), v128.and(i32x4.gt_s(a, splat(0x7f800000)), splat(0x200)));
   return v128.or(h, v128.and(i32x4.shr_u(f, 16), splat(0x8000)));
-}
-
-/** f32x4 rounded to fp16 (nearest-even, subnormals, overflow), kept as f32x4. */
-// @ts-ignore: decorator
-@inline function roundFp16x4(f: v128): v128 {
-  const a = v128.and(f, splat(0x7fffffff));
-  let rn = v128.and(i32x4.add(i32x4.add(a, splat(0x0fff)), v128.and(i32x4.shr_u(a, 13), splat(1))), splat(0xffffe000));
-  rn = v128.bitselect(splat(0x7f800000), rn, i32x4.gt_s(rn, splat(0x477fe000)));
-  const rs = f32x4.sub(f32x4.add(a, splat(0x3f000000)), splat(0x3f000000));
-  let r = v128.bitselect(rn, rs, i32x4.ge_s(a, splat(0x38800000)));
-  r = v128.bitselect(a, r, i32x4.ge_s(a, splat(0x7f800000)));
-  return v128.or(r, v128.and(f, splat(0x80000000)));
 }
 
 /** f32x4 rounded to bf16 (nearest-even on the top 16 bits; NaN kept). */
