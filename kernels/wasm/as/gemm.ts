@@ -122,6 +122,7 @@ const J_AP = 0, J_BP = 4, J_C = 8, J_M = 12, J_N = 16, J_K = 20, J_INIT = 24, J_
  */
 function tile(
   ap: usize, pb: usize, bStep: usize, c: usize, np: i32, k: i32, ib: i32, jb: i32, k0: i32, k1: i32, fresh: bool,
+  out: usize, fmt: i32, o: i32, row: i32,
 ): void {
   const c0 = c + (<usize>(ib * 4 * np + jb * 8) << 2), rs = <usize>np << 2;
   let a00 = f32x4.splat(0), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
@@ -153,6 +154,18 @@ function tile(
     pa += 16;
     pb += bStep;
   }
+  if (out) {
+    // The last chunk of a whole tile whose columns are contiguous in the output: round and store it there.
+    st4(fmt, out, o, a00);
+    st4(fmt, out, o + 4, a01);
+    st4(fmt, out, o + row, a10);
+    st4(fmt, out, o + row + 4, a11);
+    st4(fmt, out, o + 2 * row, a20);
+    st4(fmt, out, o + 2 * row + 4, a21);
+    st4(fmt, out, o + 3 * row, a30);
+    st4(fmt, out, o + 3 * row + 4, a31);
+    return;
+  }
   v128.store(c0, a00);
   v128.store(c0, a01, 16);
   v128.store(c0 + rs, a10);
@@ -176,21 +189,28 @@ export function gemmTiles(job: usize, part: i32, parts: i32): void {
   const t0 = <i32>(<i64>tiles * part / parts), t1 = <i32>(<i64>tiles * (part + 1) / parts);
   const ap = <usize>field(job, J_AP), bp = <usize>field(job, J_BP), c = <usize>field(job, J_C);
   const bStep = <usize>field(job, J_BSTEP), bJb = <usize>field(job, J_BJB);
-  const init = field(job, J_INIT) != 0;
+  const init = field(job, J_INIT) != 0, storing = field(job, J_STORE) != 0;
+  const out = <usize>field(job, J_OUT), fmt = field(job, J_FMT), base = field(job, J_BASE);
+  const row = field(job, J_ROW), cb = field(job, J_CB), cbs = field(job, J_CBS);
+  // Whole tiles whose 8 columns are contiguous in the output store themselves when their sums are final.
+  const wholeTiles = storing && cbs == 0;
   // Chunks of equal length (784 = 4 x 196, not 3 x 256 + 16); the running sums carry across them exactly.
   const chunks = max(1, (k + KC - 1) / KC), kc = max(1, (k + chunks - 1) / chunks);
   for (let k0 = 0; k0 < k || k0 == 0; k0 += kc) {
     const k1 = min(k, k0 + kc);
     for (let t = t0; t < t1; t++) {
       const ib = t / nb, jb = t % nb;
-      tile(ap, bp + <usize>jb * bJb + <usize>k0 * bStep, bStep, c, crow, k, ib, jb, k0, k1, k0 == 0 && !init);
+      const own = wholeTiles && k1 == k && ib * 4 + 4 <= m && jb * 8 + 8 <= n;
+      tile(
+        ap, bp + <usize>jb * bJb + <usize>k0 * bStep, bStep, c, crow, k, ib, jb, k0, k1, k0 == 0 && !init,
+        own ? out : 0, fmt, base + ib * 4 * row + jb * 8, row,
+      );
     }
   }
-  if (field(job, J_STORE) == 0) return;
-  const out = <usize>field(job, J_OUT), fmt = field(job, J_FMT), base = field(job, J_BASE);
-  const row = field(job, J_ROW), cb = field(job, J_CB), cbs = field(job, J_CBS);
+  if (!storing) return;
   for (let t = t0; t < t1; t++) {
     const ib = t / nb, jb = t % nb, cols = min(8, n - jb * 8);
+    if (wholeTiles && ib * 4 + 4 <= m && cols == 8) continue; // stored by the tile itself
     for (let cc = 0; cc < cols; cc++) {
       const j = jb * 8 + cc;
       store<i32>(colOff + (<usize>cc << 2), base + (j / cb) * cbs + j % cb);
