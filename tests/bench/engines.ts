@@ -3,7 +3,7 @@
  *
  * 1. matmul GFLOP/s: the wasm gemm per storage format and thread count (and the --fast build), the ref
  *    engine, and onnxruntime-node's fp32 MatMul as the reference point (skipped with a reason without
- *    --allow-ffi).
+ *    --allow-ffi); and the ceiling of any exact wasm gemm on one core (tests/bench/simd_ceiling.ts).
  * 2. Training samples/s: MLP 784-256-10 and the small CNN, batch 128, per policy, on ref, wasm and ort
  *    (fp32 also on wasm-fast; ort skipped with a reason without --allow-ffi).
  * 3. The same MLP trained by PyTorch (tests/bench/torch_peer.py with /usr/bin/python3), when installed, in
@@ -24,6 +24,7 @@ import { Rng } from "../../lib/random.ts";
 import { PAPER_SGD } from "../../lib/train/optimizer.ts";
 import { buildTrainGraph } from "../../lib/train/step.ts";
 import { ortAvailable, ortMatmulGflops } from "./ort_matmul.ts";
+import { exactSimdCeilingGflops } from "./simd_ceiling.ts";
 
 const quick = Deno.args.includes("--quick");
 const REPEATS = quick ? 3 : 5;
@@ -101,6 +102,9 @@ for (const dims of SIZES) {
   const g = gflops(dims, await time(matmulRunner(await engine("ref"), dims, "fp32"), 200));
   mmRows.push([`${dims.join("x")}`, "ref fp32", 1, g.toFixed(2)]);
 }
+// What no exact wasm gemm can beat on one core of this machine: four-wide multiplies and adds, no FMA.
+const ceiling = await exactSimdCeilingGflops(REPEATS);
+mmRows.push(["-", "exact wasm SIMD ceiling (mul + add in registers, no memory)", 1, ceiling.toFixed(1)]);
 table("matmul (GFLOP/s, median)", ["m x k x n", "engine", "threads", "GFLOP/s"], mmRows);
 if (ortReason) console.log(`onnxruntime: skipped (${ortReason})`);
 
@@ -240,6 +244,11 @@ for (const threads of threadCounts) {
       `wasm / onnxruntime fp32 matmul 512^3, ${threads} thread(s)`,
       ">= 0.5",
       (w / o).toFixed(2),
+    ]);
+    ratioRows.push([
+      `  at most (exact SIMD ceiling x ${threads} / onnxruntime)`,
+      ">= 0.5",
+      (ceiling * threads / o).toFixed(2),
     ]);
   }
 }
