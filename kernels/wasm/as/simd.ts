@@ -2,7 +2,8 @@
  * Four elements at a time: loads to f32x4, rounding of f32x4 to a format, and stores, with the same bits
  * as the scalar conversions in format.ts. Used where f32 arithmetic is exact for the op (see
  * `exactInF32` in optim.ts and the elementwise fast paths), so one vector op replaces four. Comparisons
- * and conversions are the signed forms (native on x86) on values known to be non-negative.
+ * are the signed forms (native on x86) on values known to be non-negative. tests/wasm_simd_test.ts checks
+ * the fp16 conversions against Deno's Float16Array.
  */
 
 import { FP16, FP32 } from "./format";
