@@ -118,7 +118,8 @@ const J_AP = 0, J_BP = 4, J_C = 8, J_M = 12, J_N = 16, J_K = 20, J_INIT = 24, J_
 
 /**
  * One 4 x 8 tile of C over k in [k0, k1); starts from zero when `fresh`, else from C. B's rows for this tile
- * start at `pb` and are `bStep` bytes apart; C's rows are `np` floats apart.
+ * start at `pb` and are `bStep` bytes apart; C's rows are `np` floats apart. With `out` set, the sums are
+ * final: they are rounded to `fmt` and stored at element `o` of `out` (rows `row` elements apart), not in C.
  */
 function tile(
   ap: usize, pb: usize, bStep: usize, c: usize, np: i32, k: i32, ib: i32, jb: i32, k0: i32, k1: i32, fresh: bool,
@@ -179,8 +180,9 @@ function tile(
 /**
  * Runs this thread's share of the tiles of the gemm job at `job`: tiles [part * T / parts, (part + 1) * T /
  * parts) of the T tiles in (row block, column block) order. Every output is computed by exactly one thread
- * in the same order, so the bits do not depend on the thread count. With `store` set, the thread then rounds
- * its tiles' real outputs to the output format and writes them at base + i * row + (j / cb) * cbs + j % cb.
+ * in the same order, so the bits do not depend on the thread count. With `store` set, its tiles' real outputs
+ * are rounded to the output format and written at base + i * row + (j / cb) * cbs + j % cb: by the tile itself
+ * on its last chunk when it is whole and its columns are contiguous there (cbs = 0), else by a pass after.
  */
 export function gemmTiles(job: usize, part: i32, parts: i32): void {
   const colOff = job + 256 + (<usize>part << 5); // this thread's i32[8] scratch after the job
