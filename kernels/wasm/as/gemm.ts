@@ -69,32 +69,34 @@ export function packA(
   }
 }
 
-/** Packs columns [0, n) of B [k, n]; element (k, j) is at (k / kInner) * kOuterStride + (k % kInner) * kInnerStride + j * colStride. */
+/**
+ * Packs columns [0, n) of B [k, n]; element (k, j) is at (k / kInner) * kOuterStride + (k % kInner) * kInnerStride + j * colStride.
+ * Row by row: a row's whole blocks of contiguous columns are read in one sweep (four at a time), so each
+ * row of a plain B is read once, front to back, instead of once per block.
+ */
 export function packB(
   src: usize, fmt: i32, k: i32, n: i32, kInner: i32, kOuterStride: i32, kInnerStride: i32, colStride: i32,
   dst: usize,
 ): void {
-  const nb = (n + 7) >> 3;
-  for (let jb = 0; jb < nb; jb++) {
-    let kOff = 0, inner = 0;
-    // Whole blocks of contiguous columns load four at a time.
-    const wide = colStride == 1 && jb * 8 + 8 <= n;
-    for (let q = 0; q < k; q++) {
+  const nb = (n + 7) >> 3, wide = colStride == 1 ? n >> 3 : 0;
+  let kOff = 0, inner = 0;
+  for (let q = 0; q < k; q++) {
+    for (let jb = 0; jb < wide; jb++) {
       const d = dst + ((<usize>(jb * k + q) << 3) << 2);
-      if (wide) {
-        v128.store(d, ld4(fmt, src, kOff + jb * 8));
-        v128.store(d, ld4(fmt, src, kOff + jb * 8 + 4), 16);
-      } else {
-        for (let c = 0; c < 8; c++) {
-          const j = jb * 8 + c;
-          store<f32>(d + (<usize>c << 2), j < n ? ldf(fmt, src, kOff + j * colStride) : 0);
-        }
+      v128.store(d, ld4(fmt, src, kOff + jb * 8));
+      v128.store(d, ld4(fmt, src, kOff + jb * 8 + 4), 16);
+    }
+    for (let jb = wide; jb < nb; jb++) {
+      const d = dst + ((<usize>(jb * k + q) << 3) << 2);
+      for (let c = 0; c < 8; c++) {
+        const j = jb * 8 + c;
+        store<f32>(d + (<usize>c << 2), j < n ? ldf(fmt, src, kOff + j * colStride) : 0);
       }
-      if (++inner < kInner) kOff += kInnerStride;
-      else {
-        inner = 0;
-        kOff += kOuterStride - (kInner - 1) * kInnerStride;
-      }
+    }
+    if (++inner < kInner) kOff += kInnerStride;
+    else {
+      inner = 0;
+      kOff += kOuterStride - (kInner - 1) * kInnerStride;
     }
   }
 }
