@@ -10,11 +10,13 @@
  */
 
 import assert from "node:assert/strict";
+import { CAST, FP32 } from "../kernels/wasm/lowering.ts";
+import { FORMAT_CODE } from "../kernels/wasm/memory.ts";
 import { instantiateKernels } from "../kernels/wasm/mod.ts";
 import { rounder } from "../lib/formats/format.ts";
 
 const { k, arena } = instantiateKernels();
-const FP32 = 0, FP16 = 1, BF16 = 2, CAST = 4;
+const FP16 = FORMAT_CODE.fp16!, BF16 = FORMAT_CODE.bf16!;
 const CHUNK = 1 << 20;
 const LOW_BYTES = [0x00, 0x01, 0x7f, 0x80, 0x81, 0xff];
 const x = arena.alloc(4 * CHUNK), y = arena.alloc(4 * CHUNK);

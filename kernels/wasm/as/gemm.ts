@@ -179,6 +179,12 @@ function tile(
   v128.store(c0 + 3 * rs, a31, 16);
 }
 
+/** True when tile (ib, jb) of an m x n output has all its 4 rows and 8 columns. */
+// @ts-ignore: decorator
+@inline function whole(ib: i32, jb: i32, m: i32, n: i32): bool {
+  return ib * 4 + 4 <= m && jb * 8 + 8 <= n;
+}
+
 /**
  * Runs this thread's share of the tiles of the gemm job at `job`: tiles [part * T / parts, (part + 1) * T /
  * parts) of the T tiles in (row block, column block) order. Every output is computed by exactly one thread
@@ -204,7 +210,7 @@ export function gemmTiles(job: usize, part: i32, parts: i32): void {
     const k1 = min(k, k0 + kc);
     for (let t = t0; t < t1; t++) {
       const ib = t / nb, jb = t % nb;
-      const own = wholeTiles && k1 == k && ib * 4 + 4 <= m && jb * 8 + 8 <= n;
+      const own = wholeTiles && k1 == k && whole(ib, jb, m, n);
       tile(
         ap, bp + <usize>jb * bJb + <usize>k0 * bStep, bStep, c, crow, k, ib, jb, k0, k1, k0 == 0 && !init,
         own ? out : 0, fmt, base + ib * 4 * row + jb * 8, row,
@@ -214,7 +220,7 @@ export function gemmTiles(job: usize, part: i32, parts: i32): void {
   if (!storing) return;
   for (let t = t0; t < t1; t++) {
     const ib = t / nb, jb = t % nb, cols = min(8, n - jb * 8);
-    if (wholeTiles && ib * 4 + 4 <= m && cols == 8) continue; // stored by the tile itself
+    if (wholeTiles && whole(ib, jb, m, n)) continue; // stored by the tile itself
     for (let cc = 0; cc < cols; cc++) {
       const j = jb * 8 + cc;
       store<i32>(colOff + (<usize>cc << 2), base + (j / cb) * cbs + j % cb);
