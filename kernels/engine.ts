@@ -47,10 +47,11 @@ export interface Executable {
    * The result holds every named graph output and, under each state binding's
    * name, that tensor's next value. Callers must not modify returned tensors:
    * an engine may recognise one fed back as state and keep its own copy. A
-   * returned state tensor fed back into the same executable is consumed: once
-   * that run is over, the engine may write a later run's result into its
-   * memory (ort double-buffers state this way), so copy it first if it is
-   * needed after the next run.
+   * returned state tensor fed back into the same executable is consumed: read
+   * or copy its data before that run if it is needed afterwards. ort
+   * double-buffers state, so a later run may write over it; wasm leaves state
+   * in its own memory until the data is first read, and a consumed state
+   * tensor that was never read throws when read.
    */
   run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
 }

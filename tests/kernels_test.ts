@@ -133,6 +133,15 @@ Deno.test("all_finite: 0 for NaN and +-Inf in any input, 1 otherwise", () => {
   assert.equal(ok([1, 2], [3, NaN]), 0);
 });
 
+Deno.test("count_lost: nonzero steps (NaN included) whose parameter kept its value, +0 equal to -0", () => {
+  const lost = (...xs: number[][]) => runOp("count_lost", xs.map((v) => h16([v.length], v))).data[0];
+  // Elements: changed; kept with a step; kept with no step; -0 -> +0 with a step; NaN kept; NaN step.
+  assert.equal(lost([1, 2, 3, -0, NaN, 5], [1.5, 2, 3, 0, NaN, 5], [1, 1, 0, 1, 1, NaN]), 3);
+  assert.equal(lost([1], [1], [0], [2, 2], [2, 4], [-1, 1]), 1); // summed over the triples
+  assert.throws(() => lost([1], [1]), /triples/);
+  assert.throws(() => lost([1], [1], [1, 2]), /differ/);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Optimizer updates
 

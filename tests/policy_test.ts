@@ -248,8 +248,12 @@ for (const modelName of ["mlp", "cnn"]) {
       assert.equal(forwardCasts.length, 1, `one cast of ${p.name}`);
       assert.equal(forwardCasts[0].format, "fp16");
       assert.equal(forwardCasts[0].role, "activation");
-      // Apart from the cast, only the optimizer update reads the fp32 master weight.
-      for (const n of cs) if (n.op !== "cast") assert.equal(n.role, "update", `${p.name} read by ${n.op}`);
+      // Apart from the cast, only the optimizer update (and the lost-update count) reads the fp32 master weight.
+      for (const n of cs) {
+        if (n.op !== "cast") {
+          assert.equal(n.role, n.op === "count_lost" ? "metric" : "update", `${p.name} read by ${n.op}`);
+        }
+      }
     }
     const fwdCasts = casts(g).filter((n) => n.role === "activation");
     assert.equal(fwdCasts.length, params.length, "exactly one forward cast per parameter");
@@ -286,8 +290,8 @@ for (const modelName of ["mlp", "cnn"]) {
     assertAllFormatted(g);
     assert.equal(casts(g).length, 0);
     for (const n of g.nodes) {
-      const fp32 = (n.op === "input" && FP32_INPUTS.has(n.name!)) || n.op === "count_correct" ||
-        n.op === "all_finite";
+      const fp32 = (n.op === "input" && FP32_INPUTS.has(n.name!)) ||
+        ["count_correct", "all_finite", "count_lost"].includes(n.op);
       assert.equal(n.format, fp32 ? "fp32" : "fp16", `node ${n.id} ${n.op} ${n.name ?? ""}`);
     }
     for (const id of grads) assert.equal(g.node(id).format, "fp16");

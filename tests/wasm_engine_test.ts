@@ -200,6 +200,26 @@ Deno.test("wasm: ops on odd shapes and edge values equal ref in fp32, fp16 and b
       const finite = [t([9], f), t([4], f)];
       const [z1, z2] = await both(wasm, "all_finite", finite, {}, "fp32");
       assertBits(z1, z2, `all_finite ${f}`);
+      // count_lost: equal values, +-0, NaN and zero steps from the edge values; a long tensor after a
+      // short one (whole vectors and tails); a step in another format takes the element-by-element path.
+      const w0 = t([61], f, true), w1 = t([61], f, true), pick = t([61], f), w2 = t([7], f, true);
+      w1.data.forEach((_, i) => pick.data[i] < 0 && (w1.data[i] = w0.data[i]));
+      for (const [i, a, b] of [[5, 0, -0], [6, NaN, NaN], [60, -0, 0]]) (w0.data[i] = a), (w1.data[i] = b);
+      for (const step of [t([61], f, true), t([61], "fp32", true), t([61], f)]) {
+        step.data[3] = 0;
+        const [l1, l2] = await both(wasm, "count_lost", [w2, w2, t([7], f, true), w0, w1, step], {}, "fp32");
+        assertBits(l1, l2, `count_lost ${f}, step ${step.format}`);
+        assert.ok(l2[0] > 10, `count_lost ${f}: too few lost elements to test (${l2[0]})`);
+      }
+      const long = [t([1029], f)];
+      for (const at of [-1, 1000, 1028]) {
+        // Finite; Infinity past the first block of 16 vectors; NaN in the tail.
+        if (at >= 0) long[0].data[at] = at === 1000 ? Infinity : NaN;
+        const [i1, i2] = await both(wasm, "all_finite", long, {}, "fp32");
+        assertBits(i1, i2, `all_finite ${f} with a non-finite value at ${at}`);
+        assert.equal(i2[0], at < 0 ? 1 : 0);
+        if (at >= 0) long[0].data[at] = 1;
+      }
       for (const [k, at] of [[0, 3], [1, 2]]) {
         // Within the first tensor's eight-at-a-time block, then in the second's scalar tail.
         const saved = finite[k].data[at];

@@ -93,6 +93,18 @@ const allFinite: Lowering = (ctx) => {
   return cast(g, g.node("Equal", [total, g.f32(0)]), ELEM.FLOAT);
 };
 
+const countLost: Lowering = (ctx) => {
+  const g = ctx.g, sums: string[] = [];
+  for (let k = 0; k < ctx.node.inputs.length; k += 3) {
+    // Equal is false for NaN and true for +0 and -0, as === is in ref.
+    const kept = g.node("Equal", [ctx.x(k), ctx.x(k + 1)]);
+    const stepped = g.node("Not", [g.node("Equal", [ctx.x(k + 2), g.f32(0)])]);
+    const hits = cast(g, g.node("And", [kept, stepped]), ELEM.FLOAT);
+    sums.push(reduce(g, "ReduceSum", hits, axesExcept(ctx.shape(k).length, []), false));
+  }
+  return sums.length === 1 ? sums[0] : g.node("Sum", sums);
+};
+
 const padChannels: Lowering = (ctx) => {
   const rank = ctx.shape(0).length, pads = new Array(2 * rank).fill(0);
   pads[1] = num(ctx.node, "before");
@@ -130,6 +142,7 @@ export const POINTWISE: Record<string, Lowering> = {
   count_correct: countCorrect,
   dropout,
   all_finite: allFinite,
+  count_lost: countLost,
   add: (ctx) => ctx.g.node("Add", [ctx.x(0), ctx.x(1)]),
   scale: (ctx) => withScalar(ctx.g, "Mul", ctx.x(0), num(ctx.node, "factor")),
   cast: (ctx) => ctx.x(0),

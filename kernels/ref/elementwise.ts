@@ -37,6 +37,16 @@ const dropout: Kernel = ({ node, x: [x, seed], out }) => {
   return Float64Array.from(x, (v, i) => (dropoutKeeps(s, salt, i, rate) ? out(v / keep) : 0));
 };
 
+/** Lost updates: the step was nonzero (NaN included) and the parameter compares equal to its old value. */
+const countLost: Kernel = ({ x, out }) => {
+  let lost = 0;
+  for (let k = 0; k < x.length; k += 3) {
+    const [w0, w1, step] = [x[k], x[k + 1], x[k + 2]];
+    for (let i = 0; i < w0.length; i++) if (step[i] !== 0 && w1[i] === w0[i]) lost++;
+  }
+  return Float64Array.of(out(lost));
+};
+
 const allFinite: Kernel = ({ x }) => {
   for (const a of x) for (let i = 0; i < a.length; i++) if (a[i] - a[i] !== 0) return Float64Array.of(0);
   return Float64Array.of(1);
@@ -56,4 +66,5 @@ export const ELEMENTWISE: Record<string, Kernel> = {
   cast: map1((v) => v),
   dropout,
   all_finite: allFinite,
+  count_lost: countLost,
 };

@@ -10,6 +10,7 @@
  * @module
  */
 
+import type { FormatName } from "../../lib/formats/format.ts";
 import { ERFC_TABLE } from "../../lib/math.ts";
 import { type Graph, type Node, sizeOf } from "../../lib/graph/graph.ts";
 import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
@@ -186,9 +187,7 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
   const wide = rt.arena.alloc(
     4 * Math.max(0, ...compiled[0].results.map((r) => r.n), ...leaves.map((n) => count(n.id))),
   );
-  // Host buffers of state results that were fed back and consumed by a later run: the next results reuse
-  // them (the Executable contract), which spares allocating and zeroing a fresh array per step.
-  const free = new Map<string, Float32Array[]>();
+  const stateNames = new Set(graph.state.map((s) => s.name));
   let last: Record<string, HostTensor> = {}, parity = 0;
   return {
     run(feeds) {
@@ -204,14 +203,19 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
   function runPlan(feeds: Readonly<Record<string, HostTensor>>): Record<string, HostTensor> {
     // The plan whose leaves are where the last run left its state.
     const plan = compiled[parity ^ 1];
-    const consumed: [string, Float32Array][] = [];
+    // State the last run left unread: what this run consumes stays in wasm memory and is never copied out;
+    // the rest is copied out now, before this run reuses the memory.
+    for (const [name, t] of Object.entries(last)) {
+      if (!(t instanceof StateResult)) continue;
+      if (feeds[name] === t) t.consume();
+      else t.keep();
+    }
     for (const { node, at, from } of plan.inputs) {
       const t = feedFor(node, feeds);
       if (from >= 0 && last[node.name!] === t) {
         // State fed back unchanged from this executable's last run is in wasm memory, in place as a rule.
         const fmt = FORMAT_CODE[node.format!]!;
         if (from !== at) rt.k.copy(from, fmt, 0, at, fmt, 0, sizeOf(node.shape));
-        consumed.push([node.name!, t.data as Float32Array]);
       } else if (node.format === "fp32") rt.arena.write(at, "fp32", t.data);
       else {
         // 16-bit feeds (the batch, in fp16 and bf16 policies) are staged as f32 and cast in wasm: storing
@@ -224,23 +228,60 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
     }
     for (const s of plan.steps) s.run(scratch);
     const out: Record<string, HostTensor> = {};
-    const f32 = rt.arena.views.f32;
     for (const { name, at, n, shape, format } of plan.results) {
-      let from = at;
-      if (format !== "fp32") {
-        split(rt, "widen", [at, FORMAT_CODE[format]!, wide, n], [[0, 1], [2, -1]], 3);
-        from = wide;
-      }
-      const data = free.get(name)?.pop() ?? new Float32Array(n);
-      data.set(f32.subarray(from >> 2, (from >> 2) + n));
-      out[name] = { shape, format, data };
-    }
-    for (const [name, data] of consumed) {
-      if (!free.has(name)) free.set(name, []);
-      free.get(name)!.push(data);
+      const copyOut = () => {
+        let from = at;
+        if (format !== "fp32") {
+          split(rt, "widen", [at, FORMAT_CODE[format]!, wide, n], [[0, 1], [2, -1]], 3);
+          from = wide;
+        }
+        return rt.arena.views.f32.slice(from >> 2, (from >> 2) + n);
+      };
+      // A training loop feeds state back unread: it stays in wasm memory until something reads it.
+      out[name] = stateNames.has(name)
+        ? new StateResult(shape, format, copyOut)
+        : { shape, format, data: copyOut() };
     }
     last = out;
     parity ^= 1;
     return out;
+  }
+}
+
+/**
+ * A state result of a run, left in wasm memory: its data is copied out when first read, or before the next
+ * run of its executable reuses the memory, unless that run consumes it (it is fed back), after which it
+ * cannot be read (the engine contract: read a state tensor before feeding it back if it is needed after).
+ */
+class StateResult implements HostTensor {
+  #data: Float32Array | null = null;
+  #copyOut: (() => Float32Array) | null;
+
+  constructor(readonly shape: readonly number[], readonly format: FormatName, copyOut: () => Float32Array) {
+    this.#copyOut = copyOut;
+  }
+
+  /** The values, as f32 (exact for every storage format). */
+  get data(): Float32Array {
+    if (!this.#data) {
+      if (!this.#copyOut) {
+        throw new Error(
+          "State tensor read after a later run consumed it: read or copy it before feeding it back",
+        );
+      }
+      this.#data = this.#copyOut();
+      this.#copyOut = null;
+    }
+    return this.#data;
+  }
+
+  /** Copies the values out now (the next run may overwrite them in wasm memory). */
+  keep(): void {
+    void this.data;
+  }
+
+  /** The next run reads the values in place and may overwrite them: unread, they are gone. */
+  consume(): void {
+    this.#copyOut = null;
   }
 }

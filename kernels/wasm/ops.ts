@@ -48,7 +48,7 @@ function bcast(node: Node, xs: readonly number[], rank: number) {
 const copyAll: Lowering = ({ x: [x], y, rt }) =>
   plain(() => rt.k.copy(x.ptr, x.fmt, 0, y.ptr, y.fmt, 0, y.size));
 
-/** Writes one number to a one-element output through the arena (count_correct, all_finite). */
+/** Writes one number to a one-element output through the arena (count_correct, all_finite, count_lost). */
 function writeScalar(rt: Runtime, y: Operand, v: number) {
   rt.arena.write(y.ptr, y.format, Float64Array.of(v));
 }
@@ -178,6 +178,15 @@ export const LOWERINGS: Readonly<Record<string, Lowering>> = {
     ),
   all_finite: ({ x, y, rt }) =>
     plain(() => writeScalar(rt, y, x.every((o) => rt.k.allFinite(o.ptr, o.fmt, o.size)) ? 1 : 0)),
+  count_lost: ({ x, y, rt }) =>
+    plain(() => {
+      let lost = 0;
+      for (let k = 0; k < x.length; k += 3) {
+        const [w0, w1, step] = [x[k], x[k + 1], x[k + 2]];
+        lost += rt.k.countLost(w0.ptr, w1.ptr, w0.fmt, step.ptr, step.fmt, w0.size);
+      }
+      writeScalar(rt, y, lost);
+    }),
   bias_add: ({ node, x: [x, b], y, rt }) => {
     const [outer, mid, inner] = bcast(node, x.shape, b.shape.length);
     const args = [x.ptr, x.fmt, b.ptr, b.fmt, y.ptr, y.fmt, outer, mid, inner];

@@ -446,6 +446,17 @@ const OPS: Record<string, OpDef> = {
     doc: "1 when every element of every input is finite, else 0",
     shape: () => [],
   },
+  count_lost: {
+    arity: "variadic",
+    doc: "(w, w', step) triples -> how many elements had a nonzero step and kept w' == w (lost updates)",
+    shape: (xs) => {
+      if (xs.length % 3) fail("count_lost", `takes (w, w', step) triples, got ${xs.length} inputs`);
+      for (let k = 0; k < xs.length; k += 3) {
+        same("count_lost", same("count_lost", xs[k], xs[k + 1]), xs[k + 2]);
+      }
+      return [];
+    },
+  },
   sgd_velocity: {
     arity: 5,
     doc: "(v, g, w, invScale, ok) -> momentum * v - lr * (g * invScale + wd * w), Keras SGD",

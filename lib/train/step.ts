@@ -55,7 +55,32 @@ export function buildTrainGraph(spec: StepSpec, batch: number): TrainGraph {
   const finite = g.add("all_finite", gradIds, {}, { format: "fp32", role: "metric" });
   g.outputs.finite = finite;
   const slots = appendUpdates(g, grads, finite, spec.optimizer, spec.policy);
+  appendUpdateChecks(g, spec.optimizer);
   return { graph: g, grads: gradIds, slots };
+}
+
+/**
+ * The optimizer slot whose nonzero value means a parameter was meant to move (a lost update is one that
+ * left it unchanged): SGD momentum's velocity, Adam's first moment; none for plain SGD.
+ */
+export function stepSlot(o: OptimizerConfig): string | null {
+  return o.kind === "adam" ? "m" : o.momentum > 0 ? "momentum" : null;
+}
+
+/**
+ * Outputs the training loop checks every step, computed in the graph so that the parameters need not leave
+ * the engine: `params_finite` (1 when every updated parameter is finite) and, with a step slot, `lost` (how
+ * many parameter elements had a nonzero step and did not change).
+ */
+function appendUpdateChecks(g: Graph, o: OptimizerConfig) {
+  const next = new Map(g.state.map((s) => [s.name, s.next]));
+  const params = g.leaves("param");
+  const metric = { format: "fp32", role: "metric" } as const;
+  g.outputs.params_finite = g.add("all_finite", params.map((p) => next.get(p.name!)!), {}, metric);
+  const slot = stepSlot(o);
+  if (!slot) return;
+  const triples = params.flatMap((p) => [p.id, next.get(p.name!)!, next.get(`${p.name}/${slot}`)!]);
+  g.outputs.lost = g.add("count_lost", triples, {}, metric);
 }
 
 /** The evaluation graph for one batch size (outputs loss, correct, logits). */

@@ -9,7 +9,7 @@
 import type { Engine, Executable, HostTensor } from "../../kernels/engine.ts";
 import type { Dataset, Split } from "../../datasets/dataset.ts";
 import { rounder } from "../formats/format.ts";
-import type { Graph } from "../graph/graph.ts";
+import { type Graph, sizeOf } from "../graph/graph.ts";
 import type { ModelDef, ModelOptions } from "../model/zoo.ts";
 import type { Policy } from "../policy/policy.ts";
 import { Rng } from "../random.ts";
@@ -18,7 +18,7 @@ import { initialState } from "./init.ts";
 import { LossScaler } from "./loss_scaler.ts";
 import { type MemoryFigures, memoryFigures } from "./memory.ts";
 import { adamAlpha, type OptimizerConfig } from "./optimizer.ts";
-import { buildEvalGraph, buildTrainGraph, type StepSpec } from "./step.ts";
+import { buildEvalGraph, buildTrainGraph, stepSlot, type StepSpec } from "./step.ts";
 
 /** Metrics of one epoch. Times are excluded from the determinism hashes. */
 export interface EpochMetrics {
@@ -118,21 +118,7 @@ function batchFeeds(
   return { x, labels };
 }
 
-/** Share of elements whose stored value stayed put although their optimizer step (slot value) is non-zero. */
-function lostShare(
-  before: Record<string, HostTensor>,
-  after: Record<string, HostTensor>,
-  pairs: readonly [string, string][],
-) {
-  let lost = 0, total = 0;
-  for (const [param, slot] of pairs) {
-    const w0 = before[param].data, w1 = after[param].data, step = after[slot].data;
-    for (let i = 0; i < w0.length; i++) if (step[i] !== 0 && w1[i] === w0[i]) lost++;
-    total += w0.length;
-  }
-  return lost / total;
-}
-
+/** The first named tensor holding a NaN or an Infinity (read only after the graph's check said one does). */
 function firstNonFinite(state: Record<string, HostTensor>, names: readonly string[]): string | null {
   for (const name of names) {
     const d = state[name].data;
@@ -170,8 +156,9 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
   );
 
   const scaler = new LossScaler(s.policy.lossScale);
-  const slotOf = s.optimizer.kind === "adam" ? "m" : s.optimizer.momentum > 0 ? "momentum" : null;
-  const lostPairs: [string, string][] = slotOf ? paramNames.map((n) => [n, `${n}/${slotOf}`]) : [];
+  // Lost updates are counted in the graph (the `lost` output), over every parameter element.
+  const slotOf = stepSlot(s.optimizer);
+  const paramElements = first.graph.leaves("param").reduce((t, n) => t + sizeOf(n.shape), 0);
   let adamT = 0, step = 0;
   const shuffle = new Rng(s.seed, "shuffle");
   const epochs: EpochMetrics[] = [];
@@ -199,7 +186,7 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
         adam_alpha: scalar(adamAlpha(s.optimizer, Math.max(adamT, 1))),
       });
       const loss = out.loss.data[0], finite = out.finite.data[0] === 1;
-      if (slotOf && (finite || !scaler.gates)) (lostSum += lostShare(state, out, lostPairs)), applied++;
+      if (slotOf && (finite || !scaler.gates)) (lostSum += out.lost.data[0] / paramElements), applied++;
       for (const name of Object.keys(state)) state[name] = out[name];
       lossSum += loss * n;
       correct += out.correct.data[0];
@@ -213,7 +200,10 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
       } else if (!scaler.gates && !Number.isFinite(loss)) {
         divergence = { epoch, step, reason: `non-finite loss (${loss})` };
       }
-      const bad: string | null = divergence ? null : firstNonFinite(state, paramNames);
+      // The graph says whether every parameter is finite; they are read only when one is not, to name it.
+      const bad: string | null = divergence || out.params_finite.data[0] === 1
+        ? null
+        : firstNonFinite(state, paramNames);
       if (bad) divergence = { epoch, step, reason: `non-finite value in parameter ${bad}` };
       if (divergence) break;
       if (s.onBatch && performance.now() - lastTick > 2000) {

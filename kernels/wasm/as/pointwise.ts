@@ -106,24 +106,67 @@ export function dropout(x: usize, fx: i32, seed: u32, salt: u32, rate: f64, y: u
 
 /** 1 when every element is finite, else 0. */
 export function allFinite(x: usize, fx: i32, n: i32): i32 {
-  let i = 0;
-  if (fx != FP32) {
-    // 16-bit: finite unless the exponent bits are all ones; eight at a time on the bits.
+  // Finite unless the exponent bits are all ones: tested on the bits, whole vectors first, with one branch
+  // per 16 vectors (a step's gradients and parameters are finite as a rule, so the test reads them all).
+  const vectors = fx == FP32 ? n >> 2 : n >> 3;
+  let bad = i32x4.splat(0), k = 0;
+  if (fx == FP32) {
+    const e = i32x4.splat(0x7f800000);
+    for (; k < vectors; k++) {
+      bad = v128.or(bad, i32x4.eq(v128.and(v128.load(x + (<usize>k << 4)), e), e));
+      if ((k & 15) == 15 && v128.any_true(bad)) return 0;
+    }
+  } else {
     const e = i16x8.splat(<i16>(fx == FP16 ? 0x7c00 : 0x7f80));
-    for (; i + 8 <= n; i += 8) {
-      if (v128.any_true(i16x8.eq(v128.and(v128.load(x + (<usize>i << 1)), e), e))) return 0;
+    for (; k < vectors; k++) {
+      bad = v128.or(bad, i16x8.eq(v128.and(v128.load(x + (<usize>k << 4)), e), e));
+      if ((k & 15) == 15 && v128.any_true(bad)) return 0;
     }
   }
-  // v - v is 0 for finite v and NaN for Infinity and NaN.
-  for (; i + 4 <= n; i += 4) {
-    const v = ld4(fx, x, i);
-    if (v128.any_true(f32x4.ne(f32x4.sub(v, v), f32x4.splat(0)))) return 0;
-  }
-  for (; i < n; i++) {
+  if (v128.any_true(bad)) return 0;
+  for (let i = fx == FP32 ? vectors << 2 : vectors << 3; i < n; i++) {
     const v = ldf(fx, x, i);
-    if (v - v != 0) return 0;
+    if (v - v != 0) return 0; // v - v is 0 for finite v and NaN for Infinity and NaN
   }
   return 1;
+}
+
+/** The four i32 lanes of `v` added. */
+// @ts-ignore: decorator
+@inline function lanesSum(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+}
+
+/**
+ * Lost updates among `n` elements: the step at `s` is nonzero (NaN included) and the parameter after, `w1`,
+ * compares equal to the one before, `w0` (as numbers: +0 == -0, NaN != NaN). `w0` and `w1` share format `fw`.
+ */
+export function countLost(w0: usize, w1: usize, fw: i32, s: usize, fs: i32, n: i32): i32 {
+  let i = 0, lost = 0;
+  let acc = i32x4.splat(0);
+  if (fw == FP32 && fs == FP32) {
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      const hit = v128.and(f32x4.eq(v128.load(w0 + o), v128.load(w1 + o)), f32x4.ne(v128.load(s + o), f32x4.splat(0)));
+      acc = i32x4.sub(acc, hit); // a hit lane is -1
+    }
+  } else if (fw != FP32 && fs == fw) {
+    // 16-bit, eight at a time on the bits: the same bits and not NaN, or two zeros of any sign.
+    const mag = i16x8.splat(0x7fff), inf = i16x8.splat(<i16>(fw == FP16 ? 0x7c00 : 0x7f80)), zero = i16x8.splat(0);
+    for (; i + 8 <= n; i += 8) {
+      const o = <usize>i << 1;
+      const a = v128.load(w0 + o), b = v128.load(w1 + o);
+      const equal = v128.or(
+        v128.andnot(i16x8.eq(a, b), i16x8.gt_s(v128.and(a, mag), inf)),
+        i16x8.eq(v128.and(v128.or(a, b), mag), zero),
+      );
+      const hit = v128.andnot(equal, i16x8.eq(v128.and(v128.load(s + o), mag), zero));
+      acc = i32x4.sub(acc, i32x4.extadd_pairwise_i16x8_s(hit));
+    }
+  }
+  lost = lanesSum(acc);
+  for (; i < n; i++) if (ldf(fs, s, i) != 0 && ldf(fw, w1, i) == ldf(fw, w0, i)) lost++;
+  return lost;
 }
 
 /** y = x + b, b broadcast over (outer, inner) around its `mid` axis. */
