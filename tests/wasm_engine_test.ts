@@ -281,6 +281,39 @@ Deno.test("wasm: the thread count (1, 2, 4) does not change the weight hash", as
   assert.equal(hashes.size, 1);
 });
 
+Deno.test("wasm: state stays in wasm memory until read, is copied out before a run that does not consume it, and reading it after a run consumed it unread throws", async () => {
+  const wasm = await createWasm({ threads: 2 });
+  try {
+    const policy = parsePolicy("fp16"),
+      spec = {
+        model: modelByName("mlp"),
+        modelOptions: { classes: 10, hidden: [24] },
+        policy,
+        optimizer: PAPER_SGD,
+        inputShape: [1, 28, 28],
+      };
+    const graph = buildTrainGraph(spec, 16).graph, start = stepFeeds(graph, policy, [1, 28, 28], 16);
+    const stateOf = (out: Record<string, HostTensor>) =>
+      Object.fromEntries(graph.state.map((s) => [s.name, out[s.name]]));
+    const same = (a: Record<string, HostTensor>, b: Record<string, HostTensor>, what: string) => {
+      for (const s of graph.state) assertBits(a[s.name].data, b[s.name].data, `${what} ${s.name}`);
+    };
+    const exe = wasm.compile(graph), refExe = ref.compile(graph);
+    const [one, oneRef] = [await exe.run(start), await refExe.run(start)];
+    // A second run from the start feeds does not consume the first run's state, which is copied out first.
+    const again = await exe.run(start);
+    same(oneRef, one, "first run, read after a second run");
+    const [two, twoRef] = [
+      await exe.run({ ...start, ...stateOf(again) }),
+      await refExe.run({ ...start, ...stateOf(oneRef) }),
+    ];
+    assert.throws(() => again[graph.state[0].name].data, /consumed/);
+    same(twoRef, two, "second step, from state fed back unread");
+  } finally {
+    wasm.close?.();
+  }
+});
+
 Deno.test("wasm: state fed back, fed anew, or fed after a failed run gives ref's bits", async () => {
   const wasm = await createWasm({ threads: 2 });
   try {
