@@ -235,6 +235,43 @@ Deno.test("wasm: ops on odd shapes and edge values equal ref in fp32, fp16 and b
   }
 });
 
+Deno.test("wasm: a cast of a leaf read only as matmul B is fused into the packing, with ref's bits", async () => {
+  const wasm = await createWasm({ threads: 2 });
+  const rng = new Rng(11, "wasm-fused-cast");
+  try {
+    for (
+      const [from, to] of [["fp32", "fp16"], ["fp32", "bf16"], ["bf16", "fp16"], ["fp16", "fp32"]] as const
+    ) {
+      for (const [m, k, n] of [[5, 7, 11], [8, 33, 16]]) {
+        // Values beyond fp16's range, ties and subnormals in the cast: w spans 2^-30 .. 2^20.
+        const wv = Float64Array.from({ length: k * n }, () => {
+          const v = (rng.uniform() * 2 - 1) * 2 ** (rng.below(50) - 30);
+          return rounder(from)(rng.uniform() < 0.1 ? Math.f16round(v) * (1 + 2 ** -11) : v);
+        });
+        const g = new Graph();
+        // y = a w (a forward pass), z = d w^T (the input gradient), both through the one cast.
+        const a = g.leaf("input", "a", [m, k], { format: to }),
+          d = g.leaf("input", "d", [m, n], { format: to });
+        const w = g.leaf("param", "w", [k, n], { format: from });
+        const cw = g.add("cast", [w], {}, { format: to });
+        g.outputs.y = g.add("matmul", [a, cw], {}, { format: to });
+        g.outputs.z = g.add("matmul", [d, cw], { transB: true }, { format: to });
+        const feeds: Record<string, HostTensor> = {
+          a: { shape: [m, k], format: to, data: values(rng, m * k, to, false) },
+          d: { shape: [m, n], format: to, data: values(rng, m * n, to, false) },
+          w: { shape: [k, n], format: from, data: wv },
+        };
+        const [r, x] = [await ref.compile(g).run(feeds), await wasm.compile(g).run(feeds)];
+        for (const o of Object.keys(g.outputs)) {
+          assertBits(r[o].data, x[o].data, `${from} -> ${to} ${m}x${k}x${n} ${o}`);
+        }
+      }
+    }
+  } finally {
+    wasm.close?.();
+  }
+});
+
 Deno.test("wasm: every op of the engine is covered by the tests above", () => {
   const missing = Object.keys(LOWERINGS).filter((op) => !covered.has(op));
   assert.deepEqual(missing, [], `ops never compared with ref: ${missing.join(", ")}`);

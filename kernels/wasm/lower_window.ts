@@ -125,7 +125,8 @@ function packA(
 
 /**
  * Packs B by column blocks: element (q, j) at start + (q / kInner) * kOuter + (q % kInner) * kStep + j * col;
- * a plain f32 matrix of whole column blocks is read in place instead.
+ * a plain f32 matrix of whole column blocks is read in place instead. An operand with `roundTo` (a cast fused
+ * into this matmul) is rounded to that format as it is packed.
  */
 function packB(
   o: Operand,
@@ -137,7 +138,10 @@ function packB(
   kStep: number,
   col: number,
 ): Packer | InPlace {
-  if (o.fmt === FP32 && col === 1 && kIn === k && n % 8 === 0) return { ptr: at(o, start), step: kStep * 4 };
+  const to = o.roundTo ?? FP32;
+  if (o.fmt === FP32 && to === FP32 && col === 1 && kIn === k && n % 8 === 0) {
+    return { ptr: at(o, start), step: kStep * 4 };
+  }
   return [
     "packB",
     (
@@ -147,6 +151,7 @@ function packB(
     ) => [
       at(o, start + 8 * b0 * col),
       o.fmt,
+      to,
       k,
       Math.min(n, 8 * b1) - 8 * b0,
       kIn,

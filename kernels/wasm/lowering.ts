@@ -21,6 +21,11 @@ export interface Operand {
   readonly format: FormatName;
   readonly shape: readonly number[];
   readonly size: number;
+  /**
+   * The format code the values are rounded to when read: set where a cast is fused into its consumer (only
+   * a matmul's B, which rounds while packing); the buffer holds the cast's input.
+   */
+  readonly roundTo?: number;
 }
 
 /** What a lowering can call. */
@@ -85,17 +90,44 @@ export function split(
   tensors: readonly number[][],
   nAt: number,
 ) {
+  const rows = splitRows(rt, args, tensors, nAt);
+  if (rows.length === 1) rt.k[kernel](...rows[0]);
+  else rt.parallel(kernel, rows);
+}
+
+/**
+ * `split` for a kernel that counts: its last argument is where it stores its range's count (an i32), one
+ * slot per thread from `slots`; returns the sum. Integer sums, so the split changes no result.
+ */
+export function splitSum(
+  rt: Runtime,
+  kernel: ParallelKernel,
+  args: readonly number[],
+  tensors: readonly number[][],
+  nAt: number,
+  slots: number,
+): number {
+  const rows = splitRows(rt, args, tensors, nAt).map((row, p) => [...row, slots + 4 * p]);
+  if (rows.length === 1) rt.k[kernel](...rows[0]);
+  else rt.parallel(kernel, rows);
+  return rt.arena.views.i32.subarray(slots >> 2, (slots >> 2) + rows.length).reduce((a, b) => a + b, 0);
+}
+
+/** The argument rows of `split`: one per thread, or one alone for small or single-threaded work. */
+function splitRows(
+  rt: Runtime,
+  args: readonly number[],
+  tensors: readonly number[][],
+  nAt: number,
+): number[][] {
   const n = args[nAt], t = rt.threads;
-  if (t === 1 || n < SPLIT_MIN) return void rt.k[kernel](...args);
-  rt.parallel(
-    kernel,
-    Array.from({ length: t }, (_, p) => {
-      const from = Math.floor((n * p) / t / 4) * 4,
-        to = p === t - 1 ? n : Math.floor((n * (p + 1)) / t / 4) * 4;
-      const row = [...args];
-      for (const [pi, fi] of tensors) row[pi] += from * (fi < 0 || row[fi] === FP32 ? 4 : 2);
-      row[nAt] = to - from;
-      return row;
-    }),
-  );
+  if (t === 1 || n < SPLIT_MIN) return [[...args]];
+  return Array.from({ length: t }, (_, p) => {
+    const from = Math.floor((n * p) / t / 4) * 4,
+      to = p === t - 1 ? n : Math.floor((n * (p + 1)) / t / 4) * 4;
+    const row = [...args];
+    for (const [pi, fi] of tensors) row[pi] += from * (fi < 0 || row[fi] === FP32 ? 4 : 2);
+    row[nAt] = to - from;
+    return row;
+  });
 }

@@ -128,6 +128,27 @@ function momentumPairs(graph: Graph): Map<number, number> {
   return pairs;
 }
 
+/**
+ * Casts that no step runs (cast id -> its input): the casts of a leaf (mixed precision's fp32 master weights
+ * cast to fp16) read only as a matmul's B in a graph that accumulates in fp32. Each such matmul packs B from
+ * the leaf and rounds as it packs, which gives the cast's values; the cast's 16-bit copy is never written.
+ */
+function fusedCasts(graph: Graph, live: ArrayLike<number>): Map<number, number> {
+  const fused = new Map<number, number>();
+  if (graph.accumulate !== "fp32") return fused;
+  const kept = new Set([...Object.values(graph.outputs), ...graph.state.map((s) => s.next)]);
+  const readers = new Map<number, Node[]>();
+  for (const n of graph.nodes) {
+    if (live[n.id]) { for (const i of n.inputs) readers.set(i, [...readers.get(i) ?? [], n]); }
+  }
+  for (const n of graph.nodes) {
+    if (n.op !== "cast" || !live[n.id] || kept.has(n.id) || graph.nodes[n.inputs[0]].inputs.length) continue;
+    const rs = readers.get(n.id) ?? [];
+    if (rs.length && rs.every((r) => r.op === "matmul" && r.inputs[0] !== n.id)) fused.set(n.id, n.inputs[0]);
+  }
+  return fused;
+}
+
 function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
   assertSupports(engine, graph);
   const nodes = graph.nodes, live = graph.live();
@@ -144,15 +165,19 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
     ...graph.state.map((s): [string, number] => [s.name, s.next]),
   ];
   const nextOf = new Map(graph.state.map((s) => [s.name, s.next]));
-  const pairs = momentumPairs(graph);
+  const pairs = momentumPairs(graph), fused = fusedCasts(graph, live);
   const compiled = plans.map(({ offset }, p) => {
-    const operand = (id: number): Operand => ({
-      ptr: base + offset[id],
-      fmt: FORMAT_CODE[nodes[id].format!]!,
-      format: nodes[id].format!,
-      shape: nodes[id].shape,
-      size: count(id),
-    });
+    const operand = (id: number): Operand => {
+      const cast = fused.get(id);
+      if (cast !== undefined) return { ...operand(cast), roundTo: FORMAT_CODE[nodes[id].format!]! };
+      return {
+        ptr: base + offset[id],
+        fmt: FORMAT_CODE[nodes[id].format!]!,
+        format: nodes[id].format!,
+        shape: nodes[id].shape,
+        size: count(id),
+      };
+    };
     const args = (n: Node): LowerArgs => ({ node: n, x: n.inputs.map(operand), y: operand(n.id), acc, rt });
     const paired = new Map<number, Lowered>();
     for (const [v, a] of pairs) {
@@ -160,7 +185,7 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
       paired.set(v, fused).set(a, rest);
     }
     return {
-      steps: nodes.filter((n) => live[n.id] && n.inputs.length).map((n) =>
+      steps: nodes.filter((n) => live[n.id] && n.inputs.length && !fused.has(n.id)).map((n) =>
         paired.get(n.id) ?? LOWERINGS[n.op](args(n))
       ),
       // For state: where the other plan's run (the last one) left its next value.

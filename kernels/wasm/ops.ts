@@ -24,6 +24,7 @@ import {
   shares,
   split,
   SPLIT_MIN,
+  splitSum,
 } from "./lowering.ts";
 import type { ParallelKernel } from "./pool.ts";
 
@@ -176,17 +177,22 @@ export const LOWERINGS: Readonly<Record<string, Lowering>> = {
         y.size,
       )
     ),
+  // The checks read what every thread just wrote: each thread checks its own range (the optimizer's split).
   all_finite: ({ x, y, rt }) =>
-    plain(() => writeScalar(rt, y, x.every((o) => rt.k.allFinite(o.ptr, o.fmt, o.size)) ? 1 : 0)),
+    plain((s) => {
+      const bad = (o: Operand) => splitSum(rt, "nonFiniteInto", [o.ptr, o.fmt, o.size], [[0, 1]], 2, s);
+      writeScalar(rt, y, x.every((o) => bad(o) === 0) ? 1 : 0);
+    }, 4 * rt.threads),
   count_lost: ({ x, y, rt }) =>
-    plain(() => {
+    plain((s) => {
       let lost = 0;
       for (let k = 0; k < x.length; k += 3) {
         const [w0, w1, step] = [x[k], x[k + 1], x[k + 2]];
-        lost += rt.k.countLost(w0.ptr, w1.ptr, w0.fmt, step.ptr, step.fmt, w0.size);
+        const args = [w0.ptr, w1.ptr, w0.fmt, step.ptr, step.fmt, w0.size];
+        lost += splitSum(rt, "countLostInto", args, [[0, 2], [1, 2], [3, 4]], 5, s);
       }
       writeScalar(rt, y, lost);
-    }),
+    }, 4 * rt.threads),
   bias_add: ({ node, x: [x, b], y, rt }) => {
     const [outer, mid, inner] = bcast(node, x.shape, b.shape.length);
     const args = [x.ptr, x.fmt, b.ptr, b.fmt, y.ptr, y.fmt, outer, mid, inner];

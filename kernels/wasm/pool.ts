@@ -49,6 +49,8 @@ export const PARALLEL_KERNELS = [
   "adamMoment",
   "adamApply",
   "widen",
+  "nonFiniteInto",
+  "countLostInto",
 ] as const;
 
 /** A kernel that may run in parallel. */

@@ -14,8 +14,8 @@
  * to whole tiles in scratch, or the f32 output itself when that is a whole number of tiles.
  */
 
-import { ld, ldf, round, st, stf } from "./format";
-import { ld4, st4 } from "./simd";
+import { ld, ldf, round, roundF32, st, stf } from "./format";
+import { ld4, round4, st4 } from "./simd";
 
 /** K is processed in chunks of this length so a tile's panels stay in cache; sums carry across chunks. */
 const KC: i32 = 256;
@@ -72,10 +72,11 @@ export function packA(
 /**
  * Packs columns [0, n) of B [k, n]; element (k, j) is at (k / kInner) * kOuterStride + (k % kInner) * kInnerStride + j * colStride.
  * Row by row: a row's whole blocks of contiguous columns are read in one sweep (four at a time), so each
- * row of a plain B is read once, front to back, instead of once per block.
+ * row of a plain B is read once, front to back, instead of once per block. Values are rounded to format `to`
+ * as they are packed (a cast fused into the gemm; FP32 for none: every format's values are exact in f32).
  */
 export function packB(
-  src: usize, fmt: i32, k: i32, n: i32, kInner: i32, kOuterStride: i32, kInnerStride: i32, colStride: i32,
+  src: usize, fmt: i32, to: i32, k: i32, n: i32, kInner: i32, kOuterStride: i32, kInnerStride: i32, colStride: i32,
   dst: usize,
 ): void {
   const nb = (n + 7) >> 3, wide = colStride == 1 ? n >> 3 : 0;
@@ -83,14 +84,14 @@ export function packB(
   for (let q = 0; q < k; q++) {
     for (let jb = 0; jb < wide; jb++) {
       const d = dst + ((<usize>(jb * k + q) << 3) << 2);
-      v128.store(d, ld4(fmt, src, kOff + jb * 8));
-      v128.store(d, ld4(fmt, src, kOff + jb * 8 + 4), 16);
+      v128.store(d, round4(to, ld4(fmt, src, kOff + jb * 8)));
+      v128.store(d, round4(to, ld4(fmt, src, kOff + jb * 8 + 4)), 16);
     }
     for (let jb = wide; jb < nb; jb++) {
       const d = dst + ((<usize>(jb * k + q) << 3) << 2);
       for (let c = 0; c < 8; c++) {
         const j = jb * 8 + c;
-        store<f32>(d + (<usize>c << 2), j < n ? ldf(fmt, src, kOff + j * colStride) : 0);
+        store<f32>(d + (<usize>c << 2), j < n ? roundF32(to, ldf(fmt, src, kOff + j * colStride)) : 0);
       }
     }
     if (++inner < kInner) kOff += kInnerStride;

@@ -104,24 +104,42 @@ export function dropout(x: usize, fx: i32, seed: u32, salt: u32, rate: f64, y: u
   }
 }
 
+/**
+ * The exponent mask of format `f` in every lane (i32 lanes for fp32, i16 lanes otherwise). Built from a
+ * runtime value on purpose: a constant would be folded into a v128.const, which V8 rebuilds at every use,
+ * inside loops too (a load-and-splat or a register is one instruction or none).
+ */
+// @ts-ignore: decorator
+@inline function exponentLanes(f: i32): v128 {
+  return i32x4.splat(f == FP32 ? 0x7f800000 : f == FP16 ? 0x7c007c00 : 0x7f807f80);
+}
+
 /** 1 when every element is finite, else 0. */
 export function allFinite(x: usize, fx: i32, n: i32): i32 {
   // Finite unless the exponent bits are all ones: tested on the bits, whole vectors first, with one branch
   // per 16 vectors (a step's gradients and parameters are finite as a rule, so the test reads them all).
-  const vectors = fx == FP32 ? n >> 2 : n >> 3;
+  // Four vectors an iteration: one at a time ran at half the speed (measured on 200,704 fp32 elements in L2:
+  // 60 -> 27 us; fp16 31 -> 13 us).
+  const vectors = fx == FP32 ? n >> 2 : n >> 3, e = exponentLanes(fx);
   let bad = i32x4.splat(0), k = 0;
   if (fx == FP32) {
-    const e = i32x4.splat(0x7f800000);
-    for (; k < vectors; k++) {
-      bad = v128.or(bad, i32x4.eq(v128.and(v128.load(x + (<usize>k << 4)), e), e));
-      if ((k & 15) == 15 && v128.any_true(bad)) return 0;
+    for (; k + 4 <= vectors; k += 4) {
+      const p = x + (<usize>k << 4);
+      const b01 = v128.or(i32x4.eq(v128.and(v128.load(p), e), e), i32x4.eq(v128.and(v128.load(p, 16), e), e));
+      const b23 = v128.or(i32x4.eq(v128.and(v128.load(p, 32), e), e), i32x4.eq(v128.and(v128.load(p, 48), e), e));
+      bad = v128.or(bad, v128.or(b01, b23));
+      if ((k & 15) == 12 && v128.any_true(bad)) return 0;
     }
+    for (; k < vectors; k++) bad = v128.or(bad, i32x4.eq(v128.and(v128.load(x + (<usize>k << 4)), e), e));
   } else {
-    const e = i16x8.splat(<i16>(fx == FP16 ? 0x7c00 : 0x7f80));
-    for (; k < vectors; k++) {
-      bad = v128.or(bad, i16x8.eq(v128.and(v128.load(x + (<usize>k << 4)), e), e));
-      if ((k & 15) == 15 && v128.any_true(bad)) return 0;
+    for (; k + 4 <= vectors; k += 4) {
+      const p = x + (<usize>k << 4);
+      const b01 = v128.or(i16x8.eq(v128.and(v128.load(p), e), e), i16x8.eq(v128.and(v128.load(p, 16), e), e));
+      const b23 = v128.or(i16x8.eq(v128.and(v128.load(p, 32), e), e), i16x8.eq(v128.and(v128.load(p, 48), e), e));
+      bad = v128.or(bad, v128.or(b01, b23));
+      if ((k & 15) == 12 && v128.any_true(bad)) return 0;
     }
+    for (; k < vectors; k++) bad = v128.or(bad, i16x8.eq(v128.and(v128.load(x + (<usize>k << 4)), e), e));
   }
   if (v128.any_true(bad)) return 0;
   for (let i = fx == FP32 ? vectors << 2 : vectors << 3; i < n; i++) {
@@ -129,6 +147,16 @@ export function allFinite(x: usize, fx: i32, n: i32): i32 {
     if (v - v != 0) return 0; // v - v is 0 for finite v and NaN for Infinity and NaN
   }
   return 1;
+}
+
+/** 1 at `out` when some element is not finite, else 0: allFinite for one thread's range of a parallel call. */
+export function nonFiniteInto(x: usize, fx: i32, n: i32, out: usize): void {
+  store<i32>(out, 1 - allFinite(x, fx, n));
+}
+
+/** countLost for one thread's range of a parallel call, stored at `out`. */
+export function countLostInto(w0: usize, w1: usize, fw: i32, s: usize, fs: i32, n: i32, out: usize): void {
+  store<i32>(out, countLost(w0, w1, fw, s, fs, n));
 }
 
 /** The four i32 lanes of `v` added. */
@@ -142,17 +170,18 @@ export function allFinite(x: usize, fx: i32, n: i32): i32 {
  * compares equal to the one before, `w0` (as numbers: +0 == -0, NaN != NaN). `w0` and `w1` share format `fw`.
  */
 export function countLost(w0: usize, w1: usize, fw: i32, s: usize, fs: i32, n: i32): i32 {
-  let i = 0, lost = 0;
-  let acc = i32x4.splat(0);
+  let i = 0, acc = i32x4.splat(0);
+  const zero = i32x4.splat(0);
   if (fw == FP32 && fs == FP32) {
     for (; i + 4 <= n; i += 4) {
       const o = <usize>i << 2;
-      const hit = v128.and(f32x4.eq(v128.load(w0 + o), v128.load(w1 + o)), f32x4.ne(v128.load(s + o), f32x4.splat(0)));
+      const hit = v128.and(f32x4.eq(v128.load(w0 + o), v128.load(w1 + o)), f32x4.ne(v128.load(s + o), zero));
       acc = i32x4.sub(acc, hit); // a hit lane is -1
     }
   } else if (fw != FP32 && fs == fw) {
-    // 16-bit, eight at a time on the bits: the same bits and not NaN, or two zeros of any sign.
-    const mag = i16x8.splat(0x7fff), inf = i16x8.splat(<i16>(fw == FP16 ? 0x7c00 : 0x7f80)), zero = i16x8.splat(0);
+    // 16-bit, eight at a time on the bits: the same bits and not NaN, or two zeros of any sign. The masks
+    // are built from runtime values (see exponentLanes).
+    const inf = exponentLanes(fw), mag = v128.or(inf, i32x4.splat(0x03ff03ff));
     for (; i + 8 <= n; i += 8) {
       const o = <usize>i << 1;
       const a = v128.load(w0 + o), b = v128.load(w1 + o);
@@ -164,7 +193,7 @@ export function countLost(w0: usize, w1: usize, fw: i32, s: usize, fs: i32, n: i
       acc = i32x4.sub(acc, i32x4.extadd_pairwise_i16x8_s(hit));
     }
   }
-  lost = lanesSum(acc);
+  let lost = lanesSum(acc);
   for (; i < n; i++) if (ldf(fs, s, i) != 0 && ldf(fw, w1, i) == ldf(fw, w0, i)) lost++;
   return lost;
 }
