@@ -4,7 +4,8 @@
  * 65536 patterns; f32 -> fp16 bits and f32 -> f32 rounded to fp16 on every f32 whose top 24 bits are any
  * pattern and whose low byte is one of the patterns that decide a rounding (zero, the lowest bit, just
  * below, at and above half of it, all ones), which covers every exponent, every tie and every rounding
- * boundary, subnormals, 65504, overflow, Infinity, NaN and -0.
+ * boundary, subnormals, 65504, overflow, Infinity, NaN and -0; the same for the fused round-and-store
+ * (value and bits) and the bounded rounding of the optimizer update.
  *
  * @module
  */
@@ -87,6 +88,48 @@ Deno.test("wasm vector rounding of f32 to fp16 and bf16 gives the reference bits
       const want = Math.fround(bf16(f[i]));
       if (!Object.is(got[i], want) && !(got[i] !== got[i] && want !== want)) {
         assert.fail(`bf16 rounding of 0x${bits[i].toString(16)}: wasm ${got[i]}, lib/formats ${want}`);
+      }
+    }
+  });
+});
+
+Deno.test("wasm fused round-and-store and bounded rounding to fp16 give Float16Array's values and bits", () => {
+  const z = arena.alloc(2 * CHUNK);
+  forEachPattern((bits, n) => {
+    const f = new Float32Array(bits.slice().buffer);
+    const want = new Float16Array(f),
+      wantBits = new Uint16Array(want.buffer),
+      wantValue = new Float32Array(want);
+    k.roundStoreLanes(x, FP16, y, z, n);
+    const got = mem().f32.subarray(y >> 2, (y >> 2) + n), gotBits = mem().u16.subarray(z >> 1, (z >> 1) + n);
+    for (let i = 0; i < n; i++) {
+      const nan = wantValue[i] !== wantValue[i];
+      if (
+        !(nan
+          ? got[i] !== got[i] && isNaN16(gotBits[i])
+          : Object.is(got[i], wantValue[i]) && gotBits[i] === wantBits[i])
+      ) {
+        assert.fail(
+          `round and store of f32 0x${bits[i].toString(16)}: wasm ${got[i]} (0x${
+            gotBits[i].toString(16)
+          }), ` +
+            `Float16Array ${wantValue[i]} (0x${wantBits[i].toString(16)})`,
+        );
+      }
+    }
+    // The bounded rounding is for products of an fp16 value and a factor of magnitude at most 1.
+    k.roundBoundedLanes(x, FP16, y, n);
+    const bounded = mem().f32.subarray(y >> 2, (y >> 2) + n);
+    for (let i = 0; i < n; i++) {
+      if (Math.abs(f[i]) > 65504 && Number.isFinite(f[i])) continue;
+      if (
+        !Object.is(bounded[i], wantValue[i]) && !(bounded[i] !== bounded[i] && wantValue[i] !== wantValue[i])
+      ) {
+        assert.fail(
+          `bounded rounding of f32 0x${bits[i].toString(16)}: wasm ${bounded[i]}, Float16Array ${
+            wantValue[i]
+          }`,
+        );
       }
     }
   });

@@ -5,9 +5,11 @@
  *    engine, and onnxruntime-node's fp32 MatMul as the reference point (skipped with a reason without
  *    --allow-ffi); and the ceiling of any exact wasm gemm on one core (tests/bench/simd_ceiling.ts).
  * 2. Training samples/s: MLP 784-256-10 and the small CNN, batch 128, per policy, on ref, wasm and ort
- *    (fp32 also on wasm-fast; ort skipped with a reason without --allow-ffi).
+ *    (fp32 also on wasm-fast; ort skipped with a reason without --allow-ffi). Each step is the graph `train`
+ *    runs, update checks included; the wasm MLP is also timed without them.
  * 3. The same MLP trained by PyTorch (tests/bench/torch_peer.py with /usr/bin/python3), when installed, in
- *    rounds interleaved with our fp32 MLP on wasm and ort; the ratios are taken per round.
+ *    rounds interleaved with our fp32 MLP on wasm and ort, without the update checks (PyTorch's loop has
+ *    none: the same work) and with them; the ratios are taken per round.
  * Then the issue's target ratios. Run: deno task bench:engines [--quick].
  *
  * @module
@@ -111,7 +113,11 @@ if (ortReason) console.log(`onnxruntime: skipped (${ortReason})`);
 // ---------------------------------------------------------------- training
 
 const BATCH = 128;
-function trainRunner(e: Engine, model: string, precision: string) {
+/**
+ * One training step of `model` on `e`, as `train` runs it. `bare` leaves out the per-step update checks
+ * (lost updates, finite parameters): the work of PyTorch's loop, for the comparisons with it.
+ */
+function trainRunner(e: Engine, model: string, precision: string, bare = false) {
   const policy = parsePolicy(precision);
   const t = buildTrainGraph({
     model: modelByName(model),
@@ -120,12 +126,15 @@ function trainRunner(e: Engine, model: string, precision: string) {
     optimizer: PAPER_SGD,
     inputShape: [1, 28, 28],
   }, BATCH);
+  if (bare) { for (const name of UPDATE_CHECKS) delete t.graph.outputs[name]; }
   let feeds = stepFeeds(t.graph, policy, [1, 28, 28], BATCH);
   const exe = e.compile(t.graph);
   // Each step feeds the state the previous one returned, as training does.
   return async () => (feeds = { ...feeds, ...await exe.run(feeds) });
 }
 
+/** The step graph's outputs that only the training loop's checks read (lib/train/step.ts). */
+const UPDATE_CHECKS = ["lost", "params_finite"];
 const POLICIES = ["fp32", "fp16", "mixed", "bf16"];
 const trainRows: (string | number)[][] = [];
 const sps: Record<string, number> = {};
@@ -151,6 +160,17 @@ for (const model of ["mlp", "cnn"]) {
         run,
         per: [],
       });
+      if (model === "mlp" && name === "wasm" && threads === allThreads && precision !== "bf16") {
+        // The fp16 and mixed targets are also shown for the step without the update checks.
+        const bare = trainRunner(await engine(name, threads), model, precision, true);
+        await bare();
+        runs.push({
+          key: `${model} ${precision} ${name}-bare ${threads}`,
+          row: [model, precision, `${name}, no update checks`, threads],
+          run: bare,
+          per: [],
+        });
+      }
     }
   }
   const minMs = model === "cnn" ? 1000 : 300;
@@ -193,11 +213,15 @@ async function torchRound(): Promise<{ version: string; sps: Record<number, numb
 }
 
 // PyTorch runs in its own process, so it cannot join the rounds above. Instead each round times our fp32 MLP
-// setups right after PyTorch, and the ratios are taken per round: drift hits both sides alike.
-const peerSetups = SETUPS.filter(([n]) => n === "wasm" || n === "ort");
-const peerRuns = await Promise.all(
-  peerSetups.map(async ([n, t]) => trainRunner(await engine(n, t), "mlp", "fp32")),
+// setups right after PyTorch, and the ratios are taken per round: drift hits both sides alike. Our step is
+// timed as PyTorch's loop runs it (no update checks: the same work) and as `train` runs it.
+const peerSetups = SETUPS.filter(([n]) => n === "wasm" || n === "ort").flatMap(([n, t]) =>
+  [false, true].map((checks) => [n, t, checks] as const)
 );
+const peerRuns = await Promise.all(
+  peerSetups.map(async ([n, t, checks]) => trainRunner(await engine(n, t), "mlp", "fp32", !checks)),
+);
+const peerKey = (n: string, t: number, checks: boolean) => `${n}${checks ? "+checks" : ""} ${t}`;
 const peer: Record<string, number[]> = {};
 let torchVersion: string | undefined;
 for (let r = 0; r < REPEATS; r++) {
@@ -205,15 +229,20 @@ for (let r = 0; r < REPEATS; r++) {
   if (!tr) break;
   torchVersion = tr.version;
   for (const t of threadCounts) (peer[`PyTorch ${t}`] ??= []).push(tr.sps[t]);
-  for (const [k, [n, t]] of peerSetups.entries()) {
-    (peer[`${n} ${t}`] ??= []).push(BATCH / await timeOnce(peerRuns[k], 300));
+  for (const [k, [n, t, checks]] of peerSetups.entries()) {
+    (peer[peerKey(n, t, checks)] ??= []).push(BATCH / await timeOnce(peerRuns[k], 300));
   }
 }
 const peerRatio: Record<string, string> = {};
 if (torchVersion) {
   const rows = Object.entries(peer).map(([k, v]) => {
     const [n, t] = k.split(" ");
-    return ["mlp", "fp32", n === "PyTorch" ? `PyTorch ${torchVersion}` : n, t, Math.round(median(v))];
+    const label = n === "PyTorch"
+      ? `PyTorch ${torchVersion}`
+      : n.endsWith("+checks")
+      ? `${n.slice(0, -7)}, with update checks`
+      : n;
+    return ["mlp", "fp32", label, t, Math.round(median(v))];
   });
   table(`MLP fp32 against PyTorch, interleaved rounds (samples/s, median of ${REPEATS})`, [
     "model",
@@ -222,7 +251,7 @@ if (torchVersion) {
     "threads",
     "samples/s",
   ], rows);
-  for (const name of ["wasm", "ort"]) {
+  for (const name of ["wasm", "ort", "wasm+checks", "ort+checks"]) {
     const keys = Object.keys(peer).filter((k) => k.startsWith(`${name} `));
     if (!keys.length) continue;
     const perRound = peer[keys[0]].map((_, r) =>
@@ -256,12 +285,19 @@ for (const model of ["mlp", "cnn"]) {
   for (const p of ["fp16", "mixed"]) {
     const f = sps[`${model} fp32 wasm ${allThreads}`] / sps[`${model} ${p} wasm ${allThreads}`];
     ratioRows.push([`${model} ${p} / fp32 step time on wasm`, "<= 1.25", f.toFixed(2)]);
+    const bare = sps[`${model} fp32 wasm-bare ${allThreads}`] / sps[`${model} ${p} wasm-bare ${allThreads}`];
+    if (bare) ratioRows.push([`  the same without the update checks`, "-", bare.toFixed(2)]);
   }
 }
 if (torchVersion) {
-  ratioRows.push(["wasm fp32 MLP / PyTorch (best settings each, per round)", ">= 0.4", peerRatio.wasm]);
-  if (peerRatio.ort) {
-    ratioRows.push(["ort fp32 MLP / PyTorch (best settings each, per round)", ">= 1.2", peerRatio.ort]);
+  for (const [name, target] of [["wasm", ">= 0.4"], ["ort", ">= 1.2"]]) {
+    if (!peerRatio[name]) continue;
+    ratioRows.push([`${name} fp32 MLP / PyTorch (best settings each, per round)`, target, peerRatio[name]]);
+    ratioRows.push([
+      `  with the update checks, which PyTorch's loop does not do`,
+      "-",
+      peerRatio[`${name}+checks`],
+    ]);
   }
 }
 table("targets (ratios from this run)", ["ratio", "target", "measured"], ratioRows);

@@ -6,7 +6,7 @@
  */
 
 import { BF16, FP16, FP32, ld, ldf, round, roundF32, st, stf } from "./format";
-import { ld4, round4, st4 } from "./simd";
+import { ld4, round4, round4Bounded, roundStore4, st4 } from "./simd";
 
 /**
  * True when f32 arithmetic rounded to `f` after every op gives ref's bits: every operand is in the 16-bit
@@ -113,6 +113,21 @@ export function sgdApply(
   return p + (<usize>i << (fmt == FP32 ? 2 : 1));
 }
 
+/** Elements i..i+3 of sgdMomentum's vector path (`bounded`: the products cannot overflow). */
+// @ts-ignore: decorator
+@inline function momentum4(
+  v: usize, fv: i32, g: usize, fg: i32, w: usize, fw: i32, yv: usize, f: i32, yw: usize, i: i32,
+  l4: v128, m4: v128, w4: v128, inv4: v128, scaled: bool, decay: bool, bounded: bool,
+): void {
+  const wi = ld4(fw, w, i);
+  let gi = ld4(fg, g, i);
+  if (scaled) gi = round4(f, f32x4.mul(gi, inv4));
+  if (decay) gi = round4(f, f32x4.add(gi, round4(f, f32x4.mul(w4, wi))));
+  const mv = f32x4.mul(m4, ld4(fv, v, i)), lg = f32x4.mul(l4, gi);
+  const d = bounded ? f32x4.sub(round4Bounded(f, mv), round4Bounded(f, lg)) : f32x4.sub(round4(f, mv), round4(f, lg));
+  st4(fw, yw, i, f32x4.add(wi, roundStore4(f, yv, i, d)));
+}
+
 /**
  * One pass for a momentum update: v' as sgdVelocity writes it to `yv`, then w' = w + v' as sgdApply writes
  * it to `yw` (format `fw2`), with the same bits; it saves reading v' back. Nearest rounding only.
@@ -126,14 +141,11 @@ export function sgdMomentum(
     const rl = round(f, lr), rm = round(f, mom), rw = round(f, wd);
     const l4 = f32x4.splat(<f32>rl), m4 = f32x4.splat(<f32>rm), w4 = f32x4.splat(<f32>rw), inv4 = f32x4.splat(<f32>inv);
     const scaled = <f32>inv != 1, decay = <f32>rw != 0;
-    for (; i + 4 <= n; i += 4) {
-      const wi = ld4(fw, w, i);
-      let gi = ld4(fg, g, i);
-      if (scaled) gi = round4(f, f32x4.mul(gi, inv4));
-      if (decay) gi = round4(f, f32x4.add(gi, round4(f, f32x4.mul(w4, wi))));
-      const vi = round4(f, f32x4.sub(round4(f, f32x4.mul(m4, ld4(fv, v, i))), round4(f, f32x4.mul(l4, gi))));
-      st4(f, yv, i, vi);
-      st4(fw2, yw, i, f32x4.add(wi, vi));
+    // With |momentum| and |lr| at most 1 the two products cannot overflow (their rounding needs no check).
+    if (Math.abs(rm) <= 1 && Math.abs(rl) <= 1) {
+      for (; i + 4 <= n; i += 4) momentum4(v, fv, g, fg, w, fw, yv, f, yw, i, l4, m4, w4, inv4, scaled, decay, true);
+    } else {
+      for (; i + 4 <= n; i += 4) momentum4(v, fv, g, fg, w, fw, yv, f, yw, i, l4, m4, w4, inv4, scaled, decay, false);
     }
   }
   // The rest (and every other case) element by element, through the two kernels.

@@ -5,7 +5,7 @@
  */
 
 import { FP16, FP32, ld, ldf, round, st, stExact } from "./format";
-import { ld4, round4, st4 } from "./simd";
+import { ld4, round4, round4Bounded, roundStore4, st4 } from "./simd";
 import { gelu, geluGrad, hashUniform, tanh } from "./math";
 
 export const RELU: i32 = 0;
@@ -298,5 +298,19 @@ export function widen(x: usize, fx: i32, y: usize, n: i32): void {
  */
 export function roundLanes(x: usize, fmt: i32, y: usize, n: i32): void {
   for (let i = 0; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), round4(fmt, v128.load(x + (<usize>i << 2))));
+}
+
+/** roundLanes through round4Bounded (defined for magnitudes up to 65504, Infinity and NaN); tests only. */
+export function roundBoundedLanes(x: usize, fmt: i32, y: usize, n: i32): void {
+  for (let i = 0; i + 4 <= n; i += 4) {
+    v128.store(y + (<usize>i << 2), round4Bounded(fmt, v128.load(x + (<usize>i << 2))));
+  }
+}
+
+/** roundLanes through roundStore4: the rounded values at `y`, the stored elements (format `fmt`) at `z`; tests only. */
+export function roundStoreLanes(x: usize, fmt: i32, y: usize, z: usize, n: i32): void {
+  for (let i = 0; i + 4 <= n; i += 4) {
+    v128.store(y + (<usize>i << 2), roundStore4(fmt, z, i, v128.load(x + (<usize>i << 2))));
+  }
 }
 

@@ -62,6 +62,32 @@ const LANES = memory.data<u32>([
 }
 
 /**
+ * roundFp16x4 for a value known to be at most 65504 in magnitude unless it is Infinity or NaN (a product of
+ * an fp16 value and a factor of magnitude at most 1): rounding cannot overflow, so there is no check.
+ */
+// @ts-ignore: decorator
+@inline function roundFp16x4Bounded(f: v128): v128 {
+  const a = v128.and(f, splat(0x7fffffff)), m = i32x4.add(quantumExponent(f), splat(13 << 23));
+  return v128.or(f32x4.sub(f32x4.add(a, m), m), v128.and(f, splat(0x80000000)));
+}
+
+/**
+ * roundFp16x4 and roundToHalf4 from one addition: stores the fp16 bits of `f` as elements i..i+3 at `p`
+ * and returns the rounded value.
+ */
+// @ts-ignore: decorator
+@inline function roundStoreHalf4(p: usize, i: i32, f: v128): v128 {
+  const a = v128.and(f, splat(0x7fffffff)), q = quantumExponent(f), m = i32x4.add(q, splat(13 << 23));
+  const s = f32x4.add(a, m), sign = v128.and(f, splat(0x80000000));
+  let h = i32x4.add(i32x4.sub(s, m), i32x4.shr_u(i32x4.sub(q, splat(113 << 23)), 13));
+  h = v128.or(i32x4.min_u(h, splat(0x7c00)), v128.and(i32x4.gt_s(a, splat(0x7f800000)), splat(0x200)));
+  h = v128.or(h, i32x4.shr_u(sign, 16));
+  v128.store64_lane(p + (<usize>i << 1), i16x8.narrow_i32x4_u(h, h), 0);
+  const r = f32x4.sub(s, m);
+  return v128.or(v128.bitselect(splat(0x7f800000), r, f32x4.gt(r, splat(0x477fe000))), sign);
+}
+
+/**
  * f32x4 rounded to fp16 (nearest-even), as fp16 bit patterns in i32 lanes: the addition of roundFp16x4
  * leaves the rounded significand (with its implicit bit) in the low bits of |f| + M, to which the exponent
  * adds on; a carry into the next binade, and overflow to 0x7c00, fall out of the sum. Larger values clamp
@@ -94,6 +120,21 @@ const LANES = memory.data<u32>([
 // @ts-ignore: decorator
 @inline export function round4(fmt: i32, v: v128): v128 {
   return fmt == FP32 ? v : fmt == FP16 ? roundFp16x4(v) : roundBf16x4(v);
+}
+
+/** round4 for a value of magnitude at most 65504 unless it is Infinity or NaN (see roundFp16x4Bounded). */
+// @ts-ignore: decorator
+@inline export function round4Bounded(fmt: i32, v: v128): v128 {
+  return fmt == FP16 ? roundFp16x4Bounded(v) : round4(fmt, v);
+}
+
+/** Rounds f32x4 `v` to `fmt`, stores it as elements i..i+3 and returns the rounded value (round4, st4). */
+// @ts-ignore: decorator
+@inline export function roundStore4(fmt: i32, p: usize, i: i32, v: v128): v128 {
+  if (fmt == FP16) return roundStoreHalf4(p, i, v);
+  const r = round4(fmt, v);
+  st4(fmt, p, i, r);
+  return r;
 }
 
 /** Rounds f32x4 `v` to `fmt` and stores it as elements i..i+3. */
