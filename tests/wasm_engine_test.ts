@@ -318,7 +318,7 @@ Deno.test("wasm: the thread count (1, 2, 4) does not change the weight hash", as
   assert.equal(hashes.size, 1);
 });
 
-Deno.test("wasm: state stays in wasm memory until read, is copied out before a run that does not consume it, and reading it after a run consumed it unread throws", async () => {
+Deno.test("wasm: state stays in wasm memory until read, is copied out before a run that does not consume it, survives a failed run, and reading it after a run consumed it unread throws", async () => {
   const wasm = await createWasm({ threads: 2 });
   try {
     const policy = parsePolicy("fp16"),
@@ -346,6 +346,18 @@ Deno.test("wasm: state stays in wasm memory until read, is copied out before a r
     ];
     assert.throws(() => again[graph.state[0].name].data, /consumed/);
     same(twoRef, two, "second step, from state fed back unread");
+    // A run that fails consumes nothing: the same unread state fed again gives the next step.
+    const [three, threeRef] = [
+      await exe.run({ ...start, ...stateOf(two) }),
+      await refExe.run({ ...start, ...stateOf(twoRef) }),
+    ];
+    const bad = { ...start.labels, data: start.labels.data.map((v, i) => i === 3 ? 10 : v) };
+    await assert.rejects(async () => await exe.run({ ...start, ...stateOf(three), labels: bad }), /Label 10/);
+    const [four, fourRef] = [
+      await exe.run({ ...start, ...stateOf(three) }),
+      await refExe.run({ ...start, ...stateOf(threeRef) }),
+    ];
+    same(fourRef, four, "fourth step, from unread state after a failed run");
   } finally {
     wasm.close?.();
   }

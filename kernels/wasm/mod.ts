@@ -229,10 +229,12 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
     // The plan whose leaves are where the last run left its state.
     const plan = compiled[parity ^ 1];
     // State the last run left unread: what this run consumes stays in wasm memory and is never copied out;
-    // the rest is copied out now, before this run reuses the memory.
+    // the rest is copied out now, before this run reuses the memory. A run never writes its leaves, so what it
+    // consumes stays readable until it succeeds (a failed run leaves the caller's state intact).
+    const consumed: StateResult[] = [];
     for (const [name, t] of Object.entries(last)) {
       if (!(t instanceof StateResult)) continue;
-      if (feeds[name] === t) t.consume();
+      if (feeds[name] === t) consumed.push(t);
       else t.keep();
     }
     for (const { node, at, from } of plan.inputs) {
@@ -252,6 +254,7 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
       }
     }
     for (const s of plan.steps) s.run(scratch);
+    for (const t of consumed) t.consume();
     const out: Record<string, HostTensor> = {};
     for (const { name, at, n, shape, format } of plan.results) {
       const copyOut = () => {
