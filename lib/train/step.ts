@@ -67,6 +67,9 @@ export function stepSlot(o: OptimizerConfig): string | null {
   return o.kind === "adam" ? "m" : o.momentum > 0 ? "momentum" : null;
 }
 
+/** The outputs `appendUpdateChecks` adds (a graph without them does the work of a plain training loop). */
+export const UPDATE_CHECKS = ["params_finite", "lost"] as const;
+
 /**
  * Outputs the training loop checks every step, computed in the graph so that the parameters need not leave
  * the engine: `params_finite` (1 when every updated parameter is finite) and, with a step slot, `lost` (how

@@ -24,7 +24,7 @@ import { modelByName } from "../../lib/model/zoo.ts";
 import { parsePolicy } from "../../lib/policy/policy.ts";
 import { Rng } from "../../lib/random.ts";
 import { PAPER_SGD } from "../../lib/train/optimizer.ts";
-import { buildTrainGraph } from "../../lib/train/step.ts";
+import { buildTrainGraph, UPDATE_CHECKS } from "../../lib/train/step.ts";
 import { ortAvailable, ortMatmulGflops } from "./ort_matmul.ts";
 import { exactSimdCeilingGflops } from "./simd_ceiling.ts";
 
@@ -133,8 +133,6 @@ function trainRunner(e: Engine, model: string, precision: string, bare = false) 
   return async () => (feeds = { ...feeds, ...await exe.run(feeds) });
 }
 
-/** The step graph's outputs that only the training loop's checks read (lib/train/step.ts). */
-const UPDATE_CHECKS = ["lost", "params_finite"];
 const POLICIES = ["fp32", "fp16", "mixed", "bf16"];
 const trainRows: (string | number)[][] = [];
 const sps: Record<string, number> = {};
