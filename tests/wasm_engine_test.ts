@@ -318,18 +318,24 @@ Deno.test("wasm: the thread count (1, 2, 4) does not change the weight hash", as
   assert.equal(hashes.size, 1);
 });
 
+/** An MLP training step graph (batch 16) and feeds for its first run. */
+function mlpStep(precision: string, hidden: number) {
+  const policy = parsePolicy(precision), inputShape = [1, 28, 28];
+  const spec = {
+    model: modelByName("mlp"),
+    modelOptions: { classes: 10, hidden: [hidden] },
+    policy,
+    optimizer: PAPER_SGD,
+    inputShape,
+  };
+  const graph = buildTrainGraph(spec, 16).graph;
+  return { graph, start: stepFeeds(graph, policy, inputShape, 16) };
+}
+
 Deno.test("wasm: state stays in wasm memory until read, is copied out before a run that does not consume it, survives a failed run, and reading it after a run consumed it unread throws", async () => {
   const wasm = await createWasm({ threads: 2 });
   try {
-    const policy = parsePolicy("fp16"),
-      spec = {
-        model: modelByName("mlp"),
-        modelOptions: { classes: 10, hidden: [24] },
-        policy,
-        optimizer: PAPER_SGD,
-        inputShape: [1, 28, 28],
-      };
-    const graph = buildTrainGraph(spec, 16).graph, start = stepFeeds(graph, policy, [1, 28, 28], 16);
+    const { graph, start } = mlpStep("fp16", 24);
     const stateOf = (out: Record<string, HostTensor>) =>
       Object.fromEntries(graph.state.map((s) => [s.name, out[s.name]]));
     const same = (a: Record<string, HostTensor>, b: Record<string, HostTensor>, what: string) => {
@@ -367,15 +373,7 @@ Deno.test("wasm: state fed back, fed anew, or fed after a failed run gives ref's
   const wasm = await createWasm({ threads: 2 });
   try {
     for (const precision of ["fp32", "fp16"]) {
-      const policy = parsePolicy(precision),
-        spec = {
-          model: modelByName("mlp"),
-          modelOptions: { classes: 10, hidden: [256] },
-          policy,
-          optimizer: PAPER_SGD,
-          inputShape: [1, 28, 28],
-        };
-      const graph = buildTrainGraph(spec, 16).graph, start = stepFeeds(graph, policy, [1, 28, 28], 16);
+      const { graph, start } = mlpStep(precision, 256);
       const bad = { ...start.labels, data: start.labels.data.map((v, i) => i === 3 ? 10 : v) };
       const engines = [ref.compile(graph), wasm.compile(graph)], feeds = [{ ...start }, { ...start }];
       // Fed back (in place, both plans), then fed as copies, then a run that fails, then fed back again.
