@@ -37,6 +37,10 @@ function forEachPattern(check: (bits: Uint32Array, n: number) => void) {
 }
 
 const isNaN16 = (h: number) => (h & 0x7fff) > 0x7c00;
+/** The same value, any NaN counting as equal to any NaN. */
+const sameValue = (a: number, b: number) => Object.is(a, b) || (a !== a && b !== b);
+/** Modes of the roundLanes test export (kernels/wasm/as/pointwise.ts). */
+const ROUND = 0, ROUND_BOUNDED = 1, ROUND_STORE = 2;
 
 Deno.test("wasm fp16 -> f32 (widen) gives Float16Array's values for all 65536 patterns", () => {
   const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
@@ -73,20 +77,20 @@ Deno.test("wasm vector rounding of f32 to fp16 and bf16 gives the reference bits
   forEachPattern((bits, n) => {
     const f = new Float32Array(bits.slice().buffer);
     const wantFp16 = new Float32Array(new Float16Array(f));
-    k.roundLanes(x, FP16, y, n);
+    k.roundLanes(x, FP16, ROUND, y, 0, n);
     let got = mem().f32.subarray(y >> 2, (y >> 2) + n);
     for (let i = 0; i < n; i++) {
-      if (!Object.is(got[i], wantFp16[i]) && !(got[i] !== got[i] && wantFp16[i] !== wantFp16[i])) {
+      if (!sameValue(got[i], wantFp16[i])) {
         assert.fail(
           `fp16 rounding of 0x${bits[i].toString(16)}: wasm ${got[i]}, Float16Array ${wantFp16[i]}`,
         );
       }
     }
-    k.roundLanes(x, BF16, y, n);
+    k.roundLanes(x, BF16, ROUND, y, 0, n);
     got = mem().f32.subarray(y >> 2, (y >> 2) + n);
     for (let i = 0; i < n; i += 7) { // bf16 is unchanged here and its scalar reference is slow: every 7th
       const want = Math.fround(bf16(f[i]));
-      if (!Object.is(got[i], want) && !(got[i] !== got[i] && want !== want)) {
+      if (!sameValue(got[i], want)) {
         assert.fail(`bf16 rounding of 0x${bits[i].toString(16)}: wasm ${got[i]}, lib/formats ${want}`);
       }
     }
@@ -100,7 +104,7 @@ Deno.test("wasm fused round-and-store and bounded rounding to fp16 give Float16A
     const want = new Float16Array(f),
       wantBits = new Uint16Array(want.buffer),
       wantValue = new Float32Array(want);
-    k.roundStoreLanes(x, FP16, y, z, n);
+    k.roundLanes(x, FP16, ROUND_STORE, y, z, n);
     const got = mem().f32.subarray(y >> 2, (y >> 2) + n), gotBits = mem().u16.subarray(z >> 1, (z >> 1) + n);
     for (let i = 0; i < n; i++) {
       const nan = wantValue[i] !== wantValue[i];
@@ -118,13 +122,11 @@ Deno.test("wasm fused round-and-store and bounded rounding to fp16 give Float16A
       }
     }
     // The bounded rounding is for products of an fp16 value and a factor of magnitude at most 1.
-    k.roundBoundedLanes(x, FP16, y, n);
+    k.roundLanes(x, FP16, ROUND_BOUNDED, y, 0, n);
     const bounded = mem().f32.subarray(y >> 2, (y >> 2) + n);
     for (let i = 0; i < n; i++) {
       if (Math.abs(f[i]) > 65504 && Number.isFinite(f[i])) continue;
-      if (
-        !Object.is(bounded[i], wantValue[i]) && !(bounded[i] !== bounded[i] && wantValue[i] !== wantValue[i])
-      ) {
+      if (!sameValue(bounded[i], wantValue[i])) {
         assert.fail(
           `bounded rounding of f32 0x${bits[i].toString(16)}: wasm ${bounded[i]}, Float16Array ${
             wantValue[i]

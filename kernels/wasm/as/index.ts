@@ -7,7 +7,7 @@
 export { setHalfTable } from "./format";
 export { setErfcTable } from "./math";
 export { gemmTiles, matmulDirect, packA, packB } from "./gemm";
-export { allFinite, biasAdd, countLost, countLostInto, nonFiniteInto, copy, copyAxis, dropout, map1, map2, roundBoundedLanes, roundLanes, roundStoreLanes, sumTo, transpose, widen } from "./pointwise";
+export { allFinite, biasAdd, countLost, countLostInto, nonFiniteInto, copy, copyAxis, dropout, map1, map2, roundLanes, sumTo, transpose, widen } from "./pointwise";
 export { countCorrect, softmax, softmaxGrad, softmaxXent, softmaxXentGrad } from "./softmax";
 export { affineGrad, ema, inferStats, inputGrad, normalize, setGroups, stats, writeMoments } from "./norm";
 export { adamApply, adamMoment, sgdApply, sgdMomentum, sgdVelocity } from "./optim";

@@ -294,24 +294,15 @@ export function widen(x: usize, fx: i32, y: usize, n: i32): void {
 }
 
 /**
- * Rounds f32 values to `fmt`, kept as f32, four at a time (the vector rounding of the optimizer updates);
- * whole vectors only. The engine does not call it: tests pin the vector rounding's bits with it.
+ * The vector roundings of the optimizer updates, four f32 values at a time to `fmt` (whole vectors only), the
+ * rounded values kept as f32 at `y`. `mode` 0: round4; 1: round4Bounded (defined for magnitudes up to 65504,
+ * Infinity and NaN); 2: roundStore4, which also stores the elements (format `fmt`) at `z`. The engine does
+ * not call it: tests pin the bits of those roundings with it.
  */
-export function roundLanes(x: usize, fmt: i32, y: usize, n: i32): void {
-  for (let i = 0; i + 4 <= n; i += 4) v128.store(y + (<usize>i << 2), round4(fmt, v128.load(x + (<usize>i << 2))));
-}
-
-/** roundLanes through round4Bounded (defined for magnitudes up to 65504, Infinity and NaN); tests only. */
-export function roundBoundedLanes(x: usize, fmt: i32, y: usize, n: i32): void {
+export function roundLanes(x: usize, fmt: i32, mode: i32, y: usize, z: usize, n: i32): void {
   for (let i = 0; i + 4 <= n; i += 4) {
-    v128.store(y + (<usize>i << 2), round4Bounded(fmt, v128.load(x + (<usize>i << 2))));
+    const v = v128.load(x + (<usize>i << 2));
+    const r = mode == 0 ? round4(fmt, v) : mode == 1 ? round4Bounded(fmt, v) : roundStore4(fmt, z, i, v);
+    v128.store(y + (<usize>i << 2), r);
   }
 }
-
-/** roundLanes through roundStore4: the rounded values at `y`, the stored elements (format `fmt`) at `z`; tests only. */
-export function roundStoreLanes(x: usize, fmt: i32, y: usize, z: usize, n: i32): void {
-  for (let i = 0; i + 4 <= n; i += 4) {
-    v128.store(y + (<usize>i << 2), roundStore4(fmt, z, i, v128.load(x + (<usize>i << 2))));
-  }
-}
-

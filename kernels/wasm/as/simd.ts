@@ -48,57 +48,62 @@ const LANES = memory.data<u32>([
 }
 
 /**
- * f32x4 rounded to fp16 (nearest-even, subnormals, overflow), kept as f32x4. With M = 2^(e + 13) for |f|
- * of exponent e, |f| + M has f32 quantum 2^(e - 10), the fp16 quantum at e, so the f32 addition rounds
- * |f| to fp16 (ties to even: M is an even multiple of it) and subtracting M is exact. Above 65504 the
- * result is Infinity; NaN stays NaN.
+ * The parts of rounding f to fp16 in f32: a = |f|; q = quantumExponent(f); M = 2^(e + 13) for |f| of exponent
+ * e (the bits q + 13 << 23); s = a + M. The sum has f32 quantum 2^(e - 10), the fp16 quantum at e, so this
+ * one f32 addition rounds |f| to fp16 (ties to even: M is an even multiple of it), and subtracting M from it
+ * is exact. halfValue and halfBits read the result off s.
  */
 // @ts-ignore: decorator
-@inline function roundFp16x4(f: v128): v128 {
-  const a = v128.and(f, splat(0x7fffffff)), m = i32x4.add(quantumExponent(f), splat(13 << 23));
-  let r = f32x4.sub(f32x4.add(a, m), m);
-  r = v128.bitselect(splat(0x7f800000), r, f32x4.gt(r, splat(0x477fe000)));
+@inline function magic(q: v128): v128 {
+  return i32x4.add(q, splat(13 << 23));
+}
+
+/**
+ * f rounded to fp16, kept as f32, from the sum `s` and `m` of its parts (see magic). Above 65504 it is
+ * Infinity, unless `bounded` says |f| is at most 65504 or not finite (a product of an fp16 value and a factor
+ * of magnitude at most 1), so rounding cannot overflow and the check is left out. NaN stays NaN.
+ */
+// @ts-ignore: decorator
+@inline function halfValue(f: v128, m: v128, s: v128, bounded: bool): v128 {
+  let r = f32x4.sub(s, m);
+  if (!bounded) r = v128.bitselect(splat(0x7f800000), r, f32x4.gt(r, splat(0x477fe000)));
   return v128.or(r, v128.and(f, splat(0x80000000)));
 }
 
 /**
- * roundFp16x4 for a value known to be at most 65504 in magnitude unless it is Infinity or NaN (a product of
- * an fp16 value and a factor of magnitude at most 1): rounding cannot overflow, so there is no check.
+ * The fp16 bit patterns (in i32 lanes) of f rounded, from its parts (see magic): subtracting M's bits from the
+ * sum leaves the rounded significand (with its implicit bit), to which the exponent adds on; a carry into the
+ * next binade, and overflow to 0x7c00, fall out of the sum. Larger values clamp to Infinity; NaN becomes
+ * 0x7e00.
  */
 // @ts-ignore: decorator
-@inline function roundFp16x4Bounded(f: v128): v128 {
-  const a = v128.and(f, splat(0x7fffffff)), m = i32x4.add(quantumExponent(f), splat(13 << 23));
-  return v128.or(f32x4.sub(f32x4.add(a, m), m), v128.and(f, splat(0x80000000)));
-}
-
-/**
- * roundFp16x4 and roundToHalf4 from one addition: stores the fp16 bits of `f` as elements i..i+3 at `p`
- * and returns the rounded value.
- */
-// @ts-ignore: decorator
-@inline function roundStoreHalf4(p: usize, i: i32, f: v128): v128 {
-  const a = v128.and(f, splat(0x7fffffff)), q = quantumExponent(f), m = i32x4.add(q, splat(13 << 23));
-  const s = f32x4.add(a, m), sign = v128.and(f, splat(0x80000000));
+@inline function halfBits(f: v128, a: v128, q: v128, m: v128, s: v128): v128 {
   let h = i32x4.add(i32x4.sub(s, m), i32x4.shr_u(i32x4.sub(q, splat(113 << 23)), 13));
   h = v128.or(i32x4.min_u(h, splat(0x7c00)), v128.and(i32x4.gt_s(a, splat(0x7f800000)), splat(0x200)));
-  h = v128.or(h, i32x4.shr_u(sign, 16));
-  v128.store64_lane(p + (<usize>i << 1), i16x8.narrow_i32x4_u(h, h), 0);
-  const r = f32x4.sub(s, m);
-  return v128.or(v128.bitselect(splat(0x7f800000), r, f32x4.gt(r, splat(0x477fe000))), sign);
+  return v128.or(h, v128.and(i32x4.shr_u(f, 16), splat(0x8000)));
 }
 
-/**
- * f32x4 rounded to fp16 (nearest-even), as fp16 bit patterns in i32 lanes: the addition of roundFp16x4
- * leaves the rounded significand (with its implicit bit) in the low bits of |f| + M, to which the exponent
- * adds on; a carry into the next binade, and overflow to 0x7c00, fall out of the sum. Larger values clamp
- * to Infinity; NaN becomes 0x7e00.
- */
+/** f32x4 rounded to fp16 (nearest-even, subnormals, overflow unless `bounded`: see halfValue), kept as f32x4. */
+// @ts-ignore: decorator
+@inline function roundFp16x4(f: v128, bounded: bool): v128 {
+  const m = magic(quantumExponent(f));
+  return halfValue(f, m, f32x4.add(v128.and(f, splat(0x7fffffff)), m), bounded);
+}
+
+/** Rounds f32x4 `f` to fp16, stores the bits as elements i..i+3 at `p` and returns the rounded value. */
+// @ts-ignore: decorator
+@inline function roundStoreHalf4(p: usize, i: i32, f: v128): v128 {
+  const a = v128.and(f, splat(0x7fffffff)), q = quantumExponent(f), m = magic(q), s = f32x4.add(a, m);
+  const h = halfBits(f, a, q, m, s);
+  v128.store64_lane(p + (<usize>i << 1), i16x8.narrow_i32x4_u(h, h), 0);
+  return halfValue(f, m, s, false);
+}
+
+/** f32x4 rounded to fp16 (nearest-even), as fp16 bit patterns in i32 lanes. */
 // @ts-ignore: decorator
 @inline function roundToHalf4(f: v128): v128 {
-  const a = v128.and(f, splat(0x7fffffff)), q = quantumExponent(f), m = i32x4.add(q, splat(13 << 23));
-  let h = i32x4.add(i32x4.sub(f32x4.add(a, m), m), i32x4.shr_u(i32x4.sub(q, splat(113 << 23)), 13));
-  h = v128.or(i32x4.min_u(h, splat(0x7c00)), v128.and(i32x4.gt_s(a, splat(0x7f800000)), splat(0x200)));
-  return v128.or(h, v128.and(i32x4.shr_u(f, 16), splat(0x8000)));
+  const a = v128.and(f, splat(0x7fffffff)), q = quantumExponent(f), m = magic(q);
+  return halfBits(f, a, q, m, f32x4.add(a, m));
 }
 
 /** f32x4 rounded to bf16 (nearest-even on the top 16 bits; NaN kept). */
@@ -119,13 +124,13 @@ const LANES = memory.data<u32>([
 /** f32x4 rounded to `fmt` (kept as f32x4). */
 // @ts-ignore: decorator
 @inline export function round4(fmt: i32, v: v128): v128 {
-  return fmt == FP32 ? v : fmt == FP16 ? roundFp16x4(v) : roundBf16x4(v);
+  return fmt == FP32 ? v : fmt == FP16 ? roundFp16x4(v, false) : roundBf16x4(v);
 }
 
-/** round4 for a value of magnitude at most 65504 unless it is Infinity or NaN (see roundFp16x4Bounded). */
+/** round4 for a value of magnitude at most 65504 unless it is Infinity or NaN (see halfValue). */
 // @ts-ignore: decorator
 @inline export function round4Bounded(fmt: i32, v: v128): v128 {
-  return fmt == FP16 ? roundFp16x4Bounded(v) : round4(fmt, v);
+  return fmt == FP16 ? roundFp16x4(v, true) : round4(fmt, v);
 }
 
 /** Rounds f32x4 `v` to `fmt`, stores it as elements i..i+3 and returns the rounded value (round4, st4). */
