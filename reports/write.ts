@@ -46,6 +46,8 @@ export interface ReportResult {
   readonly skipped: readonly SkippedFile[];
   /** How many run records the report covers. */
   readonly records: number;
+  /** The ids of the run records the report covers. */
+  readonly ids: readonly string[];
 }
 
 /**
@@ -98,5 +100,5 @@ export async function writeReport(
     await put(`${f.name}.csv`, toCsv(f.data, f.columns));
   }
   await put("report.html", page);
-  return { files, skipped: loaded.skipped, records: runs.length };
+  return { files, skipped: loaded.skipped, records: runs.length, ids: runs.map((r) => r.record.id) };
 }

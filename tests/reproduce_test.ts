@@ -9,11 +9,12 @@ import { runCli } from "./support/cli.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
-// Exactly the permissions the compile task bakes into the standalone binary, so these tests also show
-// that the binary can run the whole pipeline with them.
-const COMPILE_TASK: string =
-  JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks.compile;
-const PERMS = COMPILE_TASK.split(/\s+/).filter((a) => a.startsWith("--allow-"));
+// Exactly the permissions of `deno task reproduce` (its --allow-run names the deno executable running it, which
+// the task gets from `deno eval`), so these tests also show that the task can run the whole pipeline with them.
+const REPRODUCE_TASK: string =
+  JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks.reproduce;
+const PERMS = REPRODUCE_TASK.replaceAll("$(deno eval 'console.log(Deno.execPath())')", Deno.execPath())
+  .split(/\s+/).filter((a) => a.startsWith("--allow-"));
 
 function command(args: string[]) {
   return new Deno.Command(Deno.execPath(), {
@@ -60,20 +61,44 @@ Deno.test("reproduce --profile smoke: every cell recorded, re-runs bit-identical
     assert.match(r.stderr, /\[1\/6\] mlp synthetic fp32 seed 1: started/);
     assert.match(r.stderr, /epoch 1\/2 .*elapsed/);
 
-    // A second run finds every record and runs nothing.
-    const again = await cli([
-      "reproduce",
-      "--profile",
-      "smoke",
-      "--out",
-      dir,
-      "--no-verify",
-      "--json",
-      "--quiet",
-    ]);
+    assert.match(r.stderr, /with 6 of 6 cells \(.* in all\)/);
+    assert.equal(s.inReport, 6);
+
+    // A second run finds every record verified, runs nothing and keeps the earlier determinism and
+    // tolerance results: no child process starts.
+    const again = await cli(["reproduce", "--profile", "smoke", "--out", dir, "--json"]);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(JSON.parse(again.stdout).ran, 0);
     assert.equal(JSON.parse(again.stdout).skipped, 6);
+    assert.deepEqual(JSON.parse(again.stdout).determinism, { checked: 3, identical: 3 });
+    assert.match(again.stderr, /3 earlier identical re-runs reused/);
+    assert.doesNotMatch(again.stderr, /\[verify |re-running|started/);
+
+    // Damaged cells are not finished: each is rerun, with its reason, and comes back bit-identical.
+    const names = [...(await recordFiles(dir)).keys()].sort();
+    const hashes = new Map<string, string>();
+    for (const f of names) hashes.set(f, JSON.parse(await Deno.readTextFile(`${dir}/${f}`)).weightHash);
+    const text = await Deno.readTextFile(`${dir}/${names[0]}`);
+    await Deno.writeTextFile(`${dir}/${names[0]}`, text.slice(0, text.length / 2));
+    await Deno.copyFile(`${dir}/${names[2]}`, `${dir}/${names[1]}`);
+    const w = await Deno.readFile(`${dir}/${names[3].replace(".json", ".weights")}`);
+    w[w.length - 1] ^= 0x40;
+    await Deno.writeFile(`${dir}/${names[3].replace(".json", ".weights")}`, w);
+    const mended = await cli(["reproduce", "--profile", "smoke", "--out", dir, "--no-verify", "--json"]);
+    assert.equal(mended.code, 0, mended.stderr);
+    const m = JSON.parse(mended.stdout);
+    assert.equal(m.ran, 3);
+    assert.deepEqual(
+      m.reran.map((x: { id: string }) => `${x.id}.json`).sort(),
+      names.slice(0, 4).filter((_, i) => i !== 2),
+    );
+    assert.match(mended.stderr, /rerunning: .*Invalid JSON/);
+    assert.match(mended.stderr, /rerunning: .*holds the record of another cell/);
+    assert.match(mended.stderr, /rerunning: .*weights: its SHA-256/);
+    assert.equal(m.inReport, 6);
+    for (const f of names) {
+      assert.equal(JSON.parse(await Deno.readTextFile(`${dir}/${f}`)).weightHash, hashes.get(f), f);
+    }
 
     // Tampered records: verify names them and fails.
     const files = [...(await recordFiles(dir)).keys()].sort();
@@ -112,6 +137,11 @@ Deno.test("reproduce killed mid-matrix: the next run finishes only the remaining
     for (let i = 0; i < 600 && (await recordFiles(dir).catch(() => new Map())).size < 2; i++) {
       await new Promise((r) => setTimeout(r, 100));
     }
+    // While it runs, a second reproduce on the same folder is refused in one line, naming the first.
+    const second = await cli(["reproduce", "--profile", "smoke", "--out", dir, "--jobs", "1", "--no-verify"]);
+    assert.equal(second.code, 1, second.stderr);
+    assert.match(second.stderr, /^f16repro: .* is in use by another f16repro reproduce \(pid \d+ on /);
+    assert.equal(second.stderr.trim().split("\n").length, 1);
     child.kill("SIGKILL");
     await child.status;
     await drain;

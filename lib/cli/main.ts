@@ -11,6 +11,7 @@ import { reportCommand, reproduceCommand, verifyCommand } from "./reproduce.ts";
 import { toleranceCommand } from "./tolerance.ts";
 import { trainCommand } from "./train.ts";
 import { UsageError } from "./usage_error.ts";
+import { UserError } from "../errors.ts";
 
 /** Version of f16repro. */
 export const VERSION = "0.1.0";
@@ -63,6 +64,10 @@ export async function main(args: string[]): Promise<number> {
     if (e instanceof UsageError) {
       console.error(`f16repro: ${e.message}`);
       return 2;
+    }
+    if (e instanceof UserError) {
+      console.error(`f16repro: ${e.message.split("\n")[0]}`);
+      return 1;
     }
     if (e instanceof DatasetError) {
       console.error(`f16repro: ${e.message}`);

@@ -13,16 +13,25 @@ import { policyProblem } from "../../kernels/engine.ts";
 import { parsePolicy } from "../policy/policy.ts";
 import { cellsOf, profileByName, PROFILES } from "../reproduce/profiles.ts";
 import { readRunRecords } from "../record/read.ts";
-import { runCells } from "../reproduce/runner.ts";
 import { writeMatrix } from "../reproduce/matrix.ts";
-import { toleranceStep } from "../reproduce/tolerance_step.ts";
 import { cacheDir } from "../../datasets/cache.ts";
 import {
   checkDeterminism,
+  type CheckOptions,
   type DeterminismCheck,
+  previousChecks,
   selectForCheck,
   writeDeterminism,
 } from "../reproduce/verify.ts";
+import { claimOutFolder } from "../reproduce/out_folder.ts";
+import { Estimate, formatDuration, plural, type Work } from "../reproduce/progress.ts";
+import { cellWork, runCells } from "../reproduce/runner.ts";
+import { toleranceStep } from "../reproduce/tolerance_step.ts";
+import { TOLERANCE_WORK, toleranceCount } from "../reproduce/tolerance_step.ts";
+import type { Cell, Profile } from "../reproduce/profiles.ts";
+
+/** The estimate's view of writing the report. */
+const REPORT_WORK: Work = { kind: "report", guess: 5 };
 import { asUsageError, positiveInt, seedList, UsageError } from "./usage_error.ts";
 
 /** Flags reproduce and verify share: the dataset cache, offline mode and output control. */
@@ -103,18 +112,19 @@ async function verifyAndWrite(
   extra: string[],
   log: (s: string) => void,
   only?: ReadonlySet<string>,
+  more: Pick<CheckOptions, "reuse" | "estimate" | "later"> = {},
 ) {
   const { records, skipped } = await readRunRecords(dir, ["determinism.json", "matrix.json"]);
   for (const s of skipped) log(`skipping ${dir}/${s.file}: ${s.reason}`);
   const chosen = selectForCheck(records.map((r) => r.record).filter((r) => !only || only.has(r.id)), all);
-  const checks = await checkDeterminism(chosen, { jobs, extra, log });
+  const checks = await checkDeterminism(chosen, { jobs, extra, log, dir, ...more });
   await writeDeterminism(dir, checks);
   return checks;
 }
 
 function summary(checks: readonly DeterminismCheck[]): string {
   const same = checks.filter((c) => c.identical).length;
-  return `${same} of ${checks.length} re-runs bit-identical`;
+  return `${same} of ${plural(checks.length, "re-run")} bit-identical`;
 }
 
 /** The runs folder named on the command line, or a usage error when it is not a folder. */
@@ -174,23 +184,90 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   const limits = await engineLimits(v.engine!);
   const refused = all.map((c) => (limits ? policyProblem(limits, parsePolicy(c.precision)) : undefined));
   const cells = all.filter((_, k) => !refused[k]);
-  for (const [k, why] of refused.entries()) {
-    if (why) log(`skipped on engine ${v.engine}: ${all[k].label}: ${why}`);
-  }
-  log(
-    `f16repro reproduce: profile ${profile.name}, ${cells.length} cells, engine ${v.engine}, ${jobs} at a time, records in ${out}`,
-  );
   const t0 = performance.now();
-  const run = await runCells(cells, { out, engine: v.engine!, jobs, force: v.force!, extra, log });
+  const claim = await claimOutFolder(out, profile.name);
+  try {
+    for (const [k, why] of refused.entries()) {
+      if (why) log(`skipped on engine ${v.engine}: ${all[k].label}: ${why}`);
+    }
+    log(
+      `f16repro reproduce: profile ${profile.name}, ${cells.length} cells, engine ${v.engine}, ${jobs} at a time, records in ${out}`,
+    );
+    if (claim.removed.length) log(`removed what killed runs left in ${out}: ${claim.removed.join(", ")}`);
+    return await reproduceIn(out, reportDir, { profile, cells, all, jobs, extra, log, t0, v });
+  } finally {
+    claim.lock.release();
+  }
+}
+
+/** The phases of a reproduction once its out folder is claimed: cells, determinism, tolerance, report. */
+async function reproduceIn(
+  out: string,
+  reportDir: string,
+  c: {
+    profile: Profile;
+    cells: Cell[];
+    all: Cell[];
+    jobs: number;
+    extra: string[];
+    log: (s: string) => void;
+    t0: number;
+    v: Record<string, string | boolean | undefined>;
+  },
+): Promise<number> {
+  const { profile, cells, all, jobs, extra, log, v } = c;
+  const estimate = new Estimate();
+  const force = v.force === true, verifyAll = v["verify-all"] === true;
+  const reuse = force ? [] : await previousChecks(out);
+  const isMainCell = (cell: Cell) => profile.experiments[cell.experiment].kind === "main";
+  // The cells the determinism check will re-run (lowest seed per main setting, or all), for the estimate.
+  const lowest = new Map<string, number>();
+  for (const cell of cells.filter(isMainCell)) {
+    const key = `${cell.experiment} ${cell.variant} ${cell.precision}`;
+    lowest.set(key, Math.min(lowest.get(key) ?? Infinity, cell.seed));
+  }
+  const toCheck = cells.filter((cell) =>
+    verifyAll ||
+    (isMainCell(cell) && lowest.get(`${cell.experiment} ${cell.variant} ${cell.precision}`) === cell.seed)
+  );
+  let checkedIds: ReadonlySet<string> = new Set(reuse.map((r) => r.id));
+  let ids: readonly string[] = [];
+  let ranAny = true;
+  const verifyLeft = () =>
+    v["no-verify"] ? 0 : estimate.left(
+      toCheck.filter((cell) => !checkedIds.has(ids[cells.indexOf(cell)] ?? "")).map(cellWork),
+      jobs,
+    );
+  const toleranceLeft = () =>
+    v["no-tolerance"] || !ranAny
+      ? 0
+      : estimate.left([], 1, Array(toleranceCount(profile)).fill(TOLERANCE_WORK));
+  const reportLeft = () => estimate.cost(REPORT_WORK);
+  const run = await runCells(cells, {
+    out,
+    engine: String(v.engine),
+    jobs,
+    force,
+    extra,
+    log,
+    estimate,
+    later: () => verifyLeft() + toleranceLeft() + reportLeft(),
+  });
+  ids = run.ids;
+  ranAny = run.ran.length > 0;
   await writeMatrix(out, profile, cells, run.ids);
   let checks: DeterminismCheck[] = [];
   if (!v["no-verify"]) {
-    log("determinism check: re-running cells in fresh processes");
     // By default one seed per model and precision of the main experiments; --verify-all re-runs every cell.
-    const ids = v["verify-all"]
-      ? run.ids
-      : run.ids.filter((_, k) => profile.experiments[cells[k].experiment].kind === "main");
-    checks = await verifyAndWrite(out, v["verify-all"]!, jobs, extra, log, new Set(ids));
+    const mine = verifyAll ? run.ids : run.ids.filter((_, k) => isMainCell(cells[k]));
+    // A cell that ran now gets a new check; an earlier identical check of an unchanged record is kept.
+    const fresh = new Set(run.ran);
+    checkedIds = new Set(reuse.filter((r) => !fresh.has(r.id)).map((r) => r.id));
+    checks = await verifyAndWrite(out, verifyAll, jobs, extra, log, new Set(mine), {
+      reuse: reuse.filter((r) => !fresh.has(r.id)),
+      estimate,
+      later: () => toleranceLeft() + reportLeft(),
+    });
     log(`determinism: ${summary(checks)}`);
   }
   if (!v["no-tolerance"]) {
@@ -199,34 +276,51 @@ export async function reproduceCommand(args: string[]): Promise<number> {
       records.filter((r) => run.ids.includes(r.record.id)).map((r) => [r.record.id, r.record]),
     );
     const lines = await toleranceStep(out, profile, cells, run.ids, mine, {
-      cacheDir: cacheDir(v["cache-dir"]),
-      offline: v.offline!,
+      cacheDir: cacheDir(v["cache-dir"] as string | undefined),
+      offline: v.offline === true,
       log,
+      fresh: new Set(force ? run.ids : run.ran),
+      estimate,
     });
     for (const l of lines) log(`tolerance: ${l}`);
   }
+  const tr = performance.now();
   const rep = await writeReport(out, reportDir);
+  estimate.measured(REPORT_WORK, (performance.now() - tr) / 1000);
   for (const s of rep.skipped) log(`report: skipped ${s.file}: ${s.reason}`);
+  const inReport = new Set(rep.ids), failedIds = new Set(run.failed.map((f) => f.id));
+  const missing = cells.filter((_, k) => !inReport.has(run.ids[k]));
+  // Failed cells are said above; any other cell missing from the report is said here.
+  const absent = cells.filter((_, k) => !inReport.has(run.ids[k]) && !failedIds.has(run.ids[k]));
   const mismatches = checks.filter((c) => !c.identical).length;
-  log(`report: ${reportDir}/report.html (${((performance.now() - t0) / 1000).toFixed(0)} s in all)`);
+  log(
+    `report: ${reportDir}/report.html with ${run.ids.length - missing.length} of ${run.ids.length} cells ` +
+      `(${formatDuration((performance.now() - c.t0) / 1000)} in all)`,
+  );
   if (cells.length < all.length) {
     log(`${all.length - cells.length} cells skipped: engine ${v.engine} cannot run their policy (see above)`);
   }
+  if (run.reran.length) log(`${plural(run.reran.length, "cell")} rerun because their record did not verify`);
   if (run.failed.length) {
-    log(`${run.failed.length} cells failed: ${run.failed.map((f) => f.label).join("; ")}`);
+    log(`${plural(run.failed.length, "cell")} failed: ${run.failed.map((f) => f.label).join("; ")}`);
   }
+  if (absent.length) log(`missing from the report: ${absent.map((m) => m.label).join("; ")}`);
   if (v.json) {
     console.log(JSON.stringify({
       profile: profile.name,
       out,
       report: `${reportDir}/report.html`,
+      cells: run.ids.length,
+      inReport: run.ids.length - missing.length,
       ran: run.ran.length,
       skipped: run.skipped.length,
+      reran: run.reran,
       failed: run.failed,
       determinism: { checked: checks.length, identical: checks.length - mismatches },
+      seconds: Math.round((performance.now() - c.t0) / 1000),
     }));
   }
-  return run.failed.length || mismatches ? 1 : 0;
+  return run.failed.length || mismatches || missing.length ? 1 : 0;
 }
 
 /** Runs `f16repro verify`. */

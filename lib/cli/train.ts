@@ -255,7 +255,13 @@ async function trainWith(
       ),
     onBatch: (done, total) => log(`  batch ${done}/${total}`),
   });
-  const record = await makeRunRecord(config, policy, result, data.provenance, environmentManifest(engine));
+  const record = await makeRunRecord(
+    config,
+    policy,
+    result,
+    data.provenance,
+    await environmentManifest(engine),
+  );
   // Weights first: a record on disk is the sign of a finished cell, so its weights must already be there.
   await Deno.mkdir(v.out, { recursive: true });
   await writeWeights(v.out, record.id, result.weights);

@@ -9,7 +9,10 @@
  */
 
 import type { Engine } from "../../kernels/engine.ts";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
 import { RNG_NAME } from "../random.ts";
+import { sha256Hex } from "./hash.ts";
 
 function tryOr<T>(f: () => T, fallback: T): T {
   try {
@@ -19,10 +22,48 @@ function tryOr<T>(f: () => T, fallback: T): T {
   }
 }
 
+/** The CPU model through node:os, which needs only --allow-sys (Deno denies /proc/cpuinfo without --allow-all). */
 function cpuModel(): string {
-  const text = tryOr(() => Deno.readTextFileSync("/proc/cpuinfo"), "");
-  const m = /^model name\s*:\s*(.+)$/m.exec(text) ?? /^Hardware\s*:\s*(.+)$/m.exec(text);
-  return m ? m[1].trim() : "unknown";
+  return tryOr(() => cpus()[0]?.model?.trim() || "unknown", "unknown");
+}
+
+/** The checkout this code runs from, or null (a compiled binary's modules are not files). */
+function checkoutDir(): string | null {
+  const root = new URL("../../", import.meta.url);
+  return root.protocol === "file:" ? tryOr(() => fileURLToPath(root), null) : null;
+}
+
+async function git(dir: string, args: string[]): Promise<Uint8Array | null> {
+  try {
+    const out = await new Deno.Command("git", { args: ["-C", dir, ...args], stdout: "piped", stderr: "null" })
+      .output();
+    return out.success ? out.stdout : null;
+  } catch {
+    return null; // no git, or no permission to run it
+  }
+}
+
+/**
+ * Whether the checkout differs from its commit (tracked changes, staged or not, and untracked files), and a
+ * SHA-256 over that difference (the diff against HEAD, then each untracked file's name and content), so two
+ * runs from the same dirty tree can be told from runs of different edits. "unknown" without git.
+ */
+export async function gitState(): Promise<{ dirty: boolean | "unknown"; diffHash: string | null }> {
+  const dir = checkoutDir();
+  const diff = dir ? await git(dir, ["diff", "HEAD", "--binary", "--no-ext-diff", "--no-color"]) : null;
+  const others = dir ? await git(dir, ["ls-files", "--others", "--exclude-standard", "-z"]) : null;
+  if (!dir || !diff || !others) return { dirty: "unknown", diffHash: null };
+  const names = new TextDecoder().decode(others).split("\0").filter(Boolean).sort();
+  if (diff.length === 0 && names.length === 0) return { dirty: false, diffHash: null };
+  const parts: Uint8Array[] = [diff];
+  for (const n of names) {
+    parts.push(new TextEncoder().encode(`\0${n}\0`));
+    parts.push(await Deno.readFile(`${dir}/${n}`).catch(() => new Uint8Array()));
+  }
+  const all = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) all.set(p, at), (at += p.length);
+  return { dirty: true, diffHash: await sha256Hex(all) };
 }
 
 function gitCommit(): string {
@@ -36,7 +77,8 @@ function gitCommit(): string {
 }
 
 /** The manifest for a run on `engine`. */
-export function environmentManifest(engine: Engine): Record<string, unknown> {
+export async function environmentManifest(engine: Engine): Promise<Record<string, unknown>> {
+  const tree = await gitState();
   return {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
@@ -46,7 +88,10 @@ export function environmentManifest(engine: Engine): Record<string, unknown> {
     arch: Deno.build.arch,
     cpu: cpuModel(),
     cpus: navigator.hardwareConcurrency,
+    cpuCores: tryOr(() => cpus().length, null),
     gitCommit: gitCommit(),
+    gitDirty: tree.dirty,
+    gitDiffHash: tree.diffHash,
     rng: RNG_NAME,
     engine: {
       name: engine.name,

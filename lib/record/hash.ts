@@ -24,16 +24,39 @@ export function storageBytes(t: HostTensor): Uint8Array {
   return new Uint8Array(h.buffer);
 }
 
-/** SHA-256 over tensors in name order: each name, format, shape and stored bytes. */
-export async function hashTensors(tensors: Readonly<Record<string, HostTensor>>): Promise<string> {
+/** One tensor as it is stored: its name, format, shape and stored bytes. */
+export interface StoredTensor {
+  readonly name: string;
+  readonly format: string;
+  readonly shape: readonly number[];
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * SHA-256 over stored tensors in name order: each name, format, shape and stored bytes. The one definition
+ * of a weight hash: {@linkcode hashTensors} hashes a run's tensors with it, and a weight file's raw bytes
+ * hash the same way without being decoded.
+ */
+export async function hashStored(tensors: readonly StoredTensor[]): Promise<string> {
   const enc = new TextEncoder();
   const parts: Uint8Array[] = [];
-  for (const name of Object.keys(tensors).sort()) {
-    const t = tensors[name];
-    parts.push(enc.encode(`${name}\0${t.format}\0${t.shape.join("x")}\0`), storageBytes(t));
+  for (const t of [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    parts.push(enc.encode(`${t.name}\0${t.format}\0${t.shape.join("x")}\0`), t.bytes);
   }
   const all = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
   let at = 0;
   for (const p of parts) all.set(p, at), (at += p.length);
   return await sha256Hex(all);
+}
+
+/** SHA-256 over tensors in name order: each name, format, shape and stored bytes. */
+export async function hashTensors(tensors: Readonly<Record<string, HostTensor>>): Promise<string> {
+  return await hashStored(
+    Object.entries(tensors).map(([name, t]) => ({
+      name,
+      format: t.format,
+      shape: t.shape,
+      bytes: storageBytes(t),
+    })),
+  );
 }

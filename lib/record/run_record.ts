@@ -14,6 +14,9 @@ import type { Divergence, EpochMetrics, TrainResult } from "../train/train.ts";
 import type { MemoryFigures } from "../train/memory.ts";
 import type { Policy } from "../policy/policy.ts";
 import { sha256Hex } from "./hash.ts";
+import { writeAtomic } from "./atomic.ts";
+
+export { writeAtomic };
 
 /** Current run record schema. */
 export const RUN_SCHEMA = "f16repro.run/1";
@@ -117,19 +120,6 @@ export async function makeRunRecord(
     environment,
     createdAt: new Date().toISOString(),
   };
-}
-
-/** Writes text or bytes to `path` atomically: a temporary file in the same folder, then a rename. */
-export async function writeAtomic(path: string, content: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  try {
-    if (typeof content === "string") await Deno.writeTextFile(tmp, content);
-    else await Deno.writeFile(tmp, content);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
 }
 
 /** Writes a record as `<dir>/<id>.json` (creating `dir`) and returns the path. */

@@ -14,8 +14,9 @@
 import type { HostTensor } from "../../kernels/engine.ts";
 import { type FormatName, roundArray } from "../formats/format.ts";
 import type { Graph } from "../graph/graph.ts";
-import { hashTensors, storageBytes } from "./hash.ts";
-import { writeAtomic } from "./run_record.ts";
+import { hashStored, storageBytes, type StoredTensor } from "./hash.ts";
+import { writeAtomic } from "./atomic.ts";
+import { UserError } from "../errors.ts";
 
 const MAGIC = "f16repro-weights/1\n";
 
@@ -37,10 +38,15 @@ export function encodeWeights(tensors: Readonly<Record<string, HostTensor>>): Ui
   return out;
 }
 
-/** Decodes a weight file; throws an error naming `file` when it is damaged. */
-export function decodeWeights(bytes: Uint8Array, file: string): Record<string, HostTensor> {
+const BYTES_PER: Readonly<Record<string, number>> = { fp64: 8, fp32: 4, fp16: 2, bf16: 2 };
+
+/**
+ * Splits a weight file into its tensors' stored bytes (views into `bytes`), checking the header's shape;
+ * throws a {@linkcode WeightsError} naming `file` when the file is damaged.
+ */
+export function parseWeights(bytes: Uint8Array, file: string): StoredTensor[] {
   const fail = (why: string): never => {
-    throw new Error(`${file}: ${why}`);
+    throw new WeightsError(`${file}: ${why}`);
   };
   const magic = new TextEncoder().encode(MAGIC);
   if (bytes.length < magic.length + 4 || magic.some((b, i) => bytes[i] !== b)) {
@@ -49,20 +55,38 @@ export function decodeWeights(bytes: Uint8Array, file: string): Record<string, H
   const len = new DataView(bytes.buffer, bytes.byteOffset).getUint32(magic.length, true);
   const start = magic.length + 4;
   if (start + len > bytes.length) fail("truncated header");
-  let header: { tensors: { name: string; format: FormatName; shape: number[] }[] };
+  let header: unknown;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(start, start + len)));
   } catch {
     return fail("corrupt header");
   }
-  const out: Record<string, HostTensor> = {};
+  const list = (header as { tensors?: unknown })?.tensors;
+  if (!Array.isArray(list)) return fail("corrupt header (no tensor list)");
+  const out: StoredTensor[] = [];
   let at = start + len;
-  for (const t of header.tensors) {
-    const n = t.shape.reduce((p, d) => p * d, 1);
-    const size = n * (t.format === "fp64" ? 8 : t.format === "fp32" ? 4 : 2);
+  for (const t of list as { name?: unknown; format?: unknown; shape?: unknown }[]) {
+    const shape = t?.shape;
+    if (
+      typeof t?.name !== "string" || typeof t.format !== "string" || !(t.format in BYTES_PER) ||
+      !Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)
+    ) {
+      return fail("corrupt header (a tensor entry without a name, a known format or a shape)");
+    }
+    const size = shape.reduce((p: number, d: number) => p * d, 1) * BYTES_PER[t.format];
     if (at + size > bytes.length) fail(`truncated data for ${t.name}`);
-    const raw = bytes.slice(at, at + size);
+    out.push({ name: t.name, format: t.format, shape, bytes: bytes.subarray(at, at + size) });
     at += size;
+  }
+  if (at !== bytes.length) fail("trailing bytes");
+  return out;
+}
+
+/** Decodes a weight file; throws a {@linkcode WeightsError} naming `file` when it is damaged. */
+export function decodeWeights(bytes: Uint8Array, file: string): Record<string, HostTensor> {
+  const out: Record<string, HostTensor> = {};
+  for (const t of parseWeights(bytes, file)) {
+    const raw = t.bytes.slice(), n = raw.length / BYTES_PER[t.format];
     let data: Float64Array;
     if (t.format === "fp64") data = new Float64Array(raw.buffer);
     else if (t.format === "fp32") data = Float64Array.from(new Float32Array(raw.buffer));
@@ -72,10 +96,24 @@ export function decodeWeights(bytes: Uint8Array, file: string): Record<string, H
       for (let i = 0; i < n; i++) u[i] = h[i] << 16;
       data = Float64Array.from(new Float32Array(u.buffer));
     }
-    out[t.name] = { shape: t.shape, format: t.format, data };
+    out[t.name] = { shape: t.shape as number[], format: t.format as FormatName, data };
   }
-  if (at !== bytes.length) fail("trailing bytes");
   return out;
+}
+
+/**
+ * Checks a weight file's bytes against a record's weight hash without decoding them (the stored bytes are
+ * what the hash covers); throws a {@linkcode WeightsError} naming `file` when it is damaged or differs.
+ */
+export async function checkWeights(bytes: Uint8Array, file: string, expectedHash: string): Promise<void> {
+  const hash = await hashStored(parseWeights(bytes, file));
+  if (hash !== expectedHash) {
+    throw new WeightsError(
+      `${file}: its SHA-256 ${hash.slice(0, 12)}... does not match the record's weightHash ${
+        String(expectedHash).slice(0, 12)
+      }...`,
+    );
+  }
 }
 
 /** Writes `<dir>/<id>.weights` atomically. */
@@ -90,7 +128,7 @@ export async function writeWeights(
 }
 
 /** A weight file that is missing, damaged or does not match its record. */
-export class WeightsError extends Error {}
+export class WeightsError extends UserError {}
 
 /** Reads `<id>.weights` beside a record and checks it against the record's weight hash. */
 export async function readWeights(path: string, expectedHash: string): Promise<Record<string, HostTensor>> {
@@ -98,28 +136,14 @@ export async function readWeights(path: string, expectedHash: string): Promise<R
   try {
     bytes = await Deno.readFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new WeightsError(
-        `${path}: no weight file (records written before weights were saved have none; rerun the cell)`,
-      );
-    }
-    throw e;
-  }
-  let tensors: Record<string, HostTensor>;
-  try {
-    tensors = decodeWeights(bytes, path);
-  } catch (e) {
-    throw new WeightsError((e as Error).message);
-  }
-  const hash = await hashTensors(tensors);
-  if (hash !== expectedHash) {
-    throw new Error(
-      `${path}: its SHA-256 ${hash.slice(0, 12)}... does not match the record's weightHash ${
-        expectedHash.slice(0, 12)
-      }...`,
+    throw new WeightsError(
+      e instanceof Deno.errors.NotFound
+        ? `${path}: no weight file (records written before weights were saved have none; rerun the cell)`
+        : `${path}: cannot be read (${e instanceof Error ? e.message : String(e)})`,
     );
   }
-  return tensors;
+  await checkWeights(bytes, path, expectedHash);
+  return decodeWeights(bytes, path);
 }
 
 /**

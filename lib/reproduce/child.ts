@@ -11,8 +11,9 @@ import { downloadHosts } from "../../datasets/sources.ts";
 const MAIN = new URL("../../main.ts", import.meta.url);
 
 /**
- * The permissions a child `train` needs, the same as `deno task train`; with `ffi` (the ort engine loads
- * onnxruntime's native library) those of `deno task train:ort`.
+ * The permissions a child `train` needs, the same as `deno task train` (git only to record whether the
+ * checkout has uncommitted changes); with `ffi` (the ort engine loads onnxruntime's native library) those of
+ * `deno task train:ort`.
  */
 export function childPermissions(ffi = false): string[] {
   return [
@@ -20,6 +21,7 @@ export function childPermissions(ffi = false): string[] {
     "--allow-write",
     "--allow-env",
     "--allow-sys",
+    "--allow-run=git",
     `--allow-net=${downloadHosts().join(",")}`,
     ...(ffi ? ["--allow-ffi"] : []),
   ];

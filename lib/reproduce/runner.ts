@@ -1,11 +1,13 @@
 /**
  * Runs the cells of a matrix, each in its own process, a few at a time.
  *
- * A cell whose run record (same config id) already exists is skipped, so
- * killing reproduce and starting it again finishes only the remaining cells
- * (records are written atomically at the end of a cell). A cell whose process
- * fails is written up in `<id>.failed.txt` and the others go on; it runs again
- * next time.
+ * A cell counts as finished only when its record is verified
+ * ({@linkcode verifiedRecord}: it parses, has this schema and this cell's id,
+ * and its weights hash to the record's weight hash), so killing reproduce and
+ * starting it again finishes only the remaining cells, and a damaged,
+ * foreign or truncated record is rerun, with the reason said. A cell whose
+ * process fails is written up in `<id>.failed.txt` and the others go on; it
+ * runs again next time.
  *
  * @module
  */
@@ -13,7 +15,9 @@
 import { parseTrainArgs } from "../cli/train.ts";
 import { configId, writeAtomic } from "../record/run_record.ts";
 import { runChild } from "./child.ts";
+import { type Estimate, formatDuration, type Work } from "./progress.ts";
 import type { Cell } from "./profiles.ts";
+import { verifiedRecord } from "./verified.ts";
 
 /** Options of {@linkcode runCells}. */
 export interface RunnerOptions {
@@ -25,6 +29,17 @@ export interface RunnerOptions {
   readonly extra: readonly string[];
   /** One progress line. */
   readonly log: (line: string) => void;
+  /** Learns what cells cost, for the estimate of the time left. */
+  readonly estimate: Estimate;
+  /** Seconds the phases after the cells are expected to take (for the estimate). */
+  readonly later: () => number;
+}
+
+/** A cell that had a record which could not be used, and why. */
+export interface Rerun {
+  readonly id: string;
+  readonly label: string;
+  readonly reason: string;
 }
 
 /** What happened to the cells. */
@@ -33,6 +48,8 @@ export interface RunnerResult {
   readonly ids: string[];
   readonly ran: string[];
   readonly skipped: string[];
+  /** Cells rerun because their record or weights did not verify. */
+  readonly reran: Rerun[];
   readonly failed: { readonly id: string; readonly label: string; readonly code: number }[];
 }
 
@@ -42,56 +59,60 @@ export async function cellInvocation(cell: Cell, o: Pick<RunnerOptions, "out" | 
   return { args, id: await configId(parseTrainArgs(args.slice(1)).config) };
 }
 
-const fmt = (s: number) =>
-  s < 90 ? `${Math.round(s)}s` : `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
+/** The estimate's view of a cell: cells of one experiment cost alike. */
+export const cellWork = (cell: Cell): Work => ({ kind: `cell ${cell.experiment}`, guess: 10 });
 
-/** Runs every cell not yet recorded in `o.out`. */
+/** Runs every cell not yet recorded (and verified) in `o.out`. */
 export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promise<RunnerResult> {
   await Deno.mkdir(o.out, { recursive: true });
   const pending: { cell: Cell; args: string[]; id: string }[] = [];
-  const result: RunnerResult = { ids: [], ran: [], skipped: [], failed: [] };
+  const result: RunnerResult = { ids: [], ran: [], skipped: [], reran: [], failed: [] };
   for (const cell of cells) {
     const inv = await cellInvocation(cell, o);
     result.ids.push(inv.id);
-    // Finished = record and weights both present (weights are written first; an old record without them reruns).
-    const has = (f: string) => Deno.stat(`${o.out}/${f}`).then(() => true, () => false);
-    const done = !o.force && await has(`${inv.id}.json`) && await has(`${inv.id}.weights`);
-    if (done) result.skipped.push(inv.id);
-    else pending.push({ cell, ...inv });
+    const v = o.force ? null : await verifiedRecord(o.out, inv.id);
+    if (v?.ok) {
+      result.skipped.push(inv.id);
+      // A finished cell's own timing teaches the estimate what its experiment's cells cost.
+      o.estimate.measured(cellWork(cell), v.record.timings.totalSeconds);
+      continue;
+    }
+    if (v && !v.missing) {
+      result.reran.push({ id: inv.id, label: cell.label, reason: v.reason });
+      o.log(`${cell.label}: rerunning: ${v.reason}`);
+    }
+    pending.push({ cell, ...inv });
   }
   if (result.skipped.length) {
-    o.log(`${result.skipped.length} of ${cells.length} cells already have records; skipping them`);
+    o.log(`${result.skipped.length} of ${cells.length} cells already have verified records; skipping them`);
   }
   const start = performance.now();
-  const spent = new Map<number, number[]>(); // seconds per finished cell, by group
-  let next = 0, finished = 0;
+  let next = 0;
+  const running = new Set<number>();
   const eta = () => {
-    const all = [...spent.values()].flat();
-    if (!all.length) return "ETA unknown";
-    const left = pending.slice(finished).reduce((s, t) => {
-      const g = spent.get(t.cell.experiment);
-      return s + (g ? g.reduce((a, b) => a + b, 0) / g.length : all.reduce((a, b) => a + b, 0) / all.length);
-    }, 0);
-    return `ETA ${fmt(left / Math.min(o.jobs, Math.max(1, pending.length - finished)))}`;
+    const left = pending.slice(next).map((t) => cellWork(t.cell));
+    const inFlight = [...running].map((k) => cellWork(pending[k].cell));
+    const secs = o.estimate.left([...inFlight, ...left], o.jobs) + o.later();
+    return `about ${formatDuration(secs)} left`;
   };
+  const elapsed = () => `elapsed ${formatDuration((performance.now() - start) / 1000)}`;
   const worker = async () => {
     while (next < pending.length) {
       const k = next++;
+      running.add(k);
       const t = pending[k], t0 = performance.now();
       const tag = `[${k + 1}/${pending.length}] ${t.cell.label}`;
-      o.log(`${tag}: started (elapsed ${fmt((t0 - start) / 1000)}, ${eta()})`);
+      o.log(`${tag}: started (${elapsed()}, ${eta()})`);
       const r = await runChild(t.args, (line) => {
         const m = /^epoch (\d+)\/(\d+)\s+(.*)$/.exec(line);
-        if (m) {
-          o.log(`${tag}: epoch ${m[1]}/${m[2]} ${m[3]} (elapsed ${fmt((performance.now() - start) / 1000)})`);
-        }
+        if (m) o.log(`${tag}: epoch ${m[1]}/${m[2]} ${m[3]} (${elapsed()})`);
       });
       const secs = (performance.now() - t0) / 1000;
-      finished++;
+      running.delete(k);
       if (r.code === 0) {
-        spent.set(t.cell.experiment, [...(spent.get(t.cell.experiment) ?? []), secs]);
+        o.estimate.measured(cellWork(t.cell), secs);
         result.ran.push(t.id);
-        o.log(`${tag}: done in ${fmt(secs)} (${eta()})`);
+        o.log(`${tag}: done in ${formatDuration(secs)} (${eta()})`);
       } else {
         result.failed.push({ id: t.id, label: t.cell.label, code: r.code });
         const note = `cell: ${t.cell.label}\ncommand: f16repro ${

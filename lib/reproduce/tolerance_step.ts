@@ -7,7 +7,10 @@
  * @module
  */
 
-import { analyseTolerance, type ToleranceOptions } from "../analysis/run_tolerance.ts";
+import { analyseTolerance, type ToleranceOptions, type ToleranceResult } from "../analysis/run_tolerance.ts";
+import { TOLERANCE_SCHEMA } from "../analysis/tolerance.ts";
+import { readJson } from "../record/read.ts";
+import { type Estimate, plural, type Work } from "./progress.ts";
 import type { RunRecord } from "../record/run_record.ts";
 import { writeAtomic } from "../record/run_record.ts";
 import type { Cell, Profile } from "./profiles.ts";
@@ -19,7 +22,15 @@ export async function toleranceStep(
   cells: readonly Cell[],
   ids: readonly string[],
   records: ReadonlyMap<string, RunRecord>,
-  o: { cacheDir: string; offline: boolean; log: (s: string) => void },
+  o: {
+    cacheDir: string;
+    offline: boolean;
+    log: (s: string) => void;
+    /** Records written by this run: an analysis involving one is redone, every other earlier result kept. */
+    fresh: ReadonlySet<string>;
+    /** Learns what an analysis costs (kind "tolerance"). */
+    estimate?: Estimate;
+  },
 ): Promise<string[]> {
   await Deno.mkdir(`${dir}/tolerance`, { recursive: true });
   const lines: string[] = [];
@@ -33,30 +44,61 @@ export async function toleranceStep(
     if (!ref) continue;
     const fp16 = mine.find((x) => x.c.precision === "fp16" && x.c.seed === ref.c.seed);
     const base = { cacheDir: o.cacheDir, offline: o.offline };
-    const jobs: [string, ToleranceOptions][] = [["fp16", { ...base, format: "fp16" }], ["bf16", {
-      ...base,
-      format: "bf16",
-    }]];
-    if (fp16) jobs.push([`vs-${fp16.id}`, { ...base, against: `${dir}/${fp16.id}.json` }]);
-    for (const [suffix, opts] of jobs) {
-      o.log(`tolerance: ${p.experiments[ei].name} fp32 ${ref.id} against ${suffix}`);
-      let r;
+    // [file suffix, what it compares with, options, the records it reads]
+    const jobs: [string, string, ToleranceOptions, string[]][] = [
+      ["fp16", "its weights rounded to fp16", { ...base, format: "fp16" }, [ref.id]],
+      ["bf16", "its weights rounded to bf16", { ...base, format: "bf16" }, [ref.id]],
+    ];
+    if (fp16) {
+      jobs.push([`vs-${fp16.id}`, `the fp16 run of seed ${ref.c.seed} (record ${fp16.id})`, {
+        ...base,
+        against: `${dir}/${fp16.id}.json`,
+      }, [ref.id, fp16.id]]);
+    }
+    const name = p.experiments[ei].name;
+    for (const [suffix, what, opts, reads] of jobs) {
+      const file = `${dir}/tolerance/${ref.id}-${suffix}.json`;
+      let r: ToleranceResult | null = null;
+      if (!reads.some((id) => o.fresh.has(id))) r = await earlier(file);
+      if (r) {
+        lines.push(`${name} fp32 against ${what}: ${summaryOf(r)} (earlier result kept)`);
+        continue;
+      }
+      o.log(`tolerance: ${name} fp32 (record ${ref.id}) against ${what}`);
+      const t0 = performance.now();
       try {
         r = await analyseTolerance(`${dir}/${ref.id}.json`, opts);
       } catch (e) {
         // One unreadable model must not cost the whole report.
-        lines.push(`${p.experiments[ei].name} ${suffix}: skipped: ${(e as Error).message.split("\n")[0]}`);
+        lines.push(`${name} against ${what}: skipped: ${(e as Error).message.split("\n")[0]}`);
         continue;
       }
-      await writeAtomic(`${dir}/tolerance/${ref.id}-${suffix}.json`, JSON.stringify(r) + "\n");
-      const l = r.logits;
-      lines.push(
-        `${p.experiments[ei].name} ${suffix}: Gamma > 2 delta on ${
-          (100 * l.satisfiedShare).toFixed(2)
-        }% of ${l.count} inputs, ` +
-          `${l.disagreements} disagreements, ${l.violations} violations`,
-      );
+      o.estimate?.measured(TOLERANCE_WORK, (performance.now() - t0) / 1000);
+      await writeAtomic(file, JSON.stringify(r) + "\n");
+      lines.push(`${name} fp32 against ${what}: ${summaryOf(r)}`);
     }
   }
   return lines;
+}
+
+/** The estimate's view of one analysis. */
+export const TOLERANCE_WORK: Work = { kind: "tolerance", guess: 5 };
+
+/** The number of analyses {@linkcode toleranceStep} runs at most for a profile. */
+export function toleranceCount(p: Profile): number {
+  return 3 * p.experiments.filter((e) => e.kind === "main").length;
+}
+
+function summaryOf(r: ToleranceResult): string {
+  const l = r.logits;
+  return `Gamma > 2 delta on ${(100 * l.satisfiedShare).toFixed(2)}% of ${l.count} inputs, ` +
+    `${plural(l.disagreements, "disagreement")}, ${plural(l.violations, "violation")}`;
+}
+
+/** An earlier result at `path`, or null when there is none that can be used. */
+async function earlier(path: string): Promise<ToleranceResult | null> {
+  const read = await readJson(path);
+  if (!("value" in read)) return null;
+  const r = read.value as ToleranceResult;
+  return r?.schema === TOLERANCE_SCHEMA && typeof r.logits?.satisfiedShare === "number" ? r : null;
 }

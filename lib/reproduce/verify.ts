@@ -7,8 +7,13 @@
  * @module
  */
 
+import { tryLockFile } from "../record/lock.ts";
+import { readJson } from "../record/read.ts";
 import { bareEpochs, canonicalJson, type RunRecord, writeAtomic } from "../record/run_record.ts";
+import { checkWeights, WeightsError } from "../record/weights.ts";
 import { runChild } from "./child.ts";
+import { LOCK_FILE, removeStaleScratch, VERIFY_SCRATCH } from "./out_folder.ts";
+import { type Estimate, formatDuration, plural } from "./progress.ts";
 
 /** Schema of determinism.json. */
 export const DETERMINISM_SCHEMA = "f16repro.determinism/1";
@@ -71,82 +76,169 @@ export function argsOf(r: RunRecord, out: string): string[] {
 
 const bare = (r: RunRecord) => bareEpochs(r.epochs).map(canonicalJson);
 
-/** Re-runs `records` (`jobs` at a time) in fresh processes and compares. `extra` is added to every train call. */
+/** Options of {@linkcode checkDeterminism}. */
+export interface CheckOptions {
+  readonly jobs: number;
+  /** Added to every train call. */
+  readonly extra: readonly string[];
+  readonly log: (line: string) => void;
+  /** The runs folder, where each record's weights file is checked before its re-run. */
+  readonly dir: string;
+  /** Earlier bit-identical checks of the same records (same id and hashes) that need no new re-run. */
+  readonly reuse?: readonly DeterminismCheck[];
+  /** Learns what re-runs cost (kind `rerun <id>`), for the estimate of the time left. */
+  readonly estimate?: Estimate;
+  /** Seconds the phases after the check are expected to take. */
+  readonly later?: () => number;
+}
+
+/** The earlier bit-identical re-run checks in `<dir>/determinism.json` (none when absent or unusable). */
+export async function previousChecks(dir: string): Promise<DeterminismCheck[]> {
+  const read = await readJson(`${dir}/determinism.json`);
+  const v = "value" in read ? read.value as { schema?: unknown; checks?: unknown } : null;
+  if (v?.schema !== DETERMINISM_SCHEMA || !Array.isArray(v.checks)) return [];
+  return (v.checks as DeterminismCheck[]).filter((c) =>
+    c && c.kind === "rerun" && c.identical === true && typeof c.id === "string" &&
+    c.rerunWeightHash === c.weightHash && c.rerunMetricsHash === c.metricsHash
+  );
+}
+
+/**
+ * Re-runs `records` (`o.jobs` at a time) in fresh processes and compares. A record whose weights file does not
+ * match it fails its check without a re-run; one with an earlier identical check in `o.reuse` keeps it.
+ */
 export async function checkDeterminism(
   records: readonly RunRecord[],
-  o: { jobs: number; extra: readonly string[]; log: (line: string) => void },
+  o: CheckOptions,
 ): Promise<DeterminismCheck[]> {
-  const tmp = await Deno.makeTempDir({ prefix: "f16repro-verify-" });
+  await removeStaleScratch();
+  const tmp = await Deno.makeTempDir({ prefix: `${VERIFY_SCRATCH}${Deno.pid}-` });
+  // Held while the check runs, so the next run can tell a killed check's folder from a live one's.
+  const lock = await tryLockFile(`${tmp}/${LOCK_FILE}`, `pid ${Deno.pid}\n`);
   const checks: DeterminismCheck[] = new Array(records.length);
+  const todo: number[] = [];
+  for (const [k, r] of records.entries()) {
+    const base = baseCheck(r);
+    const old = o.reuse?.find((c) =>
+      c.id === r.id && c.weightHash === r.weightHash && c.metricsHash === r.metricsHash
+    );
+    const damaged = await weightsProblem(o.dir, r);
+    if (damaged) checks[k] = { ...base, ...failed(damaged) };
+    else if (old) checks[k] = { ...old, ...base };
+    else todo.push(k);
+  }
+  const reused = checks.filter((c) => c && c.identical).length, bad = checks.filter((c) => c && !c.identical);
+  if (reused) o.log(`determinism: ${plural(reused, "earlier identical re-run")} reused (--force re-checks)`);
+  for (const c of bad) o.log(`determinism: ${c.id}: ${c.error}`);
+  if (todo.length) o.log(`determinism check: re-running ${plural(todo.length, "cell")} in fresh processes`);
+  const costOf = (k: number) => ({ kind: `rerun ${records[k].id}`, guess: records[k].timings.totalSeconds });
   let next = 0;
+  const running = new Set<number>();
+  const eta = () => {
+    if (!o.estimate) return "";
+    const left = [...running, ...todo.slice(next)].map(costOf);
+    return `, about ${formatDuration(o.estimate.left(left, o.jobs) + (o.later?.() ?? 0))} left`;
+  };
   const worker = async () => {
-    while (next < records.length) {
-      const k = next++, r = records[k], c = r.config;
-      const base = {
-        id: r.id,
-        model: c.model,
-        dataset: c.dataset,
-        precision: c.precision,
-        seed: c.seed,
-        engine: c.engine,
-        kind: "rerun" as const,
-        weightHash: r.weightHash,
-        metricsHash: r.metricsHash,
-      };
-      o.log(
-        `[verify ${
-          k + 1
-        }/${records.length}] ${c.model} ${c.dataset} ${c.precision} seed ${c.seed}: re-running`,
-      );
+    while (next < todo.length) {
+      const n = next++, k = todo[n], r = records[k], c = r.config, t0 = performance.now();
+      running.add(k);
+      const tag = `[verify ${n + 1}/${todo.length}] ${c.model} ${c.dataset} ${c.precision} seed ${c.seed}`;
+      o.log(`${tag}: re-running${eta()}`);
       const res = await runChild([...argsOf(r, `${tmp}/${k}`), ...o.extra]);
-      let again: RunRecord | null = null;
-      try {
-        again = JSON.parse(await Deno.readTextFile(`${tmp}/${k}/${r.id}.json`));
-      } catch {
-        checks[k] = {
-          ...base,
-          rerunWeightHash: null,
-          rerunMetricsHash: null,
-          identical: false,
-          firstDifferingEpoch: null,
-          error: res.code === 0
-            ? `the re-run wrote no record with id ${r.id}`
-            : `exit code ${res.code}: ${res.stderrTail.split("\n").at(-1)}`,
-        };
-        continue;
-      }
-      const a = bare(r), b = bare(again!);
-      const differ = a.findIndex((m, i) => m !== b[i]);
-      const firstDifferingEpoch = differ >= 0
-        ? differ + 1
-        : a.length !== b.length
-        ? Math.min(a.length, b.length) + 1
-        : null;
-      // The stored metrics are compared too, not only their hash, so an edited record cannot pass.
-      const identical = again!.weightHash === r.weightHash && again!.metricsHash === r.metricsHash &&
-        firstDifferingEpoch === null;
-      checks[k] = {
-        ...base,
-        rerunWeightHash: again!.weightHash,
-        rerunMetricsHash: again!.metricsHash,
-        identical,
-        firstDifferingEpoch,
-      };
+      running.delete(k);
+      o.estimate?.measured(costOf(k), (performance.now() - t0) / 1000);
+      checks[k] = await compare(r, `${tmp}/${k}/${r.id}.json`, res);
       o.log(
-        `[verify ${k + 1}/${records.length}] ${
-          identical
-            ? "bit-identical"
-            : `MISMATCH (first differing epoch ${firstDifferingEpoch ?? "none: weights only"})`
+        `${tag}: ${
+          checks[k].identical ? "bit-identical" : checks[k].error ??
+            `MISMATCH (first differing epoch ${checks[k].firstDifferingEpoch ?? "none: weights only"})`
         }`,
       );
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, records.length)) }, worker));
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, todo.length)) }, worker));
   } finally {
+    lock?.release();
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
   return checks;
+}
+
+function baseCheck(r: RunRecord) {
+  const c = r.config;
+  return {
+    id: r.id,
+    model: c.model,
+    dataset: c.dataset,
+    precision: c.precision,
+    seed: c.seed,
+    engine: c.engine,
+    kind: "rerun" as const,
+    weightHash: r.weightHash,
+    metricsHash: r.metricsHash,
+  };
+}
+
+const failed = (error: string) => ({
+  rerunWeightHash: null,
+  rerunMetricsHash: null,
+  identical: false,
+  firstDifferingEpoch: null,
+  error,
+});
+
+/** Why `<dir>/<id>.weights` does not belong to record `r`, or null when it does. */
+async function weightsProblem(dir: string, r: RunRecord): Promise<string | null> {
+  const file = `${dir}/${r.id}.weights`;
+  try {
+    await checkWeights(await Deno.readFile(file), file, r.weightHash);
+    return null;
+  } catch (e) {
+    if (e instanceof WeightsError) return e.message;
+    if (e instanceof Deno.errors.NotFound) return `${file}: no weight file`;
+    return `${file}: cannot be read (${(e as Error).message})`;
+  }
+}
+
+/** Compares record `r` with the record its re-run wrote at `path`. */
+async function compare(
+  r: RunRecord,
+  path: string,
+  res: { code: number; stderrTail: string },
+): Promise<DeterminismCheck> {
+  const base = baseCheck(r);
+  let again: RunRecord;
+  try {
+    again = JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    return {
+      ...base,
+      ...failed(
+        res.code === 0
+          ? `the re-run wrote no record with id ${r.id}`
+          : `exit code ${res.code}: ${res.stderrTail.split("\n").at(-1)}`,
+      ),
+    };
+  }
+  const a = bare(r), b = bare(again);
+  const differ = a.findIndex((m, i) => m !== b[i]);
+  const firstDifferingEpoch = differ >= 0
+    ? differ + 1
+    : a.length !== b.length
+    ? Math.min(a.length, b.length) + 1
+    : null;
+  // The stored metrics are compared too, not only their hash, so an edited record cannot pass.
+  const identical = again.weightHash === r.weightHash && again.metricsHash === r.metricsHash &&
+    firstDifferingEpoch === null;
+  return {
+    ...base,
+    rerunWeightHash: again.weightHash,
+    rerunMetricsHash: again.metricsHash,
+    identical,
+    firstDifferingEpoch,
+  };
 }
 
 /** Writes determinism.json into `dir` (checks sorted by id, stable bytes). */

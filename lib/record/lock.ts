@@ -1,0 +1,56 @@
+/**
+ * Advisory file locks (flock) that the operating system releases when their
+ * holder dies, even by SIGKILL: how a killed f16repro process's lock, temporary
+ * file or scratch folder is told from a live one's, without reading /proc
+ * (which Deno denies without --allow-all) or sending signals (which needs
+ * --allow-run). On network file systems flock may only cover one machine.
+ *
+ * @module
+ */
+
+/** A lock this process holds; {@linkcode FileLock.release} (or the process's end) frees it. */
+export interface FileLock {
+  readonly path: string;
+  release(): void;
+}
+
+/**
+ * Takes the exclusive lock on `path` (created if missing) without waiting, writing `note` into the file
+ * for the next process to read; null when another live process holds it.
+ */
+export async function tryLockFile(path: string, note = ""): Promise<FileLock | null> {
+  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o644 });
+  if (!(await file.tryLock(true))) {
+    file.close();
+    return null;
+  }
+  if (note) {
+    await file.truncate(0);
+    const bytes = new TextEncoder().encode(note);
+    for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
+  }
+  let held = true;
+  return {
+    path,
+    release() {
+      if (!held) return;
+      held = false;
+      file.close(); // closing the descriptor drops the flock
+    },
+  };
+}
+
+/**
+ * True when the regular file at `path` is locked by a live process (see {@linkcode tryLockFile}); false when
+ * nobody holds it. The probe takes the lock for an instant and gives it back.
+ */
+export async function lockedByLiveProcess(path: string): Promise<boolean> {
+  const info = await Deno.lstat(path);
+  if (!info.isFile) return false;
+  const file = await Deno.open(path, { read: true });
+  try {
+    return !(await file.tryLock(true));
+  } finally {
+    file.close();
+  }
+}
