@@ -4,80 +4,22 @@
  * whole training runs (weight hashes), thread counts 1, 2 and 4, and the --fast build's honesty.
  */
 
-import { type StepCase, stepCases } from "./support/step_cases.ts";
 import assert from "node:assert/strict";
-import { synthetic } from "../datasets/synthetic.ts";
 import type { Engine, HostTensor } from "../kernels/engine.ts";
 import { createEngine as createRef } from "../kernels/ref/mod.ts";
-import { LOWERINGS } from "../kernels/wasm/ops.ts";
 import { createEngine as createWasm } from "../kernels/wasm/mod.ts";
 import { type FormatName, rounder } from "../lib/formats/format.ts";
 import { type Attr, Graph } from "../lib/graph/graph.ts";
 import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
 import { Rng } from "../lib/random.ts";
-import { type OptimizerConfig, PAPER_SGD } from "../lib/train/optimizer.ts";
+import { PAPER_SGD } from "../lib/train/optimizer.ts";
 import { buildTrainGraph } from "../lib/train/step.ts";
-import { train } from "../lib/train/train.ts";
 import { stepFeeds } from "./support/step_feeds.ts";
 
 const ref = createRef();
-const ADAM: OptimizerConfig = { ...PAPER_SGD, kind: "adam", lr: 0.001, weightDecay: 0.0005 };
 
-/** Runs `graph` on both engines with every live value as an output; fails on the first differing value. */
-async function assertSameEverywhere(
-  wasm: Engine,
-  graph: Graph,
-  feeds: Record<string, HostTensor>,
-  what: string,
-) {
-  const live = graph.live();
-  for (const n of graph.nodes) if (live[n.id] && n.inputs.length) graph.outputs[`#${n.id}`] = n.id;
-  const [a, b] = [await ref.compile(graph).run(feeds), await wasm.compile(graph).run(feeds)];
-  for (const n of graph.nodes) {
-    const key = `#${n.id}`;
-    if (!a[key]) continue;
-    const x = a[key].data, y = b[key].data;
-    assert.equal(y.length, x.length);
-    for (let i = 0; i < x.length; i++) {
-      if (!Object.is(x[i], y[i]) && !(x[i] !== x[i] && y[i] !== y[i])) {
-        assert.fail(
-          `${what}: node ${n.id} (${n.op} [${n.shape}] ${n.format}) element ${i}: ref ${x[i]}, wasm ${y[i]}`,
-        );
-      }
-    }
-  }
-  return new Set(graph.nodes.filter((n) => live[n.id] && n.inputs.length).map((n) => n.op));
-}
-
-const POLICIES = ["fp32", "fp16", "mixed", "bf16", "mixed-bf16"];
 const covered = new Set<string>();
-
-Deno.test("wasm: every value of MLP, CNN and zoo step graphs equals ref, in every named policy", async () => {
-  const wasm = await createWasm({ threads: 2 });
-  try {
-    const cases: StepCase[] = [
-      ["mlp", 5, PAPER_SGD, [...POLICIES, "fp16,accumulate=fp16", "bf16,rounding=stochastic"]],
-      ["cnn", 3, PAPER_SGD, [...POLICIES, "fp16,accumulate=fp16"]],
-      // Big enough that elementwise ops, gathers and pooling split over the threads.
-      ["cnn", 48, PAPER_SGD, ["fp32", "fp16"]],
-      ["mlp", 64, PAPER_SGD, ["bf16"]],
-      ["mlp", 4, ADAM, ["fp32", "fp16", "mixed,rounding=stochastic"]],
-      ["mobilenet", 2, PAPER_SGD, ["fp16", "mixed"]],
-      ["resnet32", 2, PAPER_SGD, ["mixed"]],
-      ["vit8", 2, ADAM, ["bf16", "mixed"]],
-      ["alexnet", 1, PAPER_SGD, ["fp16"]],
-    ];
-    for (const c of stepCases(cases, "wasm-test")) {
-      for (const op of await assertSameEverywhere(wasm, c.train, c.feeds, `${c.label} train`)) {
-        covered.add(op);
-      }
-      for (const op of await assertSameEverywhere(wasm, c.eval, c.feeds, `${c.label} eval`)) covered.add(op);
-    }
-  } finally {
-    wasm.close?.();
-  }
-});
 
 /** One op on leaves fed with `inputs`; returns [ref output, wasm output]. */
 async function both(
@@ -270,52 +212,6 @@ Deno.test("wasm: a cast of a leaf read only as matmul B is fused into the packin
   } finally {
     wasm.close?.();
   }
-});
-
-Deno.test("wasm: every op of the engine is covered by the tests above", () => {
-  const missing = Object.keys(LOWERINGS).filter((op) => !covered.has(op));
-  assert.deepEqual(missing, [], `ops never compared with ref: ${missing.join(", ")}`);
-});
-
-async function weightHash(engine: Engine, model: string, precision: string) {
-  const r = await train({
-    model: modelByName(model),
-    modelOptions: { classes: 10, hidden: [32] },
-    policy: parsePolicy(precision),
-    optimizer: PAPER_SGD,
-    batch: 64,
-    epochs: 1,
-    seed: 5,
-    data: synthetic({ train: 320, test: 100 }),
-    engine,
-  });
-  return `${r.weightHash} ${r.epochs.map((e) => `${e.trainLoss}/${e.testAccuracy}`).join(",")}`;
-}
-
-Deno.test("wasm: MLP and CNN training runs give ref's weight hash in every named policy", async () => {
-  const wasm = await createWasm({ threads: 2 });
-  try {
-    for (const model of ["mlp", "cnn"]) {
-      for (const p of POLICIES) {
-        assert.equal(await weightHash(wasm, model, p), await weightHash(ref, model, p), `${model} ${p}`);
-      }
-    }
-  } finally {
-    wasm.close?.();
-  }
-});
-
-Deno.test("wasm: the thread count (1, 2, 4) does not change the weight hash", async () => {
-  const hashes = new Set<string>();
-  for (const threads of [1, 2, 4]) {
-    const wasm = await createWasm({ threads });
-    try {
-      hashes.add(await weightHash(wasm, "cnn", "fp16") + await weightHash(wasm, "mlp", "mixed"));
-    } finally {
-      wasm.close?.();
-    }
-  }
-  assert.equal(hashes.size, 1);
 });
 
 /** An MLP training step graph (batch 16) and feeds for its first run. */

@@ -12,6 +12,7 @@
 import { windowOut } from "../../lib/graph/ops.ts";
 import type { OnnxGraph } from "./onnx_graph.ts";
 import { axesExcept, type Ctx, list, type Lowering, num, reduce } from "./lowering.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 /** The ONNX window attributes of a conv or pool node. */
 function window(ctx: Ctx, kernel?: readonly number[]) {
@@ -140,7 +141,7 @@ const avgpoolGrad: Lowering = (ctx) => {
 };
 
 /** Lowerings of this file by op name. */
-export const LINEAR: Record<string, Lowering> = {
+export const LINEAR = {
   matmul,
   bias_add: biasAdd,
   sum_to: sumTo,
@@ -151,4 +152,4 @@ export const LINEAR: Record<string, Lowering> = {
   maxpool_grad: maxpoolGrad,
   avgpool,
   avgpool_grad: avgpoolGrad,
-};
+} satisfies Partial<Record<OpName, Lowering>>;

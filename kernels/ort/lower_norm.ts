@@ -7,6 +7,7 @@
  */
 
 import { axesExcept, type Ctx, type Lowering, num, reduce, withScalar } from "./lowering.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 /** Where the statistics are taken (`axes`), and how a per-parameter vector broadcasts against x. */
 interface Family {
@@ -44,8 +45,11 @@ function stats(ctx: Ctx, f: Family, eps: number) {
   return { mean, variance, d, rstd, xhat: g.node("Mul", [d, rstd]), size };
 }
 
-function family(prefix: string, f: Family): Record<string, Lowering> {
-  return {
+function family<P extends string>(
+  prefix: P,
+  f: Family,
+): Record<P | `${P}_grad_x` | `${P}_grad_affine`, Lowering> {
+  const table: Record<string, Lowering> = {
     [prefix]: (ctx) => {
       const g = ctx.g, { xhat } = stats(ctx, f, num(ctx.node, "eps"));
       return g.node("Add", [g.node("Mul", [xhat, f.param(ctx, ctx.x(1))]), f.param(ctx, ctx.x(2))]);
@@ -71,10 +75,12 @@ function family(prefix: string, f: Family): Record<string, Lowering> {
       });
     },
   };
+  // The keys are the three names of the family, which the computed keys cannot state.
+  return table as Record<P | `${P}_grad_x` | `${P}_grad_affine`, Lowering>;
 }
 
 /** Lowerings of this file by op name. */
-export const NORM: Record<string, Lowering> = {
+export const NORM = {
   ...family("batchnorm", BATCH),
   ...family("layernorm", LAYER),
   batchnorm_infer: (ctx) => {
@@ -93,4 +99,4 @@ export const NORM: Record<string, Lowering> = {
     const v = g.node("Gather", [ctx.x(1), g.i64(num(ctx.node, "index"))], { axis: 0 });
     return g.node("Sub", [r, withScalar(g, "Mul", g.node("Sub", [r, v]), 1 - num(ctx.node, "momentum"))]);
   },
-};
+} satisfies Partial<Record<OpName, Lowering>>;

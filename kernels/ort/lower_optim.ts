@@ -11,6 +11,7 @@
 
 import { rounder } from "../../lib/formats/format.ts";
 import { type Ctx, type Lowering, num } from "./lowering.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 /** A hyperparameter rounded to the node's format, as a float32 constant. */
 function hyper(ctx: Ctx, value: number): string {
@@ -66,9 +67,9 @@ const adamApply: Lowering = (ctx) => {
 };
 
 /** Lowerings of this file by op name. */
-export const OPTIM: Record<string, Lowering> = {
+export const OPTIM = {
   sgd_velocity: sgdVelocity,
   sgd_apply: sgdApply,
   adam_moment: adamMoment,
   adam_apply: adamApply,
-};
+} satisfies Partial<Record<OpName, Lowering>>;

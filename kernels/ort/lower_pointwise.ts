@@ -10,6 +10,7 @@
 
 import { ELEM } from "./onnx_graph.ts";
 import { axesExcept, cast, type Ctx, type Lowering, num, reduce, withScalar } from "./lowering.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 const SQRT1_2 = Math.SQRT1_2, INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
@@ -124,7 +125,7 @@ const slice: Lowering = (ctx) => {
 };
 
 /** Lowerings of this file by op name. */
-export const POINTWISE: Record<string, Lowering> = {
+export const POINTWISE = {
   relu: (ctx) => ctx.g.node("Relu", [ctx.x(0)]),
   relu_grad: (ctx) =>
     ctx.g.node("Where", [ctx.g.node("Greater", [ctx.x(0), ctx.g.f32(0)]), ctx.x(1), ctx.g.f32(0)]),
@@ -153,4 +154,4 @@ export const POINTWISE: Record<string, Lowering> = {
   slice,
   pad_channels: padChannels,
   row: (ctx) => ctx.g.node("Gather", [ctx.x(0), ctx.g.i64(num(ctx.node, "index"))], { axis: 0 }),
-};
+} satisfies Partial<Record<OpName, Lowering>>;

@@ -25,9 +25,10 @@ import { dropoutKeeps } from "../ref/elementwise.ts";
 import { cast, type Ctx, type Lowering, type MaskInput, roundTo } from "./lowering.ts";
 import { ELEM, ELEM_OF, OnnxGraph } from "./onnx_graph.ts";
 import { loadProto } from "./runtime.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 /** Every lowering by op name. */
-export const LOWERINGS: Readonly<Record<string, Lowering>> = { ...LINEAR, ...POINTWISE, ...NORM, ...OPTIM };
+export const LOWERINGS: Readonly<Record<OpName, Lowering>> = { ...LINEAR, ...POINTWISE, ...NORM, ...OPTIM };
 
 /** The ONNX element type a tensor of `format` has at the JavaScript boundary. */
 export function boundaryElem(format: FormatName): number {
@@ -124,7 +125,7 @@ export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Prom
       stored[n.id] = boundaryElem(format) === ELEM_OF[format] ? name : cast(g, name, ELEM_OF[format]);
       continue;
     }
-    const lower = LOWERINGS[n.op];
+    const lower = LOWERINGS[n.op as OpName]; // Graph.add admits only ops of lib/graph/ops.ts
     if (!lower) throw new Error(`Op ${n.op} has no ONNX lowering`);
     const ctx: Ctx = {
       g,

@@ -9,6 +9,7 @@
 import { gelu, geluGrad, tanh } from "../../lib/math.ts";
 import { hashUniform } from "../../lib/random.ts";
 import { type Kernel, num } from "./kernel.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 /** A kernel applying `f` to the inputs element by element (plain loops: typed-array `from` is slow in V8). */
 function map1(f: (a: number) => number): Kernel {
@@ -53,7 +54,7 @@ const allFinite: Kernel = ({ x }) => {
 };
 
 /** Kernels of this file by op name. */
-export const ELEMENTWISE: Record<string, Kernel> = {
+export const ELEMENTWISE = {
   // relu keeps NaN (so divergence stays visible) and maps -0 to +0.
   relu: map1((v) => (v > 0 ? v : v !== v ? v : 0)),
   relu_grad: map2((x, g) => (x > 0 ? g : 0)),
@@ -67,4 +68,4 @@ export const ELEMENTWISE: Record<string, Kernel> = {
   dropout,
   all_finite: allFinite,
   count_lost: countLost,
-};
+} satisfies Partial<Record<OpName, Kernel>>;

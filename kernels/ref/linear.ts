@@ -5,6 +5,7 @@
  */
 
 import { flag, type Kernel, num, prod } from "./kernel.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 /**
  * C[i, j] = round_out(sum_k round_acc(A[i, k] B[k, j])), k ascending. The loops run i, k, j with one running
@@ -76,4 +77,4 @@ const sumTo: Kernel = ({ node, x: [g], shapes: [sg], out, acc }) => {
 };
 
 /** Kernels of this file by op name. */
-export const LINEAR: Record<string, Kernel> = { matmul, bias_add: biasAdd, sum_to: sumTo };
+export const LINEAR = { matmul, bias_add: biasAdd, sum_to: sumTo } satisfies Partial<Record<OpName, Kernel>>;

@@ -20,9 +20,10 @@ import { OPTIM } from "./optim.ts";
 import { SHAPE } from "./shape.ts";
 import { SOFTMAX } from "./softmax.ts";
 import { WINDOW } from "./window.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 /** Every ref kernel by op name. */
-export const KERNELS: Readonly<Record<string, Kernel>> = {
+export const KERNELS: Readonly<Record<OpName, Kernel>> = {
   ...LINEAR,
   ...WINDOW,
   ...ELEMENTWISE,
@@ -53,7 +54,7 @@ export function runGraph(
       continue;
     }
     const x = n.inputs.map((i) => values[i]!);
-    values[n.id] = KERNELS[n.op]({
+    values[n.id] = KERNELS[n.op as OpName]({ // Graph.add admits only ops of lib/graph/ops.ts
       node: n,
       x,
       shapes: n.inputs.map((i) => nodes[i].shape),

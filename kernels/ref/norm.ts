@@ -13,6 +13,7 @@
 
 import type { Rounder } from "../../lib/formats/format.ts";
 import { type Kernel, num, prod } from "./kernel.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 /** Visits the normalised elements of group `c` in order: `idx(c, i)` gives the flat index of its i-th element. */
 interface Groups {
@@ -141,16 +142,16 @@ const eps = (a: Parameters<Kernel>[0]) => num(a.node, "eps");
  * (`<prefix>`, `<prefix>_grad_x`, `<prefix>_grad_affine`): batch norm groups by
  * channel with per-channel parameters, layer norm by row with per-feature ones.
  */
-function family(
-  prefix: string,
+function family<P extends string>(
+  prefix: P,
   groups: (s: readonly number[]) => Groups,
   perGroup: boolean,
-): Record<string, Kernel> {
+): Record<P | `${P}_grad_x` | `${P}_grad_affine`, Kernel> {
   const st = (a: Parameters<Kernel>[0]) => {
     const g = groups(a.shapes[0]);
     return { g, st: stats(a.x[0], g, eps(a), a.acc) };
   };
-  return {
+  const table: Record<string, Kernel> = {
     [prefix]: (a) => {
       const { g, st: s } = st(a);
       return normalize(a.x[0], g, s, a.x[1], a.x[2], a.out, perGroup);
@@ -164,10 +165,12 @@ function family(
       return affineGrad(a.x[0], a.x[1], g, s, perGroup, a.out, a.acc);
     },
   };
+  // The keys are the three names of the family, which the computed keys cannot state.
+  return table as Record<P | `${P}_grad_x` | `${P}_grad_affine`, Kernel>;
 }
 
 /** Kernels of this file by op name. */
-export const NORM: Record<string, Kernel> = {
+export const NORM = {
   ...family("batchnorm", channels, true),
   ...family("layernorm", rows, false),
   batchnorm_infer: ({ node, x: [x, gamma, beta, mean, variance], shapes: [sx], out, acc }) => {
@@ -194,4 +197,4 @@ export const NORM: Record<string, Kernel> = {
     const k = 1 - num(node, "momentum"), at = num(node, "index") * r.length;
     return Float64Array.from(r, (rv, i) => out(rv - (rv - m[at + i]) * k));
   },
-};
+} satisfies Partial<Record<OpName, Kernel>>;

@@ -15,6 +15,7 @@
 import { FORMATS, type Rounder, roundGeneric } from "../../lib/formats/format.ts";
 import { hashUniform } from "../../lib/random.ts";
 import { type Kernel, type KernelArgs, num } from "./kernel.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 /** The effective gradient r(g * invScale) + r(wd * w), wd being coupled L2 decay. */
 function gradAt(g: Float64Array, w: Float64Array, i: number, inv: number, wd: number, r: Rounder): number {
@@ -74,9 +75,9 @@ const adamApply: Kernel = (a) => {
 };
 
 /** Kernels of this file by op name. */
-export const OPTIM: Record<string, Kernel> = {
+export const OPTIM = {
   sgd_velocity: sgdVelocity,
   sgd_apply: sgdApply,
   adam_moment: adamMoment,
   adam_apply: adamApply,
-};
+} satisfies Partial<Record<OpName, Kernel>>;

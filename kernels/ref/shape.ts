@@ -7,6 +7,7 @@
  */
 
 import { type Kernel, list, num, prod } from "./kernel.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 /** Copies blocks along `axis`: for each outer index, `size * inner` elements from `src` at `from` to `dst` at `to`. */
 function copyAxis(
@@ -71,7 +72,7 @@ const padChannels: Kernel = ({ node, x: [x], shapes: [sx], out }) => {
 };
 
 /** Kernels of this file by op name. */
-export const SHAPE: Record<string, Kernel> = {
+export const SHAPE = {
   reshape: ({ x: [x], out }) => Float64Array.from(x, out),
   transpose,
   concat,
@@ -81,4 +82,4 @@ export const SHAPE: Record<string, Kernel> = {
     const n = prod(node.shape), at = num(node, "index") * n;
     return Float64Array.from(x.subarray(at, at + n), out);
   },
-};
+} satisfies Partial<Record<OpName, Kernel>>;

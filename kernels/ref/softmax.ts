@@ -9,6 +9,7 @@
 import type { Rounder } from "../../lib/formats/format.ts";
 import { exp, log } from "../../lib/math.ts";
 import type { Kernel } from "./kernel.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 /**
  * For row `r` of width `k`: writes e_j = round_acc(exp(x_j - max)) into `e`
@@ -101,10 +102,10 @@ const countCorrect: Kernel = ({ x: [x, labels], shapes: [sx] }) => {
 };
 
 /** Kernels of this file by op name. */
-export const SOFTMAX: Record<string, Kernel> = {
+export const SOFTMAX = {
   softmax,
   softmax_grad: softmaxGrad,
   softmax_xent: softmaxXent,
   softmax_xent_grad: softmaxXentGrad,
   count_correct: countCorrect,
-};
+} satisfies Partial<Record<OpName, Kernel>>;

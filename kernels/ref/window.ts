@@ -9,6 +9,7 @@
 import type { Node } from "../../lib/graph/graph.ts";
 import { windowOut } from "../../lib/graph/ops.ts";
 import { type Kernel, list, num } from "./kernel.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 /** Geometry of a window op: input [n, c, h, w], window, strides, top/left pads and output size. */
 export interface Geometry {
@@ -254,7 +255,7 @@ const avgpoolGrad: Kernel = ({ node, x: [gy], out, acc }) => {
 };
 
 /** Kernels of this file by op name. */
-export const WINDOW: Record<string, Kernel> = {
+export const WINDOW = {
   conv2d,
   conv2d_grad_input: conv2dGradInput,
   conv2d_grad_weight: conv2dGradWeight,
@@ -262,4 +263,4 @@ export const WINDOW: Record<string, Kernel> = {
   maxpool_grad: maxpoolGrad,
   avgpool,
   avgpool_grad: avgpoolGrad,
-};
+} satisfies Partial<Record<OpName, Kernel>>;

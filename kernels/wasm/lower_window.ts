@@ -25,6 +25,7 @@ import {
   SPLIT_MIN,
 } from "./lowering.ts";
 import type { ParallelKernel } from "./pool.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 
 // ---------------------------------------------------------------- gemm
 
@@ -382,7 +383,7 @@ const avgpoolGrad: Lowering = ({ node, x: [gy], y, acc, rt }) => {
 };
 
 /** The lowerings of this file by op name. */
-export const WINDOW_LOWERINGS: Readonly<Record<string, Lowering>> = {
+export const WINDOW_LOWERINGS = {
   matmul,
   conv2d,
   conv2d_grad_input: conv2dGradInput,
@@ -391,4 +392,4 @@ export const WINDOW_LOWERINGS: Readonly<Record<string, Lowering>> = {
   maxpool_grad: maxpoolGrad,
   avgpool,
   avgpool_grad: avgpoolGrad,
-};
+} satisfies Partial<Record<OpName, Lowering>>;

@@ -16,6 +16,8 @@ import { type Graph, type Node, sizeOf } from "../../lib/graph/graph.ts";
 import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
 import { ASC_VERSION_USED, EXACT_WASM, FAST_WASM } from "./kernels_wasm.ts";
 import { Arena, FORMAT_CODE, storageBytes } from "./memory.ts";
+import { WASM } from "./spec.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 import { CAST, FP32, split } from "./lowering.ts";
 import {
   type LowerArgs,
@@ -93,8 +95,8 @@ export async function createEngine(options: WasmOptions = {}): Promise<Engine> {
     capabilities: {
       formats: ["fp32", "fp16", "bf16"],
       ops: Object.keys(LOWERINGS),
-      bitExactWithRef: !fast,
-      deterministic: true,
+      bitExactWithRef: WASM.guarantee({ fast }).bitExactWithRef,
+      deterministic: WASM.guarantee({ fast }).deterministic,
     },
     compile: (graph) => compile(engine, rt, graph),
     environment: () => ({
@@ -186,7 +188,7 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
     }
     return {
       steps: nodes.filter((n) => live[n.id] && n.inputs.length && !fused.has(n.id)).map((n) =>
-        paired.get(n.id) ?? LOWERINGS[n.op](args(n))
+        paired.get(n.id) ?? LOWERINGS[n.op as OpName](args(n)) // Graph.add admits only known ops
       ),
       // For state: where the other plan's run (the last one) left its next value.
       inputs: leaves.map((n) => {

@@ -7,6 +7,7 @@
  */
 
 import type { Node } from "../../lib/graph/graph.ts";
+import type { OpName } from "../../lib/graph/ops.ts";
 import { WINDOW_LOWERINGS } from "./lower_window.ts";
 import {
   at,
@@ -76,7 +77,7 @@ function groups(rt: Runtime, kind: Norm, shape: readonly number[]): [number, num
   return [rows, d];
 }
 
-function normFamily(kind: Norm): Record<string, Lowering> {
+function normFamily<P extends Norm>(kind: P): Record<P | `${P}_grad_x` | `${P}_grad_affine`, Lowering> {
   const perGroup = kind === "batchnorm" ? 1 : 0;
   const statsBytes = (shape: readonly number[]) =>
     3 * 8 * (kind === "batchnorm" ? shape[1] : prod(shape) / shape.at(-1)!);
@@ -84,7 +85,7 @@ function normFamily(kind: Norm): Record<string, Lowering> {
     groups(rt, kind, x.shape);
     rt.k.stats(x.ptr, x.fmt, num(node, "eps"), s, acc);
   };
-  return {
+  const table: Record<string, Lowering> = {
     [kind]: ({ node, x: [x, gamma, beta], y, acc, rt }) =>
       plain((s) => {
         prepare(rt, node, x, s, acc);
@@ -103,6 +104,8 @@ function normFamily(kind: Norm): Record<string, Lowering> {
       }, st + y.size * 8);
     },
   };
+  // The keys are the three names of the family, which the computed keys cannot state.
+  return table as Record<P | `${P}_grad_x` | `${P}_grad_affine`, Lowering>;
 }
 
 // ---------------------------------------------------------------- optimizer
@@ -153,7 +156,7 @@ export function lowerMomentumPair(velocity: LowerArgs, apply: LowerArgs): [Lower
 // ---------------------------------------------------------------- the table
 
 /** Every op of the step graph and its lowering. */
-export const LOWERINGS: Readonly<Record<string, Lowering>> = {
+export const LOWERINGS: Readonly<Record<OpName, Lowering>> = {
   ...WINDOW_LOWERINGS,
   relu: map1(0),
   tanh: map1(1),

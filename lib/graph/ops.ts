@@ -134,7 +134,7 @@ function normBackward(prefix: string): OpDef["backward"] {
   };
 }
 
-const OPS: Record<string, OpDef> = {
+const OPS = {
   matmul: {
     arity: 2,
     doc: "C = op(A) op(B), rank 2 or batched rank 3, op = transpose when transA/transB",
@@ -478,14 +478,20 @@ const OPS: Record<string, OpDef> = {
     doc: "(w, m, v, alpha, ok, seed) -> w - alpha * m / (sqrt(v) + eps), alpha the bias-corrected rate",
     shape: updateShape("adam_apply", 3),
   },
-};
+} satisfies Record<string, OpDef>;
+
+/**
+ * The name of an op of the step graph. Engines type their op tables as `Record<OpName, ...>`, so a table that
+ * misses an op fails `deno check`.
+ */
+export type OpName = keyof typeof OPS;
 
 /** The op definition for `name`, or an error naming the unknown op. */
 export function opDef(name: string): OpDef {
-  const d = Object.hasOwn(OPS, name) ? OPS[name] : undefined;
+  const d: OpDef | undefined = Object.hasOwn(OPS, name) ? OPS[name as OpName] : undefined;
   if (!d) throw new Error(`Unknown op "${name}"`);
   return d;
 }
 
 /** Every op name, sorted. */
-export const OP_NAMES: readonly string[] = Object.keys(OPS).sort();
+export const OP_NAMES: readonly OpName[] = (Object.keys(OPS) as OpName[]).sort();

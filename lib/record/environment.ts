@@ -9,6 +9,7 @@
  */
 
 import type { Engine } from "../../kernels/engine.ts";
+import { engineGuarantee } from "../../kernels/registry.ts";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { RNG_NAME } from "../random.ts";
@@ -97,6 +98,7 @@ export async function environmentManifest(engine: Engine): Promise<Record<string
       name: engine.name,
       description: engine.description,
       capabilities: { ...engine.capabilities, ops: engine.capabilities.ops.length },
+      guarantee: engineGuarantee(engine.name).text,
       ...engine.environment(),
     },
   };

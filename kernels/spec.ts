@@ -1,0 +1,52 @@
+/**
+ * The one shape of an engine plug-in: each engine folder kernels/<name>/
+ * holds a `spec.ts` exporting a {@linkcode EngineSpec} beside its `mod.ts`.
+ * Everything the rest of the program needs to know about an engine without
+ * loading it (names, variants, what it can run, the permissions a process
+ * needs to run it, which options change its bits, the guarantee a report
+ * prints) lives in the spec, so nothing outside kernels/ branches on an
+ * engine's name, and a new engine is one folder plus one line in
+ * kernels/registry.ts.
+ *
+ * @module
+ */
+
+import type { Engine, EngineCapabilities, EngineOptions } from "./engine.ts";
+
+/** What an engine can run, known without loading it. */
+export type EngineLimits = Pick<EngineCapabilities, "formats" | "accumulate" | "stochasticRounding">;
+
+/** The guarantee of an engine's results, as run records store it and reports print it. */
+export interface Guarantee {
+  /** True when every op gives the same bits as the ref engine. */
+  readonly bitExactWithRef: boolean;
+  /** True when a run repeats its bits on the same machine (with the same bit-changing options). */
+  readonly deterministic: boolean;
+  /** One sentence for the report, e.g. "bit-identical to ref on any machine". */
+  readonly text: string;
+}
+
+/** An engine option a user can set (each engine accepts some). */
+export type OptionName = keyof EngineOptions;
+
+/** The static description of an engine. */
+export interface EngineSpec {
+  /** The engine's name on the command line and in run records. */
+  readonly name: string;
+  /** One line for `--help`. */
+  readonly description: string;
+  /** Other command-line names for this engine with options preset (wasm-fast is wasm with `fast`). */
+  readonly variants?: Readonly<Record<string, EngineOptions>>;
+  /** What it can run, known without loading it; undefined when it runs every policy. */
+  readonly limits?: EngineLimits;
+  /** The options it accepts; any other is refused with a reason. */
+  readonly options: readonly OptionName[];
+  /** Options that change its bits: a run config records them, so the run's id and its re-runs include them. */
+  readonly bitOptions: readonly OptionName[];
+  /** Deno permission flags a process needs beyond `train`'s own to run it (e.g. --allow-ffi). */
+  readonly permissions: readonly string[];
+  /** The guarantee of its results with `options`. */
+  guarantee(options: EngineOptions): Guarantee;
+  /** Loads and starts the engine. */
+  load(options: EngineOptions): Promise<Engine>;
+}
