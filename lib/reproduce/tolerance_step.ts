@@ -19,7 +19,7 @@ export async function toleranceStep(
   cells: readonly Cell[],
   ids: readonly string[],
   records: ReadonlyMap<string, RunRecord>,
-  o: { cacheDir: string; offline: boolean; log: (s: string) => void },
+  o: { cacheDir?: string; offline: boolean; log: (s: string) => void },
 ): Promise<string[]> {
   await Deno.mkdir(`${dir}/tolerance`, { recursive: true });
   const lines: string[] = [];
