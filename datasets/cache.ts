@@ -6,6 +6,8 @@
  * @module
  */
 
+import { DatasetError } from "./gzip.ts";
+
 /** The environment variable that overrides the default cache folder. */
 export const CACHE_ENV = "F16REPRO_CACHE";
 
@@ -24,6 +26,10 @@ export function cacheDir(flag?: string): string {
   const xdg = env("XDG_CACHE_HOME");
   if (xdg) return `${xdg}/f16repro`;
   const home = env("HOME") ?? env("USERPROFILE");
-  if (!home) throw new Error(`Cannot find a cache folder: set ${CACHE_ENV} or pass --cache-dir`);
+  if (!home) {
+    throw new DatasetError(
+      `Cannot find a cache folder (HOME is not set): set ${CACHE_ENV} or pass --cache-dir`,
+    );
+  }
   return `${home}/.cache/f16repro`;
 }

@@ -8,8 +8,14 @@
  * - Mirrors are tried in order; each is retried a bounded number of times with
  *   exponential backoff; a connection that stalls longer than the timeout is
  *   aborted.
- * - A lock file (`<name>.lock`, created exclusively) keeps two processes from
- *   writing the same file; the second waits and then uses the verified result.
+ * - A lock file (`<name>.lock`, created exclusively, holding its owner's PID
+ *   under an OS file lock) keeps two processes from writing the same file; the
+ *   second waits and then uses the verified result. The OS releases the file
+ *   lock when its owner ends, however it ends, so a lock left by a process
+ *   that has ended is taken over at once. Where the file system has no file
+ *   locks, a lock its owner has stopped refreshing is stale after a while.
+ * - A complete `.part` left by an interrupted run whose checksum matches is
+ *   used as it is, without a request.
  * - `offline` never touches the network.
  *
  * @module
@@ -96,7 +102,7 @@ export async function ensureFile(file: RemoteFile, o: DownloadOptions): Promise<
     );
   }
   await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  const lock = await acquireLock(`${path}.lock`, o);
+  const { path: lock, file: held } = await acquireLock(`${path}.lock`, o);
   const refresh = setInterval(() => Deno.utime(lock, new Date(), new Date()).catch(() => {}), 5000);
   try {
     // Under the lock: another process may have finished meanwhile; a corrupt file is removed only here.
@@ -108,12 +114,20 @@ export async function ensureFile(file: RemoteFile, o: DownloadOptions): Promise<
     return await download(file, path, o);
   } finally {
     clearInterval(refresh);
+    // Removed before the OS lock is released: a waiter that gets the OS lock then finds another file there.
     await Deno.remove(lock).catch(() => {});
+    held.close();
   }
 }
 
 async function download(file: RemoteFile, path: string, o: DownloadOptions): Promise<string> {
   const part = `${path}.part`;
+  // An earlier run may have received every byte and stopped before the rename.
+  if (await verifyFile(part, file.checksum).catch(() => false)) {
+    o.onEvent?.(`${file.name}: using the complete ${part} of an earlier download`);
+    await Deno.rename(part, path);
+    return path;
+  }
   const failures: string[] = [];
   for (const url of file.urls) {
     const attempts = o.attempts ?? 3;
@@ -211,37 +225,106 @@ async function writeAll(f: Deno.FsFile, data: Uint8Array): Promise<void> {
   for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
 }
 
-/** Creates `lockPath` exclusively, waiting while another live process holds it; returns the path. */
-async function acquireLock(lockPath: string, o: DownloadOptions): Promise<string> {
-  const waitMs = o.lockWaitMs ?? 30 * 60_000, staleMs = o.staleLockMs ?? 60_000;
+/** A lock held by this process: its path and the open file that holds the OS lock on it. */
+interface HeldLock {
+  readonly path: string;
+  readonly file: Deno.FsFile;
+}
+
+/**
+ * Creates `lockPath` exclusively, takes the OS lock on it, then writes this process's PID into it. Waits
+ * while another live process holds it; takes over a lock whose process has ended.
+ */
+async function acquireLock(lockPath: string, o: DownloadOptions): Promise<HeldLock> {
+  const waitMs = o.lockWaitMs ?? 30 * 60_000;
   const start = Date.now();
   let told = false;
   for (;;) {
+    let f: Deno.FsFile | undefined;
     try {
-      const f = await Deno.open(lockPath, { write: true, createNew: true });
-      await writeAll(f, new TextEncoder().encode(`${Deno.pid}\n`));
-      f.close();
-      return lockPath;
+      f = await Deno.open(lockPath, { write: true, createNew: true });
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
     }
-    // A lock whose holder has not refreshed it for a while is stale (a crashed process).
-    const age = await Deno.stat(lockPath).then((s) => Date.now() - (s.mtime?.getTime() ?? 0), () => 0);
-    if (age > staleMs) {
-      // Wait longer than a live holder's refresh interval (5 s) and look again: a live holder, or another
-      // waiter that has just taken the lock, will have touched it by then and is left alone.
-      await sleep(Math.min(staleMs, 6000));
-      const again = await Deno.stat(lockPath).then((s) => Date.now() - (s.mtime?.getTime() ?? 0), () => 0);
-      if (again > staleMs) {
-        o.onEvent?.(`${lockPath}: removing a stale lock`);
+    if (f) {
+      try {
+        // The PID is written only once the OS lock is held: a lock file with a PID and no OS lock is stale.
+        await f.lock(true).catch(() => {});
+        await writeAll(f, new TextEncoder().encode(`${Deno.pid}\n`));
+        return { path: lockPath, file: f };
+      } catch (e) {
         await Deno.remove(lockPath).catch(() => {});
+        f.close();
+        throw e;
       }
+    }
+    const owner = await lockOwner(lockPath);
+    if (owner.state === "ended") {
+      o.onEvent?.(`${lockPath}: removing a stale lock (its process ${owner.pid} has ended)`);
       continue;
     }
+    if (owner.state === "unknown" && (await removedAsStale(lockPath, o))) continue;
+    if (owner.state === "gone") continue;
     if (Date.now() - start > waitMs) {
       throw new DatasetError(`${lockPath}: another process holds this download`);
     }
-    if (!told) o.onEvent?.(`${lockPath}: waiting for another process to finish this download`), (told = true);
+    if (!told) {
+      const who = owner.state === "alive" ? ` (${owner.pid})` : "";
+      o.onEvent?.(`${lockPath}: waiting for another process${who} to finish this download`), (told = true);
+    }
     await sleep(200);
   }
+}
+
+/** What is known of a lock file's owner. */
+type Owner =
+  | { state: "gone" }
+  | { state: "alive" | "ended"; pid: string }
+  | { state: "unknown" };
+
+/**
+ * Looks at the lock file's owner through the OS lock: a lock file whose OS lock is free and that holds a PID
+ * belongs to a process that has ended, and is removed here (only if it is still the same file). "unknown":
+ * no OS locks on this file system, or an owner between creating the file and writing its PID.
+ */
+async function lockOwner(lockPath: string): Promise<Owner> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(lockPath, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return { state: "gone" };
+    throw e;
+  }
+  try {
+    const buf = new Uint8Array(32);
+    const n = (await f.read(buf)) ?? 0;
+    const pid = /^(\d+)\n/.exec(new TextDecoder().decode(buf.subarray(0, n)))?.[1];
+    const free = await f.tryLock(true).catch(() => undefined);
+    if (free === false) return { state: "alive", pid: pid ?? "?" };
+    if (free === undefined || pid === undefined) return { state: "unknown" };
+    // Holding the OS lock now: the file is removed only if the path still names it (not a newer lock).
+    const [mine, there] = await Promise.all([f.stat(), Deno.stat(lockPath).catch(() => null)]);
+    if (!there || there.ino !== mine.ino || there.dev !== mine.dev) return { state: "gone" };
+    await Deno.remove(lockPath).catch(() => {});
+    return { state: "ended", pid };
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * The fallback where the OS lock tells nothing: a lock its holder has not refreshed for `staleLockMs` is
+ * removed. Returns whether it was.
+ */
+async function removedAsStale(lockPath: string, o: DownloadOptions): Promise<boolean> {
+  const staleMs = o.staleLockMs ?? 60_000;
+  const age = () => Deno.stat(lockPath).then((s) => Date.now() - (s.mtime?.getTime() ?? 0), () => 0);
+  if ((await age()) <= staleMs) return false;
+  // Wait longer than a live holder's refresh interval (5 s) and look again: a live holder, or another
+  // waiter that has just taken the lock, will have touched it by then and is left alone.
+  await sleep(Math.min(staleMs, 6000));
+  if ((await age()) <= staleMs) return false;
+  o.onEvent?.(`${lockPath}: removing a stale lock`);
+  await Deno.remove(lockPath).catch(() => {});
+  return true;
 }

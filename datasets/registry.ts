@@ -6,7 +6,9 @@
  * @module
  */
 
+import { CACHE_ENV, cacheDir } from "./cache.ts";
 import { decodeCifar10 } from "./cifar.ts";
+import { DatasetError } from "./gzip.ts";
 import { buildDataset, type Dataset, type Limits, type RawSplit } from "./dataset.ts";
 import { ensureFile, type Progress, type RemoteFile } from "./download.ts";
 import { checkImagesAndLabels, decodeIdx } from "./idx.ts";
@@ -35,7 +37,8 @@ export interface DatasetInfo {
 /** Options of {@linkcode loadDataset}. */
 export interface LoadOptions {
   readonly limits?: Limits;
-  readonly cacheDir: string;
+  /** The dataset cache; undefined: {@linkcode cacheDir} from the environment, asked only when a file is needed. */
+  readonly cacheDir?: string;
   readonly offline?: boolean;
   readonly onProgress?: (p: Progress) => void;
   readonly onEvent?: (message: string) => void;
@@ -125,7 +128,13 @@ export function datasetInfo(name: string): DatasetInfo {
 /** Downloads (or finds in the cache) and verifies every file of a download-kind dataset; returns their paths. */
 export async function fetchFiles(d: DatasetInfo, o: LoadOptions): Promise<string[]> {
   const paths: string[] = [];
-  for (const f of d.files) paths.push(await ensureFile(f, o));
+  const dir = o.cacheDir ?? cacheDir();
+  if (await Deno.stat(dir).then((s) => !s.isDirectory, () => false)) {
+    throw new DatasetError(
+      `The dataset cache ${dir} is a file, not a folder (see --cache-dir, $${CACHE_ENV})`,
+    );
+  }
+  for (const f of d.files) paths.push(await ensureFile(f, { ...o, cacheDir: dir }));
   return paths;
 }
 

@@ -1,11 +1,15 @@
 /**
- * The one error class for a user's situation (a folder in use, a file that
- * cannot be written, a damaged input): the CLI prints its message as one line
- * and exits non-zero, without a stack trace. Anything else that escapes a
- * command is a bug and keeps its stack trace.
+ * The one error class for a user's situation (a bad flag, a folder in use, a
+ * file that cannot be written, a damaged input): the CLI prints its message
+ * as one line and exits with its code, without a stack trace. Anything else
+ * that escapes a command is a bug and keeps its stack trace
+ * (lib/cli/usage_error.ts decides which is which).
  *
  * @module
  */
 
-/** A situation the user can act on; its message is one sentence naming the thing at fault. */
-export class UserError extends Error {}
+/** A situation the user can act on; its message is one sentence naming the thing at fault. Exit code 1. */
+export class UserError extends Error {
+  /** The process exit code. */
+  readonly exitCode: number = 1;
+}

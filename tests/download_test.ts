@@ -492,12 +492,63 @@ t("a live lock held past lockWaitMs gives a DatasetError and no request", async 
   const file = remote(IMG_NAME, [c.server.route("/img.gz", IDX_GZ)], IDX_GZ);
   const lock = `${c.cacheDir}/${IMG_NAME}.lock`;
   await Deno.mkdir(`${c.cacheDir}/mnist`, { recursive: true });
-  await Deno.writeFile(lock, new TextEncoder().encode("12345\n"));
-  await rejectsDataset(ensureFile(file, c.opts({ lockWaitMs: 300 })), /another process holds this download/);
+  // The "other process" holds the OS lock on its lock file, as a live downloader does.
+  const holder = await Deno.open(lock, { write: true, createNew: true });
+  await holder.lock(true);
+  await holder.write(new TextEncoder().encode("12345\n"));
+  try {
+    await rejectsDataset(
+      ensureFile(file, c.opts({ lockWaitMs: 300 })),
+      /another process holds this download/,
+    );
+    assert.ok(c.events.some((m) => m.includes("waiting for another process (12345)")), c.events.join("\n"));
+    assert.equal(c.server.requests().length, 0);
+    // The lock belongs to the "other process": it must still be there.
+    await Deno.lstat(lock);
+  } finally {
+    await Deno.remove(lock);
+    holder.close();
+  }
+  await assertCacheClean(c.cacheDir, [file]);
+});
+
+// Regression: a lock left by a process that had ended (no OS lock on it, a fresh mtime) was waited on for
+// the whole stale period (about 63 s) with "waiting for another process".
+t("a lock whose process has ended is taken over at once", async (c) => {
+  const file = remote(IMG_NAME, [c.server.route("/img.gz", IDX_GZ)], IDX_GZ);
+  const lock = `${c.cacheDir}/${IMG_NAME}.lock`;
+  await Deno.mkdir(`${c.cacheDir}/mnist`, { recursive: true });
+  // A downloader that was killed: its lock file holds its PID, and the OS released its lock.
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `const f = await Deno.open(${JSON.stringify(lock)}, { write: true, createNew: true });` +
+      `await f.lock(true); await f.write(new TextEncoder().encode(Deno.pid + "\\n")); Deno.exit(9);`,
+    ],
+  }).output();
+  assert.equal(child.code, 9);
+  const pid = (await Deno.readTextFile(lock)).trim();
+  const t0 = performance.now();
+  // lockWaitMs 3 s and the default 60 s stale period: waiting on the lock would fail this test.
+  await assertFileBytes(await ensureFile(file, c.opts({ lockWaitMs: 3_000 })), IDX_GZ);
+  assert.ok(performance.now() - t0 < 2_000, `took ${performance.now() - t0} ms`);
+  assert.ok(
+    c.events.some((m) => m.includes(`removing a stale lock (its process ${pid} has ended)`)),
+    c.events.join("\n"),
+  );
+  assert.ok(!c.events.some((m) => m.includes("waiting")), c.events.join("\n"));
+  assert.equal(c.server.requests().length, 1);
+  await assertCacheClean(c.cacheDir, [file]);
+});
+
+// Regression: a .part holding every byte (the run ended before the rename) was fetched again.
+t("a complete .part whose checksum matches is used without a request", async (c) => {
+  const file = remote(IMG_NAME, [c.server.route("/img.gz", IDX_GZ)], IDX_GZ);
+  await Deno.mkdir(`${c.cacheDir}/mnist`, { recursive: true });
+  await Deno.writeFile(`${c.cacheDir}/${IMG_NAME}.part`, IDX_GZ);
+  await assertFileBytes(await ensureFile(file, c.opts()), IDX_GZ);
   assert.equal(c.server.requests().length, 0);
-  // The lock belongs to the "other process": it must still be there.
-  await Deno.lstat(lock);
-  await Deno.remove(lock);
+  assert.ok(c.events.some((m) => m.includes("using the complete")), c.events.join("\n"));
   await assertCacheClean(c.cacheDir, [file]);
 });
 

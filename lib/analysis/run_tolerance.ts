@@ -94,7 +94,8 @@ export interface ToleranceOptions {
   /** A second (16-bit trained) record to compare with instead of rounding the reference's weights. */
   readonly against?: string;
   readonly format?: "fp16" | "bf16";
-  readonly cacheDir: string;
+  /** The dataset cache; undefined: from the environment, and only when a download is needed. */
+  readonly cacheDir?: string;
   readonly offline?: boolean;
 }
 

@@ -4,7 +4,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { cacheDir } from "../../datasets/cache.ts";
 import { verifyFile } from "../../datasets/checksum.ts";
 import { progressPrinter } from "../../datasets/progress.ts";
@@ -16,6 +15,7 @@ import {
   fetchFiles,
   loadDataset,
 } from "../../datasets/registry.ts";
+import { parseFlags } from "./parse.ts";
 import { asUsageError, UsageError } from "./usage_error.ts";
 
 /** Help text of `f16repro data`. */
@@ -80,9 +80,7 @@ function dataset(name: string | undefined): DatasetInfo {
 
 /** Runs `f16repro data` with `args`; returns the exit code. */
 export async function dataCommand(args: string[]): Promise<number> {
-  const parsed = asUsageError(() =>
-    parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true })
-  );
+  const parsed = parseFlags(args, OPTIONS, true);
   const { values: v, positionals: [sub, name, ...extra] } = parsed;
   if (v.help || sub === undefined) {
     console.log(DATA_HELP);

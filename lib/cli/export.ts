@@ -4,12 +4,13 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { exportInference } from "../../kernels/ort/export.ts";
 import { readJson, recordProblem } from "../record/read.ts";
 import { type RunRecord, writeAtomic } from "../record/run_record.ts";
 import { readWeights, WeightsError } from "../record/weights.ts";
-import { asUsageError, positiveInt, UsageError } from "./usage_error.ts";
+import { probeFile, writeOrRescue } from "./outputs.ts";
+import { parseFlags, positiveInt } from "./parse.ts";
+import { UsageError } from "./usage_error.ts";
 
 /** Help text of `f16repro export`. */
 export const EXPORT_HELP = `Usage: f16repro export RUN_RECORD -o MODEL.onnx [options]
@@ -32,17 +33,11 @@ Example:
 
 /** Runs `f16repro export` with `args`; returns the exit code. */
 export async function exportCommand(args: string[]): Promise<number> {
-  const { values: v, positionals } = asUsageError(() =>
-    parseArgs({
-      args,
-      options: {
-        output: { type: "string", short: "o" },
-        batch: { type: "string", default: "1" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      allowPositionals: true,
-    })
-  );
+  const { values: v, positionals } = parseFlags(args, {
+    output: { type: "string", short: "o" },
+    batch: { type: "string", default: "1" },
+    help: { type: "boolean", short: "h", default: false },
+  }, true);
   if (v.help) {
     console.log(EXPORT_HELP);
     return 0;
@@ -65,8 +60,9 @@ export async function exportCommand(args: string[]): Promise<number> {
     if (e instanceof WeightsError) return console.error(`f16repro: ${e.message}`), 1;
     throw e;
   }
+  await probeFile("-o", v.output);
   const model = await exportInference(record, weights, batch);
-  await writeAtomic(v.output, model.bytes);
+  await writeOrRescue("the model", v.output, (p) => writeAtomic(p, model.bytes), { kind: "file" });
   console.error(
     `f16repro export: ${record.config.model} ${record.config.precision} (run ${record.id}) -> ${v.output}, ` +
       `${model.bytes.length} bytes; input ${model.input.name} [${model.input.shape}], ` +

@@ -4,14 +4,12 @@
  * @module
  */
 
-import { DatasetError } from "../../datasets/gzip.ts";
 import { dataCommand } from "./data.ts";
 import { exportCommand } from "./export.ts";
 import { reportCommand, reproduceCommand, verifyCommand } from "./reproduce.ts";
 import { toleranceCommand } from "./tolerance.ts";
 import { trainCommand } from "./train.ts";
-import { UsageError } from "./usage_error.ts";
-import { UserError } from "../errors.ts";
+import { UsageError, userMessage } from "./usage_error.ts";
 
 /** Version of f16repro. */
 export const VERSION = "0.1.0";
@@ -43,7 +41,10 @@ ${Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`).joi
 Run "f16repro <command> --help" for a command's options.
 Options: -h, --help (this help), --version.`;
 
-/** Runs the CLI with `args`; returns the exit code (2 for usage errors). */
+/**
+ * Runs the CLI with `args`; returns the exit code: 2 for a usage error, 1 for another user's situation (one
+ * line each, see {@linkcode userMessage}). An internal bug is rethrown with its stack trace.
+ */
 export async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   try {
@@ -61,22 +62,13 @@ export async function main(args: string[]): Promise<number> {
     }
     return await c.run(rest);
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`f16repro: ${e.message}`);
-      return 2;
+    const user = userMessage(e);
+    if (user) {
+      console.error(`f16repro: ${user.message}`);
+      return user.exitCode;
     }
-    if (e instanceof UserError) {
-      console.error(`f16repro: ${e.message.split("\n")[0]}`);
-      return 1;
-    }
-    if (e instanceof DatasetError) {
-      console.error(`f16repro: ${e.message}`);
-      return 1;
-    }
-    if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
-      console.error(`f16repro: ${e.message.split("\n")[0]}`);
-      return 1;
-    }
+    // Anything else is a bug in f16repro: its stack trace is what a report of it needs.
+    console.error("f16repro: internal error (a bug; please report it with the lines below)");
     throw e;
   }
 }

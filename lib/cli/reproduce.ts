@@ -6,7 +6,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { writeReport } from "../../reports/write.ts";
 import { DEFAULT_ENGINE, ENGINE_NAMES, engineLimits } from "../../kernels/registry.ts";
 import { policyProblem } from "../../kernels/engine.ts";
@@ -14,7 +13,6 @@ import { parsePolicy } from "../policy/policy.ts";
 import { cellsOf, profileByName, PROFILES } from "../reproduce/profiles.ts";
 import { readRunRecords } from "../record/read.ts";
 import { writeMatrix } from "../reproduce/matrix.ts";
-import { cacheDir } from "../../datasets/cache.ts";
 import {
   checkDeterminism,
   type CheckOptions,
@@ -32,7 +30,10 @@ import type { Cell, Profile } from "../reproduce/profiles.ts";
 
 /** The estimate's view of writing the report. */
 const REPORT_WORK: Work = { kind: "report", guess: 5 };
-import { asUsageError, positiveInt, seedList, UsageError } from "./usage_error.ts";
+import { probeFolder, writeOrRescue } from "./outputs.ts";
+import { parseFlags, positiveInt, seedList } from "./parse.ts";
+import { UsageError } from "./usage_error.ts";
+import { UserError } from "../errors.ts";
 
 /** Flags reproduce and verify share: the dataset cache, offline mode and output control. */
 const SHARED_OPTIONS = {
@@ -135,29 +136,30 @@ async function runsFolder(dir: string): Promise<string> {
   return dir;
 }
 
+/**
+ * Writes the report of `runsDir` into `reportDir`, or, when that fails, into a folder under the system temp
+ * folder, and then says where it went (the run records stay where they are either way).
+ */
+function writeReportOrRescue(runsDir: string, reportDir: string) {
+  return writeOrRescue("the report", reportDir, (d) => writeReport(runsDir, d), { kind: "folder" });
+}
+
 /** Runs `f16repro reproduce`. */
 export async function reproduceCommand(args: string[]): Promise<number> {
-  const { values: v, positionals } = asUsageError(() =>
-    parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        profile: { type: "string", default: "quick" },
-        out: { type: "string" },
-        report: { type: "string" },
-        seeds: { type: "string" },
-        engine: { type: "string", default: DEFAULT_ENGINE },
-        jobs: { type: "string" },
-        force: { type: "boolean", default: false },
-        "verify-all": { type: "boolean", default: false },
-        "no-verify": { type: "boolean", default: false },
-        "no-tolerance": { type: "boolean", default: false },
-        "full-data": { type: "boolean", default: false },
-        ...SHARED_OPTIONS,
-      },
-    })
-  );
+  const { values: v, positionals } = parseFlags(args, {
+    profile: { type: "string", default: "quick" },
+    out: { type: "string" },
+    report: { type: "string" },
+    seeds: { type: "string" },
+    engine: { type: "string", default: DEFAULT_ENGINE },
+    jobs: { type: "string" },
+    force: { type: "boolean", default: false },
+    "verify-all": { type: "boolean", default: false },
+    "no-verify": { type: "boolean", default: false },
+    "no-tolerance": { type: "boolean", default: false },
+    "full-data": { type: "boolean", default: false },
+    ...SHARED_OPTIONS,
+  }, true);
   if (v.help) return console.log(REPRODUCE_HELP), 0;
   if (positionals.length) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
   let profile;
@@ -171,6 +173,10 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   }
   const out = v.out ?? `runs/${profile.name}`, reportDir = v.report ?? `${out}/report`;
   const jobs = jobsOf(v.jobs);
+  const seeds = v.seeds === undefined ? undefined : seedList("seeds", v.seeds);
+  // Both output folders are checked before the first cell runs.
+  await probeFolder("--out", out);
+  await probeFolder("--report", reportDir);
   // Cells run `jobs` at a time; each wasm child gets its share of the cores (never a different bit).
   const threads = Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / jobs));
   const extra = [
@@ -178,7 +184,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
     ...(v.engine!.startsWith("wasm") ? ["--threads", String(threads)] : []),
   ];
   const log = (s: string) => v.quiet || console.error(s);
-  const all = cellsOf(profile, v.seeds ? seedList("seeds", v.seeds) : undefined, v["full-data"]);
+  const all = cellsOf(profile, seeds, v["full-data"]);
   // Cells whose policy the engine refuses (ort: fp16 accumulation) are left out, said here and in the log;
   // they are never run on another engine instead.
   const limits = await engineLimits(v.engine!);
@@ -276,7 +282,7 @@ async function reproduceIn(
       records.filter((r) => run.ids.includes(r.record.id)).map((r) => [r.record.id, r.record]),
     );
     const lines = await toleranceStep(out, profile, cells, run.ids, mine, {
-      cacheDir: cacheDir(v["cache-dir"] as string | undefined),
+      cacheDir: v["cache-dir"] as string | undefined,
       offline: v.offline === true,
       log,
       fresh: new Set(force ? run.ids : run.ran),
@@ -285,7 +291,7 @@ async function reproduceIn(
     for (const l of lines) log(`tolerance: ${l}`);
   }
   const tr = performance.now();
-  const rep = await writeReport(out, reportDir);
+  const rep = await writeReportOrRescue(out, reportDir);
   estimate.measured(REPORT_WORK, (performance.now() - tr) / 1000);
   for (const s of rep.skipped) log(`report: skipped ${s.file}: ${s.reason}`);
   const inReport = new Set(rep.ids), failedIds = new Set(run.failed.map((f) => f.id));
@@ -325,18 +331,11 @@ async function reproduceIn(
 
 /** Runs `f16repro verify`. */
 export async function verifyCommand(args: string[]): Promise<number> {
-  const { values: v, positionals } = asUsageError(() =>
-    parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        all: { type: "boolean", default: false },
-        jobs: { type: "string" },
-        ...SHARED_OPTIONS,
-      },
-    })
-  );
+  const { values: v, positionals } = parseFlags(args, {
+    all: { type: "boolean", default: false },
+    jobs: { type: "string" },
+    ...SHARED_OPTIONS,
+  }, true);
   if (v.help) return console.log(VERIFY_HELP), 0;
   if (positionals.length !== 1) throw new UsageError("Name one runs folder: f16repro verify RUNS_DIR");
   const dir = await runsFolder(positionals[0]);
@@ -351,23 +350,20 @@ export async function verifyCommand(args: string[]): Promise<number> {
 
 /** Runs `f16repro report`. */
 export async function reportCommand(args: string[]): Promise<number> {
-  const { values: v, positionals } = asUsageError(() =>
-    parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        out: { type: "string", short: "o" },
-        quiet: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    })
-  );
+  const { values: v, positionals } = parseFlags(args, {
+    out: { type: "string", short: "o" },
+    quiet: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  }, true);
   if (v.help) return console.log(REPORT_HELP), 0;
   if (positionals.length !== 1 || !v.out) throw new UsageError("Usage: f16repro report RUNS_DIR -o OUT_DIR");
   const dir = await runsFolder(positionals[0]);
-  const rep = await writeReport(dir, v.out);
+  // An empty folder has nothing to draw: said in one line, not as a report of empty figures.
+  const { records } = await readRunRecords(dir, ["determinism.json", "matrix.json"]);
+  if (records.length === 0) throw new UserError(`No run records in ${dir}: nothing to report`);
+  await probeFolder("-o", v.out);
+  const rep = await writeReportOrRescue(dir, v.out);
   for (const s of rep.skipped) v.quiet || console.error(`skipped ${s.file}: ${s.reason}`);
   if (v.json) console.log(JSON.stringify(rep));
   else console.log(`${v.out}/report.html`);

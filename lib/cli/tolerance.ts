@@ -4,13 +4,13 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { cacheDir } from "../../datasets/cache.ts";
 import { analyseTolerance, ToleranceInputError, type ToleranceResult } from "../analysis/run_tolerance.ts";
 import type { ToleranceSpace } from "../analysis/tolerance.ts";
 import { writeAtomic } from "../record/run_record.ts";
 import { WeightsError } from "../record/weights.ts";
-import { asUsageError, UsageError } from "./usage_error.ts";
+import { probeFile, writeOrRescue } from "./outputs.ts";
+import { parseFlags } from "./parse.ts";
+import { UsageError } from "./usage_error.ts";
 
 /** Help text of `f16repro tolerance`. */
 export const TOLERANCE_HELP = `Usage: f16repro tolerance RUN_RECORD [options]
@@ -64,23 +64,16 @@ export function toleranceSummary(r: ToleranceResult): string {
 
 /** Runs `f16repro tolerance`. */
 export async function toleranceCommand(args: string[]): Promise<number> {
-  const parsed = asUsageError(() =>
-    parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        format: { type: "string", default: "fp16" },
-        against: { type: "string" },
-        out: { type: "string", short: "o" },
-        "cache-dir": { type: "string" },
-        offline: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    })
-  );
+  const parsed = parseFlags(args, {
+    format: { type: "string", default: "fp16" },
+    against: { type: "string" },
+    out: { type: "string", short: "o" },
+    "cache-dir": { type: "string" },
+    offline: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+    quiet: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  }, true);
   const { values: v, positionals } = parsed;
   if (v.help) return console.log(TOLERANCE_HELP), 0;
   if (positionals.length !== 1) throw new UsageError("Name one run record: f16repro tolerance RUN_RECORD");
@@ -92,12 +85,13 @@ export async function toleranceCommand(args: string[]): Promise<number> {
       throw new UsageError(`No such file: ${p}`);
     }
   }
+  if (v.out) await probeFile("-o", v.out);
   let r: ToleranceResult;
   try {
     r = await analyseTolerance(positionals[0], {
       against: v.against,
       format: v.format,
-      cacheDir: cacheDir(v["cache-dir"]),
+      cacheDir: v["cache-dir"],
       offline: v.offline,
     });
   } catch (e) {
@@ -105,7 +99,8 @@ export async function toleranceCommand(args: string[]): Promise<number> {
     if (e instanceof WeightsError) return console.error(`f16repro: ${e.message}`), 1;
     throw e;
   }
-  if (v.out) await writeAtomic(v.out, JSON.stringify(r) + "\n");
+  const out = v.out, text = JSON.stringify(r) + "\n";
+  if (out) await writeOrRescue("the result", out, (p) => writeAtomic(p, text), { kind: "file" });
   if (v.json) {
     const strip = ({ points: _p, ...s }: ToleranceSpace) => s;
     console.log(JSON.stringify({ ...r, logits: strip(r.logits), probabilities: strip(r.probabilities) }));

@@ -4,20 +4,28 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { cacheDir } from "../../datasets/cache.ts";
 import { progressPrinter } from "../../datasets/progress.ts";
 import { DATASET_NAMES, datasetInfo, loadDataset } from "../../datasets/registry.ts";
-import { type Engine, policyProblem } from "../../kernels/engine.ts";
+import { type Engine, type HostTensor, policyProblem } from "../../kernels/engine.ts";
 import { DEFAULT_ENGINE, ENGINE_NAMES, loadEngine } from "../../kernels/registry.ts";
 import { modelByName, type ModelDef, MODELS } from "../model/zoo.ts";
-import { NAMED_POLICIES, parsePolicy, type Policy, PolicyError, policyString } from "../policy/policy.ts";
+import type { FormatName } from "../formats/format.ts";
+import {
+  bnFormat,
+  NAMED_POLICIES,
+  parsePolicy,
+  type Policy,
+  PolicyError,
+  policyString,
+} from "../policy/policy.ts";
 import { environmentManifest } from "../record/environment.ts";
-import { makeRunRecord, type RunConfig, writeRunRecord } from "../record/run_record.ts";
+import { makeRunRecord, type RunConfig, type RunRecord, writeRunRecord } from "../record/run_record.ts";
 import { writeWeights } from "../record/weights.ts";
 import type { OptimizerConfig } from "../train/optimizer.ts";
 import { type EpochMetrics, train } from "../train/train.ts";
-import { asUsageError, finiteNumber, intList, positiveInt, UsageError } from "./usage_error.ts";
+import { probeFolder, writeOrRescue } from "./outputs.ts";
+import { decimal, holdable, integer, intList, parseFlags, positiveInt, seed } from "./parse.ts";
+import { asUsageError, UsageError } from "./usage_error.ts";
 
 /** Help text of `f16repro train`. */
 export const TRAIN_HELP = `Usage: f16repro train [options]
@@ -91,30 +99,8 @@ const OPTIONS = {
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
-/** Joins `--flag -3` into `--flag=-3` so negative numbers reach validation instead of confusing the parser. */
-export function joinNegativeValues(args: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i], next = args[i + 1];
-    if (a.startsWith("--") && !a.includes("=") && next !== undefined && /^-[\d.]/.test(next)) {
-      out.push(`${a}=${next}`);
-      i++;
-    } else out.push(a);
-  }
-  return out;
-}
-
 function parse(args: string[]) {
-  try {
-    return parseArgs({
-      args: joinNegativeValues(args),
-      options: OPTIONS,
-      allowPositionals: false,
-      strict: true,
-    }).values;
-  } catch (e) {
-    throw new UsageError((e as Error).message.split("\n")[0]);
-  }
+  return parseFlags(args, OPTIONS).values;
 }
 
 /** A validated train invocation: the flags, the run config (and so its id), the policy and the model. */
@@ -136,7 +122,7 @@ export function parseTrainArgs(args: string[]): TrainInvocation {
   if (!DATASET_NAMES.includes(v.dataset)) {
     throw new UsageError(`Unknown dataset "${v.dataset}": expected one of ${DATASET_NAMES.join(", ")}`);
   }
-  const shape = datasetInfo(v.dataset).shape;
+  const info = datasetInfo(v.dataset), shape = info.shape;
   if (model.input && model.input.some((d, i) => d !== shape[i])) {
     throw new UsageError(
       `Model ${model.name} is built for ${model.input.join("x")} images (CIFAR-10); ${v.dataset} has ${
@@ -154,9 +140,7 @@ export function parseTrainArgs(args: string[]): TrainInvocation {
     }
     v.engine = "wasm-fast";
   }
-  if (v.threads !== undefined && positiveInt("threads", v.threads) > 256) {
-    throw new UsageError(`--threads must be at most 256, got ${v.threads}`);
-  }
+  if (v.threads !== undefined) integer("threads", v.threads, 1, 256);
   let policy: Policy;
   try {
     policy = parsePolicy(v.precision);
@@ -167,34 +151,76 @@ export function parseTrainArgs(args: string[]): TrainInvocation {
   if (v.optimizer !== "sgd" && v.optimizer !== "adam") {
     throw new UsageError(`Unknown optimizer "${v.optimizer}": expected sgd or adam`);
   }
-  const epsilon = finiteNumber("epsilon", v.epsilon, 0, Infinity, false);
+  const epsilon = decimal("epsilon", v.epsilon, { min: 0, above: true });
   const optimizer: OptimizerConfig = {
     kind: v.optimizer,
-    lr: finiteNumber("lr", v.lr, 0, Infinity, false),
-    momentum: v.optimizer === "sgd" ? finiteNumber("momentum", v.momentum, 0, 1) : 0,
-    weightDecay: finiteNumber("weight-decay", v["weight-decay"], 0),
+    lr: decimal("lr", v.lr, { min: 0, above: true }),
+    momentum: v.optimizer === "sgd" ? decimal("momentum", v.momentum, { min: 0, below: 1 }) : 0,
+    weightDecay: decimal("weight-decay", v["weight-decay"], { min: 0 }),
     beta1: 0.9,
     beta2: 0.999,
     // SGD ignores epsilon, so it stays at the default there and out of SGD config ids.
     epsilon: v.optimizer === "adam" ? epsilon : 1e-7,
   };
-  const seed = finiteNumber("seed", v.seed, 0, 2 ** 32);
-  if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got "${v.seed}"`);
+  checkHyperparameters(optimizer, policy);
+  const limit = (flag: "train-limit" | "test-limit", size: number, split: string) => {
+    const s = v[flag];
+    if (s === undefined) return null;
+    // A limit above the set's size would train on fewer examples than the id says: refused, never trimmed.
+    const n = positiveInt(flag, s);
+    if (n > size) {
+      throw new UsageError(`--${flag} ${n} is more than the ${size} ${split} examples of ${v.dataset}`);
+    }
+    return n;
+  };
   const config: RunConfig = {
     model: model.name,
     hidden: model.name === "mlp" ? intList("hidden", v.hidden) : [],
     dataset: v.dataset,
-    trainLimit: v["train-limit"] === undefined ? null : positiveInt("train-limit", v["train-limit"]),
-    testLimit: v["test-limit"] === undefined ? null : positiveInt("test-limit", v["test-limit"]),
+    trainLimit: limit("train-limit", info.trainCount, "training"),
+    testLimit: limit("test-limit", info.testCount, "test"),
     precision: v.precision,
     policy: policyString(policy),
     optimizer,
     batch: positiveInt("batch", v.batch),
     epochs: positiveInt("epochs", v.epochs),
-    seed,
+    seed: seed("seed", v.seed),
     engine: v.engine,
   };
   return { flags: v, config, policy, model };
+}
+
+/**
+ * Refuses hyperparameters that the policy's update formats cannot hold: the optimizer rounds lr, momentum,
+ * weight decay and Adam's epsilon to the format of the parameters and of their optimizer state
+ * (kernels/ref/optim.ts), so `--lr 1e-320` would train nothing while the record says lr 1e-320.
+ */
+function checkHyperparameters(o: OptimizerConfig, p: Policy): void {
+  const formats = [
+    ...new Set<FormatName>([p.params, p.state === "params" ? p.params : p.state, bnFormat(p)]),
+  ];
+  holdable("lr", o.lr, formats);
+  holdable("weight-decay", o.weightDecay, formats);
+  if (o.kind === "sgd") holdable("momentum", o.momentum, formats, 1);
+  else holdable("epsilon", o.epsilon, formats);
+}
+
+/**
+ * Writes a run's weights, then its record, into `dir` and returns the record's path. Weights first: a
+ * record on disk is the sign of a finished cell, so its weights must already be there; when the record
+ * cannot be written, weights this call added are removed again.
+ */
+async function saveRun(dir: string, record: RunRecord, weights: Readonly<Record<string, HostTensor>>) {
+  await Deno.mkdir(dir, { recursive: true });
+  const weightsPath = `${dir.replace(/\/+$/, "")}/${record.id}.weights`;
+  const had = await Deno.stat(weightsPath).then(() => true, () => false);
+  await writeWeights(dir, record.id, weights);
+  try {
+    return await writeRunRecord(dir, record);
+  } catch (e) {
+    if (!had) await Deno.remove(weightsPath).catch(() => {});
+    throw e;
+  }
 }
 
 /** Runs `f16repro train` with `args`; returns the exit code. */
@@ -205,6 +231,8 @@ export async function trainCommand(args: string[]): Promise<number> {
   }
   const { flags: v, config, policy, model } = parseTrainArgs(args);
   const threads = v.threads === undefined ? undefined : positiveInt("threads", v.threads);
+  // The output folder is checked before the engine starts, so no training is spent on a run it cannot keep.
+  await probeFolder("--out", v.out);
   const engine = await loadEngine(config.engine, { threads });
   try {
     // An engine that cannot honour the policy says so before any data is loaded (never a fallback).
@@ -228,10 +256,16 @@ async function trainWith(
   const log = (s: string) => v.quiet || console.error(s);
   const data = await loadDataset(config.dataset, {
     limits: { train: config.trainLimit ?? undefined, test: config.testLimit ?? undefined },
-    cacheDir: cacheDir(v["cache-dir"]),
+    cacheDir: v["cache-dir"],
     offline: v.offline,
     ...progressPrinter(v.quiet),
   });
+  // parseTrainArgs refused limits above the sets' sizes, so a mismatch here is a bug, never a quiet other id.
+  for (const [split, want] of [["train", config.trainLimit], ["test", config.testLimit]] as const) {
+    if (want !== null && data[split].count !== want) {
+      throw new Error(`${data.name} gave ${data[split].count} ${split} examples for a limit of ${want}`);
+    }
+  }
   log(
     `f16repro train: ${config.model} on ${data.name} (${data.train.count} train, ${data.test.count} test), ` +
       `precision ${policy.name} [${config.policy}], engine ${engine.name}`,
@@ -262,10 +296,9 @@ async function trainWith(
     data.provenance,
     await environmentManifest(engine),
   );
-  // Weights first: a record on disk is the sign of a finished cell, so its weights must already be there.
-  await Deno.mkdir(v.out, { recursive: true });
-  await writeWeights(v.out, record.id, result.weights);
-  const path = await writeRunRecord(v.out, record);
+  const path = await writeOrRescue("the finished run", v.out, (dir) => saveRun(dir, record, result.weights), {
+    kind: "folder",
+  });
   if (result.divergence) {
     const d = result.divergence;
     log(`diverged at epoch ${d.epoch}, step ${d.step}: ${d.reason}`);

@@ -1,13 +1,20 @@
 /**
- * Errors caused by the user's input (bad flags, unknown names, bad values).
- * The CLI prints their message on one line and exits with code 2, without a
- * stack trace.
+ * The line between a user's situation and a bug. A user's situation (a bad
+ * flag, a missing file, a full disk, a read-only folder) is printed as one
+ * line and gives a non-zero exit code; anything else is an internal bug and
+ * keeps its stack trace. {@linkcode userMessage} is the one place that
+ * decides which is which.
  *
  * @module
  */
 
-/** A user mistake on the command line. */
-export class UsageError extends Error {}
+import { DatasetError } from "../../datasets/gzip.ts";
+import { UserError } from "../errors.ts";
+
+/** A user mistake on the command line (bad flags, unknown names, bad values); exit code 2. */
+export class UsageError extends UserError {
+  override readonly exitCode: number = 2;
+}
 
 /** Runs `f` (a flag parser, a name lookup), turning any error it throws into a one-line {@linkcode UsageError}. */
 export function asUsageError<R>(f: () => R): R {
@@ -18,46 +25,48 @@ export function asUsageError<R>(f: () => R): R {
   }
 }
 
-/** Parses a positive integer flag or throws a {@linkcode UsageError} naming the flag. */
-export function positiveInt(flag: string, v: string): number {
-  const n = Number(v);
-  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n <= 0) {
-    throw new UsageError(`--${flag} must be a positive integer, got "${v}"`);
+/**
+ * Error codes of the operating system that describe the user's files and disks, not the program: the path
+ * is missing, is of the wrong kind, is not writable, or the disk is full.
+ */
+const SITUATION_CODES: ReadonlySet<string> = new Set([
+  "ENOENT",
+  "ENOTDIR",
+  "EISDIR",
+  "EEXIST",
+  "EACCES",
+  "EPERM",
+  "EROFS",
+  "ENOSPC",
+  "EDQUOT",
+  "EFBIG",
+  "ELOOP",
+  "ENAMETOOLONG",
+]);
+
+/** The OS error code of an error from a file operation (`ENOSPC`, ...), if it has one. */
+export function osCode(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** The first line of an error's message. */
+export function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0];
+}
+
+/**
+ * The one-line message and exit code for an error that is a user's situation, or undefined for an internal
+ * bug (which must keep its stack trace).
+ */
+export function userMessage(e: unknown): { message: string; exitCode: number } | undefined {
+  if (e instanceof UserError) return { message: firstLine(e), exitCode: e.exitCode };
+  // Dataset errors name the file and every mirror's failure; their lines are kept.
+  if (e instanceof DatasetError) return { message: e.message, exitCode: 1 };
+  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
+    return { message: firstLine(e), exitCode: 1 };
   }
-  return n;
-}
-
-/** Parses a finite number flag within [min, max) (max exclusive when given). */
-export function finiteNumber(
-  flag: string,
-  v: string,
-  min: number,
-  max = Infinity,
-  minInclusive = true,
-): number {
-  const n = Number(v);
-  const ok = v.trim() !== "" && Number.isFinite(n) && (minInclusive ? n >= min : n > min) && n < max;
-  if (!ok) {
-    const range = `${minInclusive ? "at least" : "greater than"} ${min}${
-      max < Infinity ? ` and below ${max}` : ""
-    }`;
-    throw new UsageError(`--${flag} must be a number ${range}, got "${v}"`);
-  }
-  return n;
-}
-
-/** Parses a comma-separated list of seeds: integers from 0 to 2^32 - 1. */
-export function seedList(flag: string, v: string): number[] {
-  return v.split(",").map((p) => {
-    const n = Number(p);
-    if (!/^\s*\d+\s*$/.test(p) || !Number.isSafeInteger(n) || n >= 2 ** 32) {
-      throw new UsageError(`--${flag} must list integers from 0 to 4294967295, got "${p}"`);
-    }
-    return n;
-  });
-}
-
-/** Parses a comma-separated list of positive integers (e.g. --hidden 512,256). */
-export function intList(flag: string, v: string): number[] {
-  return v.split(",").map((p) => positiveInt(flag, p));
+  const code = osCode(e);
+  if (code && SITUATION_CODES.has(code)) return { message: firstLine(e), exitCode: 1 };
+  return undefined;
 }

@@ -86,8 +86,10 @@ function lossScale(v: string): LossScale {
 
 /** Parses a policy name or string; throws {@linkcode PolicyError} naming the bad part. */
 export function parsePolicy(text: string): Policy {
-  const parts = text.split(",").map((p) => p.trim());
+  const parts = text.split(",");
   if (parts.some((p) => p === "")) throw new PolicyError(`empty part in "${text}"`);
+  // A policy string is part of the run's id: " fp16" must not be a second name for fp16.
+  if (/\s/.test(text)) throw new PolicyError(`white space in "${text}"`);
   let p: { -readonly [K in keyof Policy]: Policy[K] };
   let rest = parts;
   if (!parts[0].includes("=")) {

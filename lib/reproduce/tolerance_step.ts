@@ -23,7 +23,7 @@ export async function toleranceStep(
   ids: readonly string[],
   records: ReadonlyMap<string, RunRecord>,
   o: {
-    cacheDir: string;
+    cacheDir?: string;
     offline: boolean;
     log: (s: string) => void;
     /** Records written by this run: an analysis involving one is redone, every other earlier result kept. */

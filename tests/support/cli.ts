@@ -10,17 +10,26 @@ const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 /** The permissions of `deno task train`, without network access (tests use offline or local data). */
 export const TRAIN_PERMS = ["--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
 
-/** Runs `f16repro <args>` with `perms`; NO_COLOR is set so output can be matched. */
+/**
+ * Runs `f16repro <args>` with `perms`; NO_COLOR is set so output can be matched. `env` adds variables; one
+ * set to undefined is removed from the child's environment (HOME unset, for instance).
+ */
 export async function runCli(
   args: readonly string[],
   perms: readonly string[] = TRAIN_PERMS,
-  env: Record<string, string> = {},
+  env: Record<string, string | undefined> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
+  const all: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete all[k];
+    else all[k] = v;
+  }
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...perms, MAIN, ...args],
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", ...env },
+    env: all,
+    clearEnv: true,
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
