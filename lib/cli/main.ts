@@ -11,6 +11,7 @@ import { reportCommand, reproduceCommand, verifyCommand } from "./reproduce.ts";
 import { toleranceCommand } from "./tolerance.ts";
 import { trainCommand } from "./train.ts";
 import { UsageError } from "./usage_error.ts";
+import { SlurmError } from "../reproduce/slurm.ts";
 
 /** Version of f16repro. */
 export const VERSION = "0.1.0";
@@ -64,7 +65,7 @@ export async function main(args: string[]): Promise<number> {
       console.error(`f16repro: ${e.message}`);
       return 2;
     }
-    if (e instanceof DatasetError) {
+    if (e instanceof DatasetError || e instanceof SlurmError) {
       console.error(`f16repro: ${e.message}`);
       return 1;
     }

@@ -24,6 +24,10 @@ import {
   writeDeterminism,
 } from "../reproduce/verify.ts";
 import { asUsageError, positiveInt, seedList, UsageError } from "./usage_error.ts";
+import { SLURM_FLAGS, SLURM_HELP, slurmOptions } from "./slurm_flags.ts";
+import { requireSlurm } from "../reproduce/slurm.ts";
+import { runCellsOnSlurm } from "../reproduce/slurm_run.ts";
+import { checkDeterminismOnSlurm } from "../reproduce/slurm_verify.ts";
 
 /** Flags reproduce and verify share: the dataset cache, offline mode and output control. */
 const SHARED_OPTIONS = {
@@ -67,10 +71,13 @@ Options:
   --quiet            no progress output; --json: summary as JSON on stdout
   -h, --help         this help
 
+${SLURM_HELP}
+
 Examples:
   f16repro reproduce
   f16repro reproduce --profile smoke --out /tmp/smoke
-  f16repro reproduce --seeds 1,2,3,4,5 --jobs 1`;
+  f16repro reproduce --seeds 1,2,3,4,5 --jobs 1
+  f16repro reproduce --profile quick --scheduler slurm --partition cpu --time 30:00 --out /shared/runs/quick`;
 
 /** Help text of `f16repro verify`. */
 export const VERIFY_HELP = `Usage: f16repro verify RUNS_DIR [--all] [--jobs N] [--json] [--quiet]
@@ -103,11 +110,12 @@ async function verifyAndWrite(
   extra: string[],
   log: (s: string) => void,
   only?: ReadonlySet<string>,
+  check: typeof checkDeterminism = checkDeterminism,
 ) {
   const { records, skipped } = await readRunRecords(dir, ["determinism.json", "matrix.json"]);
   for (const s of skipped) log(`skipping ${dir}/${s.file}: ${s.reason}`);
   const chosen = selectForCheck(records.map((r) => r.record).filter((r) => !only || only.has(r.id)), all);
-  const checks = await checkDeterminism(chosen, { jobs, extra, log });
+  const checks = await check(chosen, { jobs, extra, log });
   await writeDeterminism(dir, checks);
   return checks;
 }
@@ -145,6 +153,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
         "no-tolerance": { type: "boolean", default: false },
         "full-data": { type: "boolean", default: false },
         ...SHARED_OPTIONS,
+        ...SLURM_FLAGS,
       },
     })
   );
@@ -161,8 +170,12 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   }
   const out = v.out ?? `runs/${profile.name}`, reportDir = v.report ?? `${out}/report`;
   const jobs = jobsOf(v.jobs);
-  // Cells run `jobs` at a time; each wasm child gets its share of the cores (never a different bit).
-  const threads = Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / jobs));
+  const slurm = slurmOptions(v);
+  if (slurm && v.jobs) throw new UsageError("--jobs is for --scheduler local (Slurm runs the cells)");
+  if (slurm && !slurm.dryRun) await requireSlurm();
+  // Cells run `jobs` at a time; each wasm child gets its share of the cores (never a different bit). On
+  // Slurm, a cell's threads are its CPUs.
+  const threads = slurm?.cpus ?? Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / jobs));
   const extra = [
     ...childDataFlags(v),
     ...(v.engine!.startsWith("wasm") ? ["--threads", String(threads)] : []),
@@ -178,11 +191,28 @@ export async function reproduceCommand(args: string[]): Promise<number> {
     if (why) log(`skipped on engine ${v.engine}: ${all[k].label}: ${why}`);
   }
   log(
-    `f16repro reproduce: profile ${profile.name}, ${cells.length} cells, engine ${v.engine}, ${jobs} at a time, records in ${out}`,
+    `f16repro reproduce: profile ${profile.name}, ${cells.length} cells, engine ${v.engine}, ${
+      slurm ? "on Slurm" : `${jobs} at a time`
+    }, records in ${out}`,
   );
   const t0 = performance.now();
-  const run = await runCells(cells, { out, engine: v.engine!, jobs, force: v.force!, extra, log });
+  const o = { out, engine: v.engine!, jobs, force: v.force!, extra, log };
+  const onSlurm = slurm && await runCellsOnSlurm(cells, o, slurm);
+  const run = onSlurm || await runCells(cells, o);
+  if (onSlurm && onSlurm.dryRun) {
+    console.log(onSlurm.dryRun.script || "# nothing to submit: every cell has a record or is queued");
+    console.log(
+      `# cells (record id, what happens, cell):\n${onSlurm.dryRun.cells.map((c) => `#   ${c}`).join("\n")}`,
+    );
+    return 0;
+  }
   await writeMatrix(out, profile, cells, run.ids);
+  if (onSlurm && !onSlurm.waited) {
+    if (v.json) {
+      console.log(JSON.stringify({ profile: profile.name, out, jobs: onSlurm.jobs, failed: run.failed }));
+    }
+    return 0;
+  }
   let checks: DeterminismCheck[] = [];
   if (!v["no-verify"]) {
     log("determinism check: re-running cells in fresh processes");
@@ -190,7 +220,9 @@ export async function reproduceCommand(args: string[]): Promise<number> {
     const ids = v["verify-all"]
       ? run.ids
       : run.ids.filter((_, k) => profile.experiments[cells[k].experiment].kind === "main");
-    checks = await verifyAndWrite(out, v["verify-all"]!, jobs, extra, log, new Set(ids));
+    const onSlurm: typeof checkDeterminism | undefined = slurm &&
+      ((recs, c) => checkDeterminismOnSlurm(recs, { out, partition: slurm.partition, ...c }, slurm));
+    checks = await verifyAndWrite(out, v["verify-all"]!, jobs, extra, log, new Set(ids), onSlurm);
     log(`determinism: ${summary(checks)}`);
   }
   if (!v["no-tolerance"]) {

@@ -35,8 +35,27 @@ function gitCommit(): string {
   return read(ref) || packed || "unknown";
 }
 
+/**
+ * Where a run ran when a Slurm job ran it (node, job id, array job and task ids), from the SLURM_*
+ * variables of the task's environment; undefined outside Slurm. Best-effort like every probe here.
+ */
+export function slurmPlacement(): Record<string, string> | undefined {
+  const get = (k: string) => tryOr(() => Deno.env.get(k), undefined);
+  const jobId = get("SLURM_JOB_ID");
+  if (!jobId) return undefined;
+  const fields: Record<string, string | undefined> = {
+    node: get("SLURMD_NODENAME"),
+    jobId,
+    arrayJobId: get("SLURM_ARRAY_JOB_ID"),
+    arrayTaskId: get("SLURM_ARRAY_TASK_ID"),
+    cluster: get("SLURM_CLUSTER_NAME"),
+  };
+  return Object.fromEntries(Object.entries(fields).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
 /** The manifest for a run on `engine`. */
 export function environmentManifest(engine: Engine): Record<string, unknown> {
+  const slurm = slurmPlacement();
   return {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
@@ -48,6 +67,7 @@ export function environmentManifest(engine: Engine): Record<string, unknown> {
     cpus: navigator.hardwareConcurrency,
     gitCommit: gitCommit(),
     rng: RNG_NAME,
+    ...(slurm ? { slurm } : {}),
     engine: {
       name: engine.name,
       description: engine.description,

@@ -71,6 +71,59 @@ export function argsOf(r: RunRecord, out: string): string[] {
 
 const bare = (r: RunRecord) => bareEpochs(r.epochs).map(canonicalJson);
 
+/**
+ * The check of record `r` against its re-run `again` (null when the re-run wrote no record; `error`
+ * then says why).
+ */
+export function compareRerun(r: RunRecord, again: RunRecord | null, error: string): DeterminismCheck {
+  const c = r.config;
+  const base = {
+    id: r.id,
+    model: c.model,
+    dataset: c.dataset,
+    precision: c.precision,
+    seed: c.seed,
+    engine: c.engine,
+    kind: "rerun" as const,
+    weightHash: r.weightHash,
+    metricsHash: r.metricsHash,
+  };
+  if (!again) {
+    return {
+      ...base,
+      rerunWeightHash: null,
+      rerunMetricsHash: null,
+      identical: false,
+      firstDifferingEpoch: null,
+      error,
+    };
+  }
+  const a = bare(r), b = bare(again);
+  const differ = a.findIndex((m, i) => m !== b[i]);
+  const firstDifferingEpoch = differ >= 0
+    ? differ + 1
+    : a.length !== b.length
+    ? Math.min(a.length, b.length) + 1
+    : null;
+  // The stored metrics are compared too, not only their hash, so an edited record cannot pass.
+  const identical = again.weightHash === r.weightHash && again.metricsHash === r.metricsHash &&
+    firstDifferingEpoch === null;
+  return {
+    ...base,
+    rerunWeightHash: again.weightHash,
+    rerunMetricsHash: again.metricsHash,
+    identical,
+    firstDifferingEpoch,
+  };
+}
+
+/** The log line of a finished check. */
+export function checkOutcome(c: DeterminismCheck): string {
+  return c.identical
+    ? "bit-identical"
+    : c.error ?? `MISMATCH (first differing epoch ${c.firstDifferingEpoch ?? "none: weights only"})`;
+}
+
 /** Re-runs `records` (`jobs` at a time) in fresh processes and compares. `extra` is added to every train call. */
 export async function checkDeterminism(
   records: readonly RunRecord[],
@@ -82,17 +135,6 @@ export async function checkDeterminism(
   const worker = async () => {
     while (next < records.length) {
       const k = next++, r = records[k], c = r.config;
-      const base = {
-        id: r.id,
-        model: c.model,
-        dataset: c.dataset,
-        precision: c.precision,
-        seed: c.seed,
-        engine: c.engine,
-        kind: "rerun" as const,
-        weightHash: r.weightHash,
-        metricsHash: r.metricsHash,
-      };
       o.log(
         `[verify ${
           k + 1
@@ -103,42 +145,16 @@ export async function checkDeterminism(
       try {
         again = JSON.parse(await Deno.readTextFile(`${tmp}/${k}/${r.id}.json`));
       } catch {
-        checks[k] = {
-          ...base,
-          rerunWeightHash: null,
-          rerunMetricsHash: null,
-          identical: false,
-          firstDifferingEpoch: null,
-          error: res.code === 0
-            ? `the re-run wrote no record with id ${r.id}`
-            : `exit code ${res.code}: ${res.stderrTail.split("\n").at(-1)}`,
-        };
-        continue;
+        again = null;
       }
-      const a = bare(r), b = bare(again!);
-      const differ = a.findIndex((m, i) => m !== b[i]);
-      const firstDifferingEpoch = differ >= 0
-        ? differ + 1
-        : a.length !== b.length
-        ? Math.min(a.length, b.length) + 1
-        : null;
-      // The stored metrics are compared too, not only their hash, so an edited record cannot pass.
-      const identical = again!.weightHash === r.weightHash && again!.metricsHash === r.metricsHash &&
-        firstDifferingEpoch === null;
-      checks[k] = {
-        ...base,
-        rerunWeightHash: again!.weightHash,
-        rerunMetricsHash: again!.metricsHash,
-        identical,
-        firstDifferingEpoch,
-      };
-      o.log(
-        `[verify ${k + 1}/${records.length}] ${
-          identical
-            ? "bit-identical"
-            : `MISMATCH (first differing epoch ${firstDifferingEpoch ?? "none: weights only"})`
-        }`,
+      checks[k] = compareRerun(
+        r,
+        again,
+        res.code === 0
+          ? `the re-run wrote no record with id ${r.id}`
+          : `exit code ${res.code}: ${res.stderrTail.split("\n").at(-1)}`,
       );
+      if (again) o.log(`[verify ${k + 1}/${records.length}] ${checkOutcome(checks[k])}`);
     }
   };
   try {
