@@ -103,6 +103,21 @@ export async function arrayStates(job: string): Promise<Map<number, TaskState> |
   return parseSqueue(r.stdout);
 }
 
+/**
+ * Task `task`'s state in `states` (what {@linkcode arrayStates} gave). A task Slurm does not list has
+ * state {@linkcode UNKNOWN}: Slurm drops a task cancelled before it started from its array, and forgets
+ * ended tasks after MinJobAge.
+ */
+export function taskState(states: Map<number, TaskState> | null, task: number): TaskState {
+  return states?.get(task) ?? {
+    state: UNKNOWN,
+    reason: states
+      ? "Slurm no longer lists the task (cancelled before it started, or ended longer ago than MinJobAge)"
+      : "Slurm no longer lists the job (it ended longer ago than MinJobAge)",
+    node: "",
+  };
+}
+
 /** Parses `scontrol show job -o` lines into array task index -> exit code ("1", or "0 (signal 9)"). */
 export function parseExitCodes(text: string): Map<number, string> {
   const m = new Map<number, string>();

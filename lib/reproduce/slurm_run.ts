@@ -16,7 +16,7 @@ import { type RunRecord, writeAtomic } from "../record/run_record.ts";
 import { readWeights } from "../record/weights.ts";
 import type { Cell } from "./profiles.ts";
 import { cellInvocation, type RunnerOptions, type RunnerResult } from "./runner.ts";
-import { arrayStates, exitCodes, isTerminal, submit, UNKNOWN } from "./slurm.ts";
+import { arrayStates, exitCodes, isTerminal, submit, taskState } from "./slurm.ts";
 import { type ArrayTask, batchScript, EXIT_NO_OUT_FOLDER, EXIT_NO_PROGRAM, taskLog } from "./slurm_script.ts";
 import { type EndedTask, type Ending, waitForTasks, type WatchedTask } from "./slurm_wait.ts";
 
@@ -232,8 +232,7 @@ export async function runCellsOnSlurm(
       continue;
     }
     if (!states.has(prev.job)) states.set(prev.job, await arrayStates(prev.job));
-    const st = states.get(prev.job)?.get(prev.task) ??
-      { state: UNKNOWN, reason: "Slurm no longer lists the job", node: "" };
+    const st = taskState(states.get(prev.job) ?? null, prev.task);
     if (!isTerminal(st.state)) {
       adopted.push(prev);
       continue;

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { arrayStates, cancel, exitCodes, isTerminal, type TaskState, UNKNOWN } from "./slurm.ts";
+import { arrayStates, cancel, exitCodes, isTerminal, type TaskState, taskState } from "./slurm.ts";
 
 /** One array task being waited for. */
 export interface WatchedTask {
@@ -74,8 +74,7 @@ export async function waitForTasks<T extends WatchedTask>(
       const codes = new Map<string, Map<number, string>>();
       const ended: T[] = [];
       for (const t of waiting) {
-        const s: TaskState = states.get(t.job)?.get(t.task) ??
-          { state: UNKNOWN, reason: "Slurm no longer lists the job", node: "" };
+        const s = taskState(states.get(t.job) ?? null, t.task);
         const tag = `${t.label} (job ${t.job}_${t.task})`;
         if (seen.get(t) !== s.state && !isTerminal(s.state)) {
           o.log(
