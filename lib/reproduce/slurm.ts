@@ -122,7 +122,7 @@ export function taskState(states: Map<number, TaskState> | null, task: number): 
 export function parseExitCodes(text: string): Map<number, string> {
   const m = new Map<number, string>();
   for (const line of text.split("\n")) {
-    const task = /\bArrayTaskId=(\d+)\b/.exec(line)?.[1];
+    const task = /\bArrayTaskId=(\d+)(?=\s|$)/.exec(line)?.[1];
     const code = /\bExitCode=(\d+):(\d+)/.exec(line);
     if (task === undefined || !code) continue;
     m.set(Number(task), code[2] === "0" ? code[1] : `${code[1]} (signal ${code[2]})`);

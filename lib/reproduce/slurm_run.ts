@@ -277,6 +277,9 @@ export async function runCellsOnSlurm(
     jobs.push(sub.job);
   }
   if (s.noWait) {
+    if (!jobs.length) {
+      o.log("every cell has a record: run without --no-wait to check determinism and write the report");
+    }
     if (jobs.length) {
       o.log(
         `not waiting: watch with squeue -j ${jobs.join(",")}; cancel with scancel ${jobs.join(" ")}; ` +
