@@ -5,7 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { parseExitCodes, parseSqueue, taskState, UNKNOWN } from "../lib/reproduce/slurm.ts";
+import { parseExitCodes, parseSqueue, SlurmError, taskState, UNKNOWN } from "../lib/reproduce/slurm.ts";
+import { waitForTasks } from "../lib/reproduce/slurm_wait.ts";
 import { batchScript, shellQuote } from "../lib/reproduce/slurm_script.ts";
 import { endReason } from "../lib/reproduce/slurm_run.ts";
 import { groupByNode } from "../lib/reproduce/slurm_verify.ts";
@@ -148,5 +149,45 @@ Deno.test("the environment manifest names the Slurm node, job and array task ins
     });
   } finally {
     for (const [k, v] of Object.entries(saved)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+  }
+});
+
+Deno.test("waiting looks at the queue again after a failed look, and gives up after ten in a row", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = Deno.env.get("PATH") ?? "";
+  try {
+    // A stand-in squeue on PATH: its Nth call prints the Nth line of `answers` ("fail" = controller down).
+    const fake = (answers: string[]) =>
+      Deno.writeTextFile(
+        `${dir}/squeue`,
+        `#!/bin/bash\nn=$(cat ${dir}/n 2>/dev/null || echo 0); echo $((n + 1)) > ${dir}/n\n` +
+          `a=(${answers.map(shellQuote).join(" ")}); r=\${a[$n]:-fail}\n` +
+          `if [ "$r" = fail ]; then echo "slurm_load_jobs error: Unable to contact slurm controller" >&2; exit 1; fi\n` +
+          `echo "$r"\n`,
+        { mode: 0o755 },
+      );
+    Deno.env.set("PATH", `${dir}:${path}`);
+    await fake(["fail", "fail", "0|RUNNING|None|n1", "0|COMPLETED|None|n1"]);
+    const lines: string[] = [], ended: string[] = [];
+    const task = { job: "7", task: 0, label: "cell" };
+    const o = { poll: 0.01, cancelOnExit: false, log: (l: string) => lines.push(l) };
+    await waitForTasks([task], {
+      ...o,
+      onEnd: (t) => Promise.resolve(void ended.push(`${t.state} ${t.node} ${t.exitCode}`)),
+    });
+    assert.deepEqual(ended, ["COMPLETED n1 0"]);
+    assert.equal(lines.filter((l) => /Unable to contact slurm controller; looking again/.test(l)).length, 2);
+    assert.ok(lines.includes("cell (job 7_0): RUNNING on n1"));
+
+    await Deno.remove(`${dir}/n`);
+    await fake([]);
+    await assert.rejects(
+      waitForTasks([task], { ...o, onEnd: () => Promise.resolve() }),
+      (e) => e instanceof SlurmError && /Unable to contact slurm controller/.test(e.message),
+    );
+    assert.equal(await Deno.readTextFile(`${dir}/n`), "10\n");
+  } finally {
+    Deno.env.set("PATH", path);
+    await Deno.remove(dir, { recursive: true });
   }
 });

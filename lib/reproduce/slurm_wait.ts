@@ -9,7 +9,15 @@
  * @module
  */
 
-import { arrayStates, cancel, exitCodes, isTerminal, type TaskState, taskState } from "./slurm.ts";
+import {
+  arrayStates,
+  cancel,
+  exitCodes,
+  isTerminal,
+  SlurmError,
+  type TaskState,
+  taskState,
+} from "./slurm.ts";
 
 /** One array task being waited for. */
 export interface WatchedTask {
@@ -37,6 +45,9 @@ export interface WaitOptions<T extends WatchedTask> {
   /** Called once for each task that ends, as it is seen to end. */
   readonly onEnd: (t: EndedTask<T>) => Promise<void>;
 }
+
+/** Failed looks at the queue in a row after which waiting gives up. */
+const MAX_QUEUE_FAILURES = 10;
 
 const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
 
@@ -68,9 +79,21 @@ export async function waitForTasks<T extends WatchedTask>(
     const seen = new Map<T, string>();
     let waiting = [...tasks];
     let summary = "";
+    let failures = 0;
     while (waiting.length) {
       const states = new Map<string, Map<number, TaskState> | null>();
-      for (const j of new Set(waiting.map((t) => t.job))) states.set(j, await arrayStates(j));
+      try {
+        for (const j of new Set(waiting.map((t) => t.job))) states.set(j, await arrayStates(j));
+        failures = 0;
+      } catch (e) {
+        // A controller that is briefly unreachable (restart, fail-over) must not end an hours-long wait.
+        if (!(e instanceof SlurmError) || ++failures >= MAX_QUEUE_FAILURES) throw e;
+        o.log(
+          `slurm: ${e.message}; looking again in ${o.poll} s (${failures} of ${MAX_QUEUE_FAILURES} tries)`,
+        );
+        await sleep(o.poll);
+        continue;
+      }
       const codes = new Map<string, Map<number, string>>();
       const ended: T[] = [];
       for (const t of waiting) {
