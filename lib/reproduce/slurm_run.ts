@@ -277,15 +277,12 @@ export async function runCellsOnSlurm(
     jobs.push(sub.job);
   }
   if (s.noWait) {
-    if (!jobs.length) {
-      o.log("every cell has a record: run without --no-wait to check determinism and write the report");
-    }
-    if (jobs.length) {
-      o.log(
-        `not waiting: watch with squeue -j ${jobs.join(",")}; cancel with scancel ${jobs.join(" ")}; ` +
-          `run the same reproduce again, or f16repro report, to pick up what finished`,
-      );
-    }
+    o.log(
+      jobs.length
+        ? `not waiting: watch with squeue -j ${jobs.join(",")}; cancel with scancel ${jobs.join(" ")}; ` +
+          `run the same reproduce again, or f16repro report, to pick up what finished`
+        : "every cell has a record: run without --no-wait to check determinism and write the report",
+    );
     return { ...result, jobs, waited: false };
   }
   // A failure recorded above for an earlier submission is resubmitted now; only this run's ending counts.
