@@ -26,6 +26,7 @@ import {
 } from "../lib/reproduce/out_folder.ts";
 import { verifiedRecord } from "../lib/reproduce/verified.ts";
 import { UserError } from "../lib/errors.ts";
+import { SLURM_PROGRAMS } from "../lib/reproduce/slurm.ts";
 import { runCli, TRAIN_PERMS } from "./support/cli.ts";
 
 const TASKS: Record<string, string> = JSON.parse(
@@ -256,14 +257,17 @@ Deno.test("provenance: the CPU model and the checkout's state under train's own 
   }
 });
 
-Deno.test("permissions: reproduce, verify and test run only deno itself, git (and the test browser)", () => {
+Deno.test("permissions: reproduce, verify and test run only deno itself and the commands they name", () => {
   // The deno running the task names itself: deno task runs `deno` as its own executable.
   const self = "$(deno eval 'console.log(Deno.execPath())')";
   for (const task of ["reproduce", "verify", "test"]) {
     const flags = TASKS[task].replaceAll(self, "DENO").split(/\s+/).filter((f) =>
       f.startsWith("--allow-run")
     );
-    assert.deepEqual(flags, [`--allow-run=DENO,git${task === "test" ? ",chromium" : ""}`], task);
+    const slurm = SLURM_PROGRAMS.join(",");
+    const expected =
+      { reproduce: `git,${slurm}`, verify: "git", test: `git,chromium,sh,bash,${slurm}` }[task];
+    assert.deepEqual(flags, [`--allow-run=DENO,${expected}`], task);
   }
   for (const task of ["train", "train:ort"]) assert.match(TASKS[task], /--allow-run=git /);
 });

@@ -26,7 +26,7 @@ import { UsageError } from "./usage_error.ts";
 /** Options in node:util parseArgs form. */
 export type FlagOptions = Record<
   string,
-  { type: "string" | "boolean"; short?: string; default?: string | boolean; multiple?: false }
+  { type: "string" | "boolean"; short?: string; default?: string | boolean; multiple?: boolean }
 >;
 
 /**
@@ -73,7 +73,7 @@ export function parseFlags<O extends FlagOptions>(
     throw new UsageError((e as Error).message.split("\n")[0]);
   }
   for (const [name, v] of Object.entries(parsed.values)) {
-    if (typeof v === "string") checkText(`--${name}`, v);
+    for (const one of Array.isArray(v) ? v : [v]) if (typeof one === "string") checkText(`--${name}`, one);
   }
   for (const p of parsed.positionals) checkText("An argument", p);
   return parsed;

@@ -24,16 +24,19 @@ import {
 import { claimOutFolder } from "../reproduce/out_folder.ts";
 import { Estimate, formatDuration, plural, type Work } from "../reproduce/progress.ts";
 import { cellWork, runCells } from "../reproduce/runner.ts";
-import { toleranceStep } from "../reproduce/tolerance_step.ts";
-import { TOLERANCE_WORK, toleranceCount } from "../reproduce/tolerance_step.ts";
+import { TOLERANCE_WORK, toleranceCount, toleranceStep } from "../reproduce/tolerance_step.ts";
 import type { Cell, Profile } from "../reproduce/profiles.ts";
-
-/** The estimate's view of writing the report. */
-const REPORT_WORK: Work = { kind: "report", guess: 5 };
 import { probeFolder, writeOrRescue } from "./outputs.ts";
 import { parseFlags, positiveInt, seedList } from "./parse.ts";
 import { UsageError } from "./usage_error.ts";
 import { UserError } from "../errors.ts";
+import { SLURM_FLAGS, SLURM_HELP, slurmOptions } from "./slurm_flags.ts";
+import { requireSlurm } from "../reproduce/slurm.ts";
+import { runCellsOnSlurm } from "../reproduce/slurm_run.ts";
+import { checkDeterminismOnSlurm } from "../reproduce/slurm_verify.ts";
+
+/** The estimate's view of writing the report. */
+const REPORT_WORK: Work = { kind: "report", guess: 5 };
 
 /** Flags reproduce and verify share: the dataset cache, offline mode and output control. */
 const SHARED_OPTIONS = {
@@ -77,10 +80,13 @@ Options:
   --quiet            no progress output; --json: summary as JSON on stdout
   -h, --help         this help
 
+${SLURM_HELP}
+
 Examples:
   f16repro reproduce
   f16repro reproduce --profile smoke --out /tmp/smoke
-  f16repro reproduce --seeds 1,2,3,4,5 --jobs 1`;
+  f16repro reproduce --seeds 1,2,3,4,5 --jobs 1
+  f16repro reproduce --profile quick --scheduler slurm --partition cpu --time 30:00 --out /shared/runs/quick`;
 
 /** Help text of `f16repro verify`. */
 export const VERIFY_HELP = `Usage: f16repro verify RUNS_DIR [--all] [--jobs N] [--json] [--quiet]
@@ -114,11 +120,12 @@ async function verifyAndWrite(
   log: (s: string) => void,
   only?: ReadonlySet<string>,
   more: Pick<CheckOptions, "reuse" | "estimate" | "later"> = {},
+  check: typeof checkDeterminism = checkDeterminism,
 ) {
   const { records, skipped } = await readRunRecords(dir, ["determinism.json", "matrix.json"]);
   for (const s of skipped) log(`skipping ${dir}/${s.file}: ${s.reason}`);
   const chosen = selectForCheck(records.map((r) => r.record).filter((r) => !only || only.has(r.id)), all);
-  const checks = await checkDeterminism(chosen, { jobs, extra, log, dir, ...more });
+  const checks = await check(chosen, { jobs, extra, log, dir, ...more });
   await writeDeterminism(dir, checks);
   return checks;
 }
@@ -159,6 +166,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
     "no-tolerance": { type: "boolean", default: false },
     "full-data": { type: "boolean", default: false },
     ...SHARED_OPTIONS,
+    ...SLURM_FLAGS,
   }, true);
   if (v.help) return console.log(REPRODUCE_HELP), 0;
   if (positionals.length) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
@@ -174,11 +182,15 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   const out = v.out ?? `runs/${profile.name}`, reportDir = v.report ?? `${out}/report`;
   const jobs = jobsOf(v.jobs);
   const seeds = v.seeds === undefined ? undefined : seedList("seeds", v.seeds);
+  const slurm = slurmOptions(v);
+  if (slurm && v.jobs) throw new UsageError("--jobs is for --scheduler local (Slurm runs the cells)");
+  if (slurm && !slurm.dryRun) await requireSlurm();
   // Both output folders are checked before the first cell runs.
   await probeFolder("--out", out);
   await probeFolder("--report", reportDir);
-  // Cells run `jobs` at a time; each wasm child gets its share of the cores (never a different bit).
-  const threads = Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / jobs));
+  // Cells run `jobs` at a time; each wasm child gets its share of the cores (never a different bit). On
+  // Slurm, a cell's threads are its CPUs.
+  const threads = slurm?.cpus ?? Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / jobs));
   const extra = [
     ...childDataFlags(v),
     ...(v.engine!.startsWith("wasm") ? ["--threads", String(threads)] : []),
@@ -191,16 +203,21 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   const refused = all.map((c) => (limits ? policyProblem(limits, parsePolicy(c.precision)) : undefined));
   const cells = all.filter((_, k) => !refused[k]);
   const t0 = performance.now();
-  const claim = await claimOutFolder(out, profile.name);
+  // A dry run writes nothing, so it takes no lock either.
+  const claim = slurm?.dryRun
+    ? { removed: [], lock: { release() {} } }
+    : await claimOutFolder(out, profile.name);
   try {
     for (const [k, why] of refused.entries()) {
       if (why) log(`skipped on engine ${v.engine}: ${all[k].label}: ${why}`);
     }
     log(
-      `f16repro reproduce: profile ${profile.name}, ${cells.length} cells, engine ${v.engine}, ${jobs} at a time, records in ${out}`,
+      `f16repro reproduce: profile ${profile.name}, ${cells.length} cells, engine ${v.engine}, ${
+        slurm ? "on Slurm" : `${jobs} at a time`
+      }, records in ${out}`,
     );
     if (claim.removed.length) log(`removed what killed runs left in ${out}: ${claim.removed.join(", ")}`);
-    return await reproduceIn(out, reportDir, { profile, cells, all, jobs, extra, log, t0, v });
+    return await reproduceIn(out, reportDir, { profile, cells, all, jobs, extra, log, t0, v, slurm });
   } finally {
     claim.lock.release();
   }
@@ -218,10 +235,11 @@ async function reproduceIn(
     extra: string[];
     log: (s: string) => void;
     t0: number;
-    v: Record<string, string | boolean | undefined>;
+    v: Record<string, string | boolean | string[] | undefined>;
+    slurm: ReturnType<typeof slurmOptions>;
   },
 ): Promise<number> {
-  const { profile, cells, all, jobs, extra, log, v } = c;
+  const { profile, cells, all, jobs, extra, log, v, slurm } = c;
   const estimate = new Estimate();
   const force = v.force === true, verifyAll = v["verify-all"] === true;
   const reuse = force ? [] : await previousChecks(out);
@@ -249,7 +267,7 @@ async function reproduceIn(
       ? 0
       : estimate.left([], 1, Array(toleranceCount(profile)).fill(TOLERANCE_WORK));
   const reportLeft = () => estimate.cost(REPORT_WORK);
-  const run = await runCells(cells, {
+  const o = {
     out,
     engine: String(v.engine),
     jobs,
@@ -258,10 +276,25 @@ async function reproduceIn(
     log,
     estimate,
     later: () => verifyLeft() + toleranceLeft() + reportLeft(),
-  });
+  };
+  const onSlurm = slurm && await runCellsOnSlurm(cells, o, slurm);
+  const run = onSlurm || await runCells(cells, o);
+  if (onSlurm && onSlurm.dryRun) {
+    console.log(onSlurm.dryRun.script || "# nothing to submit: every cell has a record or is queued");
+    console.log(
+      `# cells (record id, what happens, cell):\n${onSlurm.dryRun.cells.map((c) => `#   ${c}`).join("\n")}`,
+    );
+    return 0;
+  }
   ids = run.ids;
   ranAny = run.ran.length > 0;
   await writeMatrix(out, profile, cells, run.ids);
+  if (onSlurm && !onSlurm.waited) {
+    if (v.json) {
+      console.log(JSON.stringify({ profile: profile.name, out, jobs: onSlurm.jobs, failed: run.failed }));
+    }
+    return 0;
+  }
   let checks: DeterminismCheck[] = [];
   if (!v["no-verify"]) {
     // By default one seed per model and precision of the main experiments; --verify-all re-runs every cell.
@@ -269,11 +302,13 @@ async function reproduceIn(
     // A cell that ran now gets a new check; an earlier identical check of an unchanged record is kept.
     const fresh = new Set(run.ran);
     checkedIds = new Set(reuse.filter((r) => !fresh.has(r.id)).map((r) => r.id));
+    const onSlurm: typeof checkDeterminism | undefined = slurm &&
+      ((recs, c) => checkDeterminismOnSlurm(recs, { out, partition: slurm.partition, ...c }, slurm));
     checks = await verifyAndWrite(out, verifyAll, jobs, extra, log, new Set(mine), {
       reuse: reuse.filter((r) => !fresh.has(r.id)),
       estimate,
       later: () => toleranceLeft() + reportLeft(),
-    });
+    }, onSlurm);
     log(`determinism: ${summary(checks)}`);
   }
   if (!v["no-tolerance"]) {

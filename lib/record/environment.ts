@@ -77,9 +77,28 @@ function gitCommit(): string {
   return read(ref) || packed || "unknown";
 }
 
+/**
+ * Where a run ran when a Slurm job ran it (node, job id, array job and task ids), from the SLURM_*
+ * variables of the task's environment; undefined outside Slurm. Best-effort like every probe here.
+ */
+export function slurmPlacement(): Record<string, string> | undefined {
+  const get = (k: string) => tryOr(() => Deno.env.get(k), undefined);
+  const jobId = get("SLURM_JOB_ID");
+  if (!jobId) return undefined;
+  const fields: Record<string, string | undefined> = {
+    node: get("SLURMD_NODENAME"),
+    jobId,
+    arrayJobId: get("SLURM_ARRAY_JOB_ID"),
+    arrayTaskId: get("SLURM_ARRAY_TASK_ID"),
+    cluster: get("SLURM_CLUSTER_NAME"),
+  };
+  return Object.fromEntries(Object.entries(fields).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
 /** The manifest for a run on `engine`. */
 export async function environmentManifest(engine: Engine): Promise<Record<string, unknown>> {
   const tree = await gitState();
+  const slurm = slurmPlacement();
   return {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
@@ -94,6 +113,7 @@ export async function environmentManifest(engine: Engine): Promise<Record<string
     gitDirty: tree.dirty,
     gitDiffHash: tree.diffHash,
     rng: RNG_NAME,
+    ...(slurm ? { slurm } : {}),
     engine: {
       name: engine.name,
       description: engine.description,

@@ -149,12 +149,7 @@ export async function checkDeterminism(
       running.delete(k);
       o.estimate?.measured(costOf(k), (performance.now() - t0) / 1000);
       checks[k] = await compare(r, `${tmp}/${k}/${r.id}.json`, res);
-      o.log(
-        `${tag}: ${
-          checks[k].identical ? "bit-identical" : checks[k].error ??
-            `MISMATCH (first differing epoch ${checks[k].firstDifferingEpoch ?? "none: weights only"})`
-        }`,
-      );
+      o.log(`${tag}: ${checkOutcome(checks[k])}`);
     }
   };
   try {
@@ -202,26 +197,31 @@ async function weightsProblem(dir: string, r: RunRecord): Promise<string | null>
   }
 }
 
-/** Compares record `r` with the record its re-run wrote at `path`. */
+/** Compares record `r` with the record its re-run wrote at `path` (if it wrote one). */
 async function compare(
   r: RunRecord,
   path: string,
   res: { code: number; stderrTail: string },
 ): Promise<DeterminismCheck> {
-  const base = baseCheck(r);
-  let again: RunRecord;
+  let again: RunRecord | null = null;
   try {
     again = JSON.parse(await Deno.readTextFile(path));
   } catch {
-    return {
-      ...base,
-      ...failed(
-        res.code === 0
-          ? `the re-run wrote no record with id ${r.id}`
-          : `exit code ${res.code}: ${res.stderrTail.split("\n").at(-1)}`,
-      ),
-    };
+    again = null;
   }
+  const why = res.code === 0
+    ? `the re-run wrote no record with id ${r.id}`
+    : `exit code ${res.code}: ${res.stderrTail.split("\n").at(-1)}`;
+  return compareRerun(r, again, why);
+}
+
+/**
+ * The check of record `r` against its re-run `again` (null when the re-run wrote no record; `error` then
+ * says why). The stored metrics are compared too, not only their hash, so an edited record cannot pass.
+ */
+export function compareRerun(r: RunRecord, again: RunRecord | null, error: string): DeterminismCheck {
+  const base = baseCheck(r);
+  if (!again) return { ...base, ...failed(error) };
   const a = bare(r), b = bare(again);
   const differ = a.findIndex((m, i) => m !== b[i]);
   const firstDifferingEpoch = differ >= 0
@@ -229,7 +229,6 @@ async function compare(
     : a.length !== b.length
     ? Math.min(a.length, b.length) + 1
     : null;
-  // The stored metrics are compared too, not only their hash, so an edited record cannot pass.
   const identical = again.weightHash === r.weightHash && again.metricsHash === r.metricsHash &&
     firstDifferingEpoch === null;
   return {
@@ -239,6 +238,13 @@ async function compare(
     identical,
     firstDifferingEpoch,
   };
+}
+
+/** The log line of a finished check. */
+export function checkOutcome(c: DeterminismCheck): string {
+  return c.identical
+    ? "bit-identical"
+    : c.error ?? `MISMATCH (first differing epoch ${c.firstDifferingEpoch ?? "none: weights only"})`;
 }
 
 /** Writes determinism.json into `dir` (checks sorted by id, stable bytes). */
