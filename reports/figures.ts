@@ -15,6 +15,7 @@ import { byString, type GroupRow, type Run } from "./aggregate.ts";
 import { CONFIG, EPOCH_X, type Figure, type OmittedFigure, precisionScale } from "./figure_style.ts";
 import type { LoadedTolerance } from "./inputs.ts";
 import { toleranceFigure } from "./tolerance_figure.ts";
+import { visibleDeep } from "./text.ts";
 import { accumulationFigure, epsilonFigure, lostUpdatesFigure } from "./pitfall_figures.ts";
 import {
   accuracyData,
@@ -393,11 +394,14 @@ function memoryFigure(i: FigureInput, precisions: string[]): Figure {
  * the tolerance results, 7-9 from the pitfall experiments. A figure with
  * nothing to draw keeps its number as an {@linkcode OmittedFigure}, so file
  * names and references stay the same from one runs folder to the next.
+ * Every string of every figure (spec, data, captions, tables) passes through
+ * {@linkcode visibleDeep}: this is where record text enters vega, and one odd
+ * character in one record must not stop the report.
  */
 export function buildFigures(i: FigureInput): (Figure | OmittedFigure)[] {
   const acc = accuracyData(i.groups, i.paper);
   const precisions = precisionDomain(acc, curveData(i.runs));
-  return [
+  const figures = [
     accuracyFigure(i, precisions),
     timeFigure(i, precisions),
     differenceFigure(i),
@@ -408,4 +412,5 @@ export function buildFigures(i: FigureInput): (Figure | OmittedFigure)[] {
     lostUpdatesFigure(i.runs, precisions),
     accumulationFigure(i.pitfalls),
   ];
+  return figures.map(visibleDeep);
 }

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { visibleText } from "./text.ts";
+
 const ENTITIES: Readonly<Record<string, string>> = {
   "&": "&amp;",
   "<": "&lt;",
@@ -15,9 +17,12 @@ const ENTITIES: Readonly<Record<string, string>> = {
   "'": "&#39;",
 };
 
-/** Escapes text for use in HTML content and quoted attribute values. */
+/**
+ * Escapes text for use in HTML content and quoted attribute values; control
+ * and direction characters are shown as `\uXXXX` ({@linkcode visibleText}).
+ */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ENTITIES[c]);
+  return visibleText(text).replace(/[&<>"']/g, (c) => ENTITIES[c]);
 }
 
 /**
