@@ -11,6 +11,10 @@ import { record } from "./support/records.ts";
 import { writeReport } from "../reports/write.ts";
 import { csvField, toCsv } from "../reports/csv.ts";
 import { visibleText } from "../reports/text.ts";
+import { runCli } from "./support/cli.ts";
+
+/** The permissions of `deno task report`. */
+const REPORT_PERMS = ["--allow-read", "--allow-write", "--allow-env"];
 
 const FIGURES = ["fig1-accuracy", "fig2-time", "fig3-accuracy-difference", "fig4-curves", "fig5-memory"];
 
@@ -84,6 +88,148 @@ Deno.test("a model named like a formula reaches the figure CSV defused", async (
     const csv = await Deno.readTextFile(`${root}/out/fig1-accuracy.csv`);
     assert.ok(!/(^|,)=cmd/m.test(csv), csv);
     assert.match(csv, /(^|,)'=cmd\(\) \(synthetic\)/m);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** Every file of `dir` by name (sorted), with its bytes as text. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  names.sort();
+  const out: Record<string, string> = {};
+  for (const n of names) out[n] = await Deno.readTextFile(`${dir}/${n}`);
+  return out;
+}
+
+/** Names in `parent` that are leftovers of a report write. */
+async function leftovers(parent: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(parent)) if (/\.(partial|old)-/.test(e.name)) out.push(e.name);
+  return out.sort();
+}
+
+Deno.test("a rewritten report folder holds no file of a figure that is no longer drawn", async () => {
+  const root = await Deno.makeTempDir({ prefix: "f16repro-report-" });
+  try {
+    await writeRecords(`${root}/runs`, [record({ seed: 1 }), record({ seed: 2 })]);
+    await writeReport(`${root}/runs`, `${root}/out`);
+    const first = await snapshot(`${root}/out`);
+    // As an earlier report with lost-update records would have left it.
+    await Deno.writeTextFile(`${root}/out/fig8-lost-updates.svg`, "<svg/>");
+    await Deno.writeTextFile(`${root}/out/fig8-lost-updates.csv`, "a\n");
+    const r = await writeReport(`${root}/runs`, `${root}/out/`);
+    assert.deepEqual(await snapshot(`${root}/out`), first);
+    assert.deepEqual(
+      r.files.map((f) => f.slice(root.length)).sort(),
+      Object.keys(first).map((n) => `/out/${n}`),
+    );
+    assert.deepEqual(await leftovers(root), []);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a folder that holds anything but report files is refused before anything is written", async () => {
+  const root = await Deno.makeTempDir({ prefix: "f16repro-report-" });
+  try {
+    await writeRecords(`${root}/runs`, [record({ seed: 1 })]);
+    // The runs folder itself, as a mistyped -o would give.
+    const before = await snapshot(`${root}/runs`);
+    await assert.rejects(
+      writeReport(`${root}/runs`, `${root}/runs`),
+      (e: Error) =>
+        e.name === "Error" &&
+        /^Output folder .*runs holds .*\.json, which is not a report file/.test(e.message),
+    );
+    assert.deepEqual(await snapshot(`${root}/runs`), before);
+    const cli = await runCli(["report", `${root}/runs`, "-o", `${root}/runs`], REPORT_PERMS);
+    assert.equal(cli.code, 2);
+    assert.match(
+      cli.stderr,
+      /^f16repro: Output folder .*runs holds .*\.json, which is not a report file; [^\n]*\n$/,
+    );
+    assert.deepEqual(await snapshot(`${root}/runs`), before);
+    await Deno.writeTextFile(`${root}/file`, "x");
+    await assert.rejects(
+      writeReport(`${root}/runs`, `${root}/file`),
+      /Output .*file exists and is not a folder/,
+    );
+    assert.deepEqual(await leftovers(root), []);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("leftovers of a killed report write are removed by the next one; other folders' are kept", async () => {
+  const root = await Deno.makeTempDir({ prefix: "f16repro-report-" });
+  try {
+    await writeRecords(`${root}/runs`, [record({ seed: 1 })]);
+    // Process 999999999 is above Linux's pid limit, so it is not running.
+    for (
+      const n of [".out.partial-999999999-0a1b", ".out.old-999999999-2c3d", `.out.partial-${Deno.pid}-4e5f`]
+    ) {
+      await Deno.mkdir(`${root}/${n}`);
+      await Deno.writeTextFile(`${root}/${n}/report.html`, "half");
+    }
+    await Deno.mkdir(`${root}/.other.partial-999999999-0a1b`);
+    await writeReport(`${root}/runs`, `${root}/out`);
+    assert.deepEqual(await leftovers(root), [".other.partial-999999999-0a1b"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("report killed at any moment leaves the old report or the new one, never a mix", async () => {
+  const root = await Deno.makeTempDir({ prefix: "f16repro-report-" });
+  try {
+    await writeRecords(`${root}/old`, [record({ seed: 1 }), record({ seed: 2 })]);
+    await writeRecords(
+      `${root}/new`,
+      ["fp32", "fp16"].flatMap((precision) =>
+        [1, 2].map((seed) => record({ precision, seed, model: "cnn" }))
+      ),
+    );
+    await writeReport(`${root}/new`, `${root}/expected`);
+    const expected = await snapshot(`${root}/expected`);
+    await writeReport(`${root}/old`, `${root}/out`);
+    const old = await snapshot(`${root}/out`);
+    const main = new URL("../main.ts", import.meta.url).pathname;
+    // Kills spread over start-up, drawing and writing; each leaves one whole report.
+    for (const ms of [1500, 3000, 4500]) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          "--allow-write",
+          "--allow-env",
+          main,
+          "report",
+          `${root}/new`,
+          "-o",
+          `${root}/out`,
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      const timer = setTimeout(() => child.kill("SIGKILL"), ms);
+      await child.status;
+      clearTimeout(timer);
+      const now = await Deno.stat(`${root}/out`).then(() => snapshot(`${root}/out`), () => null);
+      // Between the two renames the folder is briefly absent, with the new report complete beside it.
+      assert.ok(
+        now === null || JSON.stringify(now) === JSON.stringify(old) ||
+          JSON.stringify(now) === JSON.stringify(expected),
+        `after a kill at ${ms} ms: ${now ? Object.keys(now).join(" ") : "absent"}`,
+      );
+      if (now && JSON.stringify(now) === JSON.stringify(expected)) {
+        await writeReport(`${root}/old`, `${root}/out`);
+      }
+    }
+    await writeReport(`${root}/new`, `${root}/out`);
+    assert.deepEqual(await snapshot(`${root}/out`), expected);
+    assert.deepEqual(await leftovers(root), []);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

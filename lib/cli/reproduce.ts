@@ -7,7 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { writeReport } from "../../reports/write.ts";
+import { ReportFolderError, writeReport } from "../../reports/write.ts";
 import { DEFAULT_ENGINE, ENGINE_NAMES, engineLimits } from "../../kernels/registry.ts";
 import { policyProblem } from "../../kernels/engine.ts";
 import { parsePolicy } from "../policy/policy.ts";
@@ -273,7 +273,9 @@ export async function reportCommand(args: string[]): Promise<number> {
   if (v.help) return console.log(REPORT_HELP), 0;
   if (positionals.length !== 1 || !v.out) throw new UsageError("Usage: f16repro report RUNS_DIR -o OUT_DIR");
   const dir = await runsFolder(positionals[0]);
-  const rep = await writeReport(dir, v.out);
+  const rep = await writeReport(dir, v.out).catch((e) => {
+    throw e instanceof ReportFolderError ? new UsageError(e.message) : e;
+  });
   for (const s of rep.skipped) v.quiet || console.error(`skipped ${s.file}: ${s.reason}`);
   if (v.json) console.log(JSON.stringify(rep));
   else console.log(`${v.out}/report.html`);
