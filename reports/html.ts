@@ -94,4 +94,15 @@ figure { margin: 1em 0 2em; } figcaption p { margin: 0.3em 0; color: #444; }
 .vis { overflow-x: auto; } .note { color: #444; } .warn { color: #8a4b00; }
 .bug, figcaption p.bug { color: #c00; font-weight: bold; }
 .scroll { overflow-x: auto; }
+.scope table { width: 100%; } .scope td:first-child { white-space: nowrap; font-weight: 600; width: 9em; }
+.claims li p { margin: 0.2em 0; }
+/* A figure never draws past the column: vega's SVG keeps its aspect ratio when the column is narrower. */
+.vis svg, noscript svg { max-width: 100%; height: auto; }
+@media print {
+  body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
+  nav, .vega-embed details { display: none; }
+  figure, tr, .scope { break-inside: avoid; }
+  h2 { break-after: avoid; }
+  .vis, .scroll { overflow: visible; }
+}
 `;

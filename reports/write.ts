@@ -91,6 +91,8 @@ export async function writeReport(
       determinism: loaded.determinism,
       skipped: loaded.skipped,
       vendor: await vendorScripts(),
+      matrix: loaded.matrix,
+      tolerance: loaded.tolerance,
     });
     // The fresh folder is this process's own (created exclusively), so plain writes cannot be redirected.
     const put = async (name: string, text: string) => {

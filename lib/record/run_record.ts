@@ -36,6 +36,17 @@ export interface RunConfig {
   readonly engine: string;
 }
 
+/**
+ * How a driver such as `reproduce` ran a cell: what the report needs to say how its times were taken.
+ * Optional in a record: a lone `train` and records of older versions have none.
+ */
+export interface RunLaunch {
+  /** The command line the user typed, e.g. "f16repro reproduce --profile quick --out runs/quick". */
+  readonly command: string;
+  /** How many cells trained at the same time on this machine while this one did, itself included. */
+  readonly cellsAtOnce: number;
+}
+
 /** A run record as written to disk. */
 export interface RunRecord {
   readonly schema: typeof RUN_SCHEMA;
@@ -54,6 +65,8 @@ export interface RunRecord {
   readonly dataset: Readonly<Record<string, unknown>>;
   readonly environment: Readonly<Record<string, unknown>>;
   readonly createdAt: string;
+  /** How the cell was run, when a driver wrote it ({@linkcode RunLaunch}). */
+  readonly launch?: RunLaunch;
 }
 
 /** JSON with object keys sorted at every level (stable bytes for hashing). */
