@@ -104,5 +104,8 @@ figure { margin: 1em 0 2em; } figcaption p { margin: 0.3em 0; color: #444; }
   figure, tr, .scope { break-inside: avoid; }
   h2 { break-after: avoid; }
   .vis, .scroll { overflow: visible; }
+  /* A printed page cannot scroll: wide tables shrink and break long values rather than lose columns. */
+  table { font-size: 7pt; max-width: 100%; } th, td { padding: 0.1em 0.3em; }
+  td { overflow-wrap: anywhere; } th, td.num { white-space: nowrap; }
 }
 `;
