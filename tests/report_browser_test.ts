@@ -84,12 +84,14 @@ Deno.test({
             const r = g.getBoundingClientRect();
             return { id: g.closest(".vis").id, left: r.left, right: r.right };
           });
-          return { col: { left: col.left, right: col.right, width: col.width }, view: innerWidth, figs, legends };
+          const tables = Math.max(...[...document.querySelectorAll("table")].map((t) => t.getBoundingClientRect().right));
+          return { col: { left: col.left, right: col.right, width: col.width }, view: innerWidth, figs, legends, tables };
         })()`) as Promise<{
           col: { left: number; right: number; width: number };
           view: number;
           figs: { id: string; width: number; natural: number; left: number; right: number }[];
           legends: { id: string; left: number; right: number }[];
+          tables: number;
         }>;
       const screen = await layout();
       assert.equal(screen.view, 1280);
@@ -120,6 +122,11 @@ Deno.test({
       for (const l of print.legends) {
         assert.ok(l.left >= 0 && l.right <= print.view + 1, `${l.id}'s legend on A4`);
       }
+      // A printed page cannot scroll, so every column of every table (the exact configs are the widest) is on it.
+      assert.ok(
+        print.tables <= print.view + 1,
+        `tables end at ${print.tables} px on a ${print.view} px page`,
+      );
       await browser.send("Emulation.setEmulatedMedia", { media: "" });
       await browser.send("Emulation.clearDeviceMetricsOverride");
 
