@@ -96,7 +96,14 @@ export function scopeRows(runs: readonly Run[], matrix: Matrix | null): [string,
   const datasets = distinct(recs.map((r) => r.config.dataset)).map((d) => {
     const of = recs.filter((r) => r.config.dataset === d);
     const sources = list(of.map((r) => String(r.dataset.source ?? "")).filter(known), "");
-    const count = (k: string) => list(of.map((r) => String(r.dataset[k] ?? "")).filter((v) => v !== ""), "?");
+    // Experiments may use different subsets of one dataset: each size says how many records used it.
+    const count = (k: string) => {
+      const sizes = of.map((r) => String(r.dataset[k] ?? "?"));
+      const kinds = distinct(sizes);
+      return kinds.length === 1
+        ? kinds[0]
+        : kinds.map((v) => `${v} (${plural(sizes.filter((x) => x === v).length, "record")})`).join(" or ");
+    };
     return `${d}${sources ? ` (${sources})` : ""}: ${count("trainCount")} training and ${
       count("testCount")
     } test examples`;

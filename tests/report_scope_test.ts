@@ -225,3 +225,15 @@ Deno.test("panels that are compared share their scale; curves differ in dash and
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("the scope names each dataset size with how many records used it", () => {
+  const sized = (seed: number, trainCount: number) => {
+    const r = exact({ seed });
+    return { ...r, id: `s${seed}`, dataset: { ...r.dataset, trainCount, testCount: 100 } };
+  };
+  const runs = toRuns(loaded([sized(1, 8004), sized(2, 8004), sized(3, 1000)]));
+  assert.equal(
+    Object.fromEntries(scopeRows(runs, null)).Datasets,
+    "synthetic (generated): 1000 (1 record) or 8004 (2 records) training and 100 test examples",
+  );
+});
