@@ -22,7 +22,7 @@
 
 import { groupRows, isMain, toRuns } from "./aggregate.ts";
 import { buildFigures } from "./figures.ts";
-import { isDrawn } from "./figure_style.ts";
+import { type Figure, isDrawn, type OmittedFigure } from "./figure_style.ts";
 import { loadRuns, type SkippedFile } from "./load.ts";
 import { replaceFolder } from "./out_dir.ts";
 import { renderPage } from "./page.ts";
@@ -47,6 +47,35 @@ export interface ReportResult {
   readonly skipped: readonly SkippedFile[];
   /** How many run records the report covers. */
   readonly records: number;
+}
+
+/**
+ * Renders each drawn figure's static SVG. A figure that vega cannot draw becomes an omitted figure whose
+ * sentence gives vega's reason, so one figure (or one record's odd value in it) never stops the report.
+ */
+export async function drawFigures(
+  figures: readonly (Figure | OmittedFigure)[],
+): Promise<((Figure & { readonly svg: string }) | OmittedFigure)[]> {
+  const out: ((Figure & { readonly svg: string }) | OmittedFigure)[] = [];
+  // One at a time: the views share vega's module state, and the order of writes stays fixed.
+  for (const f of figures) {
+    if (!isDrawn(f)) {
+      out.push(f);
+      continue;
+    }
+    try {
+      out.push({ ...f, svg: await renderSvg(f.spec) });
+    } catch (e) {
+      const why = (e as Error).message.split("\n")[0];
+      out.push({
+        n: f.n,
+        name: f.name,
+        title: f.title,
+        omitted: `Figure ${f.n} could not be drawn: ${why}.`,
+      });
+    }
+  }
+  return out;
 }
 
 /**
@@ -81,9 +110,7 @@ export async function writeReport(
       pitfalls,
       tolerance: loaded.tolerance,
     });
-    // Render one at a time: the views share vega's module state, and the order of writes stays fixed.
-    const rendered = [];
-    for (const f of figures) rendered.push(isDrawn(f) ? { ...f, svg: await renderSvg(f.spec) } : f);
+    const rendered = await drawFigures(figures);
     const page = renderPage({
       runs,
       groups,

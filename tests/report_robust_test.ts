@@ -8,7 +8,8 @@
 
 import assert from "node:assert/strict";
 import { record } from "./support/records.ts";
-import { writeReport } from "../reports/write.ts";
+import { drawFigures, writeReport } from "../reports/write.ts";
+import type { Figure } from "../reports/figure_style.ts";
 import { csvField, toCsv } from "../reports/csv.ts";
 import { visibleText } from "../reports/text.ts";
 import { runCli } from "./support/cli.ts";
@@ -233,4 +234,25 @@ Deno.test("report killed at any moment leaves the old report or the new one, nev
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("a figure vega cannot draw is omitted with vega's reason; the other figures are drawn", async () => {
+  const good = {
+    n: 1,
+    name: "fig1-ok",
+    title: "ok",
+    caption: [],
+    spec: {
+      data: { values: [{ a: 1 }] },
+      mark: "point",
+      encoding: { x: { field: "a", type: "quantitative" } },
+    },
+    data: [{ a: 1 }],
+    columns: ["a"],
+  };
+  const bad = { ...good, n: 2, name: "fig2-bad", title: "bad", spec: { ...good.spec, mark: "no-such-mark" } };
+  const out = await drawFigures([good, bad] as unknown as Figure[]);
+  assert.ok("svg" in out[0] && out[0].svg.startsWith("<svg"));
+  assert.ok("omitted" in out[1]);
+  assert.match((out[1] as { omitted: string }).omitted, /^Figure 2 could not be drawn: .+\.$/);
 });
