@@ -43,10 +43,15 @@ const UNLISTED: RunExperiment = { name: "", kind: "main", variant: "" };
 /** Whether a run belongs to the main comparison (figures 1-5 and the summary). */
 export const isMain = (r: Run): boolean => r.experiment.kind === "main";
 
-/** Accuracy and time of one (model, dataset, precision) group over its seeds. */
+/** Accuracy and time of one (model, dataset, setting, precision) group over its seeds. */
 export interface GroupRow {
   readonly model: string;
   readonly dataset: string;
+  /** Epochs of the setting (a diverged run may have stopped earlier). */
+  readonly epochs: number;
+  /** Training and test examples used, from the dataset provenance (or the config's limit); null if unknown. */
+  readonly trainExamples: number | null;
+  readonly testExamples: number | null;
   readonly cell: string;
   readonly precision: string;
   readonly engines: string;
@@ -150,13 +155,26 @@ export function toRuns(loaded: readonly LoadedRecord[], matrix: Matrix | null = 
   }).sort(compareRuns);
 }
 
-/** The config fields that tell runs of one model and dataset apart (everything but seed, precision, engine). */
+/**
+ * Whether the record's engine guarantees results bit-identical to ref (as the record's own engine
+ * manifest says): runs of such engines are the same computation, whichever of them ran it.
+ */
+export function bitExactWithRef(r: RunRecord): boolean {
+  const engine = r.environment.engine as { capabilities?: { bitExactWithRef?: unknown } } | undefined;
+  return engine?.capabilities?.bitExactWithRef === true;
+}
+
+/**
+ * The config fields that tell runs of one model and dataset apart: everything but seed and precision, and
+ * the engine only when it is not bit-exact with ref (its numbers differ, so it is another setting).
+ */
 function setting(r: RunRecord): Record<string, string> {
   // Within an experiment the variant flags (e.g. Adam's epsilon) are meant to differ; they stay in the
   // label only when they are the sole difference, which is how a variant shows.
-  const { seed: _s, precision: _p, policy: _q, engine: _e, optimizer, ...rest } = r.config;
+  const { seed: _s, precision: _p, policy: _q, engine, optimizer, ...rest } = r.config;
   const flat: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...rest, ...optimizer })) flat[k] = JSON.stringify(v);
+  flat.engine = bitExactWithRef(r) ? "exact" : engine;
   return flat;
 }
 
@@ -213,7 +231,17 @@ export function finalAccuracy(r: Run): number | null {
   return r.record.status === "completed" && typeof a === "number" ? a * 100 : null;
 }
 
-/** One row per (model, dataset, precision) with mean and sample std over seeds. */
+/** The examples of a split a record used: the provenance's count, else the config's limit, else null. */
+function examples(r: RunRecord, split: "train" | "test"): number | null {
+  const counted = r.dataset[`${split}Count`];
+  if (typeof counted === "number") return counted;
+  return split === "train" ? r.config.trainLimit : r.config.testLimit;
+}
+
+/**
+ * One row per (cell, precision) with mean and sample std over seeds. A cell is a model, dataset and
+ * setting ({@linkcode toRuns} labels runs of other settings apart), so no row averages two settings.
+ */
 export function groupRows(runs: readonly Run[]): GroupRow[] {
   return groupBy(runs, groupKey).map(([, g]) => {
     const c = g[0].record.config;
@@ -222,6 +250,9 @@ export function groupRows(runs: readonly Run[]): GroupRow[] {
     return {
       model: g[0].model,
       dataset: c.dataset,
+      epochs: c.epochs,
+      trainExamples: examples(g[0].record, "train"),
+      testExamples: examples(g[0].record, "test"),
       cell: g[0].cell,
       precision: c.precision,
       engines: [...new Set(g.map((r) => r.record.config.engine))].sort(byString).map(engineLabel).join(" "),

@@ -5,16 +5,29 @@
  * with "\n"; numbers are written as JavaScript prints them (already rounded
  * by the report) and null as an empty field.
  *
+ * Text from a run record can be anything the user typed, and spreadsheets run
+ * a cell that starts with `=`, `+`, `-`, `@` (or a tab or carriage return) as
+ * a formula. Such text cells get a leading `'`, which spreadsheets read as
+ * "this is text" (the OWASP advice for CSV injection). Number cells are
+ * numbers, not text: a negative number stays `-0.5` and is read as the number
+ * it is, and so is text that is exactly a plain decimal number.
+ *
  * @module
  */
 
 /** A CSV cell value. */
 export type CsvValue = string | number | boolean | null | undefined;
 
-/** Quotes one field when it needs it. */
+/** Text that a spreadsheet could run as a formula: its first character starts one. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+/** Text that is only a decimal number, such as "-3" or "+1.5e-7": a spreadsheet reads it as that number. */
+const PLAIN_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/** Quotes one field when it needs it, and defuses text that a spreadsheet would run as a formula. */
 export function csvField(v: CsvValue): string {
   if (v === null || v === undefined) return "";
-  const s = String(v);
+  let s = String(v);
+  if (typeof v === "string" && FORMULA_START.test(s) && !PLAIN_NUMBER.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) || s !== s.trim() ? `"${s.replaceAll('"', '""')}"` : s;
 }
 

@@ -8,13 +8,23 @@
  * @module
  */
 
-import { engineLabel } from "./engine_label.ts";
 import type { TopLevelSpec } from "vega-lite";
 import { ERRATA, PRINTED_MEANS, tableMeans } from "./paper.ts";
-import { byString, type GroupRow, type Run } from "./aggregate.ts";
-import { CONFIG, EPOCH_X, type Figure, type OmittedFigure, precisionScale } from "./figure_style.ts";
+import type { GroupRow, Run } from "./aggregate.ts";
+import {
+  bandAndLine,
+  CONFIG,
+  type Figure,
+  type OmittedFigure,
+  panelGrid,
+  precisionScale,
+  WIDE_PANEL,
+  wrap,
+} from "./figure_style.ts";
 import type { LoadedTolerance } from "./inputs.ts";
 import { toleranceFigure } from "./tolerance_figure.ts";
+import { visibleDeep } from "./text.ts";
+import { timingConditions } from "./scope.ts";
 import { accumulationFigure, epsilonFigure, lostUpdatesFigure } from "./pitfall_figures.ts";
 import {
   accuracyData,
@@ -60,13 +70,18 @@ const cellAxis = (title: string) => ({
 });
 const PAPER_TITLE = "Paper, Table 5: CIFAR-10, 100 epochs";
 
+/** The width of our panel of grouped bars: about 22 px a bar, at most a wide panel. */
+const oursWidth = (i: FigureInput, bars: number) =>
+  Math.min(WIDE_PANEL, Math.max(200, new Set(i.runs.map((r) => r.cell)).size * Math.max(1, bars) * 22));
+
 function accuracyFigure(i: FigureInput, precisions: string[]): Figure {
   const data = accuracyData(i.groups, i.paper);
   const yTitle = "final test accuracy (%)";
-  const view = (source: string, title: string, xTitle: string) => {
+  const view = (source: string, title: string, xTitle: string, width: number) => {
     const place = { x: cellAxis(xTitle), xOffset: { field: "precision", type: "nominal", sort: precisions } };
     return {
       title,
+      width,
       transform: [only(source), { filter: "datum.accMean !== null" }],
       layer: [
         {
@@ -100,8 +115,10 @@ function accuracyFigure(i: FigureInput, precisions: string[]): Figure {
       ],
     };
   };
-  const views = [view("ours", "Ours (mean ± sample std over seeds)", "model (dataset)")];
-  if (i.paper) views.push(view("paper", `${PAPER_TITLE} (mean ± std)`, "model"));
+  const views = [
+    view("ours", "Ours (mean ± sample std over seeds)", "model (dataset)", oursWidth(i, precisions.length)),
+  ];
+  if (i.paper) views.push(view("paper", `${PAPER_TITLE} (mean ± std)`, "model", WIDE_PANEL));
   return {
     n: 1,
     name: "fig1-accuracy",
@@ -109,14 +126,19 @@ function accuracyFigure(i: FigureInput, precisions: string[]): Figure {
     caption: [
       "Bars are the mean final test accuracy over seeds, error bars one sample standard deviation " +
       "(computed by the report, not by the chart). Diverged runs are left out of the mean and counted in the CSV.",
-      ...(i.paper ? ["The right panel is the paper's CIFAR-10 Table 5, not a result of this tool."] : []),
+      ...(i.paper
+        ? [
+          "The lower panel is the paper's CIFAR-10 Table 5, not a result of this tool; both share one scale.",
+        ]
+        : []),
     ],
     spec: {
       config: CONFIG,
       data: { values: data },
       title: "Final test accuracy",
-      hconcat: views,
-      resolve: { scale: { y: "independent" } },
+      // One above the other, on one accuracy scale, so the panels can be compared by eye.
+      vconcat: views,
+      resolve: { scale: { y: "shared" } },
     } as unknown as TopLevelSpec,
     data,
     columns: COLUMNS.accuracy,
@@ -125,9 +147,6 @@ function accuracyFigure(i: FigureInput, precisions: string[]): Figure {
 
 function timeFigure(i: FigureInput, precisions: string[]): Figure {
   const data = timeData(i.groups, i.paper);
-  const engines =
-    [...new Set(i.runs.map((r) => r.record.config.engine))].sort(byString).map(engineLabel).join(", ") ||
-    "none";
   const ratios = RATIOS.map(([a, b]) => `${a}/${b}`);
   const colour = {
     field: "series",
@@ -138,8 +157,11 @@ function timeFigure(i: FigureInput, precisions: string[]): Figure {
       range: [...precisionScale(precisions).range, ...RATIO_COLOURS],
     },
   };
-  const view = (source: string, kind: string, title: string, yTitle: string) => ({
+  // Our ratios and the paper's are drawn on one scale, so that a ratio of 1.5 looks the same in both.
+  const ratioTop = Math.max(1, ...data.filter((d) => d.kind === "ratio").map((d) => Number(d.value)));
+  const view = (source: string, kind: string, title: string, yTitle: string, width: number) => ({
     title,
+    width,
     transform: [only(source), { filter: `datum.kind === '${kind}'` }],
     layer: [
       {
@@ -147,7 +169,12 @@ function timeFigure(i: FigureInput, precisions: string[]): Figure {
         encoding: {
           x: cellAxis(source === "ours" ? "model (dataset)" : "model"),
           xOffset: { field: "series", type: "nominal", sort: kind === "ratio" ? ratios : precisions },
-          y: { field: "value", type: "quantitative", title: yTitle },
+          y: {
+            field: "value",
+            type: "quantitative",
+            title: yTitle,
+            ...(kind === "ratio" ? { scale: { domain: [0, ratioTop], nice: true } } : {}),
+          },
           color: colour,
           tooltip: [{ field: "cell", title: "model" }, { field: "series" }, { field: "value" }, {
             field: "std",
@@ -160,24 +187,25 @@ function timeFigure(i: FigureInput, precisions: string[]): Figure {
         : []),
     ],
   });
-  const note = `CPU emulation of 16-bit formats cannot show GPU speed-ups; times from engine ${engines}`;
-  const oursViews = [
-    view("ours", "seconds", "Ours: mean training seconds over seeds", "training time (s)"),
-    view("ours", "ratio", "Ours: time ratio (mean seconds)", "time ratio"),
-  ];
-  const paperViews = [
-    view("paper", "seconds", `${PAPER_TITLE}: seconds`, "training time (s)"),
-    view("paper", "ratio", `${PAPER_TITLE}: time ratio`, "time ratio"),
+  const conditions = timingConditions(i.runs);
+  const small = oursWidth(i, precisions.length);
+  const ours = [
+    view("ours", "seconds", "Ours: mean training seconds over seeds", "training time (s)", small),
+    view("ours", "ratio", "Ours: time ratio (mean seconds)", "time ratio", oursWidth(i, ratios.length)),
   ];
   const rows = i.paper
-    ? [{ hconcat: [oursViews[0], paperViews[0]] }, { hconcat: [oursViews[1], paperViews[1]] }]
-    : oursViews;
+    ? [
+      small > WIDE_PANEL / 2 ? { vconcat: ours } : { hconcat: ours },
+      view("paper", "seconds", `${PAPER_TITLE}: seconds`, "training time (s)", WIDE_PANEL),
+      view("paper", "ratio", `${PAPER_TITLE}: time ratio`, "time ratio", WIDE_PANEL),
+    ]
+    : [small > WIDE_PANEL / 2 ? { vconcat: ours } : { hconcat: ours }];
   return {
     n: 2,
     name: "fig2-time",
     title: "Training time and speed-up ratios",
     caption: [
-      `${note}.`,
+      `How these times were taken: ${conditions}`,
       "Ours: wall-clock training seconds of a whole run (all its epochs, evaluation excluded), mean over seeds. " +
       "A ratio above 1 means fp16 trained faster.",
       ...(i.paper
@@ -191,7 +219,7 @@ function timeFigure(i: FigureInput, precisions: string[]): Figure {
     spec: {
       config: CONFIG,
       data: { values: data },
-      title: { text: "Training time", subtitle: note },
+      title: { text: "Training time", subtitle: wrap(conditions, 90) },
       vconcat: rows,
       resolve: { scale: { y: "independent" } },
     } as unknown as TopLevelSpec,
@@ -204,13 +232,14 @@ function differenceFigure(i: FigureInput): Figure {
   const data = differenceData(i.runs, i.paper);
   const comparisons = DIFFERENCES.map(([a, b]) => `${a} - ${b}`);
   const yTitle = "accuracy difference (points)";
-  const view = (source: string, title: string, xTitle: string) => {
+  const view = (source: string, title: string, xTitle: string, width: number) => {
     const place = {
       x: cellAxis(xTitle),
       xOffset: { field: "comparison", type: "nominal", sort: comparisons },
     };
     return {
       title,
+      width,
       transform: [only(source)],
       layer: [
         {
@@ -248,8 +277,10 @@ function differenceFigure(i: FigureInput): Figure {
       ],
     };
   };
-  const views = [view("ours", "Ours (mean ± std over seed pairs)", "model (dataset)")];
-  if (i.paper) views.push(view("paper", `${PAPER_TITLE} (difference of means)`, "model"));
+  const views = [
+    view("ours", "Ours (mean ± std over seed pairs)", "model (dataset)", oursWidth(i, comparisons.length)),
+  ];
+  if (i.paper) views.push(view("paper", `${PAPER_TITLE} (difference of means)`, "model", WIDE_PANEL));
   const m = tableMeans();
   const errata = ERRATA.map((e) =>
     `${e.model} ${e.field} is printed as ${e.printed} in the paper; ${e.note} (drawn)`
@@ -276,8 +307,9 @@ function differenceFigure(i: FigureInput): Figure {
       config: CONFIG,
       data: { values: data },
       title: i.paper ? { text: "Accuracy difference", subtitle: errata } : "Accuracy difference",
-      hconcat: views,
-      resolve: { scale: { y: "independent" } },
+      // One above the other, on one scale of points, so a gap of ours and one of the paper's look alike.
+      vconcat: views,
+      resolve: { scale: { y: "shared" } },
     } as unknown as TopLevelSpec,
     data,
     columns: COLUMNS.difference,
@@ -287,56 +319,34 @@ function differenceFigure(i: FigureInput): Figure {
 function curveFigure(i: FigureInput, precisions: string[]): Figure {
   const data = curveData(i.runs);
   const cells = [...new Set(i.runs.map((r) => r.cell))];
-  const colour = {
-    field: "precision",
-    type: "nominal",
-    title: "precision",
-    scale: precisionScale(precisions),
-  };
-  const x = EPOCH_X;
+  const grid = panelGrid(cells.length);
+  // One block per metric, its panels wrapped in rows; each panel keeps its own y axis, since the models
+  // differ and a panel compares the precisions within it.
+  const block = ([, metric]: typeof CURVE_METRICS[number]) => ({
+    transform: [{ filter: `datum.metric === ${JSON.stringify(metric)}` }],
+    facet: { field: "cell", type: "nominal", title: null, sort: cells },
+    columns: grid.columns,
+    spec: {
+      width: grid.width,
+      height: 170,
+      layer: bandAndLine(precisions, metric, { scale: { zero: false } }),
+    },
+    resolve: { scale: { y: "independent" } },
+  });
   return {
     n: 4,
     name: "fig4-curves",
     title: "Training curves",
     caption: [
       "Test accuracy and training loss after each epoch: the line is the mean over seeds, the band spans " +
-      "the minimum and maximum over seeds. Non-finite values of diverged runs are left out.",
+      "the minimum and maximum over seeds. Non-finite values of diverged runs are left out. Each precision " +
+      "has its own colour, dash and point shape, so curves that lie on each other stay visible.",
     ],
     spec: {
       config: CONFIG,
       data: { values: data },
       title: "Training curves",
-      facet: {
-        row: { field: "metric", type: "nominal", title: null, sort: CURVE_METRICS.map((m) => m[1]) },
-        column: { field: "cell", type: "nominal", title: null, sort: cells },
-      },
-      spec: {
-        width: 260,
-        height: 180,
-        layer: [
-          {
-            mark: { type: "area", opacity: 0.2 },
-            encoding: {
-              x,
-              y: { field: "min", type: "quantitative", title: null, scale: { zero: false } },
-              y2: { field: "max" },
-              color: colour,
-            },
-          },
-          {
-            mark: { type: "line", point: true },
-            encoding: {
-              x,
-              y: { field: "mean", type: "quantitative", title: null, scale: { zero: false } },
-              color: colour,
-              tooltip: [{ field: "precision" }, { field: "epoch" }, { field: "mean" }, { field: "min" }, {
-                field: "max",
-              }],
-            },
-          },
-        ],
-      },
-      resolve: { scale: { y: "independent" } },
+      vconcat: CURVE_METRICS.map(block),
     } as unknown as TopLevelSpec,
     data,
     columns: COLUMNS.curves,
@@ -393,11 +403,14 @@ function memoryFigure(i: FigureInput, precisions: string[]): Figure {
  * the tolerance results, 7-9 from the pitfall experiments. A figure with
  * nothing to draw keeps its number as an {@linkcode OmittedFigure}, so file
  * names and references stay the same from one runs folder to the next.
+ * Every string of every figure (spec, data, captions, tables) passes through
+ * {@linkcode visibleDeep}: this is where record text enters vega, and one odd
+ * character in one record must not stop the report.
  */
 export function buildFigures(i: FigureInput): (Figure | OmittedFigure)[] {
   const acc = accuracyData(i.groups, i.paper);
   const precisions = precisionDomain(acc, curveData(i.runs));
-  return [
+  const figures = [
     accuracyFigure(i, precisions),
     timeFigure(i, precisions),
     differenceFigure(i),
@@ -408,4 +421,5 @@ export function buildFigures(i: FigureInput): (Figure | OmittedFigure)[] {
     lostUpdatesFigure(i.runs, precisions),
     accumulationFigure(i.pitfalls),
   ];
+  return figures.map(visibleDeep);
 }

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { visibleText } from "./text.ts";
+
 const ENTITIES: Readonly<Record<string, string>> = {
   "&": "&amp;",
   "<": "&lt;",
@@ -15,9 +17,12 @@ const ENTITIES: Readonly<Record<string, string>> = {
   "'": "&#39;",
 };
 
-/** Escapes text for use in HTML content and quoted attribute values. */
+/**
+ * Escapes text for use in HTML content and quoted attribute values; control
+ * and direction characters are shown as `\uXXXX` ({@linkcode visibleText}).
+ */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ENTITIES[c]);
+  return visibleText(text).replace(/[&<>"']/g, (c) => ENTITIES[c]);
 }
 
 /**
@@ -89,4 +94,18 @@ figure { margin: 1em 0 2em; } figcaption p { margin: 0.3em 0; color: #444; }
 .vis { overflow-x: auto; } .note { color: #444; } .warn { color: #8a4b00; }
 .bug, figcaption p.bug { color: #c00; font-weight: bold; }
 .scroll { overflow-x: auto; }
+.scope table { width: 100%; } .scope td:first-child { white-space: nowrap; font-weight: 600; width: 9em; }
+.claims li p { margin: 0.2em 0; }
+/* A figure never draws past the column: vega's SVG keeps its aspect ratio when the column is narrower. */
+.vis svg, noscript svg { max-width: 100%; height: auto; }
+@media print {
+  body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
+  nav, .vega-embed details { display: none; }
+  figure, tr, .scope { break-inside: avoid; }
+  h2 { break-after: avoid; }
+  .vis, .scroll { overflow: visible; }
+  /* A printed page cannot scroll: wide tables shrink and break long values rather than lose columns. */
+  table { font-size: 7pt; max-width: 100%; } th, td { padding: 0.1em 0.3em; }
+  td { overflow-wrap: anywhere; } th, td.num { white-space: nowrap; }
+}
 `;

@@ -12,7 +12,9 @@ import { version as vegaVersion } from "vega";
 import { version as vegaLiteVersion } from "vega-lite";
 import { type GroupRow, isMain, type Run } from "./aggregate.ts";
 import { type Figure, isDrawn, type OmittedFigure } from "./figure_style.ts";
-import type { DeterminismCheck, SkippedFile } from "./load.ts";
+import type { DeterminismCheck, LoadedTolerance, Matrix, SkippedFile } from "./load.ts";
+import { claimsSection } from "./claims.ts";
+import { scopeSection } from "./scope.ts";
 import type { VendorScript } from "./vendor.ts";
 import { type Cell, CSP, escapeHtml, jsonForScript, para, section, STYLE, table } from "./html.ts";
 import {
@@ -34,6 +36,10 @@ export interface PageInput {
   readonly determinism: readonly DeterminismCheck[] | null;
   readonly skipped: readonly SkippedFile[];
   readonly vendor: readonly VendorScript[];
+  /** The experiment matrix, when the folder has a usable one (the scope names its profile and cells). */
+  readonly matrix: Matrix | null;
+  /** Tolerance results (the lemma's claim). */
+  readonly tolerance: readonly LoadedTolerance[];
 }
 
 /**
@@ -81,9 +87,12 @@ function summarySection(p: PageInput): string {
   const main = p.runs.filter(isMain);
   const others = p.runs.length - main.length;
   const done = main.filter((r) => r.record.status === "completed").length;
+  const count = (n: number | null): Cell => (n === null ? null : n);
   const rows: Cell[][] = p.groups.map((g) => [
-    g.model,
-    g.dataset,
+    g.cell,
+    count(g.trainExamples),
+    count(g.testExamples),
+    g.epochs,
     g.precision,
     g.seeds,
     g.runs,
@@ -108,12 +117,26 @@ function summarySection(p: PageInput): string {
       )]
       : []),
     para(
-      "Accuracy is the final epoch's test accuracy in %, mean and sample standard deviation over the " +
-        "completed runs of a group; time is training seconds per run, mean over runs.",
+      "One row per network (model, dataset and setting: a label in brackets names what differs when a " +
+        "model ran with several settings) and precision; rows never average different settings. Accuracy is " +
+        "the final epoch's test accuracy in %, mean and sample standard deviation over the completed runs " +
+        "of a row; time is training seconds per run, mean over runs.",
       "note",
     ),
     `<div class="scroll">${
-      table(["model", "dataset", "precision", "seeds", "runs", "diverged", "acc. %", "std", "train s"], rows)
+      table([
+        "network (dataset)",
+        "train examples",
+        "test examples",
+        "epochs",
+        "precision",
+        "seeds",
+        "runs",
+        "diverged",
+        "acc. %",
+        "std",
+        "train s",
+      ], rows)
     }</div>`,
   ]);
 }
@@ -123,6 +146,8 @@ const determinismNumber = (p: PageInput) => Math.max(0, ...p.figures.map((f) => 
 
 function contents(p: PageInput): string {
   const items = [
+    ["scope", "Scope"],
+    ["claims", "The paper's claims against our runs"],
     ["summary", "Summary"],
     ...p.figures.map((f) => [`fig${f.n}`, `Figure ${f.n}. ${f.title}${isDrawn(f) ? "" : " (not drawn)"}`]),
     ["determinism", `${determinismNumber(p)}. Determinism`],
@@ -165,6 +190,8 @@ export function renderPage(p: PageInput): string {
         "determinism checks, diverged runs, environment and exact configs follow.",
       "note",
     ),
+    scopeSection(p.runs, p.matrix),
+    claimsSection(p.groups, p.runs.filter(isMain), p.tolerance),
     contents(p),
     summarySection(p),
     ...p.figures.map(figureHtml),

@@ -14,14 +14,18 @@ import type { TopLevelSpec } from "vega-lite";
 import { byString, comparePrecision, type Run } from "./aggregate.ts";
 import { CURVE_METRICS } from "./figure_data.ts";
 import {
+  bandAndLine,
   CONFIG,
   EPOCH_X,
   type Figure,
   type FigureTable,
   type OmittedFigure,
+  panelGrid,
   precisionColour,
+  precisionLine,
 } from "./figure_style.ts";
 import type { Cell } from "./html.ts";
+import { timingConditions } from "./scope.ts";
 import {
   accumulationData,
   compareVariant,
@@ -84,25 +88,36 @@ export function epsilonFigure(pitfalls: readonly Run[]): Figure | OmittedFigure 
     spec: {
       config: CONFIG,
       data: { values: data },
-      title: { text: "Adam epsilon in standalone fp16", subtitle: "one column per epsilon variant" },
-      facet: {
-        row: { field: "metric", type: "nominal", title: null, sort: CURVE_METRICS.map((m) => m[1]) },
-        column: { field: "variant", type: "nominal", title: null, sort: variants },
+      title: {
+        text: "Adam epsilon in standalone fp16",
+        subtitle: "one column per epsilon variant; the columns share their scales (loss on a log scale)",
       },
-      spec: {
-        width: 220,
-        height: 160,
-        mark: { type: "line", point: true },
-        encoding: {
-          x: EPOCH_X,
-          y: { field: "mean", type: "quantitative", title: null, scale: { zero: false } },
-          color: precisionColour(precisions),
-          tooltip: [{ field: "variant" }, { field: "precision" }, { field: "epoch" }, { field: "mean" }, {
-            field: "runs",
-          }],
+      // One block per metric with its variants side by side on one shared scale, so a 1-point gap and a
+      // collapse of 65 points look as different as they are.
+      vconcat: CURVE_METRICS.map(([field, metric]) => ({
+        transform: [{ filter: `datum.metric === ${JSON.stringify(metric)}` }],
+        facet: { field: "variant", type: "nominal", title: null, sort: variants },
+        columns: panelGrid(variants.length, 260, 200).columns,
+        spec: {
+          width: panelGrid(variants.length, 260, 200).width,
+          height: 160,
+          mark: { type: "line", point: { filled: true, size: 45 }, strokeWidth: 2 },
+          encoding: {
+            x: EPOCH_X,
+            y: {
+              field: "mean",
+              type: "quantitative",
+              title: metric,
+              scale: field === "trainLoss" ? { type: "log" } : { zero: false },
+            },
+            ...precisionLine(precisions),
+            tooltip: [{ field: "variant" }, { field: "precision" }, { field: "epoch" }, { field: "mean" }, {
+              field: "runs",
+            }],
+          },
         },
-      },
-      resolve: { scale: { y: "independent" } },
+        resolve: { scale: { y: "shared" } },
+      })),
     } as unknown as TopLevelSpec,
     data,
     columns: PITFALL_COLUMNS.epsilon,
@@ -124,11 +139,10 @@ export function lostUpdatesFigure(
     };
   }
   const cells = distinct(data.map((d) => d.cell));
-  const present = new Set(data.map((d) => d.precision));
+  const presentSet = new Set(data.map((d) => d.precision));
   const counted = new Set(data.map((d) => JSON.stringify([d.cell, d.precision])));
   const uncounted = runs.filter((r) => !counted.has(JSON.stringify([r.cell, r.record.config.precision])));
-  const x = EPOCH_X;
-  const colour = precisionColour(precisions.filter((p) => present.has(p)));
+  const present = precisions.filter((p) => presentSet.has(p));
   return {
     ...base,
     caption: [
@@ -147,33 +161,16 @@ export function lostUpdatesFigure(
     spec: {
       config: CONFIG,
       data: { values: data },
-      title: "Lost updates",
-      facet: { column: { field: "cell", type: "nominal", title: null, sort: cells } },
+      title: { text: "Lost updates", subtitle: "the panels share their scale" },
+      facet: { field: "cell", type: "nominal", title: null, sort: cells },
+      columns: panelGrid(cells.length).columns,
       spec: {
-        width: 260,
+        width: panelGrid(cells.length).width,
         height: 180,
-        layer: [
-          {
-            mark: { type: "area", opacity: 0.2 },
-            encoding: {
-              x,
-              y: { field: "min", type: "quantitative", title: "lost updates (% of elements)" },
-              y2: { field: "max" },
-              color: colour,
-            },
-          },
-          {
-            mark: { type: "line", point: true },
-            encoding: {
-              x,
-              y: { field: "mean", type: "quantitative", title: "lost updates (% of elements)" },
-              color: colour,
-              tooltip: [{ field: "precision" }, { field: "epoch" }, { field: "mean" }, { field: "runs" }],
-            },
-          },
-        ],
+        layer: bandAndLine(present, "lost updates (% of elements)"),
       },
-      resolve: { scale: { y: "independent" } },
+      // Every panel measures the same share, so one scale lets models be compared.
+      resolve: { scale: { y: "shared" } },
     } as unknown as TopLevelSpec,
     data,
     columns: PITFALL_COLUMNS.lostUpdates,
@@ -224,8 +221,8 @@ export function accumulationFigure(pitfalls: readonly Run[]): Figure | OmittedFi
     caption: [
       "Standalone fp16 whose sums (matrix products, convolutions, reductions) accumulate in fp32, as GPU " +
       "kernels do, against sums accumulated in fp16: final test accuracy and training seconds per precision " +
-      "string, mean over seeds. Training time is CPU emulation and shows the cost of the rounding, not a " +
-      "GPU's.",
+      "string, mean over seeds.",
+      `How these times were taken: ${timingConditions(ofKind(pitfalls, "accumulation"))}`,
       "These runs are kept out of figures 1-5 and the summary.",
     ],
     tables: [table],

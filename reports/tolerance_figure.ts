@@ -12,7 +12,7 @@
 
 import type { TopLevelSpec } from "vega-lite";
 import type { Run } from "./aggregate.ts";
-import { CONFIG, type Figure, type FigureTable, type OmittedFigure } from "./figure_style.ts";
+import { CONFIG, type Figure, type FigureTable, type OmittedFigure, wrap } from "./figure_style.ts";
 import type { Cell } from "./html.ts";
 import type { LoadedTolerance, ToleranceResult } from "./inputs.ts";
 import {
@@ -244,7 +244,7 @@ export function toleranceFigure(
     spec: {
       config: CONFIG,
       datasets: { points: panels.flatMap((p) => p.drawn), bins: panels.flatMap((p) => p.bins) },
-      title: { text: "Error vs tolerance", subtitle: [...subtitle, ...alerts] },
+      title: { text: "Error vs tolerance", subtitle: [...subtitle, ...alerts].flatMap((t) => wrap(t, 90)) },
       vconcat: panels.map((p) => ({ hconcat: [scatter(p), histogramView(p)], resolve: INDEPENDENT })),
       resolve: INDEPENDENT,
     } as unknown as TopLevelSpec,

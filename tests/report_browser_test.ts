@@ -70,6 +70,66 @@ Deno.test({
       );
       assert.deepEqual(errors, [], "no console errors");
 
+      // Every figure fits the 1200 px column at 1280 px, by its own size (not only scaled down by CSS),
+      // and every legend (which colour is which precision) is inside the window.
+      const layout = () =>
+        browser.evaluate(`(() => {
+          const col = document.querySelector("section").getBoundingClientRect();
+          const figs = [...document.querySelectorAll(".vis svg.marks")].map((s) => {
+            const r = s.getBoundingClientRect();
+            return { id: s.closest(".vis").id, width: r.width, natural: Number(s.getAttribute("width")),
+              left: r.left, right: r.right };
+          });
+          const legends = [...document.querySelectorAll(".vis g.role-legend")].map((g) => {
+            const r = g.getBoundingClientRect();
+            return { id: g.closest(".vis").id, left: r.left, right: r.right };
+          });
+          const tables = Math.max(...[...document.querySelectorAll("table")].map((t) => t.getBoundingClientRect().right));
+          return { col: { left: col.left, right: col.right, width: col.width }, view: innerWidth, figs, legends, tables };
+        })()`) as Promise<{
+          col: { left: number; right: number; width: number };
+          view: number;
+          figs: { id: string; width: number; natural: number; left: number; right: number }[];
+          legends: { id: string; left: number; right: number }[];
+          tables: number;
+        }>;
+      const screen = await layout();
+      assert.equal(screen.view, 1280);
+      assert.ok(screen.col.width <= 1200, `the column is ${screen.col.width} px`);
+      assert.equal(screen.figs.length, 5);
+      for (const f of screen.figs) {
+        assert.ok(f.natural <= 1200, `${f.id} is drawn ${f.natural} px wide`);
+        assert.ok(
+          f.left >= screen.col.left - 1 && f.right <= screen.col.right + 1,
+          `${f.id} inside the column`,
+        );
+      }
+      assert.ok(screen.legends.length >= 5, "a legend in every figure");
+      for (const l of screen.legends) {
+        assert.ok(l.left >= 0 && l.right <= screen.view, `${l.id}'s legend is visible`);
+      }
+      // Printed on A4 (210 mm less Chromium's default margins: about 718 CSS px), figures and legends
+      // are scaled into the page.
+      await browser.send("Emulation.setEmulatedMedia", { media: "print" });
+      await browser.send("Emulation.setDeviceMetricsOverride", {
+        width: 718,
+        height: 1000,
+        deviceScaleFactor: 1,
+        mobile: false,
+      });
+      const print = await layout();
+      for (const f of print.figs) assert.ok(f.left >= 0 && f.right <= print.view + 1, `${f.id} fits A4`);
+      for (const l of print.legends) {
+        assert.ok(l.left >= 0 && l.right <= print.view + 1, `${l.id}'s legend on A4`);
+      }
+      // A printed page cannot scroll, so every column of every table (the exact configs are the widest) is on it.
+      assert.ok(
+        print.tables <= print.view + 1,
+        `tables end at ${print.tables} px on a ${print.view} px page`,
+      );
+      await browser.send("Emulation.setEmulatedMedia", { media: "" });
+      await browser.send("Emulation.clearDeviceMetricsOverride");
+
       const shot = await browser.send("Page.captureScreenshot", {
         format: "png",
         captureBeyondViewport: true,

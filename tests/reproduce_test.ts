@@ -62,6 +62,14 @@ Deno.test("reproduce --profile smoke: every cell recorded, re-runs bit-identical
     assert.match(r.stderr, /epoch 1\/2 .*elapsed/);
 
     assert.match(r.stderr, /with 6 of 6 cells \(.* in all\)/);
+    // Each record says how it was launched (the report's timing captions read it); ids and hashes ignore it.
+    for (const f of (await recordFiles(dir)).keys()) {
+      const launch = JSON.parse(await Deno.readTextFile(`${dir}/${f}`)).launch;
+      assert.deepEqual(launch, {
+        command: `f16repro reproduce --profile smoke --out ${dir} --jobs 2 --json`,
+        cellsAtOnce: 2,
+      });
+    }
     assert.equal(s.inReport, 6);
 
     // A second run finds every record verified, runs nothing and keeps the earlier determinism and

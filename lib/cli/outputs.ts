@@ -17,6 +17,7 @@
 
 import { firstLine } from "./usage_error.ts";
 import { UserError } from "../errors.ts";
+import { WriteError } from "../record/atomic.ts";
 
 /** What is at `path`; "other" is a device, pipe or socket (outputs replace files by renaming onto them). */
 const kindOf = (path: string) =>
@@ -115,6 +116,8 @@ export async function writeOrRescue<T>(
   try {
     return await write(target);
   } catch (e) {
+    // A refusal (a report folder holding other files, say) is not a failed write: nothing to keep.
+    if (e instanceof UserError && !(e instanceof WriteError)) throw e;
     why = firstLine(e);
   }
   let rescue: string;

@@ -34,6 +34,7 @@ import { SLURM_FLAGS, SLURM_HELP, slurmOptions } from "./slurm_flags.ts";
 import { requireSlurm } from "../reproduce/slurm.ts";
 import { runCellsOnSlurm } from "../reproduce/slurm_run.ts";
 import { checkDeterminismOnSlurm } from "../reproduce/slurm_verify.ts";
+import { shellQuote } from "../reproduce/slurm_script.ts";
 
 /** The estimate's view of writing the report. */
 const REPORT_WORK: Work = { kind: "report", guess: 5 };
@@ -217,7 +218,19 @@ export async function reproduceCommand(args: string[]): Promise<number> {
       }, records in ${out}`,
     );
     if (claim.removed.length) log(`removed what killed runs left in ${out}: ${claim.removed.join(", ")}`);
-    return await reproduceIn(out, reportDir, { profile, cells, all, jobs, extra, log, t0, v, slurm });
+    const command = ["f16repro", "reproduce", ...args].map(shellQuote).join(" ");
+    return await reproduceIn(out, reportDir, {
+      profile,
+      cells,
+      all,
+      jobs,
+      extra,
+      log,
+      t0,
+      v,
+      slurm,
+      command,
+    });
   } finally {
     claim.lock.release();
   }
@@ -237,6 +250,8 @@ async function reproduceIn(
     t0: number;
     v: Record<string, string | boolean | string[] | undefined>;
     slurm: ReturnType<typeof slurmOptions>;
+    /** The command line as typed, for the records. */
+    command: string;
   },
 ): Promise<number> {
   const { profile, cells, all, jobs, extra, log, v, slurm } = c;
@@ -268,6 +283,7 @@ async function reproduceIn(
       : estimate.left([], 1, Array(toleranceCount(profile)).fill(TOLERANCE_WORK));
   const reportLeft = () => estimate.cost(REPORT_WORK);
   const o = {
+    command: c.command,
     out,
     engine: String(v.engine),
     jobs,

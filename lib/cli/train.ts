@@ -19,7 +19,13 @@ import {
   policyString,
 } from "../policy/policy.ts";
 import { environmentManifest } from "../record/environment.ts";
-import { makeRunRecord, type RunConfig, type RunRecord, writeRunRecord } from "../record/run_record.ts";
+import {
+  launchFromEnv,
+  makeRunRecord,
+  type RunConfig,
+  type RunRecord,
+  writeRunRecord,
+} from "../record/run_record.ts";
 import { writeWeights } from "../record/weights.ts";
 import type { OptimizerConfig } from "../train/optimizer.ts";
 import { type EpochMetrics, train } from "../train/train.ts";
@@ -289,13 +295,16 @@ async function trainWith(
       ),
     onBatch: (done, total) => log(`  batch ${done}/${total}`),
   });
-  const record = await makeRunRecord(
+  const made = await makeRunRecord(
     config,
     policy,
     result,
     data.provenance,
     await environmentManifest(engine),
   );
+  // A driver (reproduce) says how the cell was launched; the field changes no id or hash.
+  const launch = launchFromEnv();
+  const record: RunRecord = launch ? { ...made, launch } : made;
   const path = await writeOrRescue("the finished run", v.out, (dir) => saveRun(dir, record, result.weights), {
     kind: "folder",
   });

@@ -39,6 +39,41 @@ export interface RunConfig {
   readonly engine: string;
 }
 
+/**
+ * How a driver such as `reproduce` ran a cell: what the report needs to say how its times were taken.
+ * Optional in a record: a lone `train` and records of older versions have none.
+ */
+export interface RunLaunch {
+  /** The command line the user typed, e.g. "f16repro reproduce --profile quick --out runs/quick". */
+  readonly command: string;
+  /** How many cells trained at the same time on this machine while this one did, itself included. */
+  readonly cellsAtOnce: number;
+}
+
+/**
+ * The environment variable through which a driver (reproduce) tells the `train` it starts how it was
+ * launched ({@linkcode RunLaunch} as JSON); it is not part of the config, so it changes no id or hash.
+ */
+export const LAUNCH_ENV = "F16REPRO_LAUNCH";
+
+/** The launch facts a driver passed in {@linkcode LAUNCH_ENV}, or undefined when none (or malformed). */
+export function launchFromEnv(): RunLaunch | undefined {
+  let text: string | undefined;
+  try {
+    text = Deno.env.get(LAUNCH_ENV);
+  } catch {
+    return undefined;
+  }
+  try {
+    const v = JSON.parse(text ?? "null");
+    return typeof v?.command === "string" && Number.isSafeInteger(v?.cellsAtOnce) && v.cellsAtOnce > 0
+      ? { command: v.command, cellsAtOnce: v.cellsAtOnce }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A run record as written to disk. */
 export interface RunRecord {
   readonly schema: typeof RUN_SCHEMA;
@@ -57,6 +92,8 @@ export interface RunRecord {
   readonly dataset: Readonly<Record<string, unknown>>;
   readonly environment: Readonly<Record<string, unknown>>;
   readonly createdAt: string;
+  /** How the cell was run, when a driver wrote it ({@linkcode RunLaunch}). */
+  readonly launch?: RunLaunch;
 }
 
 /** JSON with object keys sorted at every level (stable bytes for hashing). */

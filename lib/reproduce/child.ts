@@ -7,6 +7,7 @@
  */
 
 import { downloadHosts } from "../../datasets/sources.ts";
+import { LAUNCH_ENV, type RunLaunch } from "../record/run_record.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url);
 
@@ -46,9 +47,11 @@ export interface ChildResult {
 export async function runChild(
   args: readonly string[],
   onLine?: (line: string) => void,
+  launch?: RunLaunch,
 ): Promise<ChildResult> {
   const c = childCommand(args);
-  const proc = new Deno.Command(c.cmd, { args: c.args, stdout: "piped", stderr: "piped", stdin: "null" })
+  const env = launch ? { [LAUNCH_ENV]: JSON.stringify(launch) } : undefined;
+  const proc = new Deno.Command(c.cmd, { args: c.args, env, stdout: "piped", stderr: "piped", stdin: "null" })
     .spawn();
   const tail: string[] = [];
   const readErr = (async () => {

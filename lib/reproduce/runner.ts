@@ -33,6 +33,8 @@ export interface RunnerOptions {
   readonly estimate: Estimate;
   /** Seconds the phases after the cells are expected to take (for the estimate). */
   readonly later: () => number;
+  /** The command line the user typed, which each cell's record keeps with how many cells ran at once. */
+  readonly command?: string;
 }
 
 /** A cell that had a record which could not be used, and why. */
@@ -103,10 +105,13 @@ export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promis
       const t = pending[k], t0 = performance.now();
       const tag = `[${k + 1}/${pending.length}] ${t.cell.label}`;
       o.log(`${tag}: started (${elapsed()}, ${eta()})`);
+      const launch = o.command
+        ? { command: o.command, cellsAtOnce: Math.min(o.jobs, pending.length) }
+        : undefined;
       const r = await runChild(t.args, (line) => {
         const m = /^epoch (\d+)\/(\d+)\s+(.*)$/.exec(line);
         if (m) o.log(`${tag}: epoch ${m[1]}/${m[2]} ${m[3]} (${elapsed()})`);
-      });
+      }, launch);
       const secs = (performance.now() - t0) / 1000;
       running.delete(k);
       if (r.code === 0) {
