@@ -7,12 +7,14 @@
  */
 
 import { downloadHosts } from "../../datasets/sources.ts";
+import { ortLockFlag } from "../../kernels/ort/runtime.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url);
 
 /**
  * The permissions a child `train` needs, the same as `deno task train`; with `ffi` (the ort engine loads
- * onnxruntime's native library) those of `deno task train:ort`.
+ * onnxruntime's native library) those of `deno task train:ort`, and its lockfile (kernels/ort/runtime.ts:
+ * onnxruntime-node is pinned there, not in deno.lock, so that other runs never download it).
  */
 export function childPermissions(ffi = false): string[] {
   return [
@@ -21,7 +23,7 @@ export function childPermissions(ffi = false): string[] {
     "--allow-env",
     "--allow-sys",
     `--allow-net=${downloadHosts().join(",")}`,
-    ...(ffi ? ["--allow-ffi"] : []),
+    ...(ffi ? ["--allow-ffi", ortLockFlag()] : []),
   ];
 }
 
