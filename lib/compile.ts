@@ -31,11 +31,22 @@ export const DEFAULT_OUTPUT = "dist/f16repro";
 
 /**
  * Modules and files the binary needs that `deno compile` does not find by itself: the wasm engine's
- * worker module (started with `new Worker(...)`), the npm sets' class files (computed specifiers) and
- * vega-embed, whose browser build the report reads as a file (reports/vendor.ts).
+ * worker module (started with `new Worker(...)`), the npm sets' class files and onnx-proto (`export`),
+ * which are imported through computed specifiers, and vega-embed, whose browser build the report reads as
+ * a file (reports/vendor.ts). `imports` is deno.json's import map, which pins the packages' versions.
  */
-export function embeddedExtras(): string[] {
-  return ["kernels/wasm/worker.ts", ...npmSetFiles(), "npm:vega-embed@7.3.0"];
+export function embeddedExtras(imports: Readonly<Record<string, string>>): string[] {
+  const pinned = (name: string) => {
+    const spec = imports[name];
+    if (!spec) throw new Error(`deno.json's imports do not pin ${name}`);
+    return spec;
+  };
+  return ["kernels/wasm/worker.ts", ...npmSetFiles(), pinned("vega-embed"), pinned("onnx-proto")];
+}
+
+/** deno.json's import map. */
+export async function importMap(): Promise<Record<string, string>> {
+  return JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).imports;
 }
 
 /** A command line split into the binary's permissions, its path and the rest for `deno compile`. */
@@ -64,14 +75,19 @@ export function parseCompileArgs(args: readonly string[]): CompileRequest {
   return { permissions, output, passThrough };
 }
 
-/** The `deno compile` arguments that write the binary to `target`. */
-export function compileArgs(req: CompileRequest, target: string, main: string): string[] {
+/** The `deno compile` arguments that write the binary to `target`, embedding `extras`. */
+export function compileArgs(
+  req: CompileRequest,
+  extras: readonly string[],
+  target: string,
+  main: string,
+): string[] {
   return [
     "compile",
     // Without it the binary embeds every package of deno.lock, assemblyscript's compiler among them.
     "--exclude-unused-npm",
     ...req.permissions,
-    ...embeddedExtras().flatMap((f) => ["--include", f]),
+    ...extras.flatMap((f) => ["--include", f]),
     ...req.passThrough,
     "-o",
     target,
@@ -128,7 +144,7 @@ export async function compile(args: readonly string[]): Promise<number> {
     console.error(`Compiling main.ts into ${req.output} (type check and embedding take about a minute)`);
     const built = join(tmp, basename(output));
     const result = await new Deno.Command(Deno.execPath(), {
-      args: compileArgs(req, built, join(root, "main.ts")),
+      args: compileArgs(req, embeddedExtras(await importMap()), built, join(root, "main.ts")),
       cwd: root,
       // deno compile colours its errors even when piped.
       env: { NO_COLOR: "1" },

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { compileArgs, embeddedExtras, explainFailure, parseCompileArgs } from "../lib/compile.ts";
+import { compileArgs, embeddedExtras, explainFailure, importMap, parseCompileArgs } from "../lib/compile.ts";
 import { npmSetFiles } from "../datasets/npm_sets.ts";
 
 const SCRIPT = new URL("../lib/compile.ts", import.meta.url).pathname;
@@ -87,14 +87,17 @@ Deno.test("compile: arguments split into the binary's permissions, its path and 
   assert.throws(() => parseCompileArgs(["--allow-all"]), /Refusing --allow-all/);
 });
 
-Deno.test("compile: the binary embeds the worker, every npm set file and vega-embed, and no unused package", () => {
-  const args = compileArgs(parseCompileArgs(["--allow-read"]), "/tmp/f", "main.ts");
+Deno.test("compile: the binary embeds the worker, every npm set file, vega-embed and onnx-proto, and no unused package", async () => {
+  const imports = await importMap();
+  const extras = embeddedExtras(imports);
+  const args = compileArgs(parseCompileArgs(["--allow-read"]), extras, "/tmp/f", "main.ts");
   const included = args.flatMap((a, i) => (args[i - 1] === "--include" ? [a] : []));
-  assert.deepEqual(included, embeddedExtras());
+  assert.deepEqual(included, extras);
   assert.equal(npmSetFiles().length, 20);
-  for (const f of ["kernels/wasm/worker.ts", ...npmSetFiles(), "npm:vega-embed@7.3.0"]) {
-    assert.ok(included.includes(f), f);
-  }
+  const expected = ["kernels/wasm/worker.ts", ...npmSetFiles(), imports["vega-embed"], imports["onnx-proto"]];
+  for (const f of expected) assert.ok(included.includes(f), f);
+  assert.match(imports["vega-embed"], /^npm:vega-embed@/);
   assert.ok(args.includes("--exclude-unused-npm"));
   assert.deepEqual(args.slice(-3), ["-o", "/tmp/f", "main.ts"]);
+  assert.throws(() => embeddedExtras({}), /do not pin vega-embed/);
 });
