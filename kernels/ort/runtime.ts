@@ -1,11 +1,17 @@
 /**
  * Loads onnxruntime-node and onnx-proto on first use, and types the small part of each this project uses.
  *
- * Both are imported through computed specifiers. Deno adds every statically written `import("npm:...")`
- * to the module graph of `main.ts` and would download onnxruntime-node (about 290 MB of native binaries
- * for every platform) on the first `deno task reproduce`, even when the ort engine is never asked for.
- * A computed specifier is resolved only when this code runs; the versions are pinned in deno.json's
- * imports and their integrity in deno.lock. Deno does not run the package's install script, so its CUDA
+ * onnxruntime-node is about 290 MB (native builds for every platform), and only the ort engine needs it,
+ * so a run on any other engine must not download it. Deno installs every npm package that deno.json's
+ * imports or its lockfile name before a task runs (and `deno run` installs every package of the
+ * lockfile), whether the program imports it or not. So onnxruntime-node is in neither: it is imported
+ * here through a computed `npm:` specifier with its exact version, and the processes that may load it
+ * (`deno task train:ort`, `deno task test`, `deno task bench:engines`, and the children that
+ * `reproduce --engine ort` and `verify` start) use their own lockfile, ORT_LOCKFILE, which pins its
+ * integrity and that of its dependencies. A process that loaded it under deno.lock would write it into
+ * deno.lock, and every later run would download it again; tests/npm_deps_test.ts guards against that.
+ * onnx-proto (the ONNX protobuf classes, about 25 MB with protobufjs) is a plain import-map entry because
+ * `export` needs it without onnxruntime. Deno does not run onnxruntime-node's install script, so its CUDA
  * download never happens.
  *
  * @module
@@ -49,9 +55,18 @@ export interface OnnxProto {
 
 import { openOrtC, type OrtC } from "./capi.ts";
 
-// Bare names mapped in deno.json ("imports"), joined at run time so that Deno does not prefetch them.
-const ORT_SPEC = ["onnxruntime", "node"].join("-");
+/** onnxruntime-node's specifier, joined at run time so that neither Deno nor the type checker sees it. */
+const ORT_SPEC = ["npm:onnxruntime", "node@1.30.0"].join("-");
+// A bare name mapped in deno.json ("imports"), joined at run time so that the type checker does not load it.
 const PROTO_SPEC = ["onnx", "proto"].join("-");
+
+/** The lockfile of every process that may load onnxruntime-node: deno.lock plus that package. */
+export const ORT_LOCKFILE: URL = new URL("./deno.lock", import.meta.url);
+
+/** The `deno run`/`deno test` flag that selects ORT_LOCKFILE. */
+export function ortLockFlag(): string {
+  return `--lock=${ORT_LOCKFILE.pathname}`;
+}
 
 let ort: Promise<Ort> | undefined;
 let proto: Promise<OnnxProto> | undefined;
@@ -63,14 +78,22 @@ function explain(err: unknown): Error {
   if (denied || /--allow-ffi/.test(msg)) {
     return new Deno.errors.NotCapable(
       "The ort engine loads onnxruntime's native library and needs --allow-ffi: " +
-        "run it through `deno task train:ort` (or add --allow-ffi to your deno run command)",
+        "run it through `deno task train:ort` (which also uses the lockfile that pins onnxruntime-node)",
     );
   }
   return new Error(`Cannot load onnxruntime-node: ${msg}`);
 }
 
-/** onnxruntime-node (needs --allow-ffi); a failed load is retried on the next call. */
+/**
+ * onnxruntime-node (needs --allow-ffi); a failed load is retried on the next call. The permission is
+ * checked first, so a run that cannot use the package never downloads it.
+ */
 export function loadOrt(): Promise<Ort> {
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    return Promise.reject(
+      explain(new Deno.errors.NotCapable("Requires ffi access, run again with --allow-ffi")),
+    );
+  }
   ort ??= import(ORT_SPEC).then((m) => (m.default ?? m) as Ort, (err) => {
     ort = undefined;
     throw explain(err);

@@ -8,13 +8,15 @@
 
 import { downloadHosts } from "../../datasets/sources.ts";
 import { LAUNCH_ENV, type RunLaunch } from "../record/run_record.ts";
+import { ortLockFlag } from "../../kernels/ort/runtime.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url);
 
 /**
  * The permissions a child `train` needs, the same as `deno task train` (git only to record whether the
  * checkout has uncommitted changes); with `ffi` (the ort engine loads onnxruntime's native library) those of
- * `deno task train:ort`.
+ * `deno task train:ort`, and its lockfile (kernels/ort/runtime.ts: onnxruntime-node is pinned there, not in
+ * deno.lock, so that other runs never download it).
  */
 export function childPermissions(ffi = false): string[] {
   return [
@@ -24,7 +26,7 @@ export function childPermissions(ffi = false): string[] {
     "--allow-sys",
     "--allow-run=git",
     `--allow-net=${downloadHosts().join(",")}`,
-    ...(ffi ? ["--allow-ffi"] : []),
+    ...(ffi ? ["--allow-ffi", ortLockFlag()] : []),
   ];
 }
 

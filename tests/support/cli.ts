@@ -5,6 +5,8 @@
  * @module
  */
 
+import { ortLockFlag } from "../../kernels/ort/runtime.ts";
+
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 /** The permissions of `deno task train`, without network access (tests use offline or local data). */
@@ -12,7 +14,8 @@ export const TRAIN_PERMS = ["--allow-read", "--allow-write", "--allow-env", "--a
 
 /**
  * Runs `f16repro <args>` with `perms`; NO_COLOR is set so output can be matched. `env` adds variables; one
- * set to undefined is removed from the child's environment (HOME unset, for instance).
+ * set to undefined is removed from the child's environment (HOME unset, for instance). With --allow-ffi (the
+ * ort engine) the process uses the ort engine's lockfile, as `deno task train:ort` does.
  */
 export async function runCli(
   args: readonly string[],
@@ -25,7 +28,7 @@ export async function runCli(
     else all[k] = v;
   }
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...perms, MAIN, ...args],
+    args: ["run", ...perms, ...(perms.includes("--allow-ffi") ? [ortLockFlag()] : []), MAIN, ...args],
     stdout: "piped",
     stderr: "piped",
     env: all,
