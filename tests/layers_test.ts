@@ -9,10 +9,7 @@
 
 import assert from "node:assert/strict";
 import type { Dataset } from "../datasets/dataset.ts";
-import type { HostTensor } from "../kernels/engine.ts";
-import { createEngine, runGraph } from "../kernels/ref/mod.ts";
-import { backward } from "../lib/graph/autodiff.ts";
-import { ModelBuilder } from "../lib/model/builder.ts";
+import { createEngine } from "../kernels/ref/mod.ts";
 import {
   activation,
   batchNorm,
@@ -26,12 +23,11 @@ import {
   selfAttention,
 } from "../lib/model/layers.ts";
 import type { ModelDef } from "../lib/model/zoo.ts";
-import { applyPolicy } from "../lib/policy/apply.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
 import { Rng } from "../lib/random.ts";
-import { initialState } from "../lib/train/init.ts";
 import { PAPER_SGD } from "../lib/train/optimizer.ts";
 import { train } from "../lib/train/train.ts";
+import { checkModelGradient } from "./support/model_grad.ts";
 
 const ZOO_PARTS: ModelDef = {
   name: "zoo-parts",
@@ -54,58 +50,11 @@ const ZOO_PARTS: ModelDef = {
 };
 
 Deno.test("a network of every zoo layer: whole-model gradient equals float64 finite differences", () => {
-  const N = 4, shape = [3, 8, 8];
-  const b = new ModelBuilder(true);
-  const x = b.input("x", [N, ...shape]);
-  const labels = b.graph.leaf("input", "labels", [N]);
-  const logits = ZOO_PARTS.build(b, x, { classes: 5, hidden: [] });
-  b.graph.outputs.loss = b.op("softmax_xent", [logits, labels]);
-  const { graph: g, map } = applyPolicy(b.graph, parsePolicy("params=fp64,compute=fp64,accumulate=fp64"));
-  const seed = g.leaf("input", "loss_scale", [], { format: "fp32" });
-  const params = g.leaves("param").map((p) => p.id);
-  const grads = backward(g, map[b.graph.outputs.loss], seed, params);
-  params.forEach((p) => (g.outputs[`grad:${g.node(p).name}`] = grads.get(p)!));
-  g.state.length = 0; // the moving averages are not under test
-
-  const rng = new Rng(7, "layers-test");
-  const feeds: Record<string, HostTensor> = {
-    ...initialState(g, 3),
-    x: {
-      shape: [N, ...shape],
-      format: "fp64",
-      data: Float64Array.from({ length: N * 192 }, () => rng.uniform() * 2 - 1),
-    },
-    labels: { shape: [N], format: "fp32", data: Float64Array.of(0, 3, 1, 4) },
-    loss_scale: { shape: [], format: "fp32", data: Float64Array.of(1) },
-    step_seed: { shape: [], format: "fp32", data: Float64Array.of(12345) },
-  };
-  // BN gamma starts at 1 and beta at 0: move them so their gradients are generic.
-  for (const [k, t] of Object.entries(feeds)) {
-    if (/gamma|beta/.test(k)) { for (let i = 0; i < t.data.length; i++) t.data[i] += rng.uniform() * 0.5; }
-  }
-  const loss = (f: Record<string, HostTensor>) => runGraph(g, f).loss.data[0];
-  const out = runGraph(g, feeds);
-  let checked = 0, worst = 0;
-  for (const p of params) {
-    const name = g.node(p).name!, data = feeds[name].data, analytic = out[`grad:${name}`].data;
-    for (let k = 0; k < 3; k++) {
-      const i = rng.below(data.length), orig = data[i], h = 1e-6 * Math.max(1, Math.abs(orig));
-      data[i] = orig + h;
-      const up = loss(feeds);
-      data[i] = orig - h;
-      const down = loss(feeds);
-      data[i] = orig;
-      const numeric = (up - down) / (2 * h);
-      const err = Math.abs(numeric - analytic[i]) / Math.max(1e-3, Math.abs(numeric));
-      worst = Math.max(worst, err);
-      assert.ok(err < 1e-4, `${name}[${i}]: analytic ${analytic[i]}, numeric ${numeric}`);
-      checked++;
-    }
-  }
-  assert.ok(checked >= 3 * 20, `checked ${checked} parameter elements`);
+  const r = checkModelGradient({ model: ZOO_PARTS, input: [4, 3, 8, 8], labels: [0, 3, 1, 4], classes: 5 });
+  assert.ok(r.checked >= 3 * 20, `checked ${r.checked} parameter elements`);
   console.log(
-    `zoo-parts gradient: ${checked} elements of ${params.length} parameters, worst relative error ${
-      worst.toExponential(2)
+    `zoo-parts gradient: ${r.checked} elements of ${r.params} parameters, worst relative error ${
+      r.worst.toExponential(2)
     }`,
   );
 });

@@ -1,9 +1,9 @@
 /**
  * Layers, each a small function over the {@linkcode ModelBuilder} that adds
  * primitive ops. These are the pieces the paper's CIFAR-10 networks are made
- * of (PAPER.md): dense, conv (plain and depthwise), pooling, batch and layer
- * norm, dropout, activations, residual add, concat, channel padding and
- * multi-head attention. Defaults follow Keras.
+ * of (PAPER.md): dense, conv (plain, depthwise and separable), pooling, batch
+ * and layer norm, dropout, activations, residual add, concat, channel padding
+ * and multi-head attention. Defaults follow Keras.
  *
  * @module
  */
@@ -38,10 +38,24 @@ export function dense(
   return activation(b, y, act);
 }
 
+/**
+ * Window padding: TensorFlow's "same" or "valid", or a number of pixels on
+ * every side (Keras's ZeroPadding2D followed by a "valid" window).
+ */
+export type Padding = "same" | "valid" | number;
+
+/** The [top, left, bottom, right] pads of a `kernel` window moving by `stride` over an [.., h, w] input. */
+function windowPads(padding: Padding, h: number, w: number, kernel: number, stride: number): number[] {
+  if (typeof padding === "number") return [padding, padding, padding, padding];
+  const [pt, pb] = padsFor(padding, h, kernel, stride), [pl, pr] = padsFor(padding, w, kernel, stride);
+  return [pt, pl, pb, pr];
+}
+
 /** Options of {@linkcode conv2d}. */
 export interface ConvOptions {
   stride?: number;
-  padding?: "same" | "valid";
+  /** Convolutions pad with zeros, so a number is exactly Keras's ZeroPadding2D before the conv. */
+  padding?: Padding;
   activation?: Activation;
   useBias?: boolean;
   /** Depthwise: one filter per input channel (filters must equal the channel count). */
@@ -68,30 +82,51 @@ export function conv2d(
     fanIn,
     fanOut,
   });
-  const [pt, pb] = padsFor(o.padding ?? "valid", h, kernel, stride);
-  const [pl, pr] = padsFor(o.padding ?? "valid", w, kernel, stride);
-  let y = b.op("conv2d", [x, kw], { stride: [stride, stride], pads: [pt, pl, pb, pr], groups });
+  const pads = windowPads(o.padding ?? "valid", h, w, kernel, stride);
+  let y = b.op("conv2d", [x, kw], { stride: [stride, stride], pads, groups });
   if (o.useBias ?? true) {
     y = b.op("bias_add", [y, b.param(`${name}/bias`, [filters], { kind: "zeros" })], { axis: 1 });
   }
   return activation(b, y, o.activation ?? "linear");
 }
 
-/** Max or average pooling (TensorFlow padding semantics). */
+/**
+ * Keras's SeparableConv2D without bias (stride 1): a depthwise conv, rounded
+ * as its own tensor as TensorFlow does, then a 1x1 pointwise conv; both
+ * kernels glorot-uniform.
+ */
+export function separableConv2d(
+  b: ModelBuilder,
+  x: number,
+  filters: number,
+  kernel: number,
+  padding: Padding = "valid",
+): number {
+  const name = b.layerName("separable_conv2d"), c = b.shape(x)[1];
+  const opts = { padding, useBias: false, depthwise: true, name: `${name}/depthwise` };
+  const d = conv2d(b, x, c, kernel, opts);
+  return conv2d(b, d, filters, 1, { useBias: false, name: `${name}/pointwise` });
+}
+
+/**
+ * Max or average pooling (TensorFlow padding semantics: padded taps take no
+ * part in a window). A numeric padding is therefore NOT Keras's ZeroPadding2D
+ * in general; it equals it for a max pool over non-negative input (a ReLU
+ * output), where a zero never exceeds the window's largest real value.
+ */
 export function pool(
   b: ModelBuilder,
   x: number,
   kind: "max" | "avg",
   size: number,
   stride = size,
-  padding: "same" | "valid" = "valid",
+  padding: Padding = "valid",
 ): number {
   const [, , h, w] = b.shape(x);
-  const [pt, pb] = padsFor(padding, h, size, stride), [pl, pr] = padsFor(padding, w, size, stride);
   return b.op(kind === "max" ? "maxpool" : "avgpool", [x], {
     kernel: [size, size],
     stride: [stride, stride],
-    pads: [pt, pl, pb, pr],
+    pads: windowPads(padding, h, w, size, stride),
   });
 }
 

@@ -1,7 +1,8 @@
 /**
  * The model registry. A model turns a data input node into logits using the
  * layers of layers.ts: the MLP and small CNN of the quick profile, and the
- * paper's CIFAR-10 networks (zoo_cnn.ts, zoo_resnet_vit.ts).
+ * paper's CIFAR-10 networks (zoo_cnn.ts, zoo_resnet_vit.ts,
+ * zoo_dense_xception.ts).
  *
  * @module
  */
@@ -9,6 +10,7 @@
 import type { ModelBuilder } from "./builder.ts";
 import { conv2d, dense, flatten, pool } from "./layers.ts";
 import { ZOO_CNN } from "./zoo_cnn.ts";
+import { ZOO_DENSE_XCEPTION } from "./zoo_dense_xception.ts";
 import { ZOO_RESNET_VIT } from "./zoo_resnet_vit.ts";
 
 /** Options every model receives. */
@@ -62,6 +64,7 @@ export const MODELS: Readonly<Record<string, ModelDef>> = {
   ...SMALL,
   ...cifar(ZOO_CNN),
   ...cifar(ZOO_RESNET_VIT),
+  ...cifar(ZOO_DENSE_XCEPTION),
 };
 
 /** Marks the paper's networks as built for 3x32x32 CIFAR-10 images. */
