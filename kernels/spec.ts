@@ -43,8 +43,15 @@ export interface EngineSpec {
   readonly options: readonly OptionName[];
   /** Options that change its bits: a run config records them, so the run's id and its re-runs include them. */
   readonly bitOptions: readonly OptionName[];
-  /** Deno permission flags a process needs beyond `train`'s own to run it (e.g. --allow-ffi). */
-  readonly permissions: readonly string[];
+  /** The value a bit-changing option takes when the user gives none (recorded in the config). */
+  readonly defaults?: EngineOptions;
+  /**
+   * Deno flags a process needs beyond `train`'s own to run it: permissions (--allow-ffi) and the lockfile
+   * that pins its packages (ort's). Child processes and the tasks in deno.json use exactly these.
+   */
+  readonly denoFlags: readonly string[];
+  /** Modules `deno compile` must be told to include because nothing imports them statically (workers). */
+  readonly compileIncludes?: readonly URL[];
   /** The guarantee of its results with `options`. */
   guarantee(options: EngineOptions): Guarantee;
   /** Loads and starts the engine. */

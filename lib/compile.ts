@@ -25,13 +25,15 @@
 
 import { basename, dirname, join, resolve } from "node:path";
 import { npmSetFiles } from "../datasets/npm_sets.ts";
+import { ENGINES } from "../kernels/registry.ts";
 
 /** Where the binary goes unless -o says otherwise. */
 export const DEFAULT_OUTPUT = "dist/f16repro";
 
 /**
- * Modules and files the binary needs that `deno compile` does not find by itself: the wasm engine's
- * worker module (started with `new Worker(...)`), the npm sets' class files and onnx-proto (`export`),
+ * Modules and files the binary needs that `deno compile` does not find by itself: the modules engines start
+ * dynamically (their specs' compileIncludes: the wasm engine's worker), the npm sets' class files and
+ * onnx-proto (`export`),
  * which are imported through computed specifiers, and vega-embed, whose browser build the report reads as
  * a file (reports/vendor.ts). `imports` is deno.json's import map, which pins the packages' versions.
  */
@@ -41,7 +43,10 @@ export function embeddedExtras(imports: Readonly<Record<string, string>>): strin
     if (!spec) throw new Error(`deno.json's imports do not pin ${name}`);
     return spec;
   };
-  return ["kernels/wasm/worker.ts", ...npmSetFiles(), pinned("vega-embed"), pinned("onnx-proto")];
+  const root = new URL("../", import.meta.url).pathname;
+  // Each engine's spec names the modules it starts dynamically (the wasm engine's worker).
+  const engines = ENGINES.flatMap((e) => e.compileIncludes ?? []).map((u) => u.pathname.slice(root.length));
+  return [...engines, ...npmSetFiles(), pinned("vega-embed"), pinned("onnx-proto")];
 }
 
 /** deno.json's import map. */

@@ -13,3 +13,8 @@ export class UserError extends Error {
   /** The process exit code. */
   readonly exitCode: number = 1;
 }
+
+/** A mistake on the command line or in a request (bad flags, unknown names, bad values); exit code 2. */
+export class UsageError extends UserError {
+  override readonly exitCode: number = 2;
+}

@@ -9,9 +9,9 @@
  */
 
 import { engineLabel } from "./engine_label.ts";
-import type { RunRecord } from "../lib/record/run_record.ts";
 import type { LoadedRecord } from "./load.ts";
 import type { ExperimentKind, Matrix } from "./inputs.ts";
+import type { RunRecord } from "../lib/record/schema.ts";
 
 /** Precisions in the order the paper discusses them; any other precision string sorts after these. */
 export const PRECISION_ORDER: readonly string[] = ["fp32", "fp16", "mixed", "bf16"];
@@ -255,7 +255,7 @@ export function groupRows(runs: readonly Run[]): GroupRow[] {
       testExamples: examples(g[0].record, "test"),
       cell: g[0].cell,
       precision: c.precision,
-      engines: [...new Set(g.map((r) => r.record.config.engine))].sort(byString).map(engineLabel).join(" "),
+      engines: [...new Set(g.map((r) => engineLabel(r.record)))].sort(byString).join(" "),
       seeds: g.map((r) => r.record.config.seed).join(" "),
       runs: g.length,
       diverged: g.filter((r) => r.record.status === "diverged").length,

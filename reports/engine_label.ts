@@ -1,16 +1,21 @@
 /**
- * How the report names an engine: with its guarantee when it is not bit-exact with ref, so a figure made
- * from `--fast` runs says so wherever the engine appears.
+ * How the report names an engine: from the record's own statement of what ran (its environment manifest),
+ * with the guarantee it states when that engine is not bit-exact with ref, so a figure made from `--fast`
+ * or ort runs (or any engine added later) says so wherever the engine appears. Nothing here knows an engine
+ * by its name.
  *
  * @module
  */
 
-const NOT_EXACT: Readonly<Record<string, string>> = {
-  "wasm-fast": "fused multiply-add, not bit-exact with ref",
-  ort: "onnxruntime, float32 arithmetic in its own order, not bit-exact with ref",
-};
+import type { RunRecord } from "../lib/record/schema.ts";
 
-/** The engine's name, followed by its caveat in parentheses when it has one. */
-export function engineLabel(name: string): string {
-  return NOT_EXACT[name] ? `${name} (${NOT_EXACT[name]})` : name;
+/** The engine's name, followed by its caveat in parentheses when the record says it is not bit-exact. */
+export function engineLabel(r: RunRecord): string {
+  const e = r.environment.engine as
+    | { capabilities?: { bitExactWithRef?: unknown }; guarantee?: unknown }
+    | undefined;
+  if (e?.capabilities?.bitExactWithRef === true) return r.config.engine;
+  // A record that does not say it is exact is shown as not exact, never the other way round.
+  const why = typeof e?.guarantee === "string" ? e.guarantee : "not bit-exact with ref";
+  return `${r.config.engine} (${why})`;
 }

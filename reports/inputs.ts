@@ -11,9 +11,7 @@
  */
 
 import { readJson, type SkippedFile } from "../lib/record/read.ts";
-import { MATRIX_SCHEMA } from "../lib/reproduce/matrix.ts";
-import { TOLERANCE_SCHEMA } from "../lib/analysis/tolerance.ts";
-import type { ToleranceResult } from "../lib/analysis/run_tolerance.ts";
+import { MATRIX_SCHEMA, TOLERANCE_SCHEMA, type ToleranceResult } from "../lib/record/schema.ts";
 
 export type { ToleranceResult };
 

@@ -10,8 +10,8 @@
  */
 
 import { type LoadedRecord, readJson, readRunRecords, type SkippedFile } from "../lib/record/read.ts";
-import { DETERMINISM_SCHEMA, type DeterminismCheck } from "../lib/reproduce/verify.ts";
 import { type LoadedTolerance, loadMatrix, loadTolerance, type Matrix, MATRIX_FILE } from "./inputs.ts";
+import { DETERMINISM_SCHEMA, type DeterminismCheck } from "../lib/record/schema.ts";
 
 export type { DeterminismCheck, LoadedRecord, LoadedTolerance, Matrix, SkippedFile };
 

@@ -7,10 +7,10 @@
  * @module
  */
 
-import type { OptimizerConfig } from "../lib/train/optimizer.ts";
 import { byString, finalAccuracy, type Run } from "./aggregate.ts";
 import type { DeterminismCheck, SkippedFile } from "./load.ts";
 import { type Cell, escapeHtml, para, section, table } from "./html.ts";
+import type { OptimizerConfig } from "../lib/record/schema.ts";
 
 /** The summary line of the determinism checks. */
 export function determinismSummary(checks: readonly DeterminismCheck[]): string {

@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { parseTrainArgs } from "../lib/cli/train.ts";
 import { decimal, integer, joinNegativeValues, seedList } from "../lib/cli/parse.ts";
-import { UsageError, userMessage } from "../lib/cli/usage_error.ts";
+import { UsageError } from "../lib/errors.ts";
+import { userMessage } from "../lib/cli/usage_error.ts";
 
 /** Asserts that `f` throws a UsageError (exit code 2) whose one-line message matches `re`. */
 function refuses(f: () => unknown, re: RegExp, what = String(re)) {

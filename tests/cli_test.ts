@@ -74,7 +74,12 @@ const BAD: [string, string[], RegExp][] = [
   ["unknown precision", ["--precision", "fp8"], /Bad --precision "fp8": unknown policy "fp8"/],
   ["bad policy value", ["--precision", "params=fp32,compute=fp12"], /bad value "fp12" for compute/],
   ["unknown engine", ["--engine", "cuda"], /Unknown engine "cuda"/],
-  ["--fast on ref", ["--engine", "ref", "--fast"], /--fast applies to the wasm engine, not ref/],
+  [
+    "--fast on ref",
+    ["--engine", "ref", "--fast"],
+    /--fast applies to an engine with a fast variant \(wasm\), not ref/,
+  ],
+  ["--threads on ref", ["--engine", "ref", "--threads", "2"], /Engine ref takes no --threads/],
   ["zero threads", ["--threads", "0"], /--threads must be an integer from 1 to 256, got "0"/],
   ["too many threads", ["--threads", "300"], /--threads must be an integer from 1 to 256, got "300"/],
   ["unknown dataset", ["--dataset", "imagenet"], /Unknown dataset "imagenet"/],

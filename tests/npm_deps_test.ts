@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ORT_LOCKFILE } from "../kernels/ort/runtime.ts";
+import { ORT_LOCKFILE } from "../kernels/ort/spec.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const ORT_PACKAGES = ["onnxruntime-node", "onnxruntime-common"];

@@ -12,9 +12,9 @@ import { createEngine as createWasm } from "../kernels/wasm/mod.ts";
 import { roundArray } from "../lib/formats/format.ts";
 import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
-import type { RunRecord } from "../lib/record/run_record.ts";
 import { readWeights, weightFeeds } from "../lib/record/weights.ts";
 import { buildEvalGraph } from "../lib/train/step.ts";
+import type { RunRecord } from "../lib/record/schema.ts";
 
 const FFI = [...TRAIN_PERMS, "--allow-ffi"];
 

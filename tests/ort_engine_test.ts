@@ -21,8 +21,9 @@ import { loadOrt, type OrtTensor } from "../kernels/ort/runtime.ts";
 import { Graph } from "../lib/graph/graph.ts";
 import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
-import { type OptimizerConfig, PAPER_SGD } from "../lib/train/optimizer.ts";
+import { PAPER_SGD } from "../lib/train/optimizer.ts";
 import { buildTrainGraph, type StepSpec } from "../lib/train/step.ts";
+import type { OptimizerConfig } from "../lib/record/schema.ts";
 
 const ADAM: OptimizerConfig = { ...PAPER_SGD, kind: "adam", lr: 0.001, weightDecay: 0.0005 };
 

@@ -14,8 +14,9 @@ import {
   PolicyError,
   policyString,
 } from "../lib/policy/policy.ts";
-import { type OptimizerConfig, PAPER_SGD } from "../lib/train/optimizer.ts";
+import { PAPER_SGD } from "../lib/train/optimizer.ts";
 import { buildEvalGraph, buildTrainGraph, type StepSpec, type TrainGraph } from "../lib/train/step.ts";
+import type { OptimizerConfig } from "../lib/record/schema.ts";
 
 /** The policy without its name, for comparing resolved fields. */
 function fields(p: Policy): Omit<Policy, "name"> {

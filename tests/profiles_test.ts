@@ -1,7 +1,7 @@
 /** The reproduction matrix as data: the quick profile's cells, seed overrides, and the full-data switch. */
 
 import assert from "node:assert/strict";
-import { parseTrainArgs } from "../lib/cli/train.ts";
+import { resolveRun } from "../lib/train/config.ts";
 import { configId } from "../lib/record/run_record.ts";
 import { cellsOf, PROFILES } from "../lib/reproduce/profiles.ts";
 
@@ -12,10 +12,12 @@ Deno.test("quick profile: 24 main cells and 8 pitfall cells, each a valid and di
   assert.equal(kinds.filter((k) => k === "main").length, 24);
   assert.equal(kinds.filter((k) => k === "epsilon").length, 6);
   assert.equal(kinds.filter((k) => k === "accumulation").length, 2);
-  const ids = await Promise.all(cells.map((c) => configId(parseTrainArgs([...c.args]).config)));
+  const ids = await Promise.all(
+    cells.map((c) => configId(resolveRun({ ...c.request, engine: "wasm" }).config)),
+  );
   assert.equal(new Set(ids).size, 32, "every cell is its own config");
   assert.equal(new Set(cells.map((c) => c.label)).size, 32);
-  assert.ok(cells.every((c) => c.args.includes("--dataset") && !c.args.includes("mnist")));
+  assert.ok(cells.every((c) => c.request.dataset.endsWith("-npm")));
 });
 
 Deno.test("--seeds overrides the main experiments only; --full-data swaps the npm sets for the downloads", () => {
@@ -26,6 +28,6 @@ Deno.test("--seeds overrides the main experiments only; --full-data swaps the np
     "pitfall experiments keep seed 1",
   );
   const full = cellsOf(PROFILES.quick, undefined, true);
-  const datasets = new Set(full.map((c) => c.args[c.args.indexOf("--dataset") + 1]));
+  const datasets = new Set(full.map((c) => c.request.dataset));
   assert.deepEqual([...datasets].sort(), ["fashion-mnist", "mnist"]);
 });

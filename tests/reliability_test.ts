@@ -26,6 +26,7 @@ import {
 } from "../lib/reproduce/out_folder.ts";
 import { verifiedRecord } from "../lib/reproduce/verified.ts";
 import { UserError } from "../lib/errors.ts";
+import { ENGINES } from "../kernels/registry.ts";
 import { SLURM_PROGRAMS } from "../lib/reproduce/slurm.ts";
 import { runCli, TRAIN_PERMS } from "./support/cli.ts";
 
@@ -92,6 +93,9 @@ Deno.test("claimOutFolder: one reproduce at a time, one profile per folder, orph
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/0123456789abcdef.weights`, "orphan");
+    await old(`${dir}/0123456789abcdef.weights`);
+    // A young weights file without a record may belong to a cell still running elsewhere: it stays.
+    await Deno.writeTextFile(`${dir}/00000000000000aa.weights`, "running");
     await Deno.writeTextFile(`${dir}/fedcba9876543210.weights`, "kept");
     await Deno.writeTextFile(`${dir}/fedcba9876543210.json`, "{}");
     await Deno.writeTextFile(`${dir}/x.json.tmp-7-0000000000000000`, "half");
@@ -99,6 +103,7 @@ Deno.test("claimOutFolder: one reproduce at a time, one profile per folder, orph
     const claim = await claimOutFolder(dir, "smoke");
     assert.deepEqual(claim.removed, ["x.json.tmp-7-0000000000000000", "0123456789abcdef.weights"]);
     assert.ok(await Deno.stat(`${dir}/fedcba9876543210.weights`));
+    assert.ok(await Deno.stat(`${dir}/00000000000000aa.weights`));
     // A second claim (as a second process would try) is refused while the first holds the folder.
     const second = await claimOutFolder(dir, "smoke").then(() => null, (e) => e);
     assert.ok(second instanceof UserError);
@@ -115,6 +120,21 @@ Deno.test("claimOutFolder: one reproduce at a time, one profile per folder, orph
     assert.match(other.message, /holds a reproduction of profile quick; profile smoke needs its own folder/);
     // The refused claim gave the lock back.
     (await claimOutFolder(dir, "quick")).lock.release();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("claimOutFolder: a link planted at the lock file's name is refused, never written through", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/victim`, "precious");
+    await Deno.mkdir(`${dir}/out`);
+    await Deno.symlink(`${dir}/victim`, `${dir}/out/${LOCK_FILE}`);
+    const e = await claimOutFolder(`${dir}/out`, "smoke").then(() => null, (e) => e);
+    assert.ok(e instanceof UserError, String(e));
+    assert.match(e.message, /\.f16repro\.lock is not a regular file/);
+    assert.equal(await Deno.readTextFile(`${dir}/victim`), "precious");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -265,9 +285,8 @@ Deno.test("permissions: reproduce, verify and test run only deno itself and the 
       f.startsWith("--allow-run")
     );
     const slurm = SLURM_PROGRAMS.join(",");
-    const expected =
-      { reproduce: `git,${slurm}`, verify: "git", test: `git,chromium,sh,bash,${slurm}` }[task];
-    assert.deepEqual(flags, [`--allow-run=DENO,${expected}`], task);
+    const expected = { reproduce: `${slurm}`, verify: "", test: `git,chromium,sh,bash,${slurm}` }[task];
+    assert.deepEqual(flags, [`--allow-run=DENO${expected ? `,${expected}` : ""}`], task);
   }
   for (const task of ["train", "train:ort"]) assert.match(TASKS[task], /--allow-run=git /);
 });
@@ -292,5 +311,26 @@ Deno.test("export and tolerance: weights that do not match their record fail in 
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("permissions: engine flags come from the engines' specs (train:<engine> tasks, the test task)", () => {
+  const root = new URL("../", import.meta.url).pathname;
+  // deno.json names the lockfile relative to the project; a spec names it absolutely.
+  const rel = (f: string) => f.replace(`=${root}`, "=");
+  // Deno's own flags: those before the script.
+  const flags = (task: string) =>
+    TASKS[task].split(" main.ts")[0].split(/\s+/).filter((f) => f.startsWith("--"));
+  for (const e of ENGINES) {
+    if (!e.denoFlags.length) continue;
+    const task = `train:${e.name}`;
+    assert.ok(TASKS[task], `deno.json has a ${task} task`);
+    assert.deepEqual(flags(task).sort(), [...flags("train"), ...e.denoFlags.map(rel)].sort(), task);
+    for (const f of e.denoFlags.map(rel)) assert.ok(flags("test").includes(f), `test task has ${f}`);
+  }
+  // Nothing else in deno.json asks for an engine's flags: a new engine's come from its spec.
+  for (const [name, task] of Object.entries(TASKS)) {
+    if (name.startsWith("train:") || name === "test" || name.startsWith("bench")) continue;
+    assert.ok(!task.includes("--allow-ffi"), `${name} asks for --allow-ffi`);
   }
 });

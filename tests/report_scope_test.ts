@@ -17,7 +17,7 @@ import { buildFigures, type Figure } from "../reports/figures.ts";
 import { isDrawn, MAX_FIGURE_WIDTH } from "../reports/figure_style.ts";
 import { loadRuns } from "../reports/load.ts";
 import { renderSvg } from "../reports/svg.ts";
-import type { RunRecord } from "../lib/record/run_record.ts";
+import type { RunRecord } from "../lib/record/schema.ts";
 
 type Rec = RunRecord & Record<string, unknown>;
 const loaded = (records: readonly RunRecord[]) => records.map((record, i) => ({ file: `${i}.json`, record }));

@@ -184,9 +184,21 @@ Deno.test("runs of one model with different settings are not averaged together a
   }
 });
 
-Deno.test("report: an engine that is not bit-exact with ref is labelled so", async () => {
+Deno.test("report: an engine is labelled from its record's own guarantee, never from its name", async () => {
   const { engineLabel } = await import("../reports/engine_label.ts");
-  assert.equal(engineLabel("wasm"), "wasm");
-  assert.match(engineLabel("wasm-fast"), /not bit-exact/);
-  assert.match(engineLabel("ort"), /not bit-exact/);
+  const withEngine = (engine: string, e: Record<string, unknown> | undefined) => {
+    const r = record({ seed: 1 });
+    return { ...r, config: { ...r.config, engine }, environment: { ...r.environment, engine: e } };
+  };
+  assert.equal(engineLabel(withEngine("wasm", { capabilities: { bitExactWithRef: true } })), "wasm");
+  // A new engine the report has never heard of: its record's statement is what counts.
+  assert.equal(
+    engineLabel(withEngine("gpu9", { capabilities: { bitExactWithRef: false }, guarantee: "within 1 ulp" })),
+    "gpu9 (within 1 ulp)",
+  );
+  assert.match(
+    engineLabel(withEngine("wasm", { capabilities: { bitExactWithRef: false } })),
+    /not bit-exact/,
+  );
+  assert.match(engineLabel(withEngine("ref", undefined)), /not bit-exact/);
 });

@@ -12,7 +12,7 @@ import { endReason } from "../lib/reproduce/slurm_run.ts";
 import { groupByNode } from "../lib/reproduce/slurm_verify.ts";
 import { slurmOptions } from "../lib/cli/slurm_flags.ts";
 import { slurmPlacement } from "../lib/record/environment.ts";
-import type { RunRecord } from "../lib/record/run_record.ts";
+import type { RunRecord } from "../lib/record/schema.ts";
 
 Deno.test("squeue and scontrol output: task states, reasons, nodes and exit codes", () => {
   const q = parseSqueue("0|COMPLETED|None|n1\n1|FAILED|NonZeroExitCode|n2\n2|PENDING|JobArrayTaskLimit|\n\n");

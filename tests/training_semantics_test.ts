@@ -9,9 +9,10 @@ import { parsePolicy } from "../lib/policy/policy.ts";
 import { Rng } from "../lib/random.ts";
 import { initialState } from "../lib/train/init.ts";
 import { LossScaler } from "../lib/train/loss_scaler.ts";
-import { adamAlpha, type OptimizerConfig, PAPER_SGD } from "../lib/train/optimizer.ts";
+import { adamAlpha, PAPER_SGD } from "../lib/train/optimizer.ts";
 import { buildTrainGraph } from "../lib/train/step.ts";
 import { train, type TrainResult } from "../lib/train/train.ts";
+import type { OptimizerConfig } from "../lib/record/schema.ts";
 
 const tensor = (format: FormatName, shape: number[], data: ArrayLike<number>): HostTensor => ({
   shape,

@@ -15,7 +15,7 @@ import type { Engine, HostTensor } from "../kernels/engine.ts";
 import { createEngine as createRef } from "../kernels/ref/mod.ts";
 import { createEngine as createWasm } from "../kernels/wasm/mod.ts";
 import { parseTrainArgs } from "../lib/cli/train.ts";
-import { UsageError } from "../lib/cli/usage_error.ts";
+import { UsageError } from "../lib/errors.ts";
 import { sizeOf } from "../lib/graph/graph.ts";
 import { ModelBuilder } from "../lib/model/builder.ts";
 import { type ModelDef, MODELS } from "../lib/model/zoo.ts";

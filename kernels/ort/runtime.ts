@@ -60,14 +60,6 @@ const ORT_SPEC = ["npm:onnxruntime", "node@1.30.0"].join("-");
 // A bare name mapped in deno.json ("imports"), joined at run time so that the type checker does not load it.
 const PROTO_SPEC = ["onnx", "proto"].join("-");
 
-/** The lockfile of every process that may load onnxruntime-node: deno.lock plus that package. */
-export const ORT_LOCKFILE: URL = new URL("./deno.lock", import.meta.url);
-
-/** The `deno run`/`deno test` flag that selects ORT_LOCKFILE. */
-export function ortLockFlag(): string {
-  return `--lock=${ORT_LOCKFILE.pathname}`;
-}
-
 let ort: Promise<Ort> | undefined;
 let proto: Promise<OnnxProto> | undefined;
 

@@ -8,6 +8,12 @@
 
 import type { EngineSpec } from "../spec.ts";
 
+/**
+ * The lockfile that pins onnxruntime-node (with everything deno.lock pins): only processes that may load the
+ * ort engine use it, so other runs never download the 288 MB package.
+ */
+export const ORT_LOCKFILE: URL = new URL("./deno.lock", import.meta.url);
+
 /** The ort engine. */
 export const ORT: EngineSpec = {
   name: "ort",
@@ -15,7 +21,9 @@ export const ORT: EngineSpec = {
   limits: { formats: ["fp32", "fp16", "bf16"], accumulate: ["fp32"], stochasticRounding: false },
   options: ["threads"],
   bitOptions: ["threads"],
-  permissions: ["--allow-ffi"],
+  // One thread by default: ort's bits depend on it, so the default is the same on every machine.
+  defaults: { threads: 1 },
+  denoFlags: ["--allow-ffi", `--lock=${ORT_LOCKFILE.pathname}`],
   guarantee: () => ({
     bitExactWithRef: false,
     deterministic: true,

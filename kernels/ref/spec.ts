@@ -12,7 +12,7 @@ export const REF: EngineSpec = {
   description: "plain TypeScript kernels: the numerical contract every engine is checked against",
   options: [],
   bitOptions: [],
-  permissions: [],
+  denoFlags: [],
   guarantee: () => ({
     bitExactWithRef: true,
     deterministic: true,

@@ -14,7 +14,9 @@ export const WASM: EngineSpec = {
   variants: { "wasm-fast": { fast: true } },
   options: ["threads", "fast"],
   bitOptions: ["fast"],
-  permissions: [],
+  denoFlags: [],
+  // Started with `new Worker(...)`, which deno compile does not follow.
+  compileIncludes: [new URL("./worker.ts", import.meta.url)],
   guarantee: (o) =>
     o.fast
       ? {

@@ -15,24 +15,11 @@ import { rounder } from "../formats/format.ts";
 import { modelByName } from "../model/zoo.ts";
 import { parsePolicy, type Policy } from "../policy/policy.ts";
 import { readJson, recordProblem } from "../record/read.ts";
-import type { RunRecord } from "../record/run_record.ts";
 import { readWeights, weightFeeds } from "../record/weights.ts";
 import { buildEvalGraph } from "../train/step.ts";
 import type { Dataset } from "../../datasets/dataset.ts";
-import { measure, softmaxRows, TOLERANCE_SCHEMA, type ToleranceSpace } from "./tolerance.ts";
-
-/** A tolerance analysis result (written as JSON). */
-export interface ToleranceResult {
-  readonly schema: typeof TOLERANCE_SCHEMA;
-  readonly model: string;
-  readonly dataset: string;
-  readonly reference: { readonly id: string; readonly precision: string };
-  readonly counterpart:
-    | { readonly mode: "rounded"; readonly format: "fp16" | "bf16" }
-    | { readonly mode: "independent"; readonly id: string; readonly precision: string };
-  readonly logits: ToleranceSpace;
-  readonly probabilities: ToleranceSpace;
-}
+import { measure, softmaxRows } from "./tolerance.ts";
+import { type RunRecord, TOLERANCE_SCHEMA, type ToleranceResult } from "../record/schema.ts";
 
 /** A problem with the inputs of the analysis (a user mistake, reported in one line). */
 export class ToleranceInputError extends Error {}

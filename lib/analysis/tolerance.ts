@@ -15,38 +15,7 @@
  */
 
 import { exp } from "../math.ts";
-
-/** Schema of tolerance result files. */
-export const TOLERANCE_SCHEMA = "f16repro.tolerance/1";
-
-/** One test input. */
-export interface TolerancePoint {
-  readonly i: number;
-  readonly label: number;
-  readonly pred32: number;
-  readonly pred16: number;
-  readonly delta: number;
-  readonly gamma: number;
-}
-
-/** The lemma's quantities in one output space. */
-export interface ToleranceSpace {
-  readonly space: "logits" | "probabilities";
-  readonly count: number;
-  /** Inputs with Gamma > 2 delta (where the lemma guarantees agreement). */
-  readonly satisfied: number;
-  readonly satisfiedShare: number;
-  /** Inputs whose predictions differ. */
-  readonly disagreements: number;
-  /** Disagreements at Gamma > 2 delta: must be 0. */
-  readonly violations: number;
-  /** Accuracy of the reference (fp32) and the 16-bit model on these inputs. */
-  readonly accuracy32: number;
-  readonly accuracy16: number;
-  /** The lemma's bound on |accuracy32 - accuracy16|: the share of inputs with Gamma <= 2 delta. */
-  readonly bound: number;
-  readonly points: readonly TolerancePoint[];
-}
+import type { TolerancePoint, ToleranceSpace } from "../record/schema.ts";
 
 /** First index of the maximum of row r (NaN entries never win; an all-NaN row gives -1). */
 function argmax(v: Float64Array, r: number, k: number): number {

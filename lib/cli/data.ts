@@ -16,7 +16,8 @@ import {
   loadDataset,
 } from "../../datasets/registry.ts";
 import { parseFlags } from "./parse.ts";
-import { asUsageError, UsageError } from "./usage_error.ts";
+import { UsageError } from "../errors.ts";
+import { asUsageError } from "./usage_error.ts";
 
 /** Help text of `f16repro data`. */
 export const DATA_HELP = `Usage: f16repro data <list | fetch NAME | verify [NAME] | path NAME> [options]

@@ -4,13 +4,14 @@
  * @module
  */
 
-import { exportInference } from "../../kernels/ort/export.ts";
+import { exportInference } from "../export/onnx.ts";
 import { readJson, recordProblem } from "../record/read.ts";
-import { type RunRecord, writeAtomic } from "../record/run_record.ts";
+import { writeAtomic } from "../record/run_record.ts";
 import { readWeights, WeightsError } from "../record/weights.ts";
 import { probeFile, writeOrRescue } from "./outputs.ts";
 import { parseFlags, positiveInt } from "./parse.ts";
-import { UsageError } from "./usage_error.ts";
+import { UsageError } from "../errors.ts";
+import type { RunRecord } from "../record/schema.ts";
 
 /** Help text of `f16repro export`. */
 export const EXPORT_HELP = `Usage: f16repro export RUN_RECORD -o MODEL.onnx [options]

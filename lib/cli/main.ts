@@ -9,7 +9,8 @@ import { exportCommand } from "./export.ts";
 import { reportCommand, reproduceCommand, verifyCommand } from "./reproduce.ts";
 import { toleranceCommand } from "./tolerance.ts";
 import { trainCommand } from "./train.ts";
-import { UsageError, userMessage } from "./usage_error.ts";
+import { UsageError } from "../errors.ts";
+import { userMessage } from "./usage_error.ts";
 
 /** Version of f16repro. */
 export const VERSION = "0.1.0";

@@ -20,8 +20,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { type FormatName, rounder } from "../formats/format.ts";
-import { UsageError } from "./usage_error.ts";
+import { UsageError } from "../errors.ts";
 
 /** Options in node:util parseArgs form. */
 export type FlagOptions = Record<
@@ -147,30 +146,4 @@ export function seedList(flag: string, v: string): number[] {
 /** Parses a comma-separated list of positive integers (e.g. --hidden 512,256). */
 export function intList(flag: string, v: string): number[] {
   return list(flag, v, (s) => positiveInt(flag, s));
-}
-
-/**
- * Refuses a value that the given formats cannot hold as meant: a non-zero value that rounds to zero
- * (underflow), to infinity (overflow), or to `below` or more (momentum 0.99999 is 1 in fp16).
- * The message names the flag, the value, the format and what it becomes there.
- */
-export function holdable(
-  flag: string,
-  value: number,
-  formats: readonly FormatName[],
-  below = Infinity,
-): void {
-  for (const f of formats) {
-    const r = rounder(f)(value);
-    const why = value !== 0 && r === 0
-      ? "underflows to 0"
-      : !Number.isFinite(r)
-      ? "overflows to infinity"
-      : r >= below
-      ? `rounds to ${r}`
-      : undefined;
-    if (why) {
-      throw new UsageError(`--${flag} ${value} ${why} in ${f}, the format the optimizer rounds it to here`);
-    }
-  }
 }

@@ -7,7 +7,7 @@
  */
 
 import { writeReport } from "../../reports/write.ts";
-import { DEFAULT_ENGINE, ENGINE_NAMES, engineLimits } from "../../kernels/registry.ts";
+import { DEFAULT_ENGINE, ENGINE_NAMES, engineLimits, engineSpec } from "../../kernels/registry.ts";
 import { policyProblem } from "../../kernels/engine.ts";
 import { parsePolicy } from "../policy/policy.ts";
 import { cellsOf, profileByName, PROFILES } from "../reproduce/profiles.ts";
@@ -16,25 +16,24 @@ import { writeMatrix } from "../reproduce/matrix.ts";
 import {
   checkDeterminism,
   type CheckOptions,
-  type DeterminismCheck,
   previousChecks,
   selectForCheck,
   writeDeterminism,
 } from "../reproduce/verify.ts";
 import { claimOutFolder } from "../reproduce/out_folder.ts";
 import { Estimate, formatDuration, plural, type Work } from "../reproduce/progress.ts";
-import { cellWork, runCells } from "../reproduce/runner.ts";
+import { cellInvocation, cellWork, runCells } from "../reproduce/runner.ts";
 import { TOLERANCE_WORK, toleranceCount, toleranceStep } from "../reproduce/tolerance_step.ts";
 import type { Cell, Profile } from "../reproduce/profiles.ts";
 import { probeFolder, writeOrRescue } from "./outputs.ts";
 import { parseFlags, positiveInt, seedList } from "./parse.ts";
-import { UsageError } from "./usage_error.ts";
-import { UserError } from "../errors.ts";
+import { UsageError, UserError } from "../errors.ts";
 import { SLURM_FLAGS, SLURM_HELP, slurmOptions } from "./slurm_flags.ts";
 import { requireSlurm } from "../reproduce/slurm.ts";
 import { runCellsOnSlurm } from "../reproduce/slurm_run.ts";
 import { checkDeterminismOnSlurm } from "../reproduce/slurm_verify.ts";
 import { shellQuote } from "../reproduce/slurm_script.ts";
+import type { DeterminismCheck } from "../record/schema.ts";
 
 /** The estimate's view of writing the report. */
 const REPORT_WORK: Work = { kind: "report", guess: 5 };
@@ -189,13 +188,13 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   // Both output folders are checked before the first cell runs.
   await probeFolder("--out", out);
   await probeFolder("--report", reportDir);
-  // Cells run `jobs` at a time; each wasm child gets its share of the cores (never a different bit). On
-  // Slurm, a cell's threads are its CPUs.
+  // Cells run `jobs` at a time; each child of an engine whose bits do not depend on its threads gets its
+  // share of the cores (an engine whose bits do keeps the thread count its config records). On Slurm, a
+  // cell's threads are its CPUs.
   const threads = slurm?.cpus ?? Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / jobs));
-  const extra = [
-    ...childDataFlags(v),
-    ...(v.engine!.startsWith("wasm") ? ["--threads", String(threads)] : []),
-  ];
+  const { spec } = engineSpec(v.engine!);
+  const freeThreads = spec.options.includes("threads") && !spec.bitOptions.includes("threads");
+  const extra = [...childDataFlags(v), ...(freeThreads ? ["--threads", String(threads)] : [])];
   const log = (s: string) => v.quiet || console.error(s);
   const all = cellsOf(profile, seeds, v["full-data"]);
   // Cells whose policy the engine refuses (ort: fp16 accumulation) are left out, said here and in the log;
@@ -293,6 +292,12 @@ async function reproduceIn(
     estimate,
     later: () => verifyLeft() + toleranceLeft() + reportLeft(),
   };
+  // The matrix is written before any cell runs, so the folder says which profile it holds from the start
+  // (a second profile is refused even while the first one's cells are still running or were killed).
+  if (!slurm?.dryRun) {
+    const planned = await Promise.all(cells.map(async (cell) => (await cellInvocation(cell, o)).id));
+    await writeMatrix(out, profile, cells, planned);
+  }
   const onSlurm = slurm && await runCellsOnSlurm(cells, o, slurm);
   const run = onSlurm || await runCells(cells, o);
   if (onSlurm && onSlurm.dryRun) {
@@ -304,7 +309,6 @@ async function reproduceIn(
   }
   ids = run.ids;
   ranAny = run.ran.length > 0;
-  await writeMatrix(out, profile, cells, run.ids);
   if (onSlurm && !onSlurm.waited) {
     if (v.json) {
       console.log(JSON.stringify({ profile: profile.name, out, jobs: onSlurm.jobs, failed: run.failed }));

@@ -7,7 +7,7 @@
 
 import type { SlurmOptions } from "../reproduce/slurm_run.ts";
 import { decimal, positiveInt } from "./parse.ts";
-import { UsageError } from "./usage_error.ts";
+import { UsageError } from "../errors.ts";
 
 /** parseArgs options of the Slurm flags. */
 export const SLURM_FLAGS = {

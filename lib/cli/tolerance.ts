@@ -4,13 +4,13 @@
  * @module
  */
 
-import { analyseTolerance, ToleranceInputError, type ToleranceResult } from "../analysis/run_tolerance.ts";
-import type { ToleranceSpace } from "../analysis/tolerance.ts";
+import { analyseTolerance, ToleranceInputError } from "../analysis/run_tolerance.ts";
 import { writeAtomic } from "../record/run_record.ts";
 import { WeightsError } from "../record/weights.ts";
 import { probeFile, writeOrRescue } from "./outputs.ts";
 import { parseFlags } from "./parse.ts";
-import { UsageError } from "./usage_error.ts";
+import { UsageError } from "../errors.ts";
+import type { ToleranceResult, ToleranceSpace } from "../record/schema.ts";
 
 /** Help text of `f16repro tolerance`. */
 export const TOLERANCE_HELP = `Usage: f16repro tolerance RUN_RECORD [options]

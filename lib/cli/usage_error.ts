@@ -9,12 +9,7 @@
  */
 
 import { DatasetError } from "../../datasets/gzip.ts";
-import { UserError } from "../errors.ts";
-
-/** A user mistake on the command line (bad flags, unknown names, bad values); exit code 2. */
-export class UsageError extends UserError {
-  override readonly exitCode: number = 2;
-}
+import { UsageError, UserError } from "../errors.ts";
 
 /** Runs `f` (a flag parser, a name lookup), turning any error it throws into a one-line {@linkcode UsageError}. */
 export function asUsageError<R>(f: () => R): R {

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
+
 /** A lock this process holds; {@linkcode FileLock.release} (or the process's end) frees it. */
 export interface FileLock {
   readonly path: string;
@@ -19,7 +21,7 @@ export interface FileLock {
  * for the next process to read; null when another live process holds it.
  */
 export async function tryLockFile(path: string, note = ""): Promise<FileLock | null> {
-  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o644 });
+  const file = await openOwnFile(path);
   if (!(await file.tryLock(true))) {
     file.close();
     return null;
@@ -38,6 +40,30 @@ export async function tryLockFile(path: string, note = ""): Promise<FileLock | n
       file.close(); // closing the descriptor drops the flock
     },
   };
+}
+
+/**
+ * Opens `path` for reading and writing, creating it exclusively when it is missing. An existing path must be
+ * a regular file, and the file opened must be the one examined (same device and inode), so a symbolic link
+ * planted in a shared folder can never redirect the write of the lock's note to another file.
+ */
+async function openOwnFile(path: string): Promise<Deno.FsFile> {
+  try {
+    return await Deno.open(path, { read: true, write: true, createNew: true, mode: 0o644 });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+  }
+  const before = await Deno.lstat(path);
+  if (!before.isFile) {
+    throw new UserError(`${path} is not a regular file; remove it (it may be a planted link)`);
+  }
+  const file = await Deno.open(path, { read: true, write: true });
+  const now = await file.stat();
+  if (now.ino !== before.ino || now.dev !== before.dev) {
+    file.close();
+    throw new UserError(`${path} changed while it was opened; remove it and try again`);
+  }
+  return file;
 }
 
 /**

@@ -7,8 +7,7 @@
  *
  * @module
  */
-
-import { RUN_SCHEMA, type RunRecord } from "./run_record.ts";
+import { RUN_SCHEMA, type RunRecord } from "./schema.ts";
 
 /** A file of a runs folder that could not be used. */
 export interface SkippedFile {
@@ -124,7 +123,8 @@ export async function readJson(path: string): Promise<{ value: unknown } | { err
   try {
     return { value: JSON.parse(text) };
   } catch (e) {
-    return { error: `Invalid JSON (${e instanceof Error ? e.message : String(e)})` };
+    // The parser's message may quote the file, line breaks and all: its first line is the reason.
+    return { error: `Invalid JSON (${(e instanceof Error ? e.message : String(e)).split("\n")[0]})` };
   }
 }
 

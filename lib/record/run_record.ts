@@ -9,46 +9,20 @@
  * @module
  */
 
-import type { OptimizerConfig } from "../train/optimizer.ts";
-import type { Divergence, EpochMetrics, TrainResult } from "../train/train.ts";
-import type { MemoryFigures } from "../train/memory.ts";
 import type { Policy } from "../policy/policy.ts";
 import { sha256Hex } from "./hash.ts";
 import { writeAtomic } from "./atomic.ts";
+import {
+  type Divergence,
+  type EpochMetrics,
+  type MemoryFigures,
+  RUN_SCHEMA,
+  type RunConfig,
+  type RunLaunch,
+  type RunRecord,
+} from "./schema.ts";
 
 export { writeAtomic };
-
-/** Current run record schema. */
-export const RUN_SCHEMA = "f16repro.run/1";
-
-/** Everything that defines a run (and so its id). */
-export interface RunConfig {
-  readonly model: string;
-  readonly hidden: readonly number[];
-  readonly dataset: string;
-  readonly trainLimit: number | null;
-  readonly testLimit: number | null;
-  /** The precision as the user wrote it (name or policy string). */
-  readonly precision: string;
-  /** The resolved policy in canonical key=value form. */
-  readonly policy: string;
-  readonly optimizer: OptimizerConfig;
-  readonly batch: number;
-  readonly epochs: number;
-  readonly seed: number;
-  readonly engine: string;
-}
-
-/**
- * How a driver such as `reproduce` ran a cell: what the report needs to say how its times were taken.
- * Optional in a record: a lone `train` and records of older versions have none.
- */
-export interface RunLaunch {
-  /** The command line the user typed, e.g. "f16repro reproduce --profile quick --out runs/quick". */
-  readonly command: string;
-  /** How many cells trained at the same time on this machine while this one did, itself included. */
-  readonly cellsAtOnce: number;
-}
 
 /**
  * The environment variable through which a driver (reproduce) tells the `train` it starts how it was
@@ -72,28 +46,6 @@ export function launchFromEnv(): RunLaunch | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A run record as written to disk. */
-export interface RunRecord {
-  readonly schema: typeof RUN_SCHEMA;
-  readonly id: string;
-  readonly config: RunConfig;
-  readonly policy: Policy;
-  readonly status: "completed" | "diverged";
-  readonly divergence: Divergence | null;
-  readonly epochs: readonly EpochMetrics[];
-  readonly final: { readonly testAccuracy: number | null; readonly trainLoss: number | null };
-  readonly weightHash: string;
-  readonly metricsHash: string;
-  readonly parameterCount: number;
-  readonly memory: MemoryFigures;
-  readonly timings: { readonly totalSeconds: number; readonly trainSeconds: number };
-  readonly dataset: Readonly<Record<string, unknown>>;
-  readonly environment: Readonly<Record<string, unknown>>;
-  readonly createdAt: string;
-  /** How the cell was run, when a driver wrote it ({@linkcode RunLaunch}). */
-  readonly launch?: RunLaunch;
 }
 
 /** JSON with object keys sorted at every level (stable bytes for hashing). */
@@ -127,11 +79,21 @@ export async function metricsHash(
   return await sha256Hex(canonicalJson({ epochs: bareEpochs(epochs), divergence }));
 }
 
+/** What a finished (or diverged) training produced that its record keeps. */
+export interface RunOutcome {
+  readonly epochs: readonly EpochMetrics[];
+  readonly divergence: Divergence | null;
+  readonly weightHash: string;
+  readonly parameterCount: number;
+  readonly memory: MemoryFigures;
+  readonly totalSeconds: number;
+}
+
 /** Assembles the record of a finished (or diverged) run. */
 export async function makeRunRecord(
   config: RunConfig,
   policy: Policy,
-  result: TrainResult,
+  result: RunOutcome,
   dataset: Readonly<Record<string, unknown>>,
   environment: Readonly<Record<string, unknown>>,
 ): Promise<RunRecord> {

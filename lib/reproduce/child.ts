@@ -7,18 +7,18 @@
  */
 
 import { downloadHosts } from "../../datasets/sources.ts";
-import { LAUNCH_ENV, type RunLaunch } from "../record/run_record.ts";
-import { ortLockFlag } from "../../kernels/ort/runtime.ts";
+import { LAUNCH_ENV } from "../record/run_record.ts";
+import { DEFAULT_ENGINE, engineSpec } from "../../kernels/registry.ts";
+import type { RunLaunch } from "../record/schema.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url);
 
 /**
- * The permissions a child `train` needs, the same as `deno task train` (git only to record whether the
- * checkout has uncommitted changes); with `ffi` (the ort engine loads onnxruntime's native library) those of
- * `deno task train:ort`, and its lockfile (kernels/ort/runtime.ts: onnxruntime-node is pinned there, not in
- * deno.lock, so that other runs never download it).
+ * The Deno flags a child `train` on `engine` needs: those of `deno task train` (git only to record whether
+ * the checkout has uncommitted changes) and the engine's own (its spec's denoFlags: ort's --allow-ffi and
+ * lockfile).
  */
-export function childPermissions(ffi = false): string[] {
+export function childPermissions(engine: string = DEFAULT_ENGINE): string[] {
   return [
     "--allow-read",
     "--allow-write",
@@ -26,15 +26,17 @@ export function childPermissions(ffi = false): string[] {
     "--allow-sys",
     "--allow-run=git",
     `--allow-net=${downloadHosts().join(",")}`,
-    ...(ffi ? ["--allow-ffi", ortLockFlag()] : []),
+    ...engineSpec(engine).spec.denoFlags,
   ];
 }
 
-/** The command line that runs `f16repro <args>` in a new process (a compiled binary calls itself). */
-export function childCommand(args: readonly string[]): { cmd: string; args: string[] } {
+/**
+ * The command line that runs `f16repro <args>` in a new process for a run on `engine` (a compiled binary
+ * calls itself and has its permissions baked in).
+ */
+export function childCommand(args: readonly string[], engine?: string): { cmd: string; args: string[] } {
   if (Deno.build.standalone) return { cmd: Deno.execPath(), args: [...args] };
-  const ffi = args.some((a, i) => (a === "--engine" && args[i + 1] === "ort") || a === "--engine=ort");
-  return { cmd: Deno.execPath(), args: ["run", ...childPermissions(ffi), MAIN.href, ...args] };
+  return { cmd: Deno.execPath(), args: ["run", ...childPermissions(engine), MAIN.href, ...args] };
 }
 
 /** Result of a child run. */
@@ -48,10 +50,10 @@ export interface ChildResult {
 /** Runs `f16repro <args>`, passing each stderr line to `onLine` as it arrives. */
 export async function runChild(
   args: readonly string[],
-  onLine?: (line: string) => void,
-  launch?: RunLaunch,
+  o: { engine?: string; onLine?: (line: string) => void; launch?: RunLaunch } = {},
 ): Promise<ChildResult> {
-  const c = childCommand(args);
+  const { onLine, launch } = o;
+  const c = childCommand(args, o.engine);
   const env = launch ? { [LAUNCH_ENV]: JSON.stringify(launch) } : undefined;
   const proc = new Deno.Command(c.cmd, { args: c.args, env, stdout: "piped", stderr: "piped", stdin: "null" })
     .spawn();

@@ -8,9 +8,7 @@
 
 import { writeAtomic } from "../record/run_record.ts";
 import type { Cell, Profile } from "./profiles.ts";
-
-/** Schema of matrix.json. */
-export const MATRIX_SCHEMA = "f16repro.matrix/1";
+import { MATRIX_SCHEMA } from "../record/schema.ts";
 
 /** Writes `<dir>/matrix.json` for `cells` (with their record ids, in the same order). */
 export async function writeMatrix(

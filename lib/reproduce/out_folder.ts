@@ -64,17 +64,27 @@ export async function claimOutFolder(out: string, profile: string): Promise<Clai
   }
 }
 
-/** Removes `<id>.weights` files that have no `<id>.json` beside them (a run killed between the two writes). */
+/**
+ * Removes `<id>.weights` files that have no `<id>.json` beside them (a run killed between the two writes)
+ * once they are an hour old: a younger one may belong to a cell still running elsewhere (a Slurm task
+ * between its two writes), and is overwritten anyway when its cell runs again.
+ */
 async function removeOrphanWeights(out: string): Promise<string[]> {
   const names = new Set<string>();
   for await (const e of Deno.readDir(out)) if (e.isFile) names.add(e.name);
   const removed: string[] = [];
   for (const n of names) {
     if (!n.endsWith(".weights") || names.has(n.replace(/\.weights$/, ".json"))) continue;
+    const age = Date.now() -
+      ((await Deno.lstat(`${out}/${n}`).catch(() => null))?.mtime?.getTime() ?? Date.now());
+    if (age < ORPHAN_AGE_MS) continue;
     if (await Deno.remove(`${out}/${n}`).then(() => true, () => false)) removed.push(n);
   }
   return removed.sort();
 }
+
+/** How old a weights file without its record must be before a reproduction removes it. */
+export const ORPHAN_AGE_MS = 3600_000;
 
 /** The system temp folder, as Deno.makeTempDir uses it. */
 function tempRoot(): string {

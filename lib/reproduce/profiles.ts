@@ -8,13 +8,17 @@
  * @module
  */
 
+import type { RunRequest } from "../train/config.ts";
+import { PAPER_SGD } from "../train/optimizer.ts";
+import type { OptimizerConfig } from "../record/schema.ts";
+
 /** What an experiment is for; the report draws each kind in its own figures. */
 export type ExperimentKind = "main" | "epsilon" | "accumulation";
 
-/** One variant of an experiment: extra `train` flags and a label. */
+/** One variant of an experiment: its optimizer and a label. */
 export interface Variant {
   readonly label: string;
-  readonly flags: readonly string[];
+  readonly optimizer: OptimizerConfig;
 }
 
 /** One model/dataset setting and its axes. */
@@ -44,21 +48,21 @@ export interface Profile {
   readonly seeds: readonly number[];
 }
 
-/** One cell: the `train` arguments (without --out/--engine/--json) and where it belongs. */
+/** One cell: the run it asks for (without the engine, which the reproduction chooses) and where it belongs. */
 export interface Cell {
   readonly label: string;
   readonly experiment: number;
   readonly variant: string;
   readonly precision: string;
   readonly seed: number;
-  readonly args: readonly string[];
+  readonly request: Omit<RunRequest, "engine">;
 }
 
 /** The paper's optimizer: SGD, lr 0.01, momentum 0.9. */
-const PAPER_SGD: Variant = { label: "", flags: ["--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9"] };
-const adam = (epsilon: string): Variant => ({
-  label: `epsilon ${epsilon}`,
-  flags: ["--optimizer", "adam", "--lr", "0.001", "--epsilon", epsilon],
+const PAPER: Variant = { label: "", optimizer: PAPER_SGD };
+const adam = (epsilon: number): Variant => ({
+  label: `epsilon ${epsilon.toExponential()}`,
+  optimizer: { ...PAPER_SGD, kind: "adam", lr: 0.001, momentum: 0, epsilon },
 });
 const MAIN_PRECISIONS = ["fp32", "fp16", "mixed", "bf16"];
 
@@ -109,7 +113,7 @@ export const PROFILES: Readonly<Record<string, Profile>> = {
         batch: 128,
         precisions: ["fp32", "fp16"],
         seeds: [1],
-        variants: [adam("1e-7"), adam("1e-4"), adam("1e-3")],
+        variants: [adam(1e-7), adam(1e-4), adam(1e-3)],
       },
       {
         name: "accumulation",
@@ -172,20 +176,23 @@ export function cellsOf(p: Profile, seeds?: readonly number[], fullData = false)
   p.experiments.forEach((e, ei) => {
     const expSeeds = e.seeds && !(seeds && e.kind === "main") ? e.seeds : seeds ?? p.seeds;
     const dataset = fullData ? FULL_DATA[e.dataset] ?? e.dataset : e.dataset;
-    for (const v of e.variants ?? [PAPER_SGD]) {
+    for (const v of e.variants ?? [PAPER]) {
       for (const precision of e.precisions) {
         for (const seed of expSeeds) {
-          const args = [
-            ...["--model", e.model, ...(e.hidden ? ["--hidden", e.hidden.join(",")] : [])],
-            ...["--dataset", dataset],
-            ...(e.trainLimit ? ["--train-limit", String(e.trainLimit)] : []),
-            ...(e.testLimit ? ["--test-limit", String(e.testLimit)] : []),
-            ...["--epochs", String(e.epochs), "--batch", String(e.batch)],
-            ...["--precision", precision, "--seed", String(seed)],
-            ...v.flags,
-          ];
+          const request = {
+            model: e.model,
+            ...(e.hidden ? { hidden: e.hidden } : {}),
+            dataset,
+            trainLimit: e.trainLimit ?? null,
+            testLimit: e.testLimit ?? null,
+            precision,
+            optimizer: v.optimizer,
+            batch: e.batch,
+            epochs: e.epochs,
+            seed,
+          };
           const label = [e.name, dataset, v.label, precision, `seed ${seed}`].filter((x) => x).join(" ");
-          cells.push({ label, experiment: ei, variant: v.label, precision, seed, args });
+          cells.push({ label, experiment: ei, variant: v.label, precision, seed, request });
         }
       }
     }

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { parseTrainArgs } from "../cli/train.ts";
+import { configArgs, resolveRun } from "../train/config.ts";
 import { configId, writeAtomic } from "../record/run_record.ts";
 import { runChild } from "./child.ts";
 import { type Estimate, formatDuration, type Work } from "./progress.ts";
@@ -55,10 +55,11 @@ export interface RunnerResult {
   readonly failed: { readonly id: string; readonly label: string; readonly code: number }[];
 }
 
-/** The full `train` arguments of a cell, and the id its record will have. */
+/** A cell's run config on the reproduction's engine, the id its record will have, and its `train` arguments. */
 export async function cellInvocation(cell: Cell, o: Pick<RunnerOptions, "out" | "engine" | "extra">) {
-  const args = ["train", ...cell.args, "--engine", o.engine, "--out", o.out, ...o.extra];
-  return { args, id: await configId(parseTrainArgs(args.slice(1)).config) };
+  const { config } = resolveRun({ ...cell.request, engine: o.engine });
+  const args = ["train", ...configArgs(config), "--out", o.out, ...o.extra];
+  return { args, config, id: await configId(config) };
 }
 
 /** The estimate's view of a cell: cells of one experiment cost alike. */
@@ -108,10 +109,11 @@ export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promis
       const launch = o.command
         ? { command: o.command, cellsAtOnce: Math.min(o.jobs, pending.length) }
         : undefined;
-      const r = await runChild(t.args, (line) => {
+      const onLine = (line: string) => {
         const m = /^epoch (\d+)\/(\d+)\s+(.*)$/.exec(line);
         if (m) o.log(`${tag}: epoch ${m[1]}/${m[2]} ${m[3]} (${elapsed()})`);
-      }, launch);
+      };
+      const r = await runChild(t.args, { engine: o.engine, onLine, launch });
       const secs = (performance.now() - t0) / 1000;
       running.delete(k);
       if (r.code === 0) {

@@ -12,13 +12,14 @@
 
 import { resolve } from "node:path";
 import { readJson } from "../record/read.ts";
-import { type RunRecord, writeAtomic } from "../record/run_record.ts";
+import { writeAtomic } from "../record/run_record.ts";
 import type { Cell } from "./profiles.ts";
 import { cellInvocation, type Rerun, type RunnerOptions, type RunnerResult } from "./runner.ts";
 import { verifiedRecord } from "./verified.ts";
 import { arrayStates, exitCodes, isTerminal, submit, taskState } from "./slurm.ts";
 import { type ArrayTask, batchScript, EXIT_NO_OUT_FOLDER, EXIT_NO_PROGRAM, taskLog } from "./slurm_script.ts";
 import { type EndedTask, type Ending, waitForTasks, type WatchedTask } from "./slurm_wait.ts";
+import type { RunRecord } from "../record/schema.ts";
 
 /** Schema of slurm/jobs.json. */
 export const SLURM_STATE_SCHEMA = "f16repro.slurm/1";
@@ -254,7 +255,11 @@ export async function runCellsOnSlurm(
     );
   }
 
-  const tasks = toSubmit.map((id) => ({ label: byId.get(id)!.cell.label, args: byId.get(id)!.args }));
+  const tasks = toSubmit.map((id) => ({
+    label: byId.get(id)!.cell.label,
+    args: byId.get(id)!.args,
+    engine: o.engine,
+  }));
   if (s.dryRun) {
     const path = `${out}/slurm/cells-N.sh`;
     const script = tasks.length

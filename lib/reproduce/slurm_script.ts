@@ -21,6 +21,8 @@ export const EXIT_NO_PROGRAM = 69;
 export interface ArrayTask {
   readonly label: string;
   readonly args: readonly string[];
+  /** The engine the task runs (its Deno flags go on the command line). */
+  readonly engine?: string;
 }
 
 /** What a batch script needs. Paths are absolute: a node's working folder is not the submitter's. */
@@ -48,7 +50,7 @@ export function taskLog(out: string, job: string, task: number): string {
 export function batchScript(s: ScriptSpec): string {
   const q = shellQuote;
   const cases = s.tasks.map((t, k) => {
-    const c = childCommand(t.args);
+    const c = childCommand(t.args, t.engine);
     return `  ${k}) # ${t.label.replaceAll("\n", " ")}\n     set -- ${
       [c.cmd, ...c.args].map(q).join(" ")
     } ;;`;

@@ -8,11 +8,11 @@
  */
 
 import { resolve } from "node:path";
-import type { RunRecord } from "../record/run_record.ts";
 import { partitionNodes } from "./slurm.ts";
 import { endReason, finishedRecord, type SlurmOptions, submitArray } from "./slurm_run.ts";
 import { type EndedTask, waitForTasks, type WatchedTask } from "./slurm_wait.ts";
-import { argsOf, checkOutcome, compareRerun, type DeterminismCheck } from "./verify.ts";
+import { argsOf, checkOutcome, compareRerun } from "./verify.ts";
+import type { DeterminismCheck, RunRecord } from "../record/schema.ts";
 
 /** The node a record was made on, when a Slurm task made it. */
 export function recordNode(r: RunRecord): string | undefined {
@@ -55,6 +55,7 @@ export async function checkDeterminismOnSlurm(
       const tasks = ks.map((k) => ({
         label: label(records[k]),
         args: [...argsOf(records[k], `${dir}/${k}`), ...o.extra],
+        engine: records[k].config.engine,
       }));
       const sub = await submitArray(out, "verify", tasks, s, node ? [`--exclude=${node}`] : []);
       o.log(`submitted ${ks.length} re-runs as Slurm job ${sub.job}${node ? ` (off node ${node})` : ""}`);

@@ -7,13 +7,12 @@
  * @module
  */
 
-import { analyseTolerance, type ToleranceOptions, type ToleranceResult } from "../analysis/run_tolerance.ts";
-import { TOLERANCE_SCHEMA } from "../analysis/tolerance.ts";
+import { analyseTolerance, type ToleranceOptions } from "../analysis/run_tolerance.ts";
 import { readJson } from "../record/read.ts";
 import { type Estimate, plural, type Work } from "./progress.ts";
-import type { RunRecord } from "../record/run_record.ts";
 import { writeAtomic } from "../record/run_record.ts";
 import type { Cell, Profile } from "./profiles.ts";
+import { type RunRecord, TOLERANCE_SCHEMA, type ToleranceResult } from "../record/schema.ts";
 
 /** Runs the analyses; returns one summary line per analysis. */
 export async function toleranceStep(

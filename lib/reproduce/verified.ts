@@ -8,8 +8,9 @@
  */
 
 import { readJson, recordProblem } from "../record/read.ts";
-import { configId, type RunRecord } from "../record/run_record.ts";
+import { configId } from "../record/run_record.ts";
 import { checkWeights, WeightsError } from "../record/weights.ts";
+import type { RunRecord } from "../record/schema.ts";
 
 /** A verified record, or why the cell is not finished. */
 export type Verified =

@@ -9,34 +9,13 @@
 
 import { tryLockFile } from "../record/lock.ts";
 import { readJson } from "../record/read.ts";
-import { bareEpochs, canonicalJson, type RunRecord, writeAtomic } from "../record/run_record.ts";
+import { bareEpochs, canonicalJson, writeAtomic } from "../record/run_record.ts";
 import { checkWeights, WeightsError } from "../record/weights.ts";
 import { runChild } from "./child.ts";
 import { LOCK_FILE, removeStaleScratch, VERIFY_SCRATCH } from "./out_folder.ts";
 import { type Estimate, formatDuration, plural } from "./progress.ts";
-
-/** Schema of determinism.json. */
-export const DETERMINISM_SCHEMA = "f16repro.determinism/1";
-
-/** One re-run compared with its record. */
-export interface DeterminismCheck {
-  readonly id: string;
-  readonly model: string;
-  readonly dataset: string;
-  readonly precision: string;
-  readonly seed: number;
-  readonly engine: string;
-  readonly kind: "rerun" | "cross-engine";
-  readonly weightHash: string;
-  readonly rerunWeightHash: string | null;
-  readonly metricsHash: string;
-  readonly rerunMetricsHash: string | null;
-  readonly identical: boolean;
-  /** First epoch whose metrics (timings excluded) differ; null when all agree or the re-run failed. */
-  readonly firstDifferingEpoch: number | null;
-  /** Why the re-run produced no record, when it did not. */
-  readonly error?: string;
-}
+import { DETERMINISM_SCHEMA, type DeterminismCheck, type RunRecord } from "../record/schema.ts";
+import { configArgs } from "../train/config.ts";
 
 /** The records to re-check: all, or per config (seed aside) the one with the lowest seed. */
 export function selectForCheck(records: readonly RunRecord[], all: boolean): RunRecord[] {
@@ -51,27 +30,9 @@ export function selectForCheck(records: readonly RunRecord[], all: boolean): Run
   return [...best.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
-/** ort's intra-op thread count as its record states it ("2 intra-op, ..."): it changes ort's bits. */
-function ortThreads(r: RunRecord): string[] {
-  const m = /^(\d+) intra-op/.exec(String((r.environment.engine as Record<string, unknown>)?.threads ?? ""));
-  return r.config.engine === "ort" && m ? ["--threads", m[1]] : [];
-}
-
-/** The `train` arguments that reproduce a record's config. */
+/** The `train` arguments that reproduce a record's config (bit-changing engine options included). */
 export function argsOf(r: RunRecord, out: string): string[] {
-  const c = r.config, o = c.optimizer;
-  return [
-    "train",
-    ...ortThreads(r),
-    ...["--model", c.model, "--dataset", c.dataset, "--precision", c.precision, "--engine", c.engine],
-    ...(c.hidden.length ? ["--hidden", c.hidden.join(",")] : []),
-    ...(c.trainLimit !== null ? ["--train-limit", String(c.trainLimit)] : []),
-    ...(c.testLimit !== null ? ["--test-limit", String(c.testLimit)] : []),
-    ...["--optimizer", o.kind, "--lr", String(o.lr), "--weight-decay", String(o.weightDecay)],
-    ...["--momentum", String(o.momentum), "--epsilon", String(o.epsilon)],
-    ...["--batch", String(c.batch), "--epochs", String(c.epochs), "--seed", String(c.seed)],
-    ...["--out", out, "--json", "--quiet"],
-  ];
+  return ["train", ...configArgs(r.config), "--out", out, "--json", "--quiet"];
 }
 
 const bare = (r: RunRecord) => bareEpochs(r.epochs).map(canonicalJson);
@@ -145,7 +106,7 @@ export async function checkDeterminism(
       running.add(k);
       const tag = `[verify ${n + 1}/${todo.length}] ${c.model} ${c.dataset} ${c.precision} seed ${c.seed}`;
       o.log(`${tag}: re-running${eta()}`);
-      const res = await runChild([...argsOf(r, `${tmp}/${k}`), ...o.extra]);
+      const res = await runChild([...argsOf(r, `${tmp}/${k}`), ...o.extra], { engine: r.config.engine });
       running.delete(k);
       o.estimate?.measured(costOf(k), (performance.now() - t0) / 1000);
       checks[k] = await compare(r, `${tmp}/${k}/${r.id}.json`, res);

@@ -6,20 +6,10 @@
  * @module
  */
 
-import { type FormatName, FORMATS } from "../formats/format.ts";
+import { FORMATS } from "../formats/format.ts";
 import { sizeOf } from "../graph/graph.ts";
 import type { TrainGraph } from "./step.ts";
-
-/** Bytes by format. */
-export type BytesByFormat = Partial<Record<FormatName, number>>;
-
-/** Memory figures of a step graph. */
-export interface MemoryFigures {
-  readonly parameters: BytesByFormat;
-  readonly gradients: BytesByFormat;
-  readonly optimizer: BytesByFormat;
-  readonly activations: BytesByFormat;
-}
+import type { BytesByFormat, MemoryFigures } from "../record/schema.ts";
 
 /** Computes the memory figures of a training step. */
 export function memoryFigures(t: TrainGraph): MemoryFigures {

@@ -7,20 +7,7 @@
 import type { FormatName } from "../formats/format.ts";
 import type { Graph } from "../graph/graph.ts";
 import type { Policy } from "../policy/policy.ts";
-
-/** Optimizer settings (Keras semantics). */
-export interface OptimizerConfig {
-  readonly kind: "sgd" | "adam";
-  readonly lr: number;
-  /** SGD momentum (0: plain SGD). */
-  readonly momentum: number;
-  /** Coupled L2 decay added to the gradient of conv and dense kernels (Keras l2(c) is weightDecay = 2c). */
-  readonly weightDecay: number;
-  readonly beta1: number;
-  readonly beta2: number;
-  /** Adam epsilon; the Keras default 1e-7 is an fp16 subnormal. */
-  readonly epsilon: number;
-}
+import type { OptimizerConfig } from "../record/schema.ts";
 
 /** The paper's optimizer: SGD, lr 0.01, momentum 0.9, no decay (Adam fields at the Keras defaults). */
 export const PAPER_SGD: OptimizerConfig = {

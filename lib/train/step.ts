@@ -12,7 +12,8 @@ import { ModelBuilder } from "../model/builder.ts";
 import type { ModelDef, ModelOptions } from "../model/zoo.ts";
 import { applyPolicy } from "../policy/apply.ts";
 import type { Policy } from "../policy/policy.ts";
-import { appendUpdates, type OptimizerConfig } from "./optimizer.ts";
+import { appendUpdates } from "./optimizer.ts";
+import type { OptimizerConfig } from "../record/schema.ts";
 
 /** What the step graphs are built from. */
 export interface StepSpec {

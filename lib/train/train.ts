@@ -16,41 +16,10 @@ import { Rng } from "../random.ts";
 import { hashTensors } from "../record/hash.ts";
 import { initialState } from "./init.ts";
 import { LossScaler } from "./loss_scaler.ts";
-import { type MemoryFigures, memoryFigures } from "./memory.ts";
-import { adamAlpha, type OptimizerConfig } from "./optimizer.ts";
+import { memoryFigures } from "./memory.ts";
+import { adamAlpha } from "./optimizer.ts";
 import { buildEvalGraph, buildTrainGraph, stepSlot, type StepSpec } from "./step.ts";
-
-/** Metrics of one epoch. Times are excluded from the determinism hashes. */
-export interface EpochMetrics {
-  readonly epoch: number;
-  readonly trainLoss: number;
-  readonly trainAccuracy: number;
-  readonly testLoss: number;
-  readonly testAccuracy: number;
-  /** Steps skipped by dynamic loss scaling in this epoch. */
-  readonly skippedSteps: number;
-  /** Loss scale at the end of the epoch (1 without loss scaling). */
-  readonly lossScale: number;
-  /**
-   * Lost updates: over the epoch's applied steps, the mean share of parameter elements whose stored value
-   * did not change although the optimizer's step for them was non-zero (w + dw == w). "Non-zero step" is read
-   * from the slot: the new velocity for SGD with momentum, the new first moment m for Adam (whose step
-   * alpha * m / (sqrt(v) + eps) is non-zero exactly when m is, unless it underflows). Null for plain SGD,
-   * which keeps no slot to tell a zero step from a lost one.
-   */
-  readonly lostUpdates: number | null;
-  readonly trainSeconds: number;
-  readonly evalSeconds: number;
-  readonly samplesPerSecond: number;
-}
-
-/** Where and why a run stopped early. */
-export interface Divergence {
-  readonly epoch: number;
-  /** Global step, 1-based. */
-  readonly step: number;
-  readonly reason: string;
-}
+import type { Divergence, EpochMetrics, MemoryFigures, OptimizerConfig } from "../record/schema.ts";
 
 /** Everything a run produced. */
 export interface TrainResult {

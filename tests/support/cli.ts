@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ortLockFlag } from "../../kernels/ort/runtime.ts";
+import { ORT } from "../../kernels/ort/spec.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -28,7 +28,13 @@ export async function runCli(
     else all[k] = v;
   }
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...perms, ...(perms.includes("--allow-ffi") ? [ortLockFlag()] : []), MAIN, ...args],
+    args: [
+      "run",
+      ...perms,
+      ...(perms.includes("--allow-ffi") ? ORT.denoFlags.filter((f) => !perms.includes(f)) : []),
+      MAIN,
+      ...args,
+    ],
     stdout: "piped",
     stderr: "piped",
     env: all,

@@ -28,11 +28,12 @@ import { Graph } from "../../lib/graph/graph.ts";
 import { OP_NAMES } from "../../lib/graph/ops.ts";
 import { modelByName } from "../../lib/model/zoo.ts";
 import { parsePolicy } from "../../lib/policy/policy.ts";
-import { type OptimizerConfig, PAPER_SGD } from "../../lib/train/optimizer.ts";
+import { PAPER_SGD } from "../../lib/train/optimizer.ts";
 import { train } from "../../lib/train/train.ts";
 import { runCli, TRAIN_PERMS } from "./cli.ts";
 import { isolateOps } from "./isolate_ops.ts";
 import { type StepCase, stepCases } from "./step_cases.ts";
+import type { OptimizerConfig } from "../../lib/record/schema.ts";
 
 const ADAM: OptimizerConfig = { ...PAPER_SGD, kind: "adam", lr: 0.001, weightDecay: 0.0005 };
 const POLICIES = ["fp32", "fp16", "mixed", "bf16", "mixed-bf16"];
@@ -278,7 +279,7 @@ export function conformance(name: string, options: EngineOptions = {}): void {
             ...["--epochs", "1", "--train-limit", "256", "--test-limit", "64", "--out", `${dir}/${k}`],
             ...["--json", "--quiet"],
           ],
-          [...TRAIN_PERMS, ...spec.permissions],
+          [...TRAIN_PERMS, ...spec.denoFlags],
         );
         assert.equal(r.code, 0, r.stderr);
         hashes.push(JSON.parse(r.stdout).weightHash);

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { RUN_SCHEMA, type RunRecord } from "../../lib/record/run_record.ts";
 import type { FormatName } from "../../lib/formats/format.ts";
+import { RUN_SCHEMA, type RunRecord } from "../../lib/record/schema.ts";
 
 /** A string that must never reach a page unescaped. */
 export const XSS = "<script>alert(1)</script>";

@@ -9,9 +9,9 @@ import type { HostTensor } from "../../kernels/engine.ts";
 import type { Graph } from "../../lib/graph/graph.ts";
 import { modelByName } from "../../lib/model/zoo.ts";
 import { parsePolicy } from "../../lib/policy/policy.ts";
-import type { OptimizerConfig } from "../../lib/train/optimizer.ts";
 import { buildEvalGraph, buildTrainGraph, type StepSpec } from "../../lib/train/step.ts";
 import { stepFeeds } from "./step_feeds.ts";
+import type { OptimizerConfig } from "../../lib/record/schema.ts";
 
 /** A model at a batch size with an optimizer, under several policies. */
 export type StepCase = readonly [

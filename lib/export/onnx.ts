@@ -11,13 +11,13 @@
  */
 
 import { datasetInfo } from "../../datasets/registry.ts";
-import { modelByName } from "../../lib/model/zoo.ts";
-import { parsePolicy } from "../../lib/policy/policy.ts";
-import type { RunRecord } from "../../lib/record/run_record.ts";
-import { weightFeeds } from "../../lib/record/weights.ts";
-import { buildEvalGraph } from "../../lib/train/step.ts";
-import type { HostTensor } from "../engine.ts";
-import { lowerGraph } from "./model.ts";
+import { modelByName } from "../model/zoo.ts";
+import { parsePolicy } from "../policy/policy.ts";
+import { weightFeeds } from "../record/weights.ts";
+import { buildEvalGraph } from "../train/step.ts";
+import type { HostTensor } from "../../kernels/engine.ts";
+import { lowerGraph } from "../../kernels/ort/model.ts";
+import type { RunRecord } from "../record/schema.ts";
 
 /** An exported model and what it takes. */
 export interface ExportedModel {
