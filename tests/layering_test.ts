@@ -32,10 +32,13 @@ async function withRoot(files: Record<string, string>, f: (root: string) => Prom
 
 const lines = (n: number) => "export const x = 1;\n".repeat(n);
 
-/** Runs the checker as `deno task check` does; its exit code and its stderr lines. */
-async function runTool(...args: string[]): Promise<{ code: number; out: string; err: string[] }> {
-  const p = await new Deno.Command(Deno.execPath(), { args: ["run", "--allow-read", TOOL, ...args] })
-    .output();
+/** Runs the checker as `deno task check` does (plus `denoFlags`); its exit code and its stderr lines. */
+async function runTool(
+  args: string[],
+  denoFlags: string[] = [],
+): Promise<{ code: number; out: string; err: string[] }> {
+  const cmd = ["run", "--no-config", "--allow-read", ...denoFlags, TOOL, ...args];
+  const p = await new Deno.Command(Deno.execPath(), { args: cmd }).output();
   const err = new TextDecoder().decode(p.stderr).split("\n").filter((l) => l !== "");
   return { code: p.code, out: new TextDecoder().decode(p.stdout), err };
 }
@@ -48,7 +51,7 @@ Deno.test("a planted upward import in a copy of lib/graph fails the check with o
   const graph = await Deno.readTextFile(join(REPO, "lib/graph/graph.ts"));
   await withRoot({ "lib/graph/graph.ts": graph }, async (root) => {
     assert.deepEqual(await check(root), [], "the unplanted copy passes");
-    const clean = await runTool(root);
+    const clean = await runTool([root]);
     assert.equal(clean.code, 0);
   });
   const planted = `import { trainCommand } from "../cli/train.ts";\n${graph}`;
@@ -56,7 +59,7 @@ Deno.test("a planted upward import in a copy of lib/graph fails the check with o
     const want =
       "lib/graph/graph.ts:1: imports lib/cli/train.ts: layer 1 (graph) may not import layer 10 (cli)";
     assert.deepEqual(await check(root), [want]);
-    const run = await runTool(root);
+    const run = await runTool([root]);
     assert.equal(run.code, 1);
     assert.deepEqual(run.err, [want]);
   });
@@ -158,7 +161,7 @@ Deno.test("a file past its size budget fails; the generated wasm module is exemp
       "lib/graph/over.ts: 501 lines, over the budget of 500 for source files",
       "tests/support/over.ts: 701 lines, over the budget of 700 for test files",
     ]);
-    const run = await runTool(root);
+    const run = await runTool([root]);
     assert.equal(run.code, 1);
     assert.equal(run.err.length, 3);
   });
@@ -191,7 +194,7 @@ Deno.test("an allowed exception passes only while it matches: exact pairs, size 
 });
 
 Deno.test("--help prints the layers, the budgets and every allowed exception with its reason", async () => {
-  const run = await runTool("--help");
+  const run = await runTool(["--help"]);
   assert.equal(run.code, 0);
   for (const a of ALLOWED) {
     const head = "imports" in a ? `${a.file} -> ${a.imports}` : `${a.file} up to ${a.lines} lines`;
@@ -201,7 +204,7 @@ Deno.test("--help prints the layers, the budgets and every allowed exception wit
   assert.match(run.out, /500 lines per source file, 700 per test file/);
 });
 
-Deno.test("a bad argument is one line and exit code 2", async () => {
+Deno.test("a bad argument or an unreadable folder is one line and exit code 2", async () => {
   const missing = join(await Deno.makeTempDir(), "absent");
   for (
     const [args, line] of [
@@ -210,9 +213,15 @@ Deno.test("a bad argument is one line and exit code 2", async () => {
       [[REPO, REPO], "Expected one root folder, got 2"],
     ] as const
   ) {
-    const run = await runTool(...args);
+    const run = await runTool([...args]);
     assert.equal(run.code, 2);
     assert.deepEqual(run.err, [line]);
   }
   await Deno.remove(dirname(missing));
+  await withRoot({ "lib/graph/a.ts": "" }, async (root) => {
+    const run = await runTool([root], [`--deny-read=${join(root, "lib")}`]);
+    assert.equal(run.code, 2);
+    assert.equal(run.err.length, 1);
+    assert.match(run.err[0], /^Cannot read under .*lib/);
+  });
 });

@@ -143,7 +143,7 @@ function tsFiles(root: string, dir: string): string[] {
   return out;
 }
 
-/** One line per violation under `root`, sorted by file; empty when the repository keeps the rules. */
+/** One line per violation under `root`, in file order, then stale ALLOWED entries; empty when clean. */
 export async function check(root: string, allowed: readonly Allowed[] = ALLOWED): Promise<string[]> {
   const problems: string[] = [];
   const used = new Set<Allowed>();
@@ -244,7 +244,15 @@ if (import.meta.main) {
     console.error(`Root folder ${root} is not a directory`);
     Deno.exit(2);
   }
-  const problems = await check(root);
+  let problems: string[];
+  try {
+    problems = await check(root);
+  } catch (e) {
+    // An unreadable folder is the user's situation; anything else is a bug and keeps its stack trace.
+    if (!(e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable)) throw e;
+    console.error(`Cannot read under ${root}: ${(e as Error).message.split("\n")[0]}`);
+    Deno.exit(2);
+  }
   for (const p of problems) console.error(p);
   Deno.exit(problems.length > 0 ? 1 : 0);
 }
