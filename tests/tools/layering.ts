@@ -16,7 +16,7 @@
  *   ceiling the file may shrink under but not grow past. An entry whose file exists and that no longer
  *   matches anything is an error too, so the list only shrinks.
  *
- * Exit 0 when clean; 1 with one line per violation; 2 for a bad argument.
+ * Exit 0 when clean; 1 with one line per violation; 2 for a bad argument or an unreadable folder.
  *
  * @module
  */
