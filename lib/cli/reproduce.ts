@@ -12,31 +12,14 @@ import { policyProblem } from "../../kernels/engine.ts";
 import { parsePolicy } from "../policy/policy.ts";
 import { cellsOf, profileByName, PROFILES } from "../reproduce/profiles.ts";
 import { readRunRecords } from "../record/read.ts";
-import { writeMatrix } from "../reproduce/matrix.ts";
-import {
-  checkDeterminism,
-  type CheckOptions,
-  previousChecks,
-  selectForCheck,
-  writeDeterminism,
-} from "../reproduce/verify.ts";
 import { claimOutFolder } from "../reproduce/out_folder.ts";
-import { Estimate, formatDuration, plural, type Work } from "../reproduce/progress.ts";
-import { cellInvocation, cellWork, runCells } from "../reproduce/runner.ts";
-import { TOLERANCE_WORK, toleranceCount, toleranceStep } from "../reproduce/tolerance_step.ts";
-import type { Cell, Profile } from "../reproduce/profiles.ts";
+import { determinismSummary, reproduce, verifyAndWrite } from "../reproduce/reproduce.ts";
 import { probeFolder, writeOrRescue } from "./outputs.ts";
 import { parseFlags, positiveInt, seedList } from "./parse.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { SLURM_FLAGS, SLURM_HELP, slurmOptions } from "./slurm_flags.ts";
 import { requireSlurm } from "../reproduce/slurm.ts";
-import { runCellsOnSlurm } from "../reproduce/slurm_run.ts";
-import { checkDeterminismOnSlurm } from "../reproduce/slurm_verify.ts";
 import { shellQuote } from "../reproduce/slurm_script.ts";
-import type { DeterminismCheck } from "../record/schema.ts";
-
-/** The estimate's view of writing the report. */
-const REPORT_WORK: Work = { kind: "report", guess: 5 };
 
 /** Flags reproduce and verify share: the dataset cache, offline mode and output control. */
 const SHARED_OPTIONS = {
@@ -110,29 +93,6 @@ Example:
 
 function jobsOf(v: string | undefined): number {
   return v === undefined ? defaultJobs() : positiveInt("jobs", v);
-}
-
-async function verifyAndWrite(
-  dir: string,
-  all: boolean,
-  jobs: number,
-  extra: string[],
-  log: (s: string) => void,
-  only?: ReadonlySet<string>,
-  more: Pick<CheckOptions, "reuse" | "estimate" | "later"> = {},
-  check: typeof checkDeterminism = checkDeterminism,
-) {
-  const { records, skipped } = await readRunRecords(dir, ["determinism.json", "matrix.json"]);
-  for (const s of skipped) log(`skipping ${dir}/${s.file}: ${s.reason}`);
-  const chosen = selectForCheck(records.map((r) => r.record).filter((r) => !only || only.has(r.id)), all);
-  const checks = await check(chosen, { jobs, extra, log, dir, ...more });
-  await writeDeterminism(dir, checks);
-  return checks;
-}
-
-function summary(checks: readonly DeterminismCheck[]): string {
-  const same = checks.filter((c) => c.identical).length;
-  return `${same} of ${plural(checks.length, "re-run")} bit-identical`;
 }
 
 /** The runs folder named on the command line, or a usage error when it is not a folder. */
@@ -217,171 +177,39 @@ export async function reproduceCommand(args: string[]): Promise<number> {
       }, records in ${out}`,
     );
     if (claim.removed.length) log(`removed what killed runs left in ${out}: ${claim.removed.join(", ")}`);
-    const command = ["f16repro", "reproduce", ...args].map(shellQuote).join(" ");
-    return await reproduceIn(out, reportDir, {
+    const r = await reproduce({
       profile,
       cells,
       all,
+      out,
+      reportDir,
+      engine: v.engine!,
       jobs,
       extra,
-      log,
-      t0,
-      v,
+      force: v.force!,
+      verify: !v["no-verify"],
+      verifyAll: v["verify-all"]!,
+      tolerance: !v["no-tolerance"],
+      cacheDir: v["cache-dir"],
+      offline: v.offline!,
       slurm,
-      command,
+      command: ["f16repro", "reproduce", ...args].map(shellQuote).join(" "),
+      t0,
+      log,
+      writeReport: writeReportOrRescue,
     });
+    if (r.dryRun) {
+      console.log(r.dryRun.script || "# nothing to submit: every cell has a record or is queued");
+      console.log(
+        `# cells (record id, what happens, cell):\n${r.dryRun.cells.map((c) => `#   ${c}`).join("\n")}`,
+      );
+    }
+    if (v.json && r.submitted) console.log(JSON.stringify({ profile: profile.name, out, ...r.submitted }));
+    if (v.json && r.summary) console.log(JSON.stringify(r.summary));
+    return r.exitCode;
   } finally {
     claim.lock.release();
   }
-}
-
-/** The phases of a reproduction once its out folder is claimed: cells, determinism, tolerance, report. */
-async function reproduceIn(
-  out: string,
-  reportDir: string,
-  c: {
-    profile: Profile;
-    cells: Cell[];
-    all: Cell[];
-    jobs: number;
-    extra: string[];
-    log: (s: string) => void;
-    t0: number;
-    v: Record<string, string | boolean | string[] | undefined>;
-    slurm: ReturnType<typeof slurmOptions>;
-    /** The command line as typed, for the records. */
-    command: string;
-  },
-): Promise<number> {
-  const { profile, cells, all, jobs, extra, log, v, slurm } = c;
-  const estimate = new Estimate();
-  const force = v.force === true, verifyAll = v["verify-all"] === true;
-  const reuse = force ? [] : await previousChecks(out);
-  const isMainCell = (cell: Cell) => profile.experiments[cell.experiment].kind === "main";
-  // The cells the determinism check will re-run (lowest seed per main setting, or all), for the estimate.
-  const lowest = new Map<string, number>();
-  for (const cell of cells.filter(isMainCell)) {
-    const key = `${cell.experiment} ${cell.variant} ${cell.precision}`;
-    lowest.set(key, Math.min(lowest.get(key) ?? Infinity, cell.seed));
-  }
-  const toCheck = cells.filter((cell) =>
-    verifyAll ||
-    (isMainCell(cell) && lowest.get(`${cell.experiment} ${cell.variant} ${cell.precision}`) === cell.seed)
-  );
-  let checkedIds: ReadonlySet<string> = new Set(reuse.map((r) => r.id));
-  let ids: readonly string[] = [];
-  let ranAny = true;
-  const verifyLeft = () =>
-    v["no-verify"] ? 0 : estimate.left(
-      toCheck.filter((cell) => !checkedIds.has(ids[cells.indexOf(cell)] ?? "")).map(cellWork),
-      jobs,
-    );
-  const toleranceLeft = () =>
-    v["no-tolerance"] || !ranAny
-      ? 0
-      : estimate.left([], 1, Array(toleranceCount(profile)).fill(TOLERANCE_WORK));
-  const reportLeft = () => estimate.cost(REPORT_WORK);
-  const o = {
-    command: c.command,
-    out,
-    engine: String(v.engine),
-    jobs,
-    force,
-    extra,
-    log,
-    estimate,
-    later: () => verifyLeft() + toleranceLeft() + reportLeft(),
-  };
-  // The matrix is written before any cell runs, so the folder says which profile it holds from the start
-  // (a second profile is refused even while the first one's cells are still running or were killed).
-  if (!slurm?.dryRun) {
-    const planned = await Promise.all(cells.map(async (cell) => (await cellInvocation(cell, o)).id));
-    await writeMatrix(out, profile, cells, planned);
-  }
-  const onSlurm = slurm && await runCellsOnSlurm(cells, o, slurm);
-  const run = onSlurm || await runCells(cells, o);
-  if (onSlurm && onSlurm.dryRun) {
-    console.log(onSlurm.dryRun.script || "# nothing to submit: every cell has a record or is queued");
-    console.log(
-      `# cells (record id, what happens, cell):\n${onSlurm.dryRun.cells.map((c) => `#   ${c}`).join("\n")}`,
-    );
-    return 0;
-  }
-  ids = run.ids;
-  ranAny = run.ran.length > 0;
-  if (onSlurm && !onSlurm.waited) {
-    if (v.json) {
-      console.log(JSON.stringify({ profile: profile.name, out, jobs: onSlurm.jobs, failed: run.failed }));
-    }
-    return 0;
-  }
-  let checks: DeterminismCheck[] = [];
-  if (!v["no-verify"]) {
-    // By default one seed per model and precision of the main experiments; --verify-all re-runs every cell.
-    const mine = verifyAll ? run.ids : run.ids.filter((_, k) => isMainCell(cells[k]));
-    // A cell that ran now gets a new check; an earlier identical check of an unchanged record is kept.
-    const fresh = new Set(run.ran);
-    checkedIds = new Set(reuse.filter((r) => !fresh.has(r.id)).map((r) => r.id));
-    const onSlurm: typeof checkDeterminism | undefined = slurm &&
-      ((recs, c) => checkDeterminismOnSlurm(recs, { out, partition: slurm.partition, ...c }, slurm));
-    checks = await verifyAndWrite(out, verifyAll, jobs, extra, log, new Set(mine), {
-      reuse: reuse.filter((r) => !fresh.has(r.id)),
-      estimate,
-      later: () => toleranceLeft() + reportLeft(),
-    }, onSlurm);
-    log(`determinism: ${summary(checks)}`);
-  }
-  if (!v["no-tolerance"]) {
-    const { records } = await readRunRecords(out, ["determinism.json", "matrix.json"]);
-    const mine = new Map(
-      records.filter((r) => run.ids.includes(r.record.id)).map((r) => [r.record.id, r.record]),
-    );
-    const lines = await toleranceStep(out, profile, cells, run.ids, mine, {
-      cacheDir: v["cache-dir"] as string | undefined,
-      offline: v.offline === true,
-      log,
-      fresh: new Set(force ? run.ids : run.ran),
-      estimate,
-    });
-    for (const l of lines) log(`tolerance: ${l}`);
-  }
-  const tr = performance.now();
-  const rep = await writeReportOrRescue(out, reportDir);
-  estimate.measured(REPORT_WORK, (performance.now() - tr) / 1000);
-  for (const s of rep.skipped) log(`report: skipped ${s.file}: ${s.reason}`);
-  const inReport = new Set(rep.ids), failedIds = new Set(run.failed.map((f) => f.id));
-  const missing = cells.filter((_, k) => !inReport.has(run.ids[k]));
-  // Failed cells are said above; any other cell missing from the report is said here.
-  const absent = cells.filter((_, k) => !inReport.has(run.ids[k]) && !failedIds.has(run.ids[k]));
-  const mismatches = checks.filter((c) => !c.identical).length;
-  log(
-    `report: ${reportDir}/report.html with ${run.ids.length - missing.length} of ${run.ids.length} cells ` +
-      `(${formatDuration((performance.now() - c.t0) / 1000)} in all)`,
-  );
-  if (cells.length < all.length) {
-    log(`${all.length - cells.length} cells skipped: engine ${v.engine} cannot run their policy (see above)`);
-  }
-  if (run.reran.length) log(`${plural(run.reran.length, "cell")} rerun because their record did not verify`);
-  if (run.failed.length) {
-    log(`${plural(run.failed.length, "cell")} failed: ${run.failed.map((f) => f.label).join("; ")}`);
-  }
-  if (absent.length) log(`missing from the report: ${absent.map((m) => m.label).join("; ")}`);
-  if (v.json) {
-    console.log(JSON.stringify({
-      profile: profile.name,
-      out,
-      report: `${reportDir}/report.html`,
-      cells: run.ids.length,
-      inReport: run.ids.length - missing.length,
-      ran: run.ran.length,
-      skipped: run.skipped.length,
-      reran: run.reran,
-      failed: run.failed,
-      determinism: { checked: checks.length, identical: checks.length - mismatches },
-      seconds: Math.round((performance.now() - c.t0) / 1000),
-    }));
-  }
-  return run.failed.length || mismatches || missing.length ? 1 : 0;
 }
 
 /** Runs `f16repro verify`. */
@@ -399,7 +227,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
   const checks = await verifyAndWrite(dir, v.all!, jobsOf(v.jobs), extra, log);
   if (checks.length === 0) log(`no run records in ${dir}`);
   if (v.json) console.log(JSON.stringify({ checks }));
-  else console.log(summary(checks));
+  else console.log(determinismSummary(checks));
   return checks.every((c) => c.identical) ? 0 : 1;
 }
 
