@@ -26,6 +26,7 @@ import { cast, type Ctx, type Lowering, type MaskInput, roundTo } from "./loweri
 import { ELEM, ELEM_OF, OnnxGraph } from "./onnx_graph.ts";
 import { loadProto } from "./runtime.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
+import { storedBytes } from "../../lib/formats/stored.ts";
 
 /** Every lowering by op name. */
 export const LOWERINGS: Readonly<Record<OpName, Lowering>> = { ...LINEAR, ...POINTWISE, ...NORM, ...OPTIM };
@@ -63,17 +64,6 @@ export interface LowerOptions {
   /** Model name and doc string. */
   readonly name?: string;
   readonly doc?: string;
-}
-
-/** The raw little-endian bytes of `t` in its own format (bf16: the top half of each float32). */
-export function storedBytes(t: HostTensor): Uint8Array {
-  if (t.format === "fp16") return new Uint8Array(new Float16Array(t.data).buffer);
-  if (t.format === "fp64") return new Uint8Array(Float64Array.from(t.data).buffer);
-  const f32 = Float32Array.from(t.data);
-  if (t.format === "fp32") return new Uint8Array(f32.buffer);
-  const words = new Uint32Array(f32.buffer), half = new Uint16Array(words.length);
-  for (let i = 0; i < words.length; i++) half[i] = words[i] >>> 16; // exact: the values are bf16 already
-  return new Uint8Array(half.buffer);
 }
 
 /** Writes dropout mask `m` for the step seed `seed` into `keep` (ref's counter hash, 1 = kept) and returns it. */

@@ -6,22 +6,13 @@
  */
 
 import type { HostTensor } from "../../kernels/engine.ts";
+import { storedBytes } from "../formats/stored.ts";
 
 /** Hex SHA-256 of bytes. */
 export async function sha256Hex(bytes: Uint8Array | string): Promise<string> {
   const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
   const d = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** The stored bytes of a tensor in its own format (fp16 as IEEE half, bf16 as the top 16 bits of fp32). */
-export function storageBytes(t: HostTensor): Uint8Array {
-  if (t.format === "fp64") return new Uint8Array(Float64Array.from(t.data).buffer);
-  if (t.format === "fp32") return new Uint8Array(Float32Array.from(t.data).buffer);
-  if (t.format === "fp16") return new Uint8Array(Float16Array.from(t.data).buffer);
-  const u = new Uint32Array(Float32Array.from(t.data).buffer), h = new Uint16Array(u.length);
-  for (let i = 0; i < u.length; i++) h[i] = u[i] >>> 16;
-  return new Uint8Array(h.buffer);
 }
 
 /** One tensor as it is stored: its name, format, shape and stored bytes. */
@@ -56,7 +47,7 @@ export async function hashTensors(tensors: Readonly<Record<string, HostTensor>>)
       name,
       format: t.format,
       shape: t.shape,
-      bytes: storageBytes(t),
+      bytes: storedBytes(t),
     })),
   );
 }

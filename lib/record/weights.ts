@@ -14,7 +14,8 @@
 import type { HostTensor } from "../../kernels/engine.ts";
 import { type FormatName, roundArray } from "../formats/format.ts";
 import type { Graph } from "../graph/graph.ts";
-import { hashStored, storageBytes, type StoredTensor } from "./hash.ts";
+import { hashStored, type StoredTensor } from "./hash.ts";
+import { storedBytes } from "../formats/stored.ts";
 import { writeAtomic } from "./atomic.ts";
 import { UserError } from "../errors.ts";
 
@@ -31,7 +32,7 @@ export function encodeWeights(tensors: Readonly<Record<string, HostTensor>>): Ui
     new Uint8Array(Uint32Array.of(header.length).buffer),
     header,
   ];
-  for (const n of names) parts.push(storageBytes(tensors[n]));
+  for (const n of names) parts.push(storedBytes(tensors[n]));
   const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
   let at = 0;
   for (const p of parts) out.set(p, at), (at += p.length);
