@@ -13,6 +13,7 @@ import { windowOut } from "../../lib/graph/ops.ts";
 import type { OnnxGraph } from "./onnx_graph.ts";
 import { axesExcept, type Ctx, list, type Lowering, num, reduce } from "./lowering.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
+import { sizeOf } from "../../lib/graph/graph.ts";
 
 /** The ONNX window attributes of a conv or pool node. */
 function window(ctx: Ctx, kernel?: readonly number[]) {
@@ -100,7 +101,7 @@ const maxpool: Lowering = (ctx) => ctx.g.node("MaxPool", [ctx.x(0)], window(ctx,
 
 const maxpoolGrad: Lowering = (ctx) => {
   const { g } = ctx;
-  const xs = ctx.shape(0), size = xs.reduce((p, d) => p * d, 1);
+  const xs = ctx.shape(0), size = sizeOf(xs);
   const [, at] = g.nodeN("MaxPool", [ctx.x(0)], window(ctx, list(ctx.node, "kernel")), 2);
   const flat = g.i64([-1]);
   const zeros = g.node("ConstantOfShape", [g.i64([size])]);

@@ -11,6 +11,7 @@
 import { ELEM } from "./onnx_graph.ts";
 import { axesExcept, cast, type Ctx, type Lowering, num, reduce, withScalar } from "./lowering.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
+import { sizeOf } from "../../lib/graph/graph.ts";
 
 const SQRT1_2 = Math.SQRT1_2, INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
@@ -76,7 +77,7 @@ const countCorrect: Lowering = (ctx) => {
 };
 
 const dropout: Lowering = (ctx) => {
-  const g = ctx.g, rate = num(ctx.node, "rate"), size = ctx.shape(0).reduce((p, d) => p * d, 1);
+  const g = ctx.g, rate = num(ctx.node, "rate"), size = sizeOf(ctx.shape(0));
   const keep = g.node("Reshape", [
     ctx.mask(ctx.node.inputs[1], num(ctx.node, "salt"), rate, size),
     g.i64(ctx.shape(0)),

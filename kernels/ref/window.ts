@@ -10,6 +10,7 @@ import type { Node } from "../../lib/graph/graph.ts";
 import { windowOut } from "../../lib/graph/ops.ts";
 import { type Kernel, list, num } from "./kernel.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
+import { sizeOf } from "../../lib/graph/graph.ts";
 
 /** Geometry of a window op: input [n, c, h, w], window, strides, top/left pads and output size. */
 export interface Geometry {
@@ -217,7 +218,7 @@ function argmaxes(node: Node, x: Float64Array, xs: readonly number[], windows: n
 }
 
 const maxpool: Kernel = ({ node, x: [x], shapes: [sx], out }) => {
-  const y = new Float64Array(node.shape.reduce((p, d) => p * d, 1));
+  const y = new Float64Array(sizeOf(node.shape));
   const best = argmaxes(node, x, sx, y.length);
   for (let k = 0; k < y.length; k++) y[k] = out(x[best[k]]);
   return y;
@@ -233,7 +234,7 @@ const maxpoolGrad: Kernel = ({ node, x: [x, gy], shapes: [sx], out, acc }) => {
 
 /** y = round_out(sum of in-bounds taps / their count). */
 const avgpool: Kernel = ({ node, x: [x], shapes: [sx], out, acc }) => {
-  const n = node.shape.reduce((p, d) => p * d, 1);
+  const n = sizeOf(node.shape);
   const sum = new Float64Array(n), count = new Int32Array(n);
   eachTap(node, sx, (win, idx) => {
     sum[win] = acc(sum[win] + x[idx]);
@@ -247,7 +248,7 @@ const avgpoolGrad: Kernel = ({ node, x: [gy], out, acc }) => {
   const xs = list(node, "inShape");
   const count = new Int32Array(gy.length);
   eachTap(node, xs, (win) => count[win]++);
-  const dx = new Float64Array(xs.reduce((p, d) => p * d, 1));
+  const dx = new Float64Array(sizeOf(xs));
   eachTap(node, xs, (win, idx) => {
     dx[idx] = acc(dx[idx] + acc(gy[win] / count[win]));
   });

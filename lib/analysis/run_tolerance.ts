@@ -20,6 +20,7 @@ import { buildEvalGraph } from "../train/step.ts";
 import type { Dataset } from "../../datasets/dataset.ts";
 import { measure, softmaxRows } from "./tolerance.ts";
 import { type RunRecord, TOLERANCE_SCHEMA, type ToleranceResult } from "../record/schema.ts";
+import { sizeOf } from "../graph/graph.ts";
 
 /** A problem with the inputs of the analysis (a user mistake, reported in one line). */
 export class ToleranceInputError extends Error {}
@@ -47,7 +48,7 @@ async function testLogits(
     optimizer: c.optimizer,
     inputShape: data.shape,
   };
-  const per = data.shape.reduce((p, d) => p * d, 1), k = data.classes, n = data.test.count;
+  const per = sizeOf(data.shape), k = data.classes, n = data.test.count;
   const out = new Float64Array(n * k), r = rounder(policy.compute);
   const compiled = new Map<number, ReturnType<typeof engine.compile>>();
   let feedsOfWeights: Record<string, HostTensor> | undefined;

@@ -12,6 +12,7 @@
  */
 
 import type { Attr, Graph, Node } from "./graph.ts";
+import { sizeOf } from "./graph.ts";
 
 /** Adds a backward node whose format is that of node `like` (a gradient has its primal's format). */
 export type GradAdd = (op: string, inputs: number[], attrs: Record<string, Attr>, like: number) => number;
@@ -355,7 +356,7 @@ const OPS = {
     doc: "same elements, new shape",
     shape: ([x], at) => {
       const s = A(at, "shape");
-      if (s.reduce((p, d) => p * d, 1) !== x.reduce((p, d) => p * d, 1)) fail("reshape", `[${x}] to [${s}]`);
+      if (sizeOf(s) !== sizeOf(x)) fail("reshape", `[${x}] to [${s}]`);
       return [...s];
     },
     backward: (add, node, g, graph) => [

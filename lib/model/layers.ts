@@ -10,6 +10,7 @@
 
 import { padsFor } from "../graph/ops.ts";
 import type { ModelBuilder } from "./builder.ts";
+import { sizeOf } from "../graph/graph.ts";
 
 /** Activation names a layer accepts. */
 export type Activation = "relu" | "tanh" | "gelu" | "linear";
@@ -30,9 +31,7 @@ export function dense(
   const s = b.shape(x), d = s.at(-1)!;
   const w = b.param(`${name}/kernel`, [d, units], { kind: "glorot_uniform", fanIn: d, fanOut: units });
   const bias = b.param(`${name}/bias`, [units], { kind: "zeros" });
-  const x2 = s.length === 2
-    ? x
-    : b.op("reshape", [x], { shape: [s.slice(0, -1).reduce((p, v) => p * v, 1), d] });
+  const x2 = s.length === 2 ? x : b.op("reshape", [x], { shape: [sizeOf(s.slice(0, -1)), d] });
   let y = b.op("bias_add", [b.op("matmul", [x2, w]), bias], { axis: 1 });
   if (s.length !== 2) y = b.op("reshape", [y], { shape: [...s.slice(0, -1), units] });
   return activation(b, y, act);
@@ -140,7 +139,7 @@ export function globalAvgPool(b: ModelBuilder, x: number): number {
 /** Flatten to [N, rest]. */
 export function flatten(b: ModelBuilder, x: number): number {
   const s = b.shape(x);
-  return s.length === 2 ? x : b.op("reshape", [x], { shape: [s[0], s.slice(1).reduce((p, v) => p * v, 1)] });
+  return s.length === 2 ? x : b.op("reshape", [x], { shape: [s[0], sizeOf(s.slice(1))] });
 }
 
 /** Batch normalisation over axis 1 (Keras defaults: momentum 0.99, epsilon 1e-3). */

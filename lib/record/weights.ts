@@ -18,6 +18,7 @@ import { hashStored, type StoredTensor } from "./hash.ts";
 import { storedBytes } from "../formats/stored.ts";
 import { writeAtomic } from "./atomic.ts";
 import { UserError } from "../errors.ts";
+import { sizeOf } from "../graph/graph.ts";
 
 const MAGIC = "f16repro-weights/1\n";
 
@@ -74,7 +75,7 @@ export function parseWeights(bytes: Uint8Array, file: string): StoredTensor[] {
     ) {
       return fail("corrupt header (a tensor entry without a name, a known format or a shape)");
     }
-    const size = shape.reduce((p: number, d: number) => p * d, 1) * BYTES_PER[t.format];
+    const size = sizeOf(shape) * BYTES_PER[t.format];
     if (at + size > bytes.length) fail(`truncated data for ${t.name}`);
     out.push({ name: t.name, format: t.format, shape, bytes: bytes.subarray(at, at + size) });
     at += size;

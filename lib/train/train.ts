@@ -106,7 +106,7 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
     optimizer: s.optimizer,
     inputShape: s.data.shape,
   };
-  const per = s.data.shape.reduce((p, d) => p * d, 1);
+  const per = sizeOf(s.data.shape);
   const firstBatch = Math.min(s.batch, s.data.train.count);
   const first = buildTrainGraph(spec, firstBatch);
   const trainers = new GraphCache<Executable>((b) =>
@@ -120,7 +120,7 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
     ...first.graph.leaves("state").filter((n) => !n.meta?.slot).map((n) => n.name!),
   ];
   const parameterCount = first.graph.leaves("param").reduce(
-    (p, n) => p + n.shape.reduce((a, d) => a * d, 1),
+    (p, n) => p + sizeOf(n.shape),
     0,
   );
 
