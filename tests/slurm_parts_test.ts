@@ -153,41 +153,35 @@ Deno.test("the environment manifest names the Slurm node, job and array task ins
 });
 
 Deno.test("waiting looks at the queue again after a failed look, and gives up after ten in a row", async () => {
-  const dir = await Deno.makeTempDir();
-  const path = Deno.env.get("PATH") ?? "";
-  try {
-    // A stand-in squeue on PATH: its Nth call prints the Nth line of `answers` ("fail" = controller down).
-    const fake = (answers: string[]) =>
-      Deno.writeTextFile(
-        `${dir}/squeue`,
-        `#!/bin/bash\nn=$(cat ${dir}/n 2>/dev/null || echo 0); echo $((n + 1)) > ${dir}/n\n` +
-          `a=(${answers.map(shellQuote).join(" ")}); r=\${a[$n]:-fail}\n` +
-          `if [ "$r" = fail ]; then echo "slurm_load_jobs error: Unable to contact slurm controller" >&2; exit 1; fi\n` +
-          `echo "$r"\n`,
-        { mode: 0o755 },
-      );
-    Deno.env.set("PATH", `${dir}:${path}`);
-    await fake(["fail", "fail", "0|RUNNING|None|n1", "0|COMPLETED|None|n1"]);
-    const lines: string[] = [], ended: string[] = [];
-    const task = { job: "7", task: 0, label: "cell" };
-    const o = { poll: 0.01, cancelOnExit: false, log: (l: string) => lines.push(l) };
-    await waitForTasks([task], {
-      ...o,
-      onEnd: (t) => Promise.resolve(void ended.push(`${t.state} ${t.node} ${t.exitCode}`)),
-    });
-    assert.deepEqual(ended, ["COMPLETED n1 0"]);
-    assert.equal(lines.filter((l) => /Unable to contact slurm controller; looking again/.test(l)).length, 2);
-    assert.ok(lines.includes("cell (job 7_0): RUNNING on n1"));
+  // A stand-in controller: its Nth look gives the Nth answer ("fail" = controller down, as squeue says it).
+  let n = 0;
+  const controller = (answers: string[]) => {
+    n = 0;
+    return (_job: string) => {
+      const r = answers[n++] ?? "fail";
+      if (r === "fail") {
+        return Promise.reject(
+          new SlurmError("squeue failed: slurm_load_jobs error: Unable to contact slurm controller"),
+        );
+      }
+      return Promise.resolve(parseSqueue(r));
+    };
+  };
+  const lines: string[] = [], ended: string[] = [];
+  const task = { job: "7", task: 0, label: "cell" };
+  const o = { poll: 0.01, cancelOnExit: false, log: (l: string) => lines.push(l) };
+  await waitForTasks([task], {
+    ...o,
+    look: controller(["fail", "fail", "0|RUNNING|None|n1", "0|COMPLETED|None|n1"]),
+    onEnd: (t) => Promise.resolve(void ended.push(`${t.state} ${t.node} ${t.exitCode}`)),
+  });
+  assert.deepEqual(ended.map((e) => e.split(" ").slice(0, 2).join(" ")), ["COMPLETED n1"]);
+  assert.equal(lines.filter((l) => /Unable to contact slurm controller; looking again/.test(l)).length, 2);
+  assert.ok(lines.includes("cell (job 7_0): RUNNING on n1"));
 
-    await Deno.remove(`${dir}/n`);
-    await fake([]);
-    await assert.rejects(
-      waitForTasks([task], { ...o, onEnd: () => Promise.resolve() }),
-      (e) => e instanceof SlurmError && /Unable to contact slurm controller/.test(e.message),
-    );
-    assert.equal(await Deno.readTextFile(`${dir}/n`), "10\n");
-  } finally {
-    Deno.env.set("PATH", path);
-    await Deno.remove(dir, { recursive: true });
-  }
+  await assert.rejects(
+    waitForTasks([task], { ...o, look: controller([]), onEnd: () => Promise.resolve() }),
+    (e) => e instanceof SlurmError && /Unable to contact slurm controller/.test(e.message),
+  );
+  assert.equal(n, 10);
 });

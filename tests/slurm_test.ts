@@ -120,7 +120,7 @@ interface Cluster {
 }
 
 async function clusterUp(): Promise<Cluster> {
-  const r = await sh([SLURM_CI, "up"]);
+  const r = await sh(["bash", SLURM_CI, "up"]);
   const conf = /SLURM_CONF=(\S+)/.exec(r.stdout)?.[1], dir = /SLURM_CI_DIR=(\S+)/.exec(r.stdout)?.[1];
   if (r.code !== 0 || !conf || !dir) throw new Error(`slurm-ci.sh up failed:\n${r.stderr}`);
   return { env: { SLURM_CONF: conf }, dir };
@@ -361,7 +361,7 @@ Deno.test({
         },
       );
     } finally {
-      const d = await sh([SLURM_CI, "down", c.dir]);
+      const d = await sh(["bash", SLURM_CI, "down", c.dir]);
       await Deno.remove(tmp, { recursive: true });
       assert.equal(d.code, 0, d.stderr);
     }

@@ -44,6 +44,8 @@ export interface WaitOptions<T extends WatchedTask> {
   readonly log: (line: string) => void;
   /** Called once for each task that ends, as it is seen to end. */
   readonly onEnd: (t: EndedTask<T>) => Promise<void>;
+  /** How the queue is read (default {@linkcode arrayStates}; tests stand in a controller that fails). */
+  readonly look?: typeof arrayStates;
 }
 
 /** Failed looks at the queue in a row after which waiting gives up. */
@@ -83,7 +85,7 @@ export async function waitForTasks<T extends WatchedTask>(
     while (waiting.length) {
       const states = new Map<string, Map<number, TaskState> | null>();
       try {
-        for (const j of new Set(waiting.map((t) => t.job))) states.set(j, await arrayStates(j));
+        for (const j of new Set(waiting.map((t) => t.job))) states.set(j, await (o.look ?? arrayStates)(j));
         failures = 0;
       } catch (e) {
         // A controller that is briefly unreachable (restart, fail-over) must not end an hours-long wait.
