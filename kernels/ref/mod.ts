@@ -40,10 +40,7 @@ export function runGraph(
 ): Record<string, HostTensor> {
   const nodes = graph.nodes;
   // Free each value after its last use so peak memory stays near the live set.
-  const lastUse = new Int32Array(nodes.length).fill(-1);
-  const liveMask = graph.live();
-  for (const n of nodes) if (liveMask[n.id]) { for (const i of n.inputs) lastUse[i] = n.id; }
-  const keep = new Set([...Object.values(graph.outputs), ...graph.state.map((s) => s.next)]);
+  const liveMask = graph.live(), lastUse = graph.lastUse(liveMask), keep = graph.results();
   const values: (Float64Array | undefined)[] = new Array(nodes.length);
   const acc = rounder(graph.accumulate);
   for (const n of nodes) {

@@ -151,11 +151,26 @@ export class Graph {
    */
   live(): Uint8Array {
     const live = new Uint8Array(this.nodes.length);
-    for (const id of [...Object.values(this.outputs), ...this.state.map((s) => s.next)]) live[id] = 1;
+    for (const id of this.results()) live[id] = 1;
     for (let id = this.nodes.length - 1; id >= 0; id--) {
       if (live[id]) { for (const i of this.nodes[id].inputs) live[i] = 1; }
     }
     return live;
+  }
+
+  /** The ids whose values a run returns: every named output and every state's next value. */
+  results(): Set<number> {
+    return new Set([...Object.values(this.outputs), ...this.state.map((s) => s.next)]);
+  }
+
+  /**
+   * For each node, the id of the last live node that reads it (-1 when none reads it): where an engine can
+   * free or reuse its value, unless it is one of {@linkcode Graph.results}.
+   */
+  lastUse(live: Uint8Array = this.live()): Int32Array {
+    const last = new Int32Array(this.nodes.length).fill(-1);
+    for (const n of this.nodes) if (live[n.id]) { for (const i of n.inputs) last[i] = n.id; }
+    return last;
   }
 
   #push(n: Omit<Node, "id">): number {
