@@ -25,6 +25,7 @@ import {
   SPLIT_MIN,
 } from "./lowering.ts";
 import type { ParallelKernel } from "./pool.ts";
+import { elementIndex } from "./memory.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
 
 // ---------------------------------------------------------------- gemm
@@ -86,7 +87,7 @@ function gemm(
   const direct = !!store && !init && store.out.fmt === FP32 && store.cbs === 0 && store.cb === n &&
     n % 8 === 0 && m % 4 === 0;
   const [c, cRow] = direct ? [at(store.out, store.base), store.row] : [scratchC, up(n, 8)];
-  const i32 = rt.arena.views.i32, j = s >> 2;
+  const i32 = rt.arena.views.i32, j = elementIndex(s, 4);
   i32.set([ap, bAt, c, m, n, k, init ? 1 : 0, store && !direct ? 1 : 0], j);
   if (store) i32.set([store.out.ptr, store.out.fmt, store.base, store.row, store.cb, store.cbs], j + 8);
   i32.set([bStep, bJb, cRow], j + 14);

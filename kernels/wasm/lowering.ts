@@ -8,7 +8,7 @@
 import type { FormatName } from "../../lib/formats/format.ts";
 import type { Node } from "../../lib/graph/graph.ts";
 import { list, num, prod } from "../ref/kernel.ts";
-import type { Arena } from "./memory.ts";
+import { type Arena, elementIndex } from "./memory.ts";
 import type { ParallelKernel } from "./pool.ts";
 
 // The attribute and shape helpers are the ref kernels' own.
@@ -110,7 +110,8 @@ export function splitSum(
   const rows = splitRows(rt, args, tensors, nAt).map((row, p) => [...row, slots + 4 * p]);
   if (rows.length === 1) rt.k[kernel](...rows[0]);
   else rt.parallel(kernel, rows);
-  return rt.arena.views.i32.subarray(slots >> 2, (slots >> 2) + rows.length).reduce((a, b) => a + b, 0);
+  const first = elementIndex(slots, 4);
+  return rt.arena.views.i32.subarray(first, first + rows.length).reduce((a, b) => a + b, 0);
 }
 
 /** The argument rows of `split`: one per thread, or one alone for small or single-threaded work. */

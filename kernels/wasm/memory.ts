@@ -16,6 +16,15 @@ export function storageBytes(format: FormatName): number {
   return format === "fp32" ? 4 : 2;
 }
 
+/**
+ * The index, in a typed view of the engine's memory whose elements are `bytes` wide, of the element at byte
+ * `address`. Addresses run to 4 GiB (wasm32), past the int32 range: an unsigned shift keeps those above
+ * 2 GiB positive, where a signed one (`>>`) would turn them negative.
+ */
+export function elementIndex(address: number, bytes: 1 | 2 | 4 | 8): number {
+  return address >>> (31 - Math.clz32(bytes));
+}
+
 const PAGE = 65536;
 const BF16_BITS = new Uint32Array(1), BF16_VALUE = new Float32Array(BF16_BITS.buffer);
 
@@ -79,10 +88,10 @@ export class Arena {
   /** Writes `data` (values exact in `format`) at `ptr` in the format's storage. */
   write(ptr: number, format: FormatName, data: TensorData): void {
     const v = this.views;
-    if (format === "fp32") v.f32.set(data, ptr >> 2);
-    else if (format === "fp16") v.f16.set(data, ptr >> 1);
+    if (format === "fp32") v.f32.set(data, elementIndex(ptr, 4));
+    else if (format === "fp16") v.f16.set(data, elementIndex(ptr, 2));
     else {
-      const f = new Float32Array(data), u = new Uint32Array(f.buffer), at = ptr >> 1;
+      const f = new Float32Array(data), u = new Uint32Array(f.buffer), at = elementIndex(ptr, 2);
       for (let i = 0; i < u.length; i++) v.u16[at + i] = u[i] >>> 16;
     }
   }
@@ -90,9 +99,10 @@ export class Arena {
   /** Reads `n` elements of `format` at `ptr`. */
   read(ptr: number, format: FormatName, n: number): TensorData {
     const v = this.views;
-    if (format === "fp32") return v.f32.slice(ptr >> 2, (ptr >> 2) + n);
-    if (format === "fp16") return Float64Array.from(v.f16.subarray(ptr >> 1, (ptr >> 1) + n));
-    const u = new Uint32Array(n), at = ptr >> 1;
+    if (format === "fp32") return v.f32.slice(elementIndex(ptr, 4), elementIndex(ptr, 4) + n);
+    const at = elementIndex(ptr, 2);
+    if (format === "fp16") return Float64Array.from(v.f16.subarray(at, at + n));
+    const u = new Uint32Array(n);
     for (let i = 0; i < n; i++) u[i] = v.u16[at + i] << 16;
     return new Float32Array(u.buffer);
   }
@@ -100,9 +110,9 @@ export class Arena {
   /** Element 0 of a tensor, as a number. */
   scalar(ptr: number, format: FormatName): number {
     const v = this.views;
-    if (format === "fp32") return v.f32[ptr >> 2];
-    if (format === "fp16") return v.f16[ptr >> 1];
-    BF16_BITS[0] = v.u16[ptr >> 1] << 16;
+    if (format === "fp32") return v.f32[elementIndex(ptr, 4)];
+    if (format === "fp16") return v.f16[elementIndex(ptr, 2)];
+    BF16_BITS[0] = v.u16[elementIndex(ptr, 2)] << 16;
     return BF16_VALUE[0];
   }
 }

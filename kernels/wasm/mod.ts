@@ -15,7 +15,7 @@ import { ERFC_TABLE } from "../../lib/math.ts";
 import { type Graph, type Node, sizeOf } from "../../lib/graph/graph.ts";
 import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
 import { ASC_VERSION_USED, EXACT_WASM, FAST_WASM } from "./kernels_wasm.ts";
-import { Arena, FORMAT_CODE, storageBytes } from "./memory.ts";
+import { Arena, elementIndex, FORMAT_CODE, storageBytes } from "./memory.ts";
 import { WASM } from "./spec.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
 import { CAST, FP32, split } from "./lowering.ts";
@@ -70,8 +70,8 @@ export function instantiateKernels(fast = false): Kernels {
   const k = instance.exports as unknown as Runtime["k"];
   const arena = new Arena(memory, k.heapBase());
   const half = arena.alloc(65536 * 4), erfc = arena.alloc(ERFC_TABLE.byteLength);
-  arena.views.f32.set(halfTable(), half >> 2);
-  arena.views.f64.set(ERFC_TABLE, erfc >> 3);
+  arena.views.f32.set(halfTable(), elementIndex(half, 4));
+  arena.views.f64.set(ERFC_TABLE, elementIndex(erfc, 8));
   k.setHalfTable(half);
   k.setErfcTable(erfc);
   return { module, memory, k, arena, tables: { half, erfc } };
@@ -251,7 +251,7 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
         // through a Float16Array costs about 1 ns per element. Host values are exact in their format, so
         // the f32 stage and the cast change no bit.
         const n = t.data.length;
-        rt.arena.views.f32.set(t.data, wide >> 2);
+        rt.arena.views.f32.set(t.data, elementIndex(wide, 4));
         split(rt, "map1", [CAST, wide, FP32, at, FORMAT_CODE[node.format!]!, n, 0], [[1, 2], [3, 4]], 5);
       }
     }
@@ -265,7 +265,7 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
           split(rt, "widen", [at, FORMAT_CODE[format]!, wide, n], [[0, 1], [2, -1]], 3);
           from = wide;
         }
-        return rt.arena.views.f32.slice(from >> 2, (from >> 2) + n);
+        return rt.arena.views.f32.slice(elementIndex(from, 4), elementIndex(from, 4) + n);
       };
       // A training loop feeds state back unread: it stays in wasm memory until something reads it.
       out[name] = stateNames.has(name)

@@ -28,6 +28,7 @@ import {
   splitSum,
 } from "./lowering.ts";
 import type { ParallelKernel } from "./pool.ts";
+import { elementIndex } from "./memory.ts";
 
 export type { LowerArgs, Lowered, Operand, Runtime } from "./lowering.ts";
 
@@ -222,7 +223,7 @@ export const LOWERINGS: Readonly<Record<OpName, Lowering>> = {
     for (let i = r - 1, s = 1; i >= 0; i--) (stride[i] = s), (s *= x.shape[i]);
     const dims = [...perm.map((p) => x.shape[p]), ...perm.map((p) => stride[p])];
     return plain((s) => {
-      rt.arena.views.i32.set(dims, s >> 2);
+      rt.arena.views.i32.set(dims, elementIndex(s, 4));
       rt.k.transpose(x.ptr, x.fmt, y.ptr, y.fmt, y.size, r, s, s + 8 * r);
     }, 12 * r);
   },
