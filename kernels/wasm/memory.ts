@@ -7,9 +7,14 @@
 
 import type { FormatName } from "../../lib/formats/format.ts";
 import type { TensorData } from "../engine.ts";
+import { Format } from "./kernels_wasm.ts";
 
-/** Format codes of kernels/wasm/as/format.ts. */
-export const FORMAT_CODE: Readonly<Partial<Record<FormatName, number>>> = { fp32: 0, fp16: 1, bf16: 2 };
+/** The kernels' format code of each storage format. */
+export const FORMAT_CODE: Readonly<Partial<Record<FormatName, number>>> = {
+  fp32: Format.FP32,
+  fp16: Format.FP16,
+  bf16: Format.BF16,
+};
 
 /** Bytes per element in wasm storage. */
 export function storageBytes(format: FormatName): number {
