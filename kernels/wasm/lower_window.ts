@@ -111,21 +111,12 @@ function gemm(
   const direct = !!store && !init && store.out.fmt === FP32 && store.cbs === 0 && store.cb === n &&
     n % 8 === 0 && m % 4 === 0;
   const [c, cRow] = direct ? [at(store.out, store.base), store.row] : [scratchC, up(n, 8)];
-  writeJob(rt, s, {
-    AP: ap,
-    BP: bAt,
-    C: c,
-    M: m,
-    N: n,
-    K: k,
-    INIT: init ? 1 : 0,
-    STORE: store && !direct ? 1 : 0,
-  });
+  writeJob(rt, s, { AP: ap, BP: bAt, C: c, M: m, N: n, K: k, BSTEP: bStep, BJB: bJb, CROW: cRow });
+  writeJob(rt, s, { INIT: init ? 1 : 0, STORE: store && !direct ? 1 : 0 });
   if (store) {
     const { out, base, row, cb, cbs } = store;
     writeJob(rt, s, { OUT: out.ptr, FMT: out.fmt, BASE: base, ROW: row, CB: cb, CBS: cbs });
   }
-  writeJob(rt, s, { BSTEP: bStep, BJB: bJb, CROW: cRow });
   rt.parallel("gemmTiles", Array.from({ length: t }, (_, p) => ({ job: s, part: p, parts: t })));
 }
 
@@ -171,15 +162,8 @@ function packB(
   return {
     kernel: "packB",
     row: (b0, b1, bp) => ({
-      ...{
-        src: at(o, start + 8 * b0 * col),
-        fmt: o.fmt,
-        to,
-        k,
-        n: Math.min(n, 8 * b1) - 8 * b0,
-        kInner: kIn,
-      },
-      ...{ kOuterStride: kOut, kInnerStride: kStep, colStride: col, dst: bp + b0 * k * 32 },
+      ...{ src: at(o, start + 8 * b0 * col), fmt: o.fmt, to, k, n: Math.min(n, 8 * b1) - 8 * b0 },
+      ...{ kInner: kIn, kOuterStride: kOut, kInnerStride: kStep, colStride: col, dst: bp + b0 * k * 32 },
     }),
   };
 }
@@ -278,21 +262,10 @@ function im2col(
   cg: number,
   transposed: boolean,
 ): Packer<"im2col"> {
+  const { ptr: x, fmt: fx } = src;
   return {
     kernel: "im2col",
-    row: (jb0, jb1, dst, tmp) => ({
-      x: src.ptr,
-      fx: src.fmt,
-      n0,
-      nc,
-      c0,
-      cg,
-      transposed,
-      dst,
-      tmp,
-      jb0,
-      jb1,
-    }),
+    row: (jb0, jb1, dst, tmp) => ({ x, fx, n0, nc, c0, cg, transposed, dst, tmp, jb0, jb1 }),
   };
 }
 
@@ -326,6 +299,22 @@ const conv2d: Lowering = (a) => {
   );
 };
 
+/** The gather of the output gradient as the B panel of the input gradient. */
+function col2im(
+  src: Source,
+  o: number,
+  n0: number,
+  nc: number,
+  o0: number,
+  og: number,
+): Packer<"col2imPanel"> {
+  const { ptr: g, fmt: fg } = src;
+  return {
+    kernel: "col2imPanel",
+    row: (jb0, jb1, dst, tmp) => ({ g, fg, o, n0, nc, o0, og, dst, tmp, jb0, jb1 }),
+  };
+}
+
 const conv2dGradInput: Lowering = (a) => {
   const { node, x: [gy, w], y, acc, rt: { k: K } } = a;
   const o = w.shape[0], cg = w.shape[1], groups = num(node, "groups"), og = o / groups;
@@ -345,22 +334,7 @@ const conv2dGradInput: Lowering = (a) => {
         [cg, kk, nc * pix],
         [
           packA(w, grp * og * cg * t, cg, kk, t, t, cg * t, 1),
-          {
-            kernel: "col2imPanel",
-            row: (jb0, jb1, dst, tmp) => ({
-              g: src.ptr,
-              fg: src.fmt,
-              o,
-              n0,
-              nc,
-              o0: grp * og,
-              og,
-              dst,
-              tmp,
-              jb0,
-              jb1,
-            }),
-          },
+          col2im(src, o, n0, nc, grp * og, og),
         ],
         false,
         { out: y, base: (n0 * g.c + grp * cg) * pix, row: pix, cb: pix, cbs: g.c * pix },
