@@ -11,13 +11,12 @@
  */
 
 import assert from "node:assert/strict";
-import { CAST, FP32 } from "../kernels/wasm/lowering.ts";
-import { FORMAT_CODE } from "../kernels/wasm/memory.ts";
+import { Format, Map1 } from "../kernels/wasm/kernels_wasm.ts";
 import { instantiateKernels } from "../kernels/wasm/mod.ts";
 import { rounder } from "../lib/formats/format.ts";
 
 const { k, arena } = instantiateKernels();
-const FP16 = FORMAT_CODE.fp16!, BF16 = FORMAT_CODE.bf16!;
+const { FP32, FP16, BF16 } = Format;
 const CHUNK = 1 << 20;
 const LOW_BYTES = [0x00, 0x01, 0x7f, 0x80, 0x81, 0xff];
 const x = arena.alloc(4 * CHUNK), y = arena.alloc(4 * CHUNK);
@@ -58,7 +57,7 @@ Deno.test("wasm fp16 -> f32 (widen) gives Float16Array's values for all 65536 pa
 Deno.test("wasm f32 -> fp16 bits (cast) gives Float16Array's rounding at every exponent, tie and boundary", () => {
   forEachPattern((bits, n) => {
     const want = new Uint16Array(new Float16Array(new Float32Array(bits.slice().buffer)).buffer);
-    k.map1(CAST, x, FP32, y, FP16, n, 0);
+    k.map1(Map1.CAST, x, FP32, y, FP16, n, 0);
     const got = mem().u16.subarray(y >> 1, (y >> 1) + n);
     for (let i = 0; i < n; i++) {
       if (got[i] !== want[i] && !(isNaN16(got[i]) && isNaN16(want[i]))) {

@@ -24,14 +24,15 @@ import {
   split,
   SPLIT_MIN,
 } from "./lowering.ts";
-import type { ParallelKernel } from "./pool.ts";
+import { elementIndex } from "./memory.ts";
+import { GemmJob, type KernelArgs } from "./kernels_wasm.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
 
 // ---------------------------------------------------------------- gemm
 
-// A gemm's scratch: the job (56 bytes), then i32[8] per thread for its store (from 256), then i32[32] per
-// thread for the gathers (threads <= 256).
-const STORE_TMP = 256, GATHER_TMP = STORE_TMP + 256 * 32, JOB_BYTES = GATHER_TMP + 256 * 128;
+// A gemm's scratch: the job (GemmJob), then i32[8] per thread for its store (from THREAD_SCRATCH), then
+// i32[32] per thread for the gathers (threads <= 256).
+const GATHER_TMP = GemmJob.THREAD_SCRATCH + 256 * 32, JOB_BYTES = GATHER_TMP + 256 * 128;
 const MAX_PANEL = 32 << 20;
 const up = (v: number, m: number) => Math.ceil(v / m) * m;
 
@@ -49,11 +50,37 @@ interface Store {
   cbs: number;
 }
 
+/** Kernels that pack a gemm panel. */
+type PackKernel = "packA" | "packB" | "im2col" | "col2imPanel";
+
 /** A panel packer: for a thread's block range, the panel's address and its scratch, one kernel's arguments. */
-type Packer = readonly [
-  ParallelKernel,
-  (b0: number, b1: number, panel: number, tmp: number) => readonly number[],
-];
+interface Packer<K extends PackKernel = PackKernel> {
+  readonly kernel: K;
+  readonly row: (b0: number, b1: number, panel: number, tmp: number) => KernelArgs[K];
+}
+
+/** Packs a panel on `t` threads, each a share of its `blocks` blocks. */
+function pack(
+  rt: Runtime,
+  { kernel, row }: Packer,
+  blocks: number,
+  t: number,
+  panel: number,
+  tmp: (p: number) => number,
+) {
+  rt.parallel(kernel, shares(blocks, t).map(([b0, b1], p) => row(b0, b1, panel, tmp(p))));
+}
+
+/** The fields of a gemm job, by name (GemmJob's offsets). */
+type Job = Partial<Record<Exclude<keyof typeof GemmJob, "THREAD_SCRATCH">, number>>;
+
+/** Writes the fields of a gemm job at `s`. */
+function writeJob(rt: Runtime, s: number, job: Job) {
+  const i32 = rt.arena.views.i32;
+  for (const [field, value] of Object.entries(job) as [keyof Job, number][]) {
+    i32[elementIndex(s + GemmJob[field], 4)] = value;
+  }
+}
 
 /** An f32 B the tiles read in place: its k rows are `step` bytes apart, and its n columns whole blocks of 8. */
 interface InPlace {
@@ -78,19 +105,19 @@ function gemm(
   const scratchC = s + JOB_BYTES, ap = scratchC + up(m, 4) * up(n, 8) * 4, bp = ap + up(m, 4) * k * 4;
   // Small products are not worth waking the workers for.
   const t = m * k * n < 1 << 20 ? 1 : rt.threads, tmp = (p: number) => s + GATHER_TMP + p * 128;
-  rt.parallel(a[0], shares(Math.ceil(m / 4), t).map(([b0, b1], p) => a[1](b0, b1, ap, tmp(p))));
-  if (!("ptr" in b)) {
-    rt.parallel(b[0], shares(Math.ceil(n / 8), t).map(([b0, b1], p) => b[1](b0, b1, bp, tmp(p))));
-  }
+  pack(rt, a, Math.ceil(m / 4), t, ap, tmp);
+  if (!("ptr" in b)) pack(rt, b, Math.ceil(n / 8), t, bp, tmp);
   const [bAt, bStep, bJb] = "ptr" in b ? [b.ptr, b.step, 32] : [bp, 32, k * 32];
   const direct = !!store && !init && store.out.fmt === FP32 && store.cbs === 0 && store.cb === n &&
     n % 8 === 0 && m % 4 === 0;
   const [c, cRow] = direct ? [at(store.out, store.base), store.row] : [scratchC, up(n, 8)];
-  const i32 = rt.arena.views.i32, j = s >> 2;
-  i32.set([ap, bAt, c, m, n, k, init ? 1 : 0, store && !direct ? 1 : 0], j);
-  if (store) i32.set([store.out.ptr, store.out.fmt, store.base, store.row, store.cb, store.cbs], j + 8);
-  i32.set([bStep, bJb, cRow], j + 14);
-  rt.parallel("gemmTiles", Array.from({ length: t }, (_, p) => [s, p, t]));
+  writeJob(rt, s, { AP: ap, BP: bAt, C: c, M: m, N: n, K: k, BSTEP: bStep, BJB: bJb, CROW: cRow });
+  writeJob(rt, s, { INIT: init ? 1 : 0, STORE: store && !direct ? 1 : 0 });
+  if (store) {
+    const { out, base, row, cb, cbs } = store;
+    writeJob(rt, s, { OUT: out.ptr, FMT: out.fmt, BASE: base, ROW: row, CB: cb, CBS: cbs });
+  }
+  rt.parallel("gemmTiles", Array.from({ length: t }, (_, p) => ({ job: s, part: p, parts: t })));
 }
 
 /** Packs A by row blocks: element (i, q) at start + i * row + (q / kInner) * kOuter + (q % kInner) * kStep. */
@@ -103,25 +130,14 @@ function packA(
   kIn: number,
   kOut: number,
   kStep: number,
-): Packer {
-  return [
-    "packA",
-    (
-      b0,
-      b1,
-      ap,
-    ) => [
-      at(o, start + 4 * b0 * row),
-      o.fmt,
-      Math.min(m, 4 * b1) - 4 * b0,
-      k,
-      row,
-      kIn,
-      kOut,
-      kStep,
-      ap + b0 * k * 16,
-    ],
-  ];
+): Packer<"packA"> {
+  return {
+    kernel: "packA",
+    row: (b0, b1, ap) => ({
+      ...{ src: at(o, start + 4 * b0 * row), fmt: o.fmt, m: Math.min(m, 4 * b1) - 4 * b0, k, rowStride: row },
+      ...{ kInner: kIn, kOuterStride: kOut, kInnerStride: kStep, dst: ap + b0 * k * 16 },
+    }),
+  };
 }
 
 /**
@@ -138,30 +154,18 @@ function packB(
   kOut: number,
   kStep: number,
   col: number,
-): Packer | InPlace {
+): Packer<"packB"> | InPlace {
   const to = o.roundTo ?? FP32;
   if (o.fmt === FP32 && to === FP32 && col === 1 && kIn === k && n % 8 === 0) {
     return { ptr: at(o, start), step: kStep * 4 };
   }
-  return [
-    "packB",
-    (
-      b0,
-      b1,
-      bp,
-    ) => [
-      at(o, start + 8 * b0 * col),
-      o.fmt,
-      to,
-      k,
-      Math.min(n, 8 * b1) - 8 * b0,
-      kIn,
-      kOut,
-      kStep,
-      col,
-      bp + b0 * k * 32,
-    ],
-  ];
+  return {
+    kernel: "packB",
+    row: (b0, b1, bp) => ({
+      ...{ src: at(o, start + 8 * b0 * col), fmt: o.fmt, to, k, n: Math.min(n, 8 * b1) - 8 * b0 },
+      ...{ kInner: kIn, kOuterStride: kOut, kInnerStride: kStep, colStride: col, dst: bp + b0 * k * 32 },
+    }),
+  };
 }
 
 const matmul: Lowering = ({ node, x: [a, b], y, acc, rt }) => {
@@ -199,7 +203,8 @@ const matmul: Lowering = ({ node, x: [a, b], y, acc, rt }) => {
 
 /** Sets the window geometry on every thread (each has its own instance, and the gathers run on all). */
 function setGeometry(rt: Runtime, g: Geometry) {
-  const args = [g.n, g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.oh, g.ow];
+  const { n, c, h, w, kh, kw, sh, sw, pt, pl, oh, ow } = g;
+  const args = { n, c, h, w, kh, kw, sh, sw, pt, pl, oh, ow };
   rt.parallel("setGeometry", Array.from({ length: rt.threads }, () => args));
 }
 
@@ -239,12 +244,29 @@ function convLowering(
     let src: Source = gathered;
     if (wide) {
       src = { ptr: s + gemmBytes, fmt: FP32 };
-      split(a.rt, "widen", [gathered.ptr, gathered.fmt, src.ptr, gathered.size], [[0, 1], [2, -1]], 3);
+      const args = { x: gathered.ptr, fx: gathered.fmt, y: src.ptr, n: gathered.size };
+      split(a.rt, "widen", args, { x: "fx", y: "f32" }, "n");
     }
     for (let grp = 0; grp < groups; grp++) {
       for (let n0 = 0; n0 < g.n; n0 += nc) chunkGemm(s, src, grp, n0, Math.min(nc, g.n - n0));
     }
   }, gemmBytes + (wide ? 4 * gathered.size : 0));
+}
+
+/** The gather of the conv2d input as a B panel (`transposed`: the weight gradient's, taps as columns). */
+function im2col(
+  src: Source,
+  n0: number,
+  nc: number,
+  c0: number,
+  cg: number,
+  transposed: boolean,
+): Packer<"im2col"> {
+  const { ptr: x, fmt: fx } = src;
+  return {
+    kernel: "im2col",
+    row: (jb0, jb1, dst, tmp) => ({ x, fx, n0, nc, c0, cg, transposed, dst, tmp, jb0, jb1 }),
+  };
 }
 
 const conv2d: Lowering = (a) => {
@@ -267,7 +289,7 @@ const conv2d: Lowering = (a) => {
         [og, kk, nc * pix],
         [
           packA(w, grp * og * kk, og, kk, kk, kk, 0, 1),
-          ["im2col", (b0, b1, bp, tmp) => [src.ptr, src.fmt, n0, nc, grp * cg, cg, 0, bp, tmp, b0, b1]],
+          im2col(src, n0, nc, grp * cg, cg, false),
         ],
         false,
         { out: y, base: (n0 * o + grp * og) * pix, row: pix, cb: pix, cbs: o * pix },
@@ -276,6 +298,22 @@ const conv2d: Lowering = (a) => {
     kk,
   );
 };
+
+/** The gather of the output gradient as the B panel of the input gradient. */
+function col2im(
+  src: Source,
+  o: number,
+  n0: number,
+  nc: number,
+  o0: number,
+  og: number,
+): Packer<"col2imPanel"> {
+  const { ptr: g, fmt: fg } = src;
+  return {
+    kernel: "col2imPanel",
+    row: (jb0, jb1, dst, tmp) => ({ g, fg, o, n0, nc, o0, og, dst, tmp, jb0, jb1 }),
+  };
+}
 
 const conv2dGradInput: Lowering = (a) => {
   const { node, x: [gy, w], y, acc, rt: { k: K } } = a;
@@ -296,7 +334,7 @@ const conv2dGradInput: Lowering = (a) => {
         [cg, kk, nc * pix],
         [
           packA(w, grp * og * cg * t, cg, kk, t, t, cg * t, 1),
-          ["col2imPanel", (b0, b1, bp, tmp) => [src.ptr, src.fmt, o, n0, nc, grp * og, og, bp, tmp, b0, b1]],
+          col2im(src, o, n0, nc, grp * og, og),
         ],
         false,
         { out: y, base: (n0 * g.c + grp * cg) * pix, row: pix, cb: pix, cbs: g.c * pix },
@@ -325,7 +363,7 @@ const conv2dGradWeight: Lowering = (a) => {
         [og, nc * pix, taps],
         [
           packA(gy, (n0 * o + grp * og) * pix, og, nc * pix, pix, pix, o * pix, 1),
-          ["im2col", (b0, b1, bp, tmp) => [src.ptr, src.fmt, n0, nc, grp * cg, cg, 1, bp, tmp, b0, b1]],
+          im2col(src, n0, nc, grp * cg, cg, true),
         ],
         n0 > 0,
         n0 + nc === g.n ? { out: y, base: grp * og * taps, row: taps, cb: taps, cbs: 0 } : undefined,
@@ -351,7 +389,10 @@ const maxpool: Lowering = ({ node, x: [x], y, rt }) => {
   const g = poolGeometry(node, x.shape, y.shape), parts = planes(rt, x.shape);
   return plain((s) => {
     setGeometry(rt, g);
-    rt.parallel("maxpool", parts.map(([a, b]) => [x.ptr, x.fmt, s, y.ptr, y.fmt, a, b]));
+    rt.parallel(
+      "maxpool",
+      parts.map(([nc0, nc1]) => ({ x: x.ptr, fx: x.fmt, best: s, y: y.ptr, fy: y.fmt, nc0, nc1 })),
+    );
   }, y.size * 4);
 };
 
@@ -361,23 +402,33 @@ const maxpoolGrad: Lowering = ({ node, x: [x, gy], y, acc, rt }) => {
     parts = planes(rt, x.shape);
   return plain((s) => {
     setGeometry(rt, g);
-    const args = (
-      a: number,
-      b: number,
-    ) => [x.ptr, x.fmt, gy.ptr, gy.fmt, s, y.ptr, y.fmt, s + best, acc, a, b];
-    rt.parallel("maxpoolGrad", parts.map(([a, b]) => args(a, b)));
+    const args = {
+      x: x.ptr,
+      fx: x.fmt,
+      gy: gy.ptr,
+      fg: gy.fmt,
+      best: s,
+      dx: y.ptr,
+      fd: y.fmt,
+      sum: s + best,
+      acc,
+    };
+    rt.parallel("maxpoolGrad", parts.map(([nc0, nc1]) => ({ ...args, nc0, nc1 })));
   }, best + y.size * 8);
 };
 
 const avgpool: Lowering = ({ node, x: [x], y, acc, rt }) => {
   const g = poolGeometry(node, x.shape, y.shape);
-  return plain((s) => (setGeometry(rt, g), rt.k.avgpool(x.ptr, x.fmt, y.ptr, y.fmt, s, 0, acc)), y.size * 8);
+  return plain(
+    (s) => (setGeometry(rt, g), rt.k.avgpool(x.ptr, x.fmt, y.ptr, y.fmt, s, false, acc)),
+    y.size * 8,
+  );
 };
 
 const avgpoolGrad: Lowering = ({ node, x: [gy], y, acc, rt }) => {
   const g = poolGeometry(node, list(node, "inShape"), gy.shape);
   return plain(
-    (s) => (setGeometry(rt, g), rt.k.avgpool(gy.ptr, gy.fmt, y.ptr, y.fmt, s, 1, acc)),
+    (s) => (setGeometry(rt, g), rt.k.avgpool(gy.ptr, gy.fmt, y.ptr, y.fmt, s, true, acc)),
     y.size * 8,
   );
 };

@@ -7,13 +7,27 @@
 
 import type { FormatName } from "../../lib/formats/format.ts";
 import type { TensorData } from "../engine.ts";
+import { Format } from "./kernels_wasm.ts";
 
-/** Format codes of kernels/wasm/as/format.ts. */
-export const FORMAT_CODE: Readonly<Partial<Record<FormatName, number>>> = { fp32: 0, fp16: 1, bf16: 2 };
+/** The kernels' format code of each storage format. */
+export const FORMAT_CODE: Readonly<Partial<Record<FormatName, number>>> = {
+  fp32: Format.FP32,
+  fp16: Format.FP16,
+  bf16: Format.BF16,
+};
 
 /** Bytes per element in wasm storage. */
 export function storageBytes(format: FormatName): number {
   return format === "fp32" ? 4 : 2;
+}
+
+/**
+ * The index, in a typed view of the engine's memory whose elements are `bytes` wide, of the element at byte
+ * `address`. Addresses run to 4 GiB (wasm32), past the int32 range: an unsigned shift keeps those above
+ * 2 GiB positive, where a signed one (`>>`) would turn them negative.
+ */
+export function elementIndex(address: number, bytes: 1 | 2 | 4 | 8): number {
+  return address >>> (31 - Math.clz32(bytes));
 }
 
 const PAGE = 65536;
@@ -79,10 +93,10 @@ export class Arena {
   /** Writes `data` (values exact in `format`) at `ptr` in the format's storage. */
   write(ptr: number, format: FormatName, data: TensorData): void {
     const v = this.views;
-    if (format === "fp32") v.f32.set(data, ptr >> 2);
-    else if (format === "fp16") v.f16.set(data, ptr >> 1);
+    if (format === "fp32") v.f32.set(data, elementIndex(ptr, 4));
+    else if (format === "fp16") v.f16.set(data, elementIndex(ptr, 2));
     else {
-      const f = new Float32Array(data), u = new Uint32Array(f.buffer), at = ptr >> 1;
+      const f = new Float32Array(data), u = new Uint32Array(f.buffer), at = elementIndex(ptr, 2);
       for (let i = 0; i < u.length; i++) v.u16[at + i] = u[i] >>> 16;
     }
   }
@@ -90,9 +104,10 @@ export class Arena {
   /** Reads `n` elements of `format` at `ptr`. */
   read(ptr: number, format: FormatName, n: number): TensorData {
     const v = this.views;
-    if (format === "fp32") return v.f32.slice(ptr >> 2, (ptr >> 2) + n);
-    if (format === "fp16") return Float64Array.from(v.f16.subarray(ptr >> 1, (ptr >> 1) + n));
-    const u = new Uint32Array(n), at = ptr >> 1;
+    if (format === "fp32") return v.f32.slice(elementIndex(ptr, 4), elementIndex(ptr, 4) + n);
+    const at = elementIndex(ptr, 2);
+    if (format === "fp16") return Float64Array.from(v.f16.subarray(at, at + n));
+    const u = new Uint32Array(n);
     for (let i = 0; i < n; i++) u[i] = v.u16[at + i] << 16;
     return new Float32Array(u.buffer);
   }
@@ -100,9 +115,9 @@ export class Arena {
   /** Element 0 of a tensor, as a number. */
   scalar(ptr: number, format: FormatName): number {
     const v = this.views;
-    if (format === "fp32") return v.f32[ptr >> 2];
-    if (format === "fp16") return v.f16[ptr >> 1];
-    BF16_BITS[0] = v.u16[ptr >> 1] << 16;
+    if (format === "fp32") return v.f32[elementIndex(ptr, 4)];
+    if (format === "fp16") return v.f16[elementIndex(ptr, 2)];
+    BF16_BITS[0] = v.u16[elementIndex(ptr, 2)] << 16;
     return BF16_VALUE[0];
   }
 }

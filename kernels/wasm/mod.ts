@@ -14,11 +14,11 @@ import type { FormatName } from "../../lib/formats/format.ts";
 import { ERFC_TABLE } from "../../lib/math.ts";
 import { type Graph, type Node, sizeOf } from "../../lib/graph/graph.ts";
 import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
-import { ASC_VERSION_USED, EXACT_WASM, FAST_WASM } from "./kernels_wasm.ts";
-import { Arena, FORMAT_CODE, storageBytes } from "./memory.ts";
+import { ASC_VERSION_USED, EXACT_WASM, FAST_WASM, type KernelExports, Map1 } from "./kernels_wasm.ts";
+import { Arena, elementIndex, FORMAT_CODE, storageBytes } from "./memory.ts";
 import { WASM } from "./spec.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
-import { CAST, FP32, split } from "./lowering.ts";
+import { FP32, positional, split } from "./lowering.ts";
 import {
   type LowerArgs,
   type Lowered,
@@ -56,7 +56,7 @@ export interface Kernels {
   readonly module: WebAssembly.Module;
   readonly memory: WebAssembly.Memory;
   /** The module's exports. */
-  readonly k: Runtime["k"];
+  readonly k: KernelExports;
   readonly arena: Arena;
   /** Addresses of the fp16 table and the erfc table (workers set them in their own instances). */
   readonly tables: { readonly half: number; readonly erfc: number };
@@ -67,11 +67,12 @@ export function instantiateKernels(fast = false): Kernels {
   const module = new WebAssembly.Module(decode(fast ? FAST_WASM : EXACT_WASM));
   const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared: true });
   const instance = new WebAssembly.Instance(module, { env: { memory, abort: () => {} } });
-  const k = instance.exports as unknown as Runtime["k"];
+  // The exports are the module's own, typed by the signatures build.ts generated from the same sources.
+  const k = instance.exports as unknown as KernelExports;
   const arena = new Arena(memory, k.heapBase());
   const half = arena.alloc(65536 * 4), erfc = arena.alloc(ERFC_TABLE.byteLength);
-  arena.views.f32.set(halfTable(), half >> 2);
-  arena.views.f64.set(ERFC_TABLE, erfc >> 3);
+  arena.views.f32.set(halfTable(), elementIndex(half, 4));
+  arena.views.f64.set(ERFC_TABLE, elementIndex(erfc, 8));
   k.setHalfTable(half);
   k.setErfcTable(erfc);
   return { module, memory, k, arena, tables: { half, erfc } };
@@ -86,7 +87,12 @@ export async function createEngine(options: WasmOptions = {}): Promise<Engine> {
   }
   const { module, memory, k, arena, tables } = instantiateKernels(fast);
   const pool = await Pool.start(threads, { module, memory, tables }, k);
-  const rt: Runtime = { k, arena, threads, parallel: (kernel, rows) => pool.run(kernel, rows) };
+  const rt: Runtime = {
+    k,
+    arena,
+    threads,
+    parallel: (kernel, rows) => pool.run(kernel, rows.map((row) => positional(kernel, row))),
+  };
   const engine: Engine = {
     name: fast ? "wasm-fast" : "wasm",
     description: fast
@@ -251,8 +257,17 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
         // through a Float16Array costs about 1 ns per element. Host values are exact in their format, so
         // the f32 stage and the cast change no bit.
         const n = t.data.length;
-        rt.arena.views.f32.set(t.data, wide >> 2);
-        split(rt, "map1", [CAST, wide, FP32, at, FORMAT_CODE[node.format!]!, n, 0], [[1, 2], [3, 4]], 5);
+        rt.arena.views.f32.set(t.data, elementIndex(wide, 4));
+        const args = {
+          op: Map1.CAST,
+          x: wide,
+          fx: FP32,
+          y: at,
+          fy: FORMAT_CODE[node.format!]!,
+          n,
+          factor: 0,
+        };
+        split(rt, "map1", args, { x: "fx", y: "fy" }, "n");
       }
     }
     for (const s of plan.steps) s.run(scratch);
@@ -262,10 +277,10 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
       const copyOut = () => {
         let from = at;
         if (format !== "fp32") {
-          split(rt, "widen", [at, FORMAT_CODE[format]!, wide, n], [[0, 1], [2, -1]], 3);
+          split(rt, "widen", { x: at, fx: FORMAT_CODE[format]!, y: wide, n }, { x: "fx", y: "f32" }, "n");
           from = wide;
         }
-        return rt.arena.views.f32.slice(from >> 2, (from >> 2) + n);
+        return rt.arena.views.f32.slice(elementIndex(from, 4), elementIndex(from, 4) + n);
       };
       // A training loop feeds state back unread: it stays in wasm memory until something reads it.
       out[name] = stateNames.has(name)

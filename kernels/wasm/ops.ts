@@ -9,9 +9,10 @@
 import type { Node } from "../../lib/graph/graph.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
 import { WINDOW_LOWERINGS } from "./lower_window.ts";
+import { Groups, type KernelArgs, Map1, Map2 } from "./kernels_wasm.ts";
 import {
   at,
-  CAST,
+  call,
   list,
   type LowerArgs,
   type Lowered,
@@ -26,21 +27,25 @@ import {
   split,
   SPLIT_MIN,
   splitSum,
+  type Tensors,
 } from "./lowering.ts";
-import type { ParallelKernel } from "./pool.ts";
+import { elementIndex } from "./memory.ts";
 
 export type { LowerArgs, Lowered, Operand, Runtime } from "./lowering.ts";
 
 // ---------------------------------------------------------------- elementwise, bias, data movement
 
-const map1 = (op: number, factor?: (n: Node) => number): Lowering => ({ node, x: [x], y, rt }) => {
-  const f = factor?.(node) ?? 0;
-  return plain(() => split(rt, "map1", [op, x.ptr, x.fmt, y.ptr, y.fmt, y.size, f], [[1, 2], [3, 4]], 5));
+type Map1Op = typeof Map1[keyof typeof Map1];
+type Map2Op = typeof Map2[keyof typeof Map2];
+
+const map1 = (op: Map1Op, factor?: (n: Node) => number): Lowering => ({ node, x: [x], y, rt }) => {
+  const args = { op, x: x.ptr, fx: x.fmt, y: y.ptr, fy: y.fmt, n: y.size, factor: factor?.(node) ?? 0 };
+  return plain(() => split(rt, "map1", args, { x: "fx", y: "fy" }, "n"));
 };
-const map2 = (op: number): Lowering => ({ x: [a, b], y, rt }) =>
-  plain(() =>
-    split(rt, "map2", [op, a.ptr, a.fmt, b.ptr, b.fmt, y.ptr, y.fmt, y.size], [[1, 2], [3, 4], [5, 6]], 7)
-  );
+const map2 = (op: Map2Op): Lowering => ({ x: [a, b], y, rt }) => {
+  const args = { op, a: a.ptr, fa: a.fmt, b: b.ptr, fb: b.fmt, y: y.ptr, fy: y.fmt, n: y.size };
+  return plain(() => split(rt, "map2", args, { a: "fa", b: "fb", y: "fy" }, "n"));
+};
 
 function bcast(node: Node, xs: readonly number[], rank: number) {
   const axis = num(node, "axis");
@@ -69,16 +74,16 @@ type Norm = "batchnorm" | "layernorm";
 /** Sets the groups of a normalisation over `shape`; returns [groups, elements per group]. */
 function groups(rt: Runtime, kind: Norm, shape: readonly number[]): [number, number] {
   if (kind === "batchnorm") {
-    rt.k.setGroups(0, shape[0], shape[1], prod(shape, 2));
+    rt.k.setGroups(Groups.CHANNELS, shape[0], shape[1], prod(shape, 2));
     return [shape[1], shape[0] * prod(shape, 2)];
   }
   const d = shape.at(-1)!, rows = prod(shape) / d;
-  rt.k.setGroups(1, 0, rows, d);
+  rt.k.setGroups(Groups.ROWS, 0, rows, d);
   return [rows, d];
 }
 
 function normFamily<P extends Norm>(kind: P): Record<P | `${P}_grad_x` | `${P}_grad_affine`, Lowering> {
-  const perGroup = kind === "batchnorm" ? 1 : 0;
+  const perGroup = kind === "batchnorm";
   const statsBytes = (shape: readonly number[]) =>
     3 * 8 * (kind === "batchnorm" ? shape[1] : prod(shape) / shape.at(-1)!);
   const prepare = (rt: Runtime, node: Node, x: Operand, s: number, acc: number) => {
@@ -116,20 +121,21 @@ function gatedOff(rt: Runtime, node: Node, ok: Operand): boolean {
 }
 
 /** Stochastic rounding hashes each element's index, so such an update runs whole, on one thread. */
-function splitUnlessStochastic(
+function splitUnlessStochastic<K extends "sgdApply" | "adamApply">(
   rt: Runtime,
-  node: Node,
-  kernel: ParallelKernel,
-  args: readonly number[],
-  tensors: readonly number[][],
-  nAt: number,
+  kernel: K,
+  args: KernelArgs[K],
+  tensors: Tensors<K>,
 ) {
-  if (node.attrs.stochastic) rt.k[kernel](...args);
-  else split(rt, kernel, args, tensors, nAt);
+  if (args.stochastic) call(rt, kernel, args);
+  else split(rt, kernel, args, tensors, "n");
 }
 
-function seedOf(rt: Runtime, node: Node, seed: Operand): [number, number, number] {
-  return node.attrs.stochastic ? [1, scalar(rt, seed) >>> 0, num(node, "salt") >>> 0] : [0, 0, 0];
+/** The rounding arguments of an update: stochastic (seeded) or nearest. */
+function seedOf(rt: Runtime, node: Node, seed: Operand) {
+  return node.attrs.stochastic
+    ? { stochastic: true, seed: scalar(rt, seed) >>> 0, salt: num(node, "salt") >>> 0 }
+    : { stochastic: false, seed: 0, salt: 0 };
 }
 
 /**
@@ -146,9 +152,12 @@ export function lowerMomentumPair(velocity: LowerArgs, apply: LowerArgs): [Lower
       alone.run(0);
       return aloneApply.run(0);
     }
-    const args = [v.ptr, v.fmt, g.ptr, g.fmt, w.ptr, w.fmt, y.ptr, y.fmt, yw.ptr, yw.fmt, y.size];
-    args.push(num(node, "lr"), num(node, "momentum"), num(node, "wd"), scalar(rt, inv));
-    split(rt, "sgdMomentum", args, [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]], 10);
+    const args = {
+      ...{ v: v.ptr, fv: v.fmt, g: g.ptr, fg: g.fmt, w: w.ptr, fw: w.fmt, yv: y.ptr, f: y.fmt, yw: yw.ptr },
+      ...{ fw2: yw.fmt, n: y.size, lr: num(node, "lr"), mom: num(node, "momentum"), wd: num(node, "wd") },
+      inv: scalar(rt, inv),
+    };
+    split(rt, "sgdMomentum", args, { v: "fv", g: "fg", w: "fw", yv: "f", yw: "fw2" }, "n");
   });
   return [fused, plain(() => {})];
 }
@@ -158,15 +167,15 @@ export function lowerMomentumPair(velocity: LowerArgs, apply: LowerArgs): [Lower
 /** Every op of the step graph and its lowering. */
 export const LOWERINGS: Readonly<Record<OpName, Lowering>> = {
   ...WINDOW_LOWERINGS,
-  relu: map1(0),
-  tanh: map1(1),
-  gelu: map1(2),
-  scale: map1(3, (n) => num(n, "factor")),
-  cast: map1(CAST),
-  relu_grad: map2(0),
-  tanh_grad: map2(1),
-  gelu_grad: map2(2),
-  add: map2(3),
+  relu: map1(Map1.RELU),
+  tanh: map1(Map1.TANH),
+  gelu: map1(Map1.GELU),
+  scale: map1(Map1.SCALE, (n) => num(n, "factor")),
+  cast: map1(Map1.CAST),
+  relu_grad: map2(Map2.RELU_GRAD),
+  tanh_grad: map2(Map2.TANH_GRAD),
+  gelu_grad: map2(Map2.GELU_GRAD),
+  add: map2(Map2.ADD),
   dropout: ({ node, x: [x, seed], y, rt }) =>
     plain(() =>
       rt.k.dropout(
@@ -183,7 +192,8 @@ export const LOWERINGS: Readonly<Record<OpName, Lowering>> = {
   // The checks read what every thread just wrote: each thread checks its own range (the optimizer's split).
   all_finite: ({ x, y, rt }) =>
     plain((s) => {
-      const bad = (o: Operand) => splitSum(rt, "nonFiniteInto", [o.ptr, o.fmt, o.size], [[0, 1]], 2, s);
+      const bad = (o: Operand) =>
+        splitSum(rt, "nonFiniteInto", { x: o.ptr, fx: o.fmt, n: o.size }, { x: "fx" }, "n", s);
       writeScalar(rt, y, x.every((o) => bad(o) === 0) ? 1 : 0);
     }, 4 * rt.threads),
   count_lost: ({ x, y, rt }) =>
@@ -191,22 +201,19 @@ export const LOWERINGS: Readonly<Record<OpName, Lowering>> = {
       let lost = 0;
       for (let k = 0; k < x.length; k += 3) {
         const [w0, w1, step] = [x[k], x[k + 1], x[k + 2]];
-        const args = [w0.ptr, w1.ptr, w0.fmt, step.ptr, step.fmt, w0.size];
-        lost += splitSum(rt, "countLostInto", args, [[0, 2], [1, 2], [3, 4]], 5, s);
+        const args = { w0: w0.ptr, w1: w1.ptr, fw: w0.fmt, s: step.ptr, fs: step.fmt, n: w0.size };
+        lost += splitSum(rt, "countLostInto", args, { w0: "fw", w1: "fw", s: "fs" }, "n", s);
       }
       writeScalar(rt, y, lost);
     }, 4 * rt.threads),
   bias_add: ({ node, x: [x, b], y, rt }) => {
     const [outer, mid, inner] = bcast(node, x.shape, b.shape.length);
-    const args = [x.ptr, x.fmt, b.ptr, b.fmt, y.ptr, y.fmt, outer, mid, inner];
-    if (rt.threads === 1 || x.size < SPLIT_MIN) return plain(() => rt.k.biasAdd(...args));
+    const args = { x: x.ptr, fx: x.fmt, b: b.ptr, fb: b.fmt, y: y.ptr, fy: y.fmt, outer, mid, inner };
+    if (rt.threads === 1 || x.size < SPLIT_MIN) return plain(() => call(rt, "biasAdd", args));
     // One range of the outer index per thread.
     const rows = shares(outer, rt.threads).map(([o0, o1]) => {
-      const row = [...args], skip = o0 * mid * inner;
-      row[0] = at(x, skip);
-      row[4] = at(y, skip);
-      row[6] = o1 - o0;
-      return row;
+      const skip = o0 * mid * inner;
+      return { ...args, x: at(x, skip), y: at(y, skip), outer: o1 - o0 };
     });
     return plain(() => rt.parallel("biasAdd", rows));
   },
@@ -222,7 +229,7 @@ export const LOWERINGS: Readonly<Record<OpName, Lowering>> = {
     for (let i = r - 1, s = 1; i >= 0; i--) (stride[i] = s), (s *= x.shape[i]);
     const dims = [...perm.map((p) => x.shape[p]), ...perm.map((p) => stride[p])];
     return plain((s) => {
-      rt.arena.views.i32.set(dims, s >> 2);
+      rt.arena.views.i32.set(dims, elementIndex(s, 4));
       rt.k.transpose(x.ptr, x.fmt, y.ptr, y.fmt, y.size, r, s, s + 8 * r);
     }, 12 * r);
   },
@@ -294,7 +301,7 @@ export const LOWERINGS: Readonly<Record<OpName, Lowering>> = {
     plain((s) => {
       groups(rt, "batchnorm", x.shape);
       rt.k.inferStats(mean.ptr, mean.fmt, variance.ptr, variance.fmt, num(node, "eps"), s, acc);
-      rt.k.normalize(x.ptr, x.fmt, s, gamma.ptr, gamma.fmt, beta.ptr, beta.fmt, y.ptr, y.fmt, 1);
+      rt.k.normalize(x.ptr, x.fmt, s, gamma.ptr, gamma.fmt, beta.ptr, beta.fmt, y.ptr, y.fmt, true);
     }, 3 * x.shape[1] * 8),
   moments: ({ x: [x], y, acc, rt }) =>
     plain((s) => {
@@ -319,29 +326,42 @@ export const LOWERINGS: Readonly<Record<OpName, Lowering>> = {
   sgd_velocity: ({ node, x: [v, g, w, inv, ok], y, rt }) =>
     plain(() => {
       if (gatedOff(rt, node, ok)) return rt.k.copy(v.ptr, v.fmt, 0, y.ptr, y.fmt, 0, y.size);
-      const args = [v.ptr, v.fmt, g.ptr, g.fmt, w.ptr, w.fmt, y.ptr, y.fmt, y.size];
-      args.push(num(node, "lr"), num(node, "momentum"), num(node, "wd"), scalar(rt, inv));
-      split(rt, "sgdVelocity", args, [[0, 1], [2, 3], [4, 5], [6, 7]], 8);
+      const args = {
+        ...{ v: v.ptr, fv: v.fmt, g: g.ptr, fg: g.fmt, w: w.ptr, fw: w.fmt, y: y.ptr, f: y.fmt, n: y.size },
+        ...{ lr: num(node, "lr"), mom: num(node, "momentum"), wd: num(node, "wd"), inv: scalar(rt, inv) },
+      };
+      split(rt, "sgdVelocity", args, { v: "fv", g: "fg", w: "fw", y: "f" }, "n");
     }),
   sgd_apply: ({ node, x: [w, d, inv, ok, seed], y, rt }) =>
     plain(() => {
       if (gatedOff(rt, node, ok)) return rt.k.copy(w.ptr, w.fmt, 0, y.ptr, y.fmt, 0, y.size);
-      const args = [w.ptr, d.ptr, d.fmt, y.ptr, y.fmt, y.size, num(node, "lr"), num(node, "wd")];
-      args.push(num(node, "momentum") > 0 ? 1 : 0, scalar(rt, inv), ...seedOf(rt, node, seed));
-      splitUnlessStochastic(rt, node, "sgdApply", args, [[0, 4], [1, 2], [3, 4]], 5);
+      const args = {
+        ...{ w: w.ptr, d: d.ptr, fd: d.fmt, y: y.ptr, f: y.fmt, n: y.size, lr: num(node, "lr") },
+        ...{ wd: num(node, "wd"), momentum: num(node, "momentum") > 0, inv: scalar(rt, inv) },
+        ...seedOf(rt, node, seed),
+      };
+      // The weights are in the output's format (the update reads them as `f`).
+      splitUnlessStochastic(rt, "sgdApply", args, { w: "f", d: "fd", y: "f" });
     }),
   adam_moment: ({ node, x: [m, g, w, inv, ok], y, rt }) =>
     plain(() => {
       if (gatedOff(rt, node, ok)) return rt.k.copy(m.ptr, m.fmt, 0, y.ptr, y.fmt, 0, y.size);
-      const args = [m.ptr, m.fmt, g.ptr, g.fmt, w.ptr, w.fmt, y.ptr, y.fmt, y.size];
-      args.push(num(node, "beta"), num(node, "wd"), num(node, "power") === 2 ? 1 : 0, scalar(rt, inv));
-      split(rt, "adamMoment", args, [[0, 1], [2, 3], [4, 5], [6, 7]], 8);
+      const args = {
+        ...{ m: m.ptr, fm: m.fmt, g: g.ptr, fg: g.fmt, w: w.ptr, fw: w.fmt, y: y.ptr, f: y.fmt, n: y.size },
+        ...{ beta: num(node, "beta"), wd: num(node, "wd"), square: num(node, "power") === 2 },
+        inv: scalar(rt, inv),
+      };
+      split(rt, "adamMoment", args, { m: "fm", g: "fg", w: "fw", y: "f" }, "n");
     }),
   adam_apply: ({ node, x: [w, m, v, alpha, ok, seed], y, rt }) =>
     plain(() => {
       if (gatedOff(rt, node, ok)) return rt.k.copy(w.ptr, w.fmt, 0, y.ptr, y.fmt, 0, y.size);
-      const args = [w.ptr, m.ptr, m.fmt, v.ptr, v.fmt, y.ptr, y.fmt, y.size];
-      args.push(scalar(rt, alpha), num(node, "eps"), ...seedOf(rt, node, seed));
-      splitUnlessStochastic(rt, node, "adamApply", args, [[0, 6], [1, 2], [3, 4], [5, 6]], 7);
+      const args = {
+        ...{ w: w.ptr, m: m.ptr, fm: m.fmt, v: v.ptr, fv: v.fmt, y: y.ptr, f: y.fmt, n: y.size },
+        ...{ alpha: scalar(rt, alpha), eps: num(node, "eps") },
+        ...seedOf(rt, node, seed),
+      };
+      // The weights are in the output's format (the update reads them as `f`).
+      splitUnlessStochastic(rt, "adamApply", args, { w: "f", m: "fm", v: "fv", y: "f" });
     }),
 };

@@ -18,6 +18,8 @@
  * @module
  */
 
+import type { KernelExports } from "./kernels_wasm.ts";
+
 /** How long a worker polls for the next job before it sleeps (ms): longer than the gaps inside a step. */
 export const SPIN_MS = 2;
 
@@ -51,7 +53,7 @@ export const PARALLEL_KERNELS = [
   "widen",
   "nonFiniteInto",
   "countLostInto",
-] as const;
+] as const satisfies readonly (keyof KernelExports)[];
 
 /** A kernel that may run in parallel. */
 export type ParallelKernel = typeof PARALLEL_KERNELS[number];
@@ -68,18 +70,16 @@ export interface WorkerInit {
   tables: { half: number; erfc: number };
 }
 
-type Kernels = Readonly<Record<string, (...a: number[]) => number>>;
-
 /** A started pool of `threads - 1` workers plus the calling thread. */
 export class Pool {
   readonly threads: number;
   #workers: Worker[] = [];
   #control = new Int32Array(new SharedArrayBuffer(32));
   #args: Float64Array;
-  #k: Kernels;
+  #k: KernelExports;
   #spins: number;
 
-  private constructor(threads: number, k: Kernels) {
+  private constructor(threads: number, k: KernelExports) {
     this.threads = threads;
     this.#k = k;
     this.#spins = threads <= (navigator.hardwareConcurrency ?? 1) ? CALLER_SPINS : 0;
@@ -90,7 +90,7 @@ export class Pool {
   static async start(
     threads: number,
     init: Omit<WorkerInit, "control" | "args" | "part" | "spinMs">,
-    k: Kernels,
+    k: KernelExports,
   ): Promise<Pool> {
     const pool = new Pool(threads, k);
     const ready: Promise<unknown>[] = [];
@@ -129,7 +129,8 @@ export class Pool {
    * row runs on the calling thread alone.
    */
   run(kernel: ParallelKernel, rows: readonly (readonly number[])[]): void {
-    const f = this.#k[kernel];
+    // Rows arrive in call order (lowering.ts's `positional`), as the workers receive them.
+    const f = this.#k[kernel] as (...a: number[]) => void;
     if (rows.length === 1) return void f(...rows[0]); // small work: the calling thread alone
     if (rows.length !== this.threads) {
       throw new Error(`${kernel}: ${rows.length} rows for ${this.threads} threads`);

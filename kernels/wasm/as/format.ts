@@ -7,10 +7,13 @@
  * fix NaN payloads).
  */
 
-/** Format codes shared with the host (kernels/wasm/formats.ts). */
-export const FP32: i32 = 0;
-export const FP16: i32 = 1;
-export const BF16: i32 = 2;
+/** Format codes (the host's copy is generated from this enum by kernels/wasm/build.ts). */
+export enum Format { FP32 = 0, FP16 = 1, BF16 = 2 }
+
+// Short names for the kernels.
+export const FP32: i32 = Format.FP32;
+export const FP16: i32 = Format.FP16;
+export const BF16: i32 = Format.BF16;
 
 /** Address of the 65536-entry fp16-bits -> f32 table; written by the host, set per instance by init. */
 let halfTable: usize = 0;

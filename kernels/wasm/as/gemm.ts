@@ -102,11 +102,16 @@ export function packB(
   }
 }
 
-// Offsets of the fields of a gemm job (i32 each), written by the host (kernels/wasm/gemm_job.ts).
-// B is read at bp + jb * J_BJB + k * J_BSTEP (a packed panel, or a plain f32 matrix read in place), and
-// C's rows are J_CROW floats apart (C is scratch, or the f32 output itself when nothing is left to store).
-const J_AP = 0, J_BP = 4, J_C = 8, J_M = 12, J_N = 16, J_K = 20, J_INIT = 24, J_STORE = 28, J_OUT = 32,
-  J_FMT = 36, J_BASE = 40, J_ROW = 44, J_CB = 48, J_CBS = 52, J_BSTEP = 56, J_BJB = 60, J_CROW = 64;
+/**
+ * Byte offsets of the fields of a gemm job (i32 each), written by the host (kernels/wasm/lower_window.ts,
+ * from the copy kernels/wasm/build.ts generates). B is read at BP + jb * BJB + k * BSTEP (a packed panel, or
+ * a plain f32 matrix read in place), and C's rows are CROW floats apart (C is scratch, or the f32 output
+ * itself when nothing is left to store). Each thread's i32[8] store scratch starts at THREAD_SCRATCH.
+ */
+export enum GemmJob {
+  AP = 0, BP = 4, C = 8, M = 12, N = 16, K = 20, INIT = 24, STORE = 28, OUT = 32, FMT = 36, BASE = 40, ROW = 44,
+  CB = 48, CBS = 52, BSTEP = 56, BJB = 60, CROW = 64, THREAD_SCRATCH = 256,
+}
 
 // @ts-ignore: decorator
 @inline function field(job: usize, off: i32): i32 {
@@ -194,15 +199,15 @@ function tile(
  * on its last chunk when it is whole and its columns are contiguous there (cbs = 0), else by a pass after.
  */
 export function gemmTiles(job: usize, part: i32, parts: i32): void {
-  const colOff = job + 256 + (<usize>part << 5); // this thread's i32[8] scratch after the job
-  const m = field(job, J_M), n = field(job, J_N), k = field(job, J_K);
-  const mb = (m + 3) >> 2, nb = (n + 7) >> 3, tiles = mb * nb, crow = field(job, J_CROW);
+  const colOff = job + GemmJob.THREAD_SCRATCH + (<usize>part << 5); // this thread's i32[8] scratch
+  const m = field(job, GemmJob.M), n = field(job, GemmJob.N), k = field(job, GemmJob.K);
+  const mb = (m + 3) >> 2, nb = (n + 7) >> 3, tiles = mb * nb, crow = field(job, GemmJob.CROW);
   const t0 = <i32>(<i64>tiles * part / parts), t1 = <i32>(<i64>tiles * (part + 1) / parts);
-  const ap = <usize>field(job, J_AP), bp = <usize>field(job, J_BP), c = <usize>field(job, J_C);
-  const bStep = <usize>field(job, J_BSTEP), bJb = <usize>field(job, J_BJB);
-  const init = field(job, J_INIT) != 0, storing = field(job, J_STORE) != 0;
-  const out = <usize>field(job, J_OUT), fmt = field(job, J_FMT), base = field(job, J_BASE);
-  const row = field(job, J_ROW), cb = field(job, J_CB), cbs = field(job, J_CBS);
+  const ap = <usize>field(job, GemmJob.AP), bp = <usize>field(job, GemmJob.BP), c = <usize>field(job, GemmJob.C);
+  const bStep = <usize>field(job, GemmJob.BSTEP), bJb = <usize>field(job, GemmJob.BJB);
+  const init = field(job, GemmJob.INIT) != 0, storing = field(job, GemmJob.STORE) != 0;
+  const out = <usize>field(job, GemmJob.OUT), fmt = field(job, GemmJob.FMT), base = field(job, GemmJob.BASE);
+  const row = field(job, GemmJob.ROW), cb = field(job, GemmJob.CB), cbs = field(job, GemmJob.CBS);
   // Whole tiles whose 8 columns are contiguous in the output store themselves when their sums are final.
   const wholeTiles = storing && cbs == 0;
   // Chunks of equal length (784 = 4 x 196, not 3 x 256 + 16); the running sums carry across them exactly.

@@ -1,8 +1,14 @@
 /**
- * Entry of the wasm engine's kernel module: every kernel the host calls (kernels/wasm/ops.ts). Memory is
- * imported and shared between the main thread and the workers; kernels never allocate, the host lays
- * out every buffer.
+ * Entry of the wasm engine's kernel module: every kernel the host calls (kernels/wasm/ops.ts and
+ * lower_window.ts), and the enums of codes and layouts the host writes. Memory is imported and shared between
+ * the main thread and the workers; kernels never allocate, the host lays out every buffer. kernels/wasm/build.ts
+ * generates the host's side of this boundary (the enums' values, each export's typed signature) from here.
  */
+
+export { Format } from "./format";
+export { GemmJob } from "./gemm";
+export { Map1, Map2 } from "./pointwise";
+export { Groups } from "./norm";
 
 export { setHalfTable } from "./format";
 export { setErfcTable } from "./math";

@@ -7,25 +7,28 @@
 
 import { ld, round, st } from "./format";
 
-// Group geometry, set by setGroups before a kernel runs: kind 0 = channels (N, C, S), 1 = rows of width D.
+/** setGroups's kinds (the host's copy is generated from this enum by kernels/wasm/build.ts). */
+export enum Groups { CHANNELS = 0, ROWS = 1 }
+
+// Group geometry, set by setGroups before a kernel runs: channels (N, C, S) or rows of width D.
 let gKind: i32 = 0, gN: i32 = 0, gC: i32 = 0, gS: i32 = 0;
 
 /** count = number of groups, size = elements per group. */
 let gCount: i32 = 0, gSize: i32 = 0;
 
-/** Selects batch-norm channel groups of an [n, c, s] tensor (kind 0) or layer-norm rows [c, s] (kind 1). */
+/** Selects batch-norm channel groups of an [n, c, s] tensor (CHANNELS) or layer-norm rows [c, s] (ROWS). */
 export function setGroups(kind: i32, n: i32, c: i32, s: i32): void {
   gKind = kind;
   gN = n;
   gC = c;
   gS = s;
   gCount = c;
-  gSize = kind == 0 ? n * s : s;
+  gSize = kind == Groups.CHANNELS ? n * s : s;
 }
 
 // @ts-ignore: decorator
 @inline function idx(c: i32, i: i32): i32 {
-  return gKind == 0 ? (i / gS * gC + c) * gS + i % gS : c * gS + i;
+  return gKind == Groups.CHANNELS ? (i / gS * gC + c) * gS + i % gS : c * gS + i;
 }
 
 // @ts-ignore: decorator

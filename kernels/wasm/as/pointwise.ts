@@ -8,55 +8,50 @@ import { FP16, FP32, ld, ldf, round, st, stExact } from "./format";
 import { ld4, round4, round4Bounded, roundStore4, st4 } from "./simd";
 import { gelu, geluGrad, hashUniform, tanh } from "./math";
 
-export const RELU: i32 = 0;
-export const TANH: i32 = 1;
-export const GELU: i32 = 2;
-export const SCALE: i32 = 3;
-export const CAST: i32 = 4;
+/** map1's op codes (the host's copy is generated from this enum by kernels/wasm/build.ts). */
+export enum Map1 { RELU = 0, TANH = 1, GELU = 2, SCALE = 3, CAST = 4 }
 
 /** y = f(x): relu, tanh, gelu, scale (x * factor) or cast, chosen by `op` (one loop per op: no switch inside). */
 export function map1(op: i32, x: usize, fx: i32, y: usize, fy: i32, n: i32, factor: f64): void {
   let i = 0;
   // relu and cast pick or keep a value exact in f32 and round it once: four at a time; 16-bit relu in and
   // out of one format works on the bits, eight at a time.
-  if (op == RELU && fx == fy && fx != FP32) {
+  if (op == Map1.RELU && fx == fy && fx != FP32) {
     const nanAbove = i16x8.splat(<i16>(fx == FP16 ? 0x7c00 : 0x7f80)), low = i16x8.splat(0x7fff);
     for (; i + 8 <= n; i += 8) {
       const h = v128.load(x + (<usize>i << 1)), a = v128.and(h, low);
       const keep = v128.or(i16x8.gt_s(a, nanAbove), i16x8.eq(a, h)); // NaN, or sign bit clear
       v128.store(y + (<usize>i << 1), v128.and(h, keep));
     }
-  } else if (op == RELU) {
+  } else if (op == Map1.RELU) {
     const zero = f32x4.splat(0);
     for (; i + 4 <= n; i += 4) {
       const v = ld4(fx, x, i);
       st4(fy, y, i, v128.bitselect(v, zero, v128.or(f32x4.gt(v, zero), f32x4.ne(v, v))));
     }
-  } else if (op == CAST) for (; i + 4 <= n; i += 4) st4(fy, y, i, ld4(fx, x, i));
+  } else if (op == Map1.CAST) for (; i + 4 <= n; i += 4) st4(fy, y, i, ld4(fx, x, i));
   map1Tail(op, x, fx, y, fy, i, n, factor);
 }
 
 function map1Tail(op: i32, x: usize, fx: i32, y: usize, fy: i32, from: i32, n: i32, factor: f64): void {
-  if (op == RELU) {
+  if (op == Map1.RELU) {
     for (let i = from; i < n; i++) {
       const v = ld(fx, x, i);
       st(fy, y, i, v > 0 ? v : v != v ? v : 0);
     }
-  } else if (op == TANH) for (let i = from; i < n; i++) st(fy, y, i, tanh(ld(fx, x, i)));
-  else if (op == GELU) for (let i = from; i < n; i++) st(fy, y, i, gelu(ld(fx, x, i)));
-  else if (op == SCALE) for (let i = from; i < n; i++) st(fy, y, i, ld(fx, x, i) * factor);
+  } else if (op == Map1.TANH) for (let i = from; i < n; i++) st(fy, y, i, tanh(ld(fx, x, i)));
+  else if (op == Map1.GELU) for (let i = from; i < n; i++) st(fy, y, i, gelu(ld(fx, x, i)));
+  else if (op == Map1.SCALE) for (let i = from; i < n; i++) st(fy, y, i, ld(fx, x, i) * factor);
   else for (let i = from; i < n; i++) st(fy, y, i, ld(fx, x, i));
 }
 
-export const RELU_GRAD: i32 = 0;
-export const TANH_GRAD: i32 = 1;
-export const GELU_GRAD: i32 = 2;
-export const ADD: i32 = 3;
+/** map2's op codes (the host's copy is generated from this enum by kernels/wasm/build.ts). */
+export enum Map2 { RELU_GRAD = 0, TANH_GRAD = 1, GELU_GRAD = 2, ADD = 3 }
 
 /** y = f(a, b): the three activation gradients (a = x or the forward output, b = g) and add. */
 export function map2(op: i32, a: usize, fa: i32, b: usize, fb: i32, y: usize, fy: i32, n: i32): void {
   let i = 0;
-  if (op == RELU_GRAD && fa == fy && fb == fy && fy != FP32) {
+  if (op == Map2.RELU_GRAD && fa == fy && fb == fy && fy != FP32) {
     // 16-bit x > 0 on the bits: sign clear, not zero, not NaN; eight at a time.
     const nanAbove = i16x8.splat(<i16>(fa == FP16 ? 0x7c00 : 0x7f80)), low = i16x8.splat(0x7fff);
     const zero = i16x8.splat(0);
@@ -65,10 +60,10 @@ export function map2(op: i32, a: usize, fa: i32, b: usize, fb: i32, y: usize, fy
       const pos = v128.andnot(v128.and(i16x8.eq(m, h), v128.not(i16x8.eq(m, zero))), i16x8.gt_s(m, nanAbove));
       v128.store(y + (<usize>i << 1), v128.and(v128.load(b + (<usize>i << 1)), pos));
     }
-  } else if (op == RELU_GRAD) {
+  } else if (op == Map2.RELU_GRAD) {
     const zero = f32x4.splat(0);
     for (; i + 4 <= n; i += 4) st4(fy, y, i, v128.bitselect(ld4(fb, b, i), zero, f32x4.gt(ld4(fa, a, i), zero)));
-  } else if (op == ADD && sumExactInF32(fa, fb, fy)) {
+  } else if (op == Map2.ADD && sumExactInF32(fa, fb, fy)) {
     for (; i + 4 <= n; i += 4) st4(fy, y, i, f32x4.add(ld4(fa, a, i), ld4(fb, b, i)));
   }
   map2Tail(op, a, fa, b, fb, y, fy, i, n);
@@ -85,13 +80,13 @@ export function map2(op: i32, a: usize, fa: i32, b: usize, fb: i32, y: usize, fy
 }
 
 function map2Tail(op: i32, a: usize, fa: i32, b: usize, fb: i32, y: usize, fy: i32, from: i32, n: i32): void {
-  if (op == RELU_GRAD) for (let i = from; i < n; i++) st(fy, y, i, ld(fa, a, i) > 0 ? ld(fb, b, i) : 0);
-  else if (op == TANH_GRAD) {
+  if (op == Map2.RELU_GRAD) for (let i = from; i < n; i++) st(fy, y, i, ld(fa, a, i) > 0 ? ld(fb, b, i) : 0);
+  else if (op == Map2.TANH_GRAD) {
     for (let i = from; i < n; i++) {
       const u = ld(fa, a, i);
       st(fy, y, i, ld(fb, b, i) * (1 - u * u));
     }
-  } else if (op == GELU_GRAD) for (let i = from; i < n; i++) st(fy, y, i, ld(fb, b, i) * geluGrad(ld(fa, a, i)));
+  } else if (op == Map2.GELU_GRAD) for (let i = from; i < n; i++) st(fy, y, i, ld(fb, b, i) * geluGrad(ld(fa, a, i)));
   else for (let i = from; i < n; i++) st(fy, y, i, ld(fa, a, i) + ld(fb, b, i));
 }
 

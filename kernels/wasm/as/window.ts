@@ -4,7 +4,7 @@
  * The geometry of the current op is set once by setGeometry.
  */
 
-import { ld, ldf, round, st } from "./format";
+import { FP32, ld, ldf, round, st } from "./format";
 
 let N: i32 = 0, C: i32 = 0, H: i32 = 0, W: i32 = 0, KH: i32 = 0, KW: i32 = 0, SH: i32 = 1, SW: i32 = 1;
 let PT: i32 = 0, PL: i32 = 0, OH: i32 = 0, OW: i32 = 0;
@@ -113,7 +113,7 @@ export function im2col(
   const plane = H * W, imageStride = C * plane, taps = cg * KH * KW, pix = nc * OH * OW;
   const k = transposed ? pix : taps, n = transposed ? taps : pix, nb = min((n + 7) >> 3, jb1);
   const colTaps = transposed, rowTaps = !transposed;
-  const src = x + (<usize>(c0 * plane) << (fx == 0 ? 2 : 1));
+  const src = x + (<usize>(c0 * plane) << (fx == FP32 ? 2 : 1));
   for (let jb = jb0; jb < nb; jb++) {
     // The block's 8 columns, then the rows walked from the start (the walk state is shared by both).
     const cols = min(8, n - jb * 8);
@@ -147,7 +147,7 @@ export function col2imPanel(
   g: usize, fg: i32, o: i32, n0: i32, nc: i32, o0: i32, og: i32, dst: usize, tmp: usize, jb0: i32, jb1: i32,
 ): void {
   const plane = OH * OW, k = og * KH * KW, n = nc * H * W, nb = min((n + 7) >> 3, jb1);
-  const src = g + (<usize>((n0 * o + o0) * plane) << (fg == 0 ? 2 : 1));
+  const src = g + (<usize>((n0 * o + o0) * plane) << (fg == FP32 ? 2 : 1));
   const unit = SH == 1 && SW == 1;
   for (let jb = jb0; jb < nb; jb++) {
     for (let cc = 0; cc < 8; cc++) {
