@@ -27,7 +27,7 @@ import {
   type Operand,
   type Runtime,
 } from "./ops.ts";
-import { place, swapState } from "./plan.ts";
+import { place, swapState } from "../../lib/graph/plan.ts";
 import { Pool } from "./pool.ts";
 
 /** Options of the wasm engine. */
@@ -144,7 +144,7 @@ function momentumPairs(graph: Graph): Map<number, number> {
 function fusedCasts(graph: Graph, live: ArrayLike<number>): Map<number, number> {
   const fused = new Map<number, number>();
   if (graph.accumulate !== "fp32") return fused;
-  const kept = new Set([...Object.values(graph.outputs), ...graph.state.map((s) => s.next)]);
+  const kept = graph.results();
   const readers = new Map<number, Node[]>();
   for (const n of graph.nodes) {
     if (live[n.id]) { for (const i of n.inputs) readers.set(i, [...readers.get(i) ?? [], n]); }

@@ -1,5 +1,6 @@
 /**
- * Buffer placement for one step graph in the wasm engine. Leaves (all written before the step runs) and
+ * Buffer placement for one step graph in an engine's own memory (the wasm engine's arena; any engine that
+ * places its buffers itself can use it). Leaves (all written before the step runs) and
  * the next values of state get their own buffers for the whole step; every other value reuses the space of
  * values whose last reader has run (first fit), so the memory of a step stays near its live set. Because a
  * state's leaf and its next value both own their buffers for the whole step, the two may trade places
@@ -9,11 +10,14 @@
  * @module
  */
 
-import type { Graph } from "../../lib/graph/graph.ts";
+import type { Graph } from "./graph.ts";
 
-/** Offsets (bytes, from the start of the graph's region) of every live node, and the region's size. */
+/**
+ * Offsets (bytes, from the start of the graph's region; -1 for a node that is not placed) of every live node,
+ * and the region's size. Float64Array: a region may pass 2 GiB, where an Int32Array would wrap.
+ */
 export interface Placement {
-  readonly offset: Int32Array;
+  readonly offset: Float64Array;
   readonly bytes: number;
 }
 
@@ -22,10 +26,8 @@ const ALIGN = 64;
 /** Places the live nodes of `graph`; `size(id)` gives a node's storage bytes. */
 export function place(graph: Graph, size: (id: number) => number): Placement {
   const nodes = graph.nodes, live = graph.live();
-  const keep = new Set([...Object.values(graph.outputs), ...graph.state.map((s) => s.next)]);
-  const lastUse = new Int32Array(nodes.length).fill(-1);
-  for (const n of nodes) if (live[n.id]) { for (const i of n.inputs) lastUse[i] = n.id; }
-  const offset = new Int32Array(nodes.length).fill(-1);
+  const keep = graph.results(), lastUse = graph.lastUse(live);
+  const offset = new Float64Array(nodes.length).fill(-1);
   const free: [number, number][] = []; // [offset, bytes], sorted by offset
   let end = 0;
   const take = (bytes: number): number => {
