@@ -16,11 +16,6 @@ export const FORMAT_CODE: Readonly<Partial<Record<FormatName, number>>> = {
   bf16: Format.BF16,
 };
 
-/** Bytes per element in wasm storage. */
-export function storageBytes(format: FormatName): number {
-  return format === "fp32" ? 4 : 2;
-}
-
 /**
  * The index, in a typed view of the engine's memory whose elements are `bytes` wide, of the element at byte
  * `address`. Addresses run to 4 GiB (wasm32), past the int32 range: an unsigned shift keeps those above

@@ -15,8 +15,9 @@ import { ERFC_TABLE } from "../../lib/math.ts";
 import { type Graph, type Node, sizeOf } from "../../lib/graph/graph.ts";
 import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
 import { ASC_VERSION_USED, EXACT_WASM, FAST_WASM, type KernelExports, Map1 } from "./kernels_wasm.ts";
-import { Arena, elementIndex, FORMAT_CODE, storageBytes } from "./memory.ts";
+import { Arena, elementIndex, FORMAT_CODE } from "./memory.ts";
 import { WASM } from "./spec.ts";
+import { FORMATS } from "../../lib/formats/format.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
 import { FP32, positional, split } from "./lowering.ts";
 import {
@@ -161,7 +162,7 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
   assertSupports(engine, graph);
   const nodes = graph.nodes, live = graph.live();
   const count = (id: number) => sizeOf(nodes[id].shape);
-  const size = (id: number) => count(id) * storageBytes(nodes[id].format!);
+  const size = (id: number) => count(id) * FORMATS[nodes[id].format!].bytes;
   // Two plans over one region, alternating run by run: in the second, each state leaf and its next value
   // trade buffers, so the state a run leaves is already where the next run reads it.
   const even = place(graph, size), plans = [even, swapState(graph, even, size)];
