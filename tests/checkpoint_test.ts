@@ -191,6 +191,46 @@ Deno.test("a damaged checkpoint is refused with one warning and the run starts o
   }
 });
 
+Deno.test("a checkpoint that cannot be read or written is warned about once and the run still finishes", async () => {
+  const args = [...MLP, "--engine", "wasm", "--epochs", "2"];
+  const dir = await Deno.makeTempDir();
+  try {
+    const base = await trainTo(dir, args);
+    await Deno.remove(`${dir}/${base.id}.json`);
+    // A folder (not empty) where the checkpoint goes: it can be neither read nor replaced, nor removed.
+    const path = `${dir}/${base.id}.ckpt`;
+    await Deno.mkdir(path);
+    await Deno.writeTextFile(`${path}/keep`, "");
+    const again = await trainTo(dir, [...args, "--checkpoint-every", "0"]);
+    const warnings = again.stderr.split("\n").filter((l) => l.startsWith("warning:"));
+    assertEquals(warnings.length, 2, again.stderr);
+    assertMatch(
+      warnings[0],
+      new RegExp(`^warning: checkpoint ${path} not used \\(cannot be read \\(.+\\)\\); `),
+    );
+    assertMatch(
+      warnings[1],
+      new RegExp(`^warning: Cannot write ${path}: .+; training goes on without checkpoints$`),
+    );
+    assertEquals([again.weightHash, again.metricsHash], [base.weightHash, base.metricsHash]);
+    assertEquals(await Deno.readTextFile(`${path}/keep`), "");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a bad --checkpoint-every is refused in one line before anything runs", async () => {
+  for (const v of ["-1", "soon", ""]) {
+    const r = await runCli(["train", ...MLP, "--checkpoint-every", v, "--out", "/nonexistent/never"]);
+    assertEquals(r.code, 2, r.stderr);
+    assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assertMatch(
+      r.stderr,
+      new RegExp(`--checkpoint-every (must be a number at least 0|needs a value), got "${v}"`),
+    );
+  }
+});
+
 function sample(): Checkpoint {
   const shuffle = new Rng(7, "shuffle"), scaler = new LossScaler(DYNAMIC_LOSS_SCALE);
   shuffle.permutation(10);
