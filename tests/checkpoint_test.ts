@@ -156,6 +156,14 @@ Deno.test("mixed precision: the loss scaler's state is resumed (skipped steps an
   assert(left!.scaler.scale < 32768);
 });
 
+Deno.test("adam: a run resumed inside an epoch continues Adam's step count", async () => {
+  const args = [...MLP, "--engine", "wasm", "--optimizer", "adam", "--lr", "0.001", "--epochs", "2"];
+  const dir = await Deno.makeTempDir();
+  const base = await trainTo(dir, args);
+  await Deno.remove(dir, { recursive: true });
+  await resumeMatches(base, [...args, "--checkpoint-every", "0"], midEpoch(40));
+});
+
 Deno.test("dropout: a ViT resumed at an epoch end draws the uninterrupted run's dropout masks", async () => {
   // vit8 is the zoo's smallest model with dropout (0.1 after attention and in the MLP); its masks in epoch 2
   // come from the step count the checkpoint restores. Mid-epoch positions are covered by the MLP above.
@@ -170,22 +178,30 @@ Deno.test("dropout: a ViT resumed at an epoch end draws the uninterrupted run's 
 Deno.test("a damaged checkpoint is refused with one warning and the run starts over", async () => {
   const args = [...MLP, "--engine", "wasm", "--epochs", "2"];
   const dir = await Deno.makeTempDir();
+  const damages: [string, (bytes: Uint8Array, c: Checkpoint) => Promise<Uint8Array>][] = [
+    ["its SHA-256 does not match its content", (b) => {
+      b[b.length - 5] ^= 1; // a bit of the last tensor
+      return Promise.resolve(b);
+    }],
+    // A checkpoint whose hash is right but whose stream position no generator can have.
+    ["Not a stream position: [0,0,0,0]", (_b, c) => encodeCheckpoint({ ...c, shuffle: [0, 0, 0, 0] })],
+  ];
   try {
     const base = await trainTo(dir, args);
-    await Deno.remove(`${dir}/${base.id}.json`);
-    await killWhen(dir, base.id, args, afterFirstEpoch);
-    const path = `${dir}/${base.id}.ckpt`, bytes = await Deno.readFile(path);
-    bytes[bytes.length - 5] ^= 1; // a bit of the last tensor
-    await Deno.writeFile(path, bytes);
-    const again = await trainTo(dir, args);
-    const warnings = again.stderr.split("\n").filter((l) => l.startsWith("warning:"));
-    assertEquals(warnings, [
-      `warning: checkpoint ${path} not used (its SHA-256 does not match its content); ` +
-      `training ${base.id} from the beginning`,
-    ]);
-    assert(!again.stderr.includes("resuming"));
-    assertEquals([again.weightHash, again.metricsHash], [base.weightHash, base.metricsHash]);
-    assertEquals(await Deno.stat(path).then(() => true, () => false), false);
+    const path = `${dir}/${base.id}.ckpt`;
+    for (const [why, damage] of damages) {
+      await Deno.remove(`${dir}/${base.id}.json`);
+      const left = await killWhen(dir, base.id, args, afterFirstEpoch);
+      await Deno.writeFile(path, await damage(await Deno.readFile(path), left!));
+      const again = await trainTo(dir, args);
+      const warnings = again.stderr.split("\n").filter((l) => l.startsWith("warning:"));
+      assertEquals(warnings, [
+        `warning: checkpoint ${path} not used (${why}); training ${base.id} from the beginning`,
+      ]);
+      assert(!again.stderr.includes("resuming"));
+      assertEquals([again.weightHash, again.metricsHash], [base.weightHash, base.metricsHash]);
+      assertEquals(await Deno.stat(path).then(() => true, () => false), false);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -287,6 +303,7 @@ Deno.test("a checkpoint that is truncated, altered or another run's is refused",
   flipped[200] ^= 0x10;
   await refused(flipped);
   await rejects(() => decodeCheckpoint(bytes, "fedcba9876543210"), /belongs to run/);
+  assert.throws(() => new Rng(0, "x").seek([0, 0, 0, 0]), RangeError);
   assertMatch(stateMismatch({ w: c.state.w }, c.state) ?? "", /tensor m is missing/);
   assertMatch(
     stateMismatch({ ...c.state, w: { ...c.state.w, format: "fp32" } }, c.state) ?? "",

@@ -128,12 +128,23 @@ function usablePosition(s: TrainSetup, fresh: Record<string, HostTensor>): Train
   const p = s.checkpoint?.resume;
   if (!p) return null;
   const nb = Math.ceil(s.data.train.count / s.batch);
-  const why = stateMismatch(p.state, fresh) ??
+  const why = stateMismatch(p.state, fresh) ?? hostStateProblem(p, s.policy) ??
     (p.epoch > s.epochs + 1 || p.batch > nb
       ? `its position (epoch ${p.epoch}, batch ${p.batch}) is past the run's end`
       : null);
   if (why) s.checkpoint!.onReject?.(why);
   return why ? null : p;
+}
+
+/** Why a position's stream or loss scaler state cannot be restored, or null. */
+function hostStateProblem(p: TrainPosition, policy: Policy): string | null {
+  try {
+    new Rng(0, "check").seek(p.shuffle);
+    new LossScaler(policy.lossScale).restore(p.scaler);
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
 /** Trains one configuration to the end or to divergence, from the beginning or from a saved position. */
