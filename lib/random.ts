@@ -59,6 +59,22 @@ export class Rng {
     if ((this.#s0 | this.#s1 | this.#s2 | this.#s3) === 0) this.#s0 = 1;
   }
 
+  /** The stream's position: its four state words (what a checkpoint saves to continue the stream). */
+  position(): [number, number, number, number] {
+    return [this.#s0 >>> 0, this.#s1 >>> 0, this.#s2 >>> 0, this.#s3 >>> 0];
+  }
+
+  /** Moves the stream to a position {@linkcode position} returned (a checkpoint's), so it continues there. */
+  seek(p: readonly [number, number, number, number]): void {
+    if (
+      p.length !== 4 || p.every((w) => w === 0) ||
+      !p.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32)
+    ) {
+      throw new RangeError(`Not a stream position: [${p}]`);
+    }
+    [this.#s0, this.#s1, this.#s2, this.#s3] = p.map((w) => w | 0);
+  }
+
   /** Next unsigned 32-bit integer. */
   nextU32(): number {
     const s1 = this.#s1;

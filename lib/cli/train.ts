@@ -53,6 +53,14 @@ Options:
   --threads N         wasm threads (default: the CPU count; never changes a bit),
                       or ort intra-op threads (default 1; recorded)
   --out DIR           folder for the run record (default runs)
+  --checkpoint-every S
+                      seconds between checkpoints inside an epoch (default 600;
+                      0: after every step); one is also written at every epoch
+                      end. The checkpoint <out>/<id>.ckpt holds the parameters,
+                      optimizer and loss-scaler state, the random streams'
+                      positions and the metrics so far; the same command started
+                      again resumes from it with the bits of an uninterrupted run,
+                      and it is removed when the record is written
   --json              print the record summary as JSON on stdout
   --quiet             no progress output
   -h, --help          this help
@@ -84,6 +92,7 @@ const OPTIONS = {
   fast: { type: "boolean", default: false },
   threads: { type: "string" },
   out: { type: "string", default: "runs" },
+  "checkpoint-every": { type: "string", default: "600" },
   json: { type: "boolean", default: false },
   quiet: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
@@ -159,6 +168,7 @@ export async function trainCommand(args: string[]): Promise<number> {
     return 0;
   }
   const { flags: v, config, policy, model, threads } = parseTrainArgs(args);
+  const everySeconds = decimal("checkpoint-every", v["checkpoint-every"], { min: 0 });
   // The output folder is checked before the engine starts, so no training is spent on a run it cannot keep.
   await probeFolder("--out", v.out);
   const log = (s: string) => v.quiet || console.error(s);
@@ -167,6 +177,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     save: (r, weights) =>
       writeOrRescue("the finished run", v.out, (dir) => saveRun(dir, r, weights), { kind: "folder" }),
     threads,
+    checkpoint: { dir: v.out, everySeconds },
+    notice: (s) => console.error(s),
     cacheDir: v["cache-dir"],
     offline: v.offline,
     log,

@@ -9,6 +9,16 @@
 
 import type { LossScale } from "../policy/policy.ts";
 
+/** What a {@linkcode LossScaler} holds between steps. */
+export interface LossScalerState {
+  /** The scale of the next step. */
+  readonly scale: number;
+  /** Consecutive finite steps since the scale last changed. */
+  readonly good: number;
+  /** Steps skipped so far. */
+  readonly skipped: number;
+}
+
 /** Tracks the current loss scale across steps. */
 export class LossScaler {
   #scale: number;
@@ -32,6 +42,22 @@ export class LossScaler {
   /** True when a non-finite gradient skips the step (dynamic scaling only). */
   get gates(): boolean {
     return this.config.kind === "dynamic";
+  }
+
+  /** The scaler's state: what a checkpoint saves so that a resumed run scales and skips as before. */
+  snapshot(): LossScalerState {
+    return { scale: this.#scale, good: this.#good, skipped: this.#skipped };
+  }
+
+  /** Restores a state {@linkcode snapshot} returned. */
+  restore(s: LossScalerState): void {
+    if (
+      !(s.scale > 0) || !Number.isInteger(s.good) || s.good < 0 || !Number.isInteger(s.skipped) ||
+      s.skipped < 0
+    ) {
+      throw new RangeError(`Not a loss scaler state: ${JSON.stringify(s)}`);
+    }
+    (this.#scale = s.scale), (this.#good = s.good), (this.#skipped = s.skipped);
   }
 
   /** Records a step's finite flag; returns true when the step was applied. */

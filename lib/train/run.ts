@@ -11,12 +11,14 @@ import { loadDataset } from "../../datasets/registry.ts";
 import { type HostTensor, policyProblem } from "../../kernels/engine.ts";
 import { loadEngine } from "../../kernels/registry.ts";
 import { UsageError } from "../errors.ts";
+import { WriteError } from "../record/atomic.ts";
 import { environmentManifest } from "../record/environment.ts";
-import { launchFromEnv, makeRunRecord, writeRunRecord } from "../record/run_record.ts";
+import { configId, launchFromEnv, makeRunRecord, writeRunRecord } from "../record/run_record.ts";
 import type { EpochMetrics, RunRecord } from "../record/schema.ts";
 import { writeWeights } from "../record/weights.ts";
 import type { ResolvedRun } from "./config.ts";
-import { train } from "./train.ts";
+import { type CheckpointHooks, train } from "./train.ts";
+import { type Checkpoint, CheckpointError, readCheckpoint, writeCheckpoint } from "./checkpoint.ts";
 
 /** Options of {@linkcode trainRun}. */
 export interface TrainRunOptions {
@@ -26,8 +28,15 @@ export interface TrainRunOptions {
   readonly threads?: number;
   readonly cacheDir?: string;
   readonly offline?: boolean;
+  /**
+   * Checkpoints: `<dir>/<id>.ckpt`, saved at every epoch end and every `everySeconds` inside an epoch,
+   * resumed from when present, removed once the record is saved. Absent: none are kept.
+   */
+  readonly checkpoint?: { readonly dir: string; readonly everySeconds: number };
   /** One progress line (the run's header, each epoch, divergence). */
   readonly log?: (line: string) => void;
+  /** One line the user sees even without progress output (resuming, a checkpoint refused); default `log`. */
+  readonly notice?: (line: string) => void;
   /** Download progress and events. */
   readonly onProgress?: (p: Progress) => void;
   readonly onEvent?: (message: string) => void;
@@ -63,6 +72,11 @@ export async function trainRun(
       `f16repro train: ${config.model} on ${data.name} (${data.train.count} train, ${data.test.count} test), ` +
         `precision ${policy.name} [${config.policy}], engine ${engine.name}`,
     );
+    const id = await configId(config);
+    const ckptPath = o.checkpoint && `${o.checkpoint.dir.replace(/\/+$/, "")}/${id}.ckpt`;
+    const checkpoint = ckptPath
+      ? await checkpointHooks(id, ckptPath, o.checkpoint!.everySeconds, o.notice ?? log)
+      : undefined;
     const result = await train({
       model,
       modelOptions: { classes: data.classes, hidden: config.hidden },
@@ -81,6 +95,7 @@ export async function trainRun(
             (policy.lossScale.kind === "dynamic" ? `  scale ${m.lossScale} (${m.skippedSteps} skipped)` : ""),
         ),
       onBatch: (done, total) => log(`  batch ${done}/${total}`),
+      checkpoint,
     });
     const made = await makeRunRecord(
       config,
@@ -93,6 +108,8 @@ export async function trainRun(
     const launch = launchFromEnv();
     const record: RunRecord = launch ? { ...made, launch } : made;
     const path = await o.save(record, result.weights);
+    // The record is the finished cell now; its checkpoint would only resume a run that is done.
+    if (ckptPath) await Deno.remove(ckptPath).catch(() => {});
     if (result.divergence) {
       const d = result.divergence;
       log(`diverged at epoch ${d.epoch}, step ${d.step}: ${d.reason}`);
@@ -123,4 +140,45 @@ export async function saveRun(
     if (!had) await Deno.remove(weightsPath).catch(() => {});
     throw e;
   }
+}
+
+/**
+ * The checkpoint hooks of run `id` at `path`: a checkpoint found there is resumed from (said in one line),
+ * one that cannot be trusted is set aside with a one-line warning, and a checkpoint that cannot be written
+ * is warned about once while the training goes on.
+ */
+async function checkpointHooks(
+  id: string,
+  path: string,
+  everySeconds: number,
+  notice: (line: string) => void,
+): Promise<CheckpointHooks> {
+  const restart = (why: string) =>
+    notice(`warning: checkpoint ${path} not used (${why}); training ${id} from the beginning`);
+  let resume: Checkpoint | null = null;
+  try {
+    resume = await readCheckpoint(path, id);
+  } catch (e) {
+    if (!(e instanceof CheckpointError)) throw e;
+    restart(e.message);
+  }
+  let warned = false;
+  return {
+    resume,
+    everySeconds,
+    onResume: (p) =>
+      notice(`resuming ${id} from epoch ${p.epoch}, step ${p.step} (checkpoint of ${resume!.writtenAt})`),
+    onReject: restart,
+    async save(p) {
+      try {
+        // The output folder may not exist yet (train checks it can be made, then leaves it unmade).
+        await Deno.mkdir(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true }).catch(() => {});
+        await writeCheckpoint(path, { configId: id, writtenAt: new Date().toISOString(), ...p });
+      } catch (e) {
+        if (!(e instanceof WriteError)) throw e;
+        if (!warned) notice(`warning: ${(e as Error).message}; training goes on without checkpoints`);
+        warned = true;
+      }
+    },
+  };
 }

@@ -14,6 +14,7 @@ import type { ModelDef, ModelOptions } from "../model/zoo.ts";
 import type { Policy } from "../policy/policy.ts";
 import { Rng } from "../random.ts";
 import { hashTensors } from "../record/hash.ts";
+import { type EpochSums, stateMismatch, type TrainPosition } from "./checkpoint.ts";
 import { initialState } from "./init.ts";
 import { LossScaler } from "./loss_scaler.ts";
 import { memoryFigures } from "./memory.ts";
@@ -50,6 +51,22 @@ export interface TrainSetup {
   readonly onEpoch?: (m: EpochMetrics) => void;
   /** Called every few seconds inside an epoch with (done, total) batches. */
   readonly onBatch?: (done: number, total: number) => void;
+  /** Saving and resuming positions; without it the run keeps none. */
+  readonly checkpoint?: CheckpointHooks;
+}
+
+/** How a training saves its position and continues from a saved one. */
+export interface CheckpointHooks {
+  /** A position to continue from (a checkpoint of this run), or null to start at the beginning. */
+  readonly resume: TrainPosition | null;
+  /** Seconds between two positions saved inside an epoch (0: after every step); one is saved every epoch end. */
+  readonly everySeconds: number;
+  /** Saves a position; its tensors must be read before it resolves (the next step consumes them). */
+  save(p: TrainPosition): Promise<void>;
+  /** Called when `resume` is used. */
+  onResume?(p: TrainPosition): void;
+  /** Called with the reason when `resume` does not fit the model, which then starts at the beginning. */
+  onReject?(why: string): void;
 }
 
 /** Compiles graphs lazily per batch size (the last batch of a split may be smaller). */
@@ -96,7 +113,41 @@ function firstNonFinite(state: Record<string, HostTensor>, names: readonly strin
   return null;
 }
 
-/** Trains one configuration to the end or to divergence. */
+const noSums = (skippedBefore: number): EpochSums => ({
+  lossSum: 0,
+  correct: 0,
+  seen: 0,
+  lostSum: 0,
+  applied: 0,
+  skippedBefore,
+  trainSeconds: 0,
+});
+
+/** A saved position `s.checkpoint` offers that fits this run's state, or null (the caller was told why). */
+function usablePosition(s: TrainSetup, fresh: Record<string, HostTensor>): TrainPosition | null {
+  const p = s.checkpoint?.resume;
+  if (!p) return null;
+  const nb = Math.ceil(s.data.train.count / s.batch);
+  const why = stateMismatch(p.state, fresh) ?? hostStateProblem(p, s.policy) ??
+    (p.epoch > s.epochs + 1 || p.batch > nb
+      ? `its position (epoch ${p.epoch}, batch ${p.batch}) is past the run's end`
+      : null);
+  if (why) s.checkpoint!.onReject?.(why);
+  return why ? null : p;
+}
+
+/** Why a position's stream or loss scaler state cannot be restored, or null. */
+function hostStateProblem(p: TrainPosition, policy: Policy): string | null {
+  try {
+    new Rng(0, "check").seek(p.shuffle);
+    new LossScaler(policy.lossScale).restore(p.scaler);
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** Trains one configuration to the end or to divergence, from the beginning or from a saved position. */
 export async function train(s: TrainSetup): Promise<TrainResult> {
   const t0 = performance.now();
   const spec: StepSpec = {
@@ -132,14 +183,43 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
   const shuffle = new Rng(s.seed, "shuffle");
   const epochs: EpochMetrics[] = [];
   let divergence: Divergence | null = null;
+  // Everything the loop carries from step to step comes back from a saved position, so the bits continue.
+  const resume = usablePosition(s, state);
+  if (resume) {
+    Object.assign(state, resume.state);
+    (step = resume.step), (adamT = resume.adamT);
+    shuffle.seek(resume.shuffle);
+    scaler.restore(resume.scaler);
+    epochs.push(...resume.epochs);
+    s.checkpoint!.onResume?.(resume);
+  }
+  const ck = s.checkpoint, earlier = resume?.elapsedSeconds ?? 0;
+  let lastSave = performance.now();
+  const save = async (
+    p: Omit<TrainPosition, "step" | "adamT" | "scaler" | "epochs" | "elapsedSeconds" | "state">,
+  ) => {
+    await ck!.save({
+      ...p,
+      step,
+      adamT,
+      scaler: scaler.snapshot(),
+      epochs: [...epochs],
+      elapsedSeconds: earlier + (performance.now() - t0) / 1000,
+      state,
+    });
+    lastSave = performance.now();
+  };
 
-  for (let epoch = 1; epoch <= s.epochs && !divergence; epoch++) {
+  for (let epoch = resume?.epoch ?? 1; epoch <= s.epochs && !divergence; epoch++) {
     const te = performance.now();
+    const shufflePosition = shuffle.position();
     const order = shuffle.permutation(s.data.train.count);
     const nb = Math.ceil(s.data.train.count / s.batch);
-    let lossSum = 0, correct = 0, seen = 0, lastTick = performance.now(), lostSum = 0, applied = 0;
-    const skippedBefore = scaler.skipped;
-    for (let bi = 0; bi < nb; bi++) {
+    const resumed = resume?.epoch === epoch ? resume : null;
+    const sums = resumed ? { ...resumed.sums } : noSums(scaler.skipped);
+    const trainSeconds = () => sums.trainSeconds + (performance.now() - te) / 1000;
+    let lastTick = performance.now();
+    for (let bi = resumed?.batch ?? 0; bi < nb; bi++) {
       step++;
       const start = bi * s.batch, n = Math.min(s.batch, s.data.train.count - start);
       const { x, labels } = batchFeeds(s.data.train, order, start, n, per, s.policy.compute);
@@ -155,11 +235,13 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
         adam_alpha: scalar(adamAlpha(s.optimizer, Math.max(adamT, 1))),
       });
       const loss = out.loss.data[0], finite = out.finite.data[0] === 1;
-      if (slotOf && (finite || !scaler.gates)) (lostSum += out.lost.data[0] / paramElements), applied++;
+      if (slotOf && (finite || !scaler.gates)) {
+        (sums.lostSum += out.lost.data[0] / paramElements), sums.applied++;
+      }
       for (const name of Object.keys(state)) state[name] = out[name];
-      lossSum += loss * n;
-      correct += out.correct.data[0];
-      seen += n;
+      sums.lossSum += loss * n;
+      sums.correct += out.correct.data[0];
+      sums.seen += n;
       const minScale = scale <= 1;
       if (!scaler.update(finite)) {
         if (s.optimizer.kind === "adam") adamT--; // a skipped step does not advance Adam's t (Keras)
@@ -175,27 +257,38 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
         : firstNonFinite(state, paramNames);
       if (bad) divergence = { epoch, step, reason: `non-finite value in parameter ${bad}` };
       if (divergence) break;
+      if (ck && performance.now() - lastSave >= ck.everySeconds * 1000) {
+        await save({
+          epoch,
+          batch: bi + 1,
+          shuffle: shufflePosition,
+          sums: { ...sums, trainSeconds: trainSeconds() },
+        });
+      }
       if (s.onBatch && performance.now() - lastTick > 2000) {
         (lastTick = performance.now()), s.onBatch(bi + 1, nb);
       }
     }
-    const trainSeconds = (performance.now() - te) / 1000;
+    const seconds = trainSeconds(), { seen } = sums;
     const tv = performance.now();
     const test = await evaluate(evaluators, state, s.data.test, s.batch, per, s);
     epochs.push({
       epoch,
-      trainLoss: lossSum / seen,
-      trainAccuracy: correct / seen,
+      trainLoss: sums.lossSum / seen,
+      trainAccuracy: sums.correct / seen,
       testLoss: test.loss,
       testAccuracy: test.accuracy,
-      skippedSteps: scaler.skipped - skippedBefore,
-      lostUpdates: slotOf && applied ? lostSum / applied : null,
+      skippedSteps: scaler.skipped - sums.skippedBefore,
+      lostUpdates: slotOf && sums.applied ? sums.lostSum / sums.applied : null,
       lossScale: scaler.scale,
-      trainSeconds,
+      trainSeconds: seconds,
       evalSeconds: (performance.now() - tv) / 1000,
-      samplesPerSecond: seen / trainSeconds,
+      samplesPerSecond: seen / seconds,
     });
     s.onEpoch?.(epochs.at(-1)!);
+    if (ck && !divergence) {
+      await save({ epoch: epoch + 1, batch: 0, shuffle: shuffle.position(), sums: noSums(scaler.skipped) });
+    }
   }
   const weights = Object.fromEntries(modelNames.map((n) => [n, state[n]]));
   return {
@@ -204,7 +297,7 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
     weightHash: await hashTensors(weights),
     memory: memoryFigures(first),
     parameterCount,
-    totalSeconds: (performance.now() - t0) / 1000,
+    totalSeconds: earlier + (performance.now() - t0) / 1000,
     state,
     weights,
   };
