@@ -1,12 +1,17 @@
 /**
  * The paper profile (Table 5 as the authors ran it) through `reproduce --dry-run`: its 72 cells and their
  * settings, the cuts (--models, --epochs, --train-limit) with calibrated estimates, that a dry run writes
- * nothing and needs no data, that cuts are kept in matrix.json, and the one-line errors of bad cuts.
+ * nothing and needs no data, that cuts are kept in matrix.json, and the one-line errors of bad cuts; and
+ * that weight decay reaches only the parameters the authors decay (ResNet: conv kernels).
  */
 
 import assert from "node:assert/strict";
 import { runCli } from "./support/cli.ts";
 import type { DryRunCell } from "../lib/reproduce/dry_run.ts";
+import { modelByName } from "../lib/model/zoo.ts";
+import { parsePolicy } from "../lib/policy/policy.ts";
+import { PAPER_SGD } from "../lib/train/optimizer.ts";
+import { buildTrainGraph } from "../lib/train/step.ts";
 
 // The permissions of `deno task reproduce`, so the dry run is shown to work with them (no network at all here).
 const REPRODUCE_TASK: string =
@@ -58,7 +63,8 @@ Deno.test("reproduce --profile paper --dry-run --json: 72 cells with Table 5's s
       assert.equal(c.optimizer.kind, "sgd", what);
       assert.equal(c.optimizer.lr, 0.01, what);
       assert.equal(c.optimizer.momentum, c.model.startsWith("vit") ? 0 : 0.9, what);
-      assert.equal(c.weightDecay, c.model.startsWith("resnet") ? 1e-4 : 0, what);
+      // Keras l2(1e-4) adds 1e-4 * w^2 to the loss: weight decay 2e-4 on the gradient.
+      assert.equal(c.weightDecay, c.model.startsWith("resnet") ? 2e-4 : 0, what);
       assert.match(c.id, /^[0-9a-f]{16}$/);
       assert.equal(c.verified, false, what);
       assert.equal(c.estimatedSeconds, null, "--calibrate 0 gives no estimates");
@@ -164,4 +170,34 @@ Deno.test("bad cuts: one line naming the bad value, non-zero exit, nothing writt
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+/** The weight decay each parameter's update uses in `model`'s step graph, by parameter name. */
+function decayByParam(model: string): Map<string, number> {
+  const g = buildTrainGraph({
+    model: modelByName(model),
+    modelOptions: { classes: 10, hidden: [] },
+    policy: parsePolicy("fp32"),
+    optimizer: { ...PAPER_SGD, weightDecay: 1e-4 },
+    inputShape: [3, 32, 32],
+  }, 2).graph;
+  const wd = new Map<string, number>();
+  for (const n of g.nodes.filter((n) => n.op === "sgd_velocity")) {
+    wd.set(g.node(n.inputs[2]).name!, n.attrs.wd as number);
+  }
+  return wd;
+}
+
+Deno.test("weight decay: ResNet conv kernels only (not Dense, bias or batch norm); other models every kernel", () => {
+  const resnet = decayByParam("resnet32");
+  const decayed = [...resnet].filter(([, wd]) => wd === 1e-4).map(([n]) => n);
+  // 31 3x3 convs and the head's 1x1 conv.
+  assert.equal(decayed.length, 32);
+  assert.ok(decayed.every((n) => /^conv2d(_\d+)?\/kernel$/.test(n)), decayed.join(" "));
+  assert.equal(resnet.get("dense/kernel"), 0, "the Dense(4096) head kernel is not decayed");
+  assert.ok([...resnet].every(([n, wd]) => wd === (decayed.includes(n) ? 1e-4 : 0)));
+  const alexnet = decayByParam("alexnet");
+  assert.equal(alexnet.get("dense/kernel"), 1e-4, "models without a choice decay every kernel");
+  assert.equal(alexnet.get("conv2d/kernel"), 1e-4);
+  assert.equal(alexnet.get("dense/bias"), 0);
 });
