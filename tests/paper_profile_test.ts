@@ -201,3 +201,27 @@ Deno.test("weight decay: ResNet conv kernels only (not Dense, bias or batch norm
   assert.equal(alexnet.get("conv2d/kernel"), 1e-4);
   assert.equal(alexnet.get("dense/bias"), 0);
 });
+
+Deno.test("one --dry-run for both schedulers: on Slurm the batch script, then the cells; --json keeps stdout JSON", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const out = `${tmp}/runs`;
+    const base = ["reproduce", "--profile", "smoke", "--scheduler", "slurm", "--dry-run", "--out", out];
+    const text = await runCli([...base, "--calibrate", "0"], PERMS, { PATH: "/nonexistent" });
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^#!\/bin\/bash\n/);
+    assert.match(text.stdout, /\n# 6 cells, 6 to run; /);
+    const json = await runCli([...base, "--json"], PERMS, { PATH: "/nonexistent" });
+    assert.equal(json.code, 0, json.stderr);
+    const cells: DryRunCell[] = JSON.parse(json.stdout);
+    assert.equal(cells.length, 6);
+    assert.ok(
+      cells.every((c) => typeof c.estimatedSeconds === "number"),
+      "smoke's 3 settings are calibrated",
+    );
+    assert.match(json.stderr, /^#!\/bin\/bash\n/m);
+    assert.equal(await exists(out), false, "a dry run writes nothing");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -188,15 +188,19 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   // Every cell is checked before anything is written: a cut the data cannot give (--train-limit above a
   // split's size) is one line here, not a failure after the out folder is claimed.
   for (const c of cells) resolveRun({ ...c.request, engine: v.engine! });
+  // The dry run's listing: printed now, or on Slurm after the batch script.
+  let listing: string | undefined;
   if (v["dry-run"]) {
     for (const [k, why] of refused.entries()) {
       if (why) log(`skipped on engine ${v.engine}: ${all[k].label}: ${why}`);
     }
     if (cutsText(cuts)) log(`profile ${profile.name} cut to ${cutsText(cuts)}`);
     const d = await dryRun(cells, { out, engine: v.engine!, threads, budgetSeconds, log });
-    if (!v.json) console.log(dryRunText(d, slurm ? slurm.throttle ?? cells.length : jobs));
-    else console.log(JSON.stringify(d.cells, null, 2)), calibrationText(d).forEach((l) => log(l));
-    if (!slurm) return 0;
+    listing = v.json
+      ? JSON.stringify(d.cells, null, 2)
+      : dryRunText(d, slurm ? slurm.throttle ?? cells.length : jobs);
+    if (v.json) calibrationText(d).forEach((l) => log(l));
+    if (!slurm) return console.log(listing), 0;
   }
   const t0 = performance.now();
   // A dry run writes nothing, so it takes no lock either.
@@ -246,6 +250,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
         `# cells (record id, what happens, cell):\n${r.dryRun.cells.map((c) => `#   ${c}`).join("\n")}`,
       );
     }
+    if (listing) console.log(listing);
     if (v.json && r.submitted) console.log(JSON.stringify({ profile: profile.name, out, ...r.submitted }));
     if (v.json && r.summary) console.log(JSON.stringify(r.summary));
     return r.exitCode;
