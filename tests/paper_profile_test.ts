@@ -110,8 +110,14 @@ Deno.test("a cut reproduction keeps its cuts in matrix.json and the summary; the
   try {
     const out = `${tmp}/runs`;
     const cut = ["--profile", "smoke", "--epochs", "1", "--train-limit", "100", "--out", out];
-    const run = await cli(["reproduce", ...cut, "--no-verify", "--no-tolerance", "--json", "--quiet"]);
+    const run = await cli(["reproduce", ...cut, "--no-verify", "--no-tolerance", "--json"]);
     assert.equal(run.code, 0, run.stderr);
+    // Before the first cell, the whole run's estimate from the same calibration.
+    assert.match(
+      run.stderr,
+      /\nestimate: 6 cells, 6 to run; estimated \S+ at \d+ at a time for the 6 of them/,
+    );
+    assert.match(run.stderr, /profile smoke cut to 1 epoch; 100 training examples, 6 cells/);
     const summary = JSON.parse(run.stdout.trim().split("\n").at(-1)!);
     assert.deepEqual(summary.cuts, { epochs: 1, trainLimit: 100 });
     const matrix = JSON.parse(await Deno.readTextFile(`${out}/matrix.json`));

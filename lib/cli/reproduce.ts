@@ -11,7 +11,7 @@ import { DEFAULT_ENGINE, ENGINE_NAMES, engineLimits, engineSpec } from "../../ke
 import { policyProblem } from "../../kernels/engine.ts";
 import { parsePolicy } from "../policy/policy.ts";
 import { cellsOf, cutProfile, type Cuts, cutsText, profileByName, PROFILES } from "../reproduce/profiles.ts";
-import { calibrationText, dryRun, dryRunText } from "../reproduce/dry_run.ts";
+import { calibrationText, dryRun, dryRunText, estimateText } from "../reproduce/dry_run.ts";
 import { readRunRecords } from "../record/read.ts";
 import { claimOutFolder } from "../reproduce/out_folder.ts";
 import { determinismSummary, reproduce, verifyAndWrite } from "../reproduce/reproduce.ts";
@@ -36,6 +36,9 @@ const SHARED_OPTIONS = {
 function childDataFlags(v: { "cache-dir"?: string; offline?: boolean }): string[] {
   return [...(v["cache-dir"] ? ["--cache-dir", v["cache-dir"]] : []), ...(v.offline ? ["--offline"] : [])];
 }
+
+/** The calibration cap in seconds before a local (not dry) run: a short pause before hours of cells. */
+const START_CALIBRATION = 10;
 
 const defaultJobs = () => Math.max(1, Math.min(2, navigator.hardwareConcurrency || 1));
 
@@ -188,8 +191,9 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   // Every cell is checked before anything is written: a cut the data cannot give (--train-limit above a
   // split's size) is one line here, not a failure after the out folder is claimed.
   for (const c of cells) resolveRun({ ...c.request, engine: v.engine! });
-  // The dry run's listing: printed now, or on Slurm after the batch script.
+  // The dry run's listing: printed now, or on Slurm after the batch script; before a real run, the estimate.
   let listing: string | undefined;
+  const before: string[] = [];
   if (v["dry-run"]) {
     for (const [k, why] of refused.entries()) {
       if (why) log(`skipped on engine ${v.engine}: ${all[k].label}: ${why}`);
@@ -201,6 +205,18 @@ export async function reproduceCommand(args: string[]): Promise<number> {
       : dryRunText(d, slurm ? slurm.throttle ?? cells.length : jobs);
     if (v.json) calibrationText(d).forEach((l) => log(l));
     if (!slurm) return console.log(listing), 0;
+  } else if (!slurm && !v.quiet) {
+    // Before a local run, the same calibration with a short cap says what the whole run will take (on Slurm
+    // the cells run on other machines than this one, so it is not timed here).
+    const quiet = () => {};
+    const d = await dryRun(cells, {
+      out,
+      engine: v.engine!,
+      threads,
+      budgetSeconds: START_CALIBRATION,
+      log: quiet,
+    });
+    before.push(`estimate: ${estimateText(d, jobs, v.force)}`, calibrationText(d)[0].replace(/^# /, ""));
   }
   const t0 = performance.now();
   // A dry run writes nothing, so it takes no lock either.
@@ -218,6 +234,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
         slurm ? "on Slurm" : `${jobs} at a time`
       }, records in ${out}`,
     );
+    before.forEach((l) => log(l));
     if (claim.removed.length) log(`removed what killed runs left in ${out}: ${claim.removed.join(", ")}`);
     const r = await reproduce({
       profile,

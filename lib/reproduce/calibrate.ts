@@ -39,11 +39,11 @@ export const CALIBRATION_METHOD = `per network and precision: graph build and co
   `then up to ${MAX_STEPS} timed training steps (at most ${SETTING_SECONDS} s) at batch ` +
   `${CALIBRATION_BATCH} on random inputs of the dataset's shape; a cell's estimate is its training ` +
   `examples x epochs x the seconds per example, plus its test examples x epochs at a third of that ` +
-  `(forward only), plus the compile time`;
+  `(forward only), plus the compile time; not counted: starting each cell's process and loading its data`;
 
-/** The key of a setting: cells with equal keys share one calibration. */
+/** The key of a setting: cells with equal keys share one calibration (seeds, limits and epochs do not count). */
 export const settingKey = (c: RunConfig): string =>
-  `${c.model} ${c.hidden.join(",")} ${c.dataset} ${c.policy}`;
+  `${c.model} ${c.hidden.join(",")} ${c.dataset} ${c.policy} ${c.optimizer.kind}`;
 
 /** Times a few steps of `run` on `engine` (see the module doc). */
 export async function calibrate(run: ResolvedRun, engine: Engine): Promise<Calibration> {

@@ -83,7 +83,12 @@ export async function dryRun(cells: readonly Cell[], o: DryRunOptions): Promise<
           break;
         }
         o.log(`calibrating ${run.config.model} ${run.config.precision} on ${o.engine}`);
-        measured.set(key, await calibrate(run, engine!));
+        try {
+          measured.set(key, await calibrate(run, engine!));
+        } catch (e) {
+          // An estimate is never worth stopping for: the setting goes without one, and the note says why.
+          note = `timing ${run.config.model} ${run.config.precision} failed: ${(e as Error).message}`;
+        }
       }
     } finally {
       engine?.close?.();
@@ -133,15 +138,10 @@ export function dryRunText(d: DryRun, jobs: number): string {
     `${c.dataset} ${c.precision} seed ${c.seed}, ${plural(c.epochs, "epoch")}, batch ${c.batch}` +
     `${c.trainLimit !== null ? `, ${c.trainLimit} training examples` : ""}, engine ${c.engine}`
   );
-  const todo = d.cells.filter((c) => !c.verified);
-  const known = todo.filter((c) => c.estimatedSeconds !== null);
-  const total = known.reduce((s, c) => s + c.estimatedSeconds!, 0);
   return [
     "# record id, recorded (a verified record exists: skipped) or to run, estimated time, cell",
     ...lines,
-    `# ${plural(d.cells.length, "cell")}, ${todo.length} to run; estimated ${
-      formatDuration(total / Math.max(1, Math.min(jobs, known.length)))
-    } at ${jobs} at a time for the ${known.length} of them with an estimate`,
+    `# ${estimateText(d, jobs)}`,
     ...calibrationText(d),
   ].join("\n");
 }
@@ -154,4 +154,17 @@ export function calibrationText(d: DryRun): string[] {
     (cal.note ? ` (${cal.note})` : ""),
     `# estimated ${cal.method}`,
   ];
+}
+
+/**
+ * "6 cells, 4 to run; estimated 3m10s at 2 at a time for the 4 of them with an estimate": the cells still to
+ * run (all of them with `force`) and their estimated wall time when `jobs` run at once.
+ */
+export function estimateText(d: DryRun, jobs: number, force = false): string {
+  const todo = d.cells.filter((c) => force || !c.verified);
+  const known = todo.filter((c) => c.estimatedSeconds !== null);
+  const total = known.reduce((s, c) => s + c.estimatedSeconds!, 0);
+  return `${plural(d.cells.length, "cell")}, ${todo.length} to run; estimated ${
+    formatDuration(total / Math.max(1, Math.min(jobs, known.length)))
+  } at ${jobs} at a time for the ${known.length} of them with an estimate`;
 }
