@@ -21,7 +21,7 @@ import { buildTrainGraph } from "../train/step.ts";
 /** The batch the calibration steps use (or the cell's own, when smaller): small, so each step is short. */
 export const CALIBRATION_BATCH = 16;
 /** Timed steps per setting at most, and the seconds after which a setting stops early. */
-const MAX_STEPS = 3, SETTING_SECONDS = 3;
+const MAX_STEPS = 3, SETTING_SECONDS = 2;
 
 /** What one setting measured. */
 export interface Calibration {
@@ -36,7 +36,7 @@ export interface Calibration {
 
 /** How the dry run's estimates are made, for its output. */
 export const CALIBRATION_METHOD = `per network and precision: graph build and compile, one warm-up step, ` +
-  `then up to ${MAX_STEPS} timed training steps (at most ${SETTING_SECONDS} s) at batch ` +
+  `then up to ${MAX_STEPS} timed training steps (stopping once ${SETTING_SECONDS} s have passed) at batch ` +
   `${CALIBRATION_BATCH} on random inputs of the dataset's shape; a cell's estimate is its training ` +
   `examples x epochs x the seconds per example, plus its test examples x epochs at a third of that ` +
   `(forward only), plus the compile time; not counted: starting each cell's process and loading its data`;

@@ -67,33 +67,32 @@ export async function dryRun(cells: readonly Cell[], o: DryRunOptions): Promise<
   const settings = new Map(runs.map((r) => [settingKey(r.config), r]));
   const measured = new Map<string, Calibration>();
   const t0 = performance.now();
-  let note: string | undefined;
+  const notes: string[] = [];
   if (o.budgetSeconds > 0 && settings.size) {
-    let engine: Engine | undefined;
-    try {
-      engine = await loadEngine(o.engine, { threads: o.threads });
-    } catch (e) {
-      note = `engine ${o.engine} could not be loaded for the calibration: ${(e as Error).message}`;
-    }
-    try {
-      for (const [key, run] of engine ? settings : []) {
-        const spent = (performance.now() - t0) / 1000;
-        if (spent >= o.budgetSeconds) {
-          note = `the calibration stopped at its cap of ${o.budgetSeconds} s (--calibrate SECONDS)`;
-          break;
-        }
-        o.log(`calibrating ${run.config.model} ${run.config.precision} on ${o.engine}`);
-        try {
-          measured.set(key, await calibrate(run, engine!));
-        } catch (e) {
-          // An estimate is never worth stopping for: the setting goes without one, and the note says why.
-          note = `timing ${run.config.model} ${run.config.precision} failed: ${(e as Error).message}`;
-        }
+    for (const [key, run] of interleaved(settings)) {
+      if ((performance.now() - t0) / 1000 >= o.budgetSeconds) {
+        notes.push(`the calibration stopped at its cap of ${o.budgetSeconds} s (--calibrate SECONDS)`);
+        break;
       }
-    } finally {
-      engine?.close?.();
+      o.log(`calibrating ${run.config.model} ${run.config.precision} on ${o.engine}`);
+      // A fresh engine per setting, as each cell has its own process: an engine keeps what it compiled.
+      let engine: Engine;
+      try {
+        engine = await loadEngine(o.engine, { threads: o.threads });
+      } catch (e) {
+        notes.push(`engine ${o.engine} could not be loaded for the calibration: ${(e as Error).message}`);
+        break;
+      }
+      try {
+        measured.set(key, await calibrate(run, engine));
+      } catch (e) {
+        // An estimate is never worth stopping for: the setting goes without one, and the note says why.
+        notes.push(`timing ${run.config.model} ${run.config.precision} failed: ${(e as Error).message}`);
+      } finally {
+        engine.close?.();
+      }
     }
-  } else if (settings.size) note = "no calibration (--calibrate 0)";
+  } else if (settings.size) notes.push("no calibration (--calibrate 0)");
   const listed = await Promise.all(runs.map(async ({ config: c }, k): Promise<DryRunCell> => {
     const id = await configId(c);
     const cal = measured.get(settingKey(c));
@@ -122,9 +121,23 @@ export async function dryRun(cells: readonly Cell[], o: DryRunOptions): Promise<
       settings: settings.size,
       calibrated: measured.size,
       seconds: Math.round((performance.now() - t0) / 100) / 10,
-      ...(note ? { note } : {}),
+      ...(notes.length ? { note: notes.join("; ") } : {}),
     },
   };
+}
+
+/**
+ * The settings in the order the calibration takes them: the first precision of every model, then the
+ * second, and so on, so a cap that stops it early leaves every model with some estimate where it can.
+ */
+function interleaved<T extends { config: { model: string } }>(settings: Map<string, T>): [string, T][] {
+  const byModel = new Map<string, [string, T][]>();
+  for (const [key, run] of settings) {
+    byModel.set(run.config.model, [...(byModel.get(run.config.model) ?? []), [key, run]]);
+  }
+  const groups = [...byModel.values()], out: [string, T][] = [];
+  for (let i = 0; out.length < settings.size; i++) for (const g of groups) if (i < g.length) out.push(g[i]);
+  return out;
 }
 
 /**
