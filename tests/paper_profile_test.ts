@@ -129,6 +129,8 @@ Deno.test("a cut reproduction keeps its cuts in matrix.json and the summary; the
     assert.equal(lines.length, 6);
     assert.ok(lines.every((l) => / recorded /.test(l)), dry.stdout);
     assert.match(dry.stdout, /# 6 cells, 0 to run/);
+    const forced = await cli(["reproduce", ...cut, "--dry-run", "--calibrate", "0", "--force"]);
+    assert.match(forced.stdout, /# 6 cells, 6 to run/, "--force runs recorded cells again");
     // A cell the cut did not run is "to run".
     const other = await cli([
       "reproduce",

@@ -202,7 +202,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
     const d = await dryRun(cells, { out, engine: v.engine!, threads, budgetSeconds, log });
     listing = v.json
       ? JSON.stringify(d.cells, null, 2)
-      : dryRunText(d, slurm ? slurm.throttle ?? cells.length : jobs);
+      : dryRunText(d, slurm ? slurm.throttle ?? cells.length : jobs, v.force);
     if (v.json) calibrationText(d).forEach((l) => log(l));
     if (!slurm) return console.log(listing), 0;
   } else if (!slurm && !v.quiet) {

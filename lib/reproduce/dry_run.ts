@@ -141,10 +141,10 @@ function interleaved<T extends { config: { model: string } }>(settings: Map<stri
 }
 
 /**
- * The dry run as text: one line per cell, then the total estimate (cells run `jobs` at a time) and how it
- * was made.
+ * The dry run as text: one line per cell, then the total estimate (cells run `jobs` at a time; with
+ * `force` recorded cells run again) and how it was made.
  */
-export function dryRunText(d: DryRun, jobs: number): string {
+export function dryRunText(d: DryRun, jobs: number, force = false): string {
   const secs = (s: number | null) => (s === null ? "no estimate" : `~${formatDuration(s)}`);
   const lines = d.cells.map((c) =>
     `${c.id}  ${c.verified ? "recorded" : "to run  "}  ${secs(c.estimatedSeconds).padEnd(12)} ${c.model} ` +
@@ -154,7 +154,7 @@ export function dryRunText(d: DryRun, jobs: number): string {
   return [
     "# record id, recorded (a verified record exists: skipped) or to run, estimated time, cell",
     ...lines,
-    `# ${estimateText(d, jobs)}`,
+    `# ${estimateText(d, jobs, force)}`,
     ...calibrationText(d),
   ].join("\n");
 }
