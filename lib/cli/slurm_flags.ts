@@ -21,7 +21,6 @@ export const SLURM_FLAGS = {
   poll: { type: "string" },
   "no-wait": { type: "boolean" },
   "cancel-on-exit": { type: "boolean" },
-  "dry-run": { type: "boolean" },
 } as const;
 
 /** Help lines of the Slurm flags. */
@@ -37,7 +36,7 @@ export const SLURM_HELP = `Cluster (see docs/cluster.md):
   --poll SECONDS     seconds between looks at the queue while waiting (default 10)
   --no-wait          submit and exit; run reproduce again (or report) to pick up what finished
   --cancel-on-exit   Ctrl-C while waiting cancels the jobs (by default they keep running)
-  --dry-run          print the batch script and the cells; submit nothing`;
+  --dry-run          (above) also prints the batch script; submits nothing`;
 
 /** The values parseArgs gives for {@linkcode SLURM_FLAGS}. */
 export interface SlurmFlagValues {
@@ -51,12 +50,15 @@ export interface SlurmFlagValues {
   poll?: string;
   "no-wait"?: boolean;
   "cancel-on-exit"?: boolean;
-  "dry-run"?: boolean;
 }
 
-/** The checked Slurm options, with the CPUs per cell; undefined for `--scheduler local`. */
+/**
+ * The checked Slurm options, with the CPUs per cell; undefined for `--scheduler local`. `dryRun` is
+ * reproduce's own `--dry-run`, which works for both schedulers.
+ */
 export function slurmOptions(
   v: SlurmFlagValues,
+  dryRun = false,
 ): (SlurmOptions & { cpus: number; partition?: string }) | undefined {
   const given = (Object.keys(SLURM_FLAGS) as (keyof SlurmFlagValues)[])
     .filter((k) => k !== "scheduler" && v[k] !== undefined);
@@ -88,7 +90,7 @@ export function slurmOptions(
     poll: v.poll ? decimal("poll", v.poll, { min: 0, above: true }) : 10,
     noWait: v["no-wait"] ?? false,
     cancelOnExit: v["cancel-on-exit"] ?? false,
-    dryRun: v["dry-run"] ?? false,
+    dryRun,
     cpus,
     partition: v.partition,
   };

@@ -27,6 +27,11 @@ export interface ModelDef {
   readonly description: string;
   /** The one input shape [C, H, W] the model is built for, when it has one (the CIFAR-10 networks). */
   readonly input?: readonly [number, number, number];
+  /**
+   * The parameters (by name) that weight decay applies to, when the model's authors chose some; default
+   * every conv and dense kernel (lib/train/optimizer.ts).
+   */
+  readonly decays?: (param: string) => boolean;
   /** Adds the forward pass; `x` is [N, C, H, W]; returns logits [N, classes]. */
   build(b: ModelBuilder, x: number, o: ModelOptions): number;
 }

@@ -150,6 +150,9 @@ export const ZOO_RESNET_VIT: Readonly<Record<string, ModelDef>> = Object.fromEnt
       description: `pre-activation CIFAR ResNet-${depth} (${(depth - 2) / 6} units/stage, widths 16/32/64, ` +
         "option-A shortcuts), head GAP-conv1x1-Dense4096 ReLU-logits",
       build: resnet(depth),
+      // The authors' L2 1e-4 is a kernel_regularizer on the conv layers only (the head's 1x1 conv
+      // included); the Dense(4096) head kernel is not decayed.
+      decays: (param: string) => /^conv2d(_\d+)?\/kernel$/.test(param),
     })),
     ...[8, 12].map((blocks): ModelDef => ({
       name: `vit${blocks}`,

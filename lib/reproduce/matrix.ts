@@ -7,15 +7,19 @@
  */
 
 import { writeAtomic } from "../record/run_record.ts";
-import type { Cell, Profile } from "./profiles.ts";
+import type { Cell, Cuts, Profile } from "./profiles.ts";
 import { MATRIX_SCHEMA } from "../record/schema.ts";
 
-/** Writes `<dir>/matrix.json` for `cells` (with their record ids, in the same order). */
+/**
+ * Writes `<dir>/matrix.json` for `cells` (with their record ids, in the same order) and the cuts that made
+ * the profile smaller than it is defined (`{}` when none).
+ */
 export async function writeMatrix(
   dir: string,
   p: Profile,
   cells: readonly Cell[],
   ids: readonly string[],
+  cuts: Cuts = {},
 ): Promise<void> {
   const experiments = p.experiments.map((e, ei) => ({
     name: e.name,
@@ -27,6 +31,6 @@ export async function writeMatrix(
   }));
   await writeAtomic(
     `${dir}/matrix.json`,
-    JSON.stringify({ schema: MATRIX_SCHEMA, profile: p.name, experiments }, null, 2) + "\n",
+    JSON.stringify({ schema: MATRIX_SCHEMA, profile: p.name, cuts, experiments }, null, 2) + "\n",
   );
 }

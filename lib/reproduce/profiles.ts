@@ -2,8 +2,8 @@
  * Reproduction profiles as data. A profile is a list of experiments; an
  * experiment is a model/dataset setting crossed with variants (extra flags,
  * such as an Adam epsilon), precisions and seeds. Each resulting cell is one
- * `train` invocation. The paper's CIFAR-10 zoo will be another profile of the
- * same shape.
+ * `train` invocation. {@linkcode cutProfile} cuts a profile down (fewer models,
+ * epochs or examples) and says which cuts it applied.
  *
  * @module
  */
@@ -65,6 +65,55 @@ const adam = (epsilon: number): Variant => ({
   optimizer: { ...PAPER_SGD, kind: "adam", lr: 0.001, momentum: 0, epsilon },
 });
 const MAIN_PRECISIONS = ["fp32", "fp16", "mixed", "bf16"];
+
+/** Table 5's networks in the paper's row order. */
+export const PAPER_MODELS: readonly string[] = [
+  "alexnet",
+  "vgg16",
+  "vgg19",
+  "resnet32",
+  "resnet56",
+  "resnet110",
+  "densenet121",
+  "densenet169",
+  "xception",
+  "mobilenet",
+  "vit8",
+  "vit12",
+];
+
+/**
+ * The authors' optimizer for one Table 5 network: SGD lr 0.01 momentum 0.9; ViT without momentum; on the
+ * ResNets Keras `l2(1e-4)`, which adds 1e-4 * w^2 to the loss and so is weight decay 2e-4 on the gradient;
+ * their model definition limits the decay to their conv kernels, as the authors do.
+ */
+function paperVariant(model: string): Variant {
+  if (model.startsWith("vit")) return { label: "", optimizer: { ...PAPER_SGD, momentum: 0 } };
+  if (model.startsWith("resnet")) return { label: "", optimizer: { ...PAPER_SGD, weightDecay: 2e-4 } };
+  return PAPER;
+}
+
+/** One Table 5 row as an experiment: fp16, fp32 and mixed on cifar10, batch 256, 100 epochs. */
+const paperExperiment = (model: string): Experiment => {
+  const o = paperVariant(model).optimizer;
+  return {
+    name: model,
+    kind: "main",
+    description: `${model} on cifar10, SGD lr 0.01${o.momentum ? ` momentum ${o.momentum}` : ""}${
+      o.weightDecay
+        ? `, Keras L2 ${
+          (o.weightDecay / 2).toExponential()
+        } on conv kernels (weight decay ${o.weightDecay.toExponential()})`
+        : ""
+    }, batch 256, 100 epochs`,
+    model,
+    dataset: "cifar10",
+    epochs: 100,
+    batch: 256,
+    precisions: ["fp16", "fp32", "mixed"],
+    variants: [paperVariant(model)],
+  };
+};
 
 /** The known profiles. */
 export const PROFILES: Readonly<Record<string, Profile>> = {
@@ -132,6 +181,15 @@ export const PROFILES: Readonly<Record<string, Profile>> = {
       },
     ],
   },
+  paper: {
+    name: "paper",
+    description: "Table 5 as the authors ran it: the 12 CIFAR-10 networks in fp16, fp32 and mixed, seeds " +
+      "58 and 59, batch 256, 100 epochs, SGD lr 0.01 momentum 0.9 (ViT: none), L2 1e-4 (Keras l2, weight decay 2e-4) on the " +
+      "ResNets' conv kernels, " +
+      "no augmentation; needs cifar10 (downloaded once)",
+    seeds: [58, 59],
+    experiments: PAPER_MODELS.map(paperExperiment),
+  },
   smoke: {
     name: "smoke",
     description:
@@ -198,4 +256,51 @@ export function cellsOf(p: Profile, seeds?: readonly number[], fullData = false)
     }
   });
   return cells;
+}
+
+/** How a profile was cut down (each field absent when not cut). */
+export interface Cuts {
+  /** Only these models' experiments. */
+  readonly models?: readonly string[];
+  /** Every experiment trains this many epochs. */
+  readonly epochs?: number;
+  /** Every experiment trains on the first N training examples. */
+  readonly trainLimit?: number;
+}
+
+/**
+ * `p` cut down by `cuts`: the experiments of the named models only (in the profile's order), with the epochs
+ * and training examples replaced. A model the profile does not train is an error naming it and the
+ * profile's models. The cut profile keeps its name: the out folder and its matrix say which cuts it ran.
+ */
+export function cutProfile(p: Profile, cuts: Cuts): Profile {
+  const known = [...new Set(p.experiments.map((e) => e.model))];
+  for (const m of cuts.models ?? []) {
+    if (!known.includes(m)) {
+      throw new RangeError(`Unknown model "${m}" in --models: profile ${p.name} trains ${known.join(", ")}`);
+    }
+  }
+  // The descriptions say the cut, so no "100 epochs" stands beside one-epoch numbers.
+  const said = [
+    cuts.epochs !== undefined ? cutsText({ epochs: cuts.epochs }) : "",
+    cuts.trainLimit !== undefined ? cutsText({ trainLimit: cuts.trainLimit }) : "",
+  ].filter((x) => x).join("; ");
+  const experiments = p.experiments
+    .filter((e) => !cuts.models || cuts.models.includes(e.model))
+    .map((e) => ({
+      ...e,
+      ...(said ? { description: `${e.description} (cut to ${said})` } : {}),
+      ...(cuts.epochs !== undefined ? { epochs: cuts.epochs } : {}),
+      ...(cuts.trainLimit !== undefined ? { trainLimit: cuts.trainLimit } : {}),
+    }));
+  return { ...p, experiments };
+}
+
+/** The cuts as words ("models resnet32, vit8; 1 epoch; 512 training examples"), or "" for none. */
+export function cutsText(cuts: Cuts): string {
+  return [
+    cuts.models ? `models ${cuts.models.join(", ")}` : "",
+    cuts.epochs !== undefined ? `${cuts.epochs} epoch${cuts.epochs === 1 ? "" : "s"}` : "",
+    cuts.trainLimit !== undefined ? `${cuts.trainLimit} training examples` : "",
+  ].filter((x) => x).join("; ");
 }

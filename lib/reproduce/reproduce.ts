@@ -11,7 +11,7 @@
 import { readRunRecords, type SkippedFile } from "../record/read.ts";
 import type { DeterminismCheck } from "../record/schema.ts";
 import { writeMatrix } from "./matrix.ts";
-import type { Cell, Profile } from "./profiles.ts";
+import type { Cell, Cuts, Profile } from "./profiles.ts";
 import { Estimate, formatDuration, plural, type Work } from "./progress.ts";
 import { cellInvocation, cellWork, type Rerun, runCells } from "./runner.ts";
 import { runCellsOnSlurm, type SlurmFailure, type SlurmOptions } from "./slurm_run.ts";
@@ -31,6 +31,8 @@ const REPORT_WORK: Work = { kind: "report", guess: 5 };
 /** What a reproduction needs. */
 export interface ReproduceOptions {
   readonly profile: Profile;
+  /** How the profile was cut down (--models, --epochs, --train-limit); kept in matrix.json and the summary. */
+  readonly cuts?: Cuts;
   /** The cells to run (those the engine can run) and all of the profile's (for the summary). */
   readonly cells: readonly Cell[];
   readonly all: readonly Cell[];
@@ -71,6 +73,7 @@ export interface ReproduceResult {
   /** The summary of a finished reproduction. */
   readonly summary?: {
     readonly profile: string;
+    readonly cuts: Cuts;
     readonly out: string;
     readonly report: string;
     readonly cells: number;
@@ -139,7 +142,7 @@ export async function reproduce(c: ReproduceOptions): Promise<ReproduceResult> {
   // (a second profile is refused even while the first one's cells are still running or were killed).
   if (!slurm?.dryRun) {
     const planned = await Promise.all(cells.map(async (cell) => (await cellInvocation(cell, o)).id));
-    await writeMatrix(out, profile, cells, planned);
+    await writeMatrix(out, profile, cells, planned, c.cuts);
   }
   const onSlurm = slurm && await runCellsOnSlurm(cells, o, slurm);
   const run = onSlurm || await runCells(cells, o);
@@ -202,6 +205,7 @@ export async function reproduce(c: ReproduceOptions): Promise<ReproduceResult> {
   if (absent.length) log(`missing from the report: ${absent.map((m) => m.label).join("; ")}`);
   const summary = {
     profile: profile.name,
+    cuts: c.cuts ?? {},
     out,
     report: `${reportDir}/report.html`,
     cells: run.ids.length,

@@ -20,10 +20,14 @@ export const PAPER_SGD: OptimizerConfig = {
   epsilon: 1e-7,
 };
 
+/** The parameters weight decay applies to unless a model says otherwise: every conv and dense kernel. */
+export const decaysKernel = (param: string): boolean => param.endsWith("/kernel");
+
 /**
  * Appends the optimizer update for every parameter of `g` (gradients in
  * `grads`), registers the next values as state bindings, and returns the ids
- * of the optimizer slot leaves.
+ * of the optimizer slot leaves. Weight decay applies to the parameters `decays`
+ * names (the model's choice: the authors decay only some layers).
  */
 export function appendUpdates(
   g: Graph,
@@ -31,6 +35,7 @@ export function appendUpdates(
   finite: number,
   o: OptimizerConfig,
   p: Policy,
+  decays: (param: string) => boolean = decaysKernel,
 ): number[] {
   const scalar = (name: string) => g.byName(name) ?? g.leaf("input", name, [], { format: "fp32" });
   const inv = scalar("inv_loss_scale"), seed = scalar("step_seed");
@@ -40,7 +45,7 @@ export function appendUpdates(
   g.leaves("param").forEach((param, salt) => {
     const name = param.name!, fmt = param.format!, gp = grads.get(param.id)!;
     const stateFmt: FormatName = p.state === "params" ? fmt : p.state;
-    const wd = name.endsWith("/kernel") ? o.weightDecay : 0;
+    const wd = decays(name) ? o.weightDecay : 0;
     const slot = (what: string) => {
       const id = g.leaf("state", `${name}/${what}`, param.shape, {
         format: stateFmt,

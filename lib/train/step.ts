@@ -55,7 +55,7 @@ export function buildTrainGraph(spec: StepSpec, batch: number): TrainGraph {
   const gradIds = params.map((p) => grads.get(p)!);
   const finite = g.add("all_finite", gradIds, {}, { format: "fp32", role: "metric" });
   g.outputs.finite = finite;
-  const slots = appendUpdates(g, grads, finite, spec.optimizer, spec.policy);
+  const slots = appendUpdates(g, grads, finite, spec.optimizer, spec.policy, spec.model.decays);
   appendUpdateChecks(g, spec.optimizer);
   return { graph: g, grads: gradIds, slots };
 }
