@@ -62,18 +62,18 @@ async function killWhen(
     const st = await Deno.stat(`${dir}/${id}.ckpt`).catch(() => null);
     const now = st ? `${st.ino}/${st.mtime?.getTime()}` : "";
     if (now !== last || !st) {
-      Deno.kill(child.pid, "SIGSTOP");
+      child.kill("SIGSTOP");
       seen = await readCheckpoint(`${dir}/${id}.ckpt`, id);
       if (when(seen)) break;
-      Deno.kill(child.pid, "SIGCONT");
+      child.kill("SIGCONT");
       const again = await Deno.stat(`${dir}/${id}.ckpt`).catch(() => null);
       last = again ? `${again.ino}/${again.mtime?.getTime()}` : "";
     }
     await sleep(3);
   }
   assert(!done, "the run finished before it could be killed");
-  Deno.kill(child.pid, "SIGKILL");
-  Deno.kill(child.pid, "SIGCONT");
+  child.kill("SIGKILL");
+  child.kill("SIGCONT");
   assertEquals((await status).signal, "SIGKILL");
   await drained;
   return seen;
