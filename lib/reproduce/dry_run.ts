@@ -174,10 +174,10 @@ export function calibrationText(d: DryRun): string[] {
  * run (all of them with `force`) and their estimated wall time when `jobs` run at once.
  */
 export function estimateText(d: DryRun, jobs: number, force = false): string {
-  const todo = d.cells.filter((c) => force || !c.verified);
-  const known = todo.filter((c) => c.estimatedSeconds !== null);
+  const pending = d.cells.filter((c) => force || !c.verified);
+  const known = pending.filter((c) => c.estimatedSeconds !== null);
   const total = known.reduce((s, c) => s + c.estimatedSeconds!, 0);
-  return `${plural(d.cells.length, "cell")}, ${todo.length} to run; estimated ${
+  return `${plural(d.cells.length, "cell")}, ${pending.length} to run; estimated ${
     formatDuration(total / Math.max(1, Math.min(jobs, known.length)))
   } at ${jobs} at a time for the ${known.length} of them with an estimate`;
 }

@@ -77,7 +77,7 @@ export async function checkDeterminism(
   // Held while the check runs, so the next run can tell a killed check's folder from a live one's.
   const lock = await tryLockFile(`${tmp}/${LOCK_FILE}`, `pid ${Deno.pid}\n`);
   const checks: DeterminismCheck[] = new Array(records.length);
-  const todo: number[] = [];
+  const pending: number[] = [];
   for (const [k, r] of records.entries()) {
     const base = baseCheck(r);
     const old = o.reuse?.find((c) =>
@@ -86,25 +86,27 @@ export async function checkDeterminism(
     const damaged = await weightsProblem(o.dir, r);
     if (damaged) checks[k] = { ...base, ...failed(damaged) };
     else if (old) checks[k] = { ...old, ...base };
-    else todo.push(k);
+    else pending.push(k);
   }
   const reused = checks.filter((c) => c && c.identical).length, bad = checks.filter((c) => c && !c.identical);
   if (reused) o.log(`determinism: ${plural(reused, "earlier identical re-run")} reused (--force re-checks)`);
   for (const c of bad) o.log(`determinism: ${c.id}: ${c.error}`);
-  if (todo.length) o.log(`determinism check: re-running ${plural(todo.length, "cell")} in fresh processes`);
+  if (pending.length) {
+    o.log(`determinism check: re-running ${plural(pending.length, "cell")} in fresh processes`);
+  }
   const costOf = (k: number) => ({ kind: `rerun ${records[k].id}`, guess: records[k].timings.totalSeconds });
   let next = 0;
   const running = new Set<number>();
   const eta = () => {
     if (!o.estimate) return "";
-    const left = [...running, ...todo.slice(next)].map(costOf);
+    const left = [...running, ...pending.slice(next)].map(costOf);
     return `, about ${formatDuration(o.estimate.left(left, o.jobs) + (o.later?.() ?? 0))} left`;
   };
   const worker = async () => {
-    while (next < todo.length) {
-      const n = next++, k = todo[n], r = records[k], c = r.config, t0 = performance.now();
+    while (next < pending.length) {
+      const n = next++, k = pending[n], r = records[k], c = r.config, t0 = performance.now();
       running.add(k);
-      const tag = `[verify ${n + 1}/${todo.length}] ${c.model} ${c.dataset} ${c.precision} seed ${c.seed}`;
+      const tag = `[verify ${n + 1}/${pending.length}] ${c.model} ${c.dataset} ${c.precision} seed ${c.seed}`;
       o.log(`${tag}: re-running${eta()}`);
       const res = await runChild([...argsOf(r, `${tmp}/${k}`), ...o.extra], { engine: r.config.engine });
       running.delete(k);
@@ -114,7 +116,7 @@ export async function checkDeterminism(
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, todo.length)) }, worker));
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs, pending.length)) }, worker));
   } finally {
     lock?.release();
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
