@@ -6,7 +6,7 @@
 
 import { exportInference } from "../export/onnx.ts";
 import { readJson, recordProblem } from "../record/read.ts";
-import { writeAtomic } from "../record/run_record.ts";
+import { writeAtomic } from "../record/atomic.ts";
 import { readWeights, WeightsError } from "../record/weights.ts";
 import { probeFile, writeOrRescue } from "./outputs.ts";
 import { parseFlags, positiveInt } from "./parse.ts";

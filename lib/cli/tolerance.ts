@@ -5,7 +5,7 @@
  */
 
 import { analyseTolerance, ToleranceInputError } from "../analysis/run_tolerance.ts";
-import { writeAtomic } from "../record/run_record.ts";
+import { writeAtomic } from "../record/atomic.ts";
 import { WeightsError } from "../record/weights.ts";
 import { probeFile, writeOrRescue } from "./outputs.ts";
 import { parseFlags } from "./parse.ts";

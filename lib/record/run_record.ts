@@ -22,8 +22,6 @@ import {
   type RunRecord,
 } from "./schema.ts";
 
-export { writeAtomic };
-
 /**
  * The environment variable through which a driver (reproduce) tells the `train` it starts how it was
  * launched ({@linkcode RunLaunch} as JSON); it is not part of the config, so it changes no id or hash.

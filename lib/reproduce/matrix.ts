@@ -6,7 +6,7 @@
  * @module
  */
 
-import { writeAtomic } from "../record/run_record.ts";
+import { writeAtomic } from "../record/atomic.ts";
 import type { Cell, Cuts, Profile } from "./profiles.ts";
 import { MATRIX_SCHEMA } from "../record/schema.ts";
 

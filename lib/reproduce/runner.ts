@@ -13,7 +13,8 @@
  */
 
 import { configArgs, resolveRun } from "../train/config.ts";
-import { configId, writeAtomic } from "../record/run_record.ts";
+import { configId } from "../record/run_record.ts";
+import { writeAtomic } from "../record/atomic.ts";
 import { runChild } from "./child.ts";
 import { type Estimate, formatDuration, type Work } from "./progress.ts";
 import type { Cell } from "./profiles.ts";

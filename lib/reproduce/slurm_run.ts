@@ -12,7 +12,7 @@
 
 import { resolve } from "node:path";
 import { readJson } from "../record/read.ts";
-import { writeAtomic } from "../record/run_record.ts";
+import { writeAtomic } from "../record/atomic.ts";
 import type { Cell } from "./profiles.ts";
 import { cellInvocation, type Rerun, type RunnerOptions, type RunnerResult } from "./runner.ts";
 import { verifiedRecord } from "./verified.ts";

@@ -10,7 +10,7 @@
 import { analyseTolerance, type ToleranceOptions } from "../analysis/run_tolerance.ts";
 import { readJson } from "../record/read.ts";
 import { type Estimate, plural, type Work } from "./progress.ts";
-import { writeAtomic } from "../record/run_record.ts";
+import { writeAtomic } from "../record/atomic.ts";
 import type { Cell, Profile } from "./profiles.ts";
 import { type RunRecord, TOLERANCE_SCHEMA, type ToleranceResult } from "../record/schema.ts";
 

@@ -9,7 +9,8 @@
 
 import { tryLockFile } from "../record/lock.ts";
 import { readJson } from "../record/read.ts";
-import { bareEpochs, canonicalJson, writeAtomic } from "../record/run_record.ts";
+import { bareEpochs, canonicalJson } from "../record/run_record.ts";
+import { writeAtomic } from "../record/atomic.ts";
 import { checkWeights, WeightsError } from "../record/weights.ts";
 import { runChild } from "./child.ts";
 import { LOCK_FILE, removeStaleScratch, VERIFY_SCRATCH } from "./out_folder.ts";
