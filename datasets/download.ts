@@ -23,6 +23,7 @@
 
 import { type Checksum, verifyFile } from "./checksum.ts";
 import { DatasetError } from "./gzip.ts";
+import { writeAll } from "../lib/io.ts";
 
 /** A file to fetch: its cache name, its mirrors in fallback order, and its checksum. */
 export interface RemoteFile {
@@ -219,10 +220,6 @@ async function fetchInto(url: string, part: string, file: RemoteFile, o: Downloa
   } finally {
     clearTimeout(timer);
   }
-}
-
-async function writeAll(f: Deno.FsFile, data: Uint8Array): Promise<void> {
-  for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
 }
 
 /** A lock held by this process: its path and the open file that holds the OS lock on it. */

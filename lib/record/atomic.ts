@@ -15,6 +15,7 @@
 
 import { UserError } from "../errors.ts";
 import { lockedByLiveProcess } from "./lock.ts";
+import { writeAll } from "../io.ts";
 
 /** A write that failed; the message names the file that could not be written, never the temporary file. */
 export class WriteError extends UserError {
@@ -43,7 +44,7 @@ export async function writeAtomic(path: string, content: string | Uint8Array): P
   try {
     file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
     await file.lock(true);
-    for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
+    await writeAll(file, bytes);
     await file.sync();
     file.close();
     file = undefined;

@@ -9,6 +9,7 @@
  */
 
 import { UserError } from "../errors.ts";
+import { writeAll } from "../io.ts";
 
 /** A lock this process holds; {@linkcode FileLock.release} (or the process's end) frees it. */
 export interface FileLock {
@@ -28,8 +29,7 @@ export async function tryLockFile(path: string, note = ""): Promise<FileLock | n
   }
   if (note) {
     await file.truncate(0);
-    const bytes = new TextEncoder().encode(note);
-    for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
+    await writeAll(file, new TextEncoder().encode(note));
   }
   let held = true;
   return {

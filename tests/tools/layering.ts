@@ -27,7 +27,7 @@ import { importsOf } from "./imports.ts";
 
 /** The layers, lowest first: a path ending in "/" is a folder, `kernels/*` is every engine folder. */
 export const LAYERS: readonly { readonly name: string; readonly paths: readonly string[] }[] = [
-  { name: "base", paths: ["lib/errors.ts", "lib/math.ts", "lib/random.ts", "lib/formats/"] },
+  { name: "base", paths: ["lib/errors.ts", "lib/io.ts", "lib/math.ts", "lib/random.ts", "lib/formats/"] },
   { name: "graph", paths: ["lib/graph/"] },
   { name: "policy and model", paths: ["lib/policy/", "lib/model/"] },
   { name: "kernels", paths: ["kernels/engine.ts", "kernels/spec.ts", "kernels/registry.ts", "kernels/*/"] },
