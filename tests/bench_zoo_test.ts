@@ -97,20 +97,24 @@ Deno.test("bench:zoo flags: each bad one is refused, naming the flag", () => {
 });
 
 Deno.test("bench:zoo: a bad flag is one line on stderr and exit code 2", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-env",
-      new URL("./bench/zoo.ts", import.meta.url).pathname,
-      "--batch",
-      "0",
+  const zoo = new URL("./bench/zoo.ts", import.meta.url).pathname;
+  const cases: [string[], string][] = [
+    [["--batch", "0"], 'bench:zoo: --batch must be a positive integer, got "0"'],
+    // Checked before any measurement, so hours of them never end in a path that cannot be written.
+    [
+      ["--json", "/nonexistent-f16repro/zoo.json"],
+      "bench:zoo: --json /nonexistent-f16repro/zoo.json: the " +
+      "folder /nonexistent-f16repro does not exist",
     ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const err = new TextDecoder().decode(out.stderr).trim();
-  assert.equal(out.code, 2);
-  assert.equal(err, 'bench:zoo: --batch must be a positive integer, got "0"');
-  assert.equal(new TextDecoder().decode(out.stdout), "");
+  ];
+  for (const [args, line] of cases) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-env", zoo, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 2, args.join(" "));
+    assert.equal(new TextDecoder().decode(out.stderr).trim(), line);
+    assert.equal(new TextDecoder().decode(out.stdout), "");
+  }
 });

@@ -68,9 +68,10 @@ export async function findPeer(): Promise<Peer | string> {
   const howTo = "run `bash tests/bench/setup_peer.sh` (torch from PyPI) or " +
     "`apt-get install python3-torch libopenblas0-pthread`";
   if (!python) return `no ${venv} and no ${DEBIAN_PYTHON}: ${howTo}`;
+  const where = python === venv ? python : `no ${venv}, and ${python}`;
   try {
     const r = await runScript(python, ["--probe"]);
-    if (!r.available) return `${python}: ${r.reason}; ${howTo}`;
+    if (!r.available) return `${where}: ${r.reason}; ${howTo}`;
     const torch = String(r.torch);
     return { python, torch, label: `PyTorch ${torch}${python === venv ? "" : ` (${python})`}` };
   } catch (e) {

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { dirname } from "node:path";
 import { engineSpec, loadEngine } from "../../kernels/registry.ts";
 import { loadOrt, ortVersion } from "../../kernels/ort/runtime.ts";
 import { UsageError } from "../../lib/errors.ts";
@@ -173,6 +174,11 @@ if (import.meta.main) {
     console.log(ZOO_HELP);
   } else {
     try {
+      // Hours of measurements must not end in a path that cannot be written: its folder is checked first.
+      const folder = o.json ? dirname(o.json) : undefined;
+      if (folder && !(await Deno.stat(folder).catch(() => undefined))?.isDirectory) {
+        throw new UsageError(`--json ${o.json}: the folder ${folder} does not exist`);
+      }
       const run = await benchZoo(o);
       const tables = zooTables(run);
       console.log(tables);
@@ -180,7 +186,7 @@ if (import.meta.main) {
     } catch (e) {
       // onnxruntime that does not load, a --json path that cannot be written: one line, not a stack trace.
       console.error(`bench:zoo: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`);
-      Deno.exit(1);
+      Deno.exit(e instanceof UsageError ? 2 : 1);
     }
   }
 }
