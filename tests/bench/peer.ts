@@ -27,6 +27,8 @@ export interface Peer {
 /** One measurement of the peer. */
 export interface PeerResult {
   readonly params: number;
+  /** Flops of one forward pass by torch's FlopCounterMode; undefined where torch has none (before 2.1). */
+  readonly forwardFlops: number | undefined;
   readonly ms: readonly number[];
   readonly peakKiB: number;
 }
@@ -83,7 +85,12 @@ export async function findPeer(): Promise<Peer | string> {
 export async function runPeer(peer: Peer, r: PeerRequest): Promise<PeerResult> {
   const args = Object.entries(r).flatMap(([k, v]) => [`--${k}`, String(v)]);
   const out = await runScript(peer.python, args);
-  return { params: out.params as number, ms: out.ms as number[], peakKiB: out.peak_kib as number };
+  return {
+    params: out.params as number,
+    forwardFlops: (out.forward_flops ?? undefined) as number | undefined,
+    ms: out.ms as number[],
+    peakKiB: out.peak_kib as number,
+  };
 }
 
 if (import.meta.main) console.log(peerVenvPython());

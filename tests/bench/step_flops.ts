@@ -30,14 +30,26 @@ export function nodeFlops(graph: Graph, node: Node): number {
   }
 }
 
+/** The flops of a step: all of them, and those of its forward pass. */
+export interface StepFlops {
+  readonly total: number;
+  /** The forward pass's share (nodes of role "activation"; backward nodes have role "grad"). */
+  readonly forward: number;
+}
+
 /**
  * Flops of one run of `graph`: the sum of {@linkcode nodeFlops} over the nodes that contribute to an output
  * (engines skip dead ones, such as the gradient of the data input). Padding taps count as a direct
  * convolution computes them.
  */
-export function stepFlops(graph: Graph): number {
+export function stepFlops(graph: Graph): StepFlops {
   const live = graph.live();
-  let flops = 0;
-  for (const n of graph.nodes) if (live[n.id]) flops += nodeFlops(graph, n);
-  return flops;
+  let total = 0, forward = 0;
+  for (const n of graph.nodes) {
+    if (!live[n.id]) continue;
+    const f = nodeFlops(graph, n);
+    total += f;
+    if (n.role === "activation") forward += f;
+  }
+  return { total, forward };
 }

@@ -26,7 +26,7 @@ import {
   type ConfigMeasured,
   type Gemm,
   type Group,
-  paramMismatches,
+  peerMismatches,
   type ZooRun,
   zooTables,
 } from "./zoo_tables.ts";
@@ -101,7 +101,7 @@ async function measureGroup(g: Group, { o, peer }: { o: ZooOptions; peer: Peer |
           ...{ momentum: opt.momentum, decay: opt.weightDecay },
         });
         g.peer.rounds[r] = median(p.ms);
-        g.peer.params = p.params;
+        Object.assign(g.peer, { params: p.params, forwardFlops: p.forwardFlops });
         g.peer.peakKiB = Math.max(g.peer.peakKiB, p.peakKiB);
         progress(`${at} round ${r + 1}: PyTorch ${g.peer.rounds[r]!.toFixed(1)} ms/step`);
       } catch (e) {
@@ -118,7 +118,8 @@ async function measureGroup(g: Group, { o, peer }: { o: ZooOptions; peer: Peer |
           ...{ warmup: o.warmup, steps: o.steps, bare: o.bare },
         });
         c.rounds[r] = median(m.ms);
-        Object.assign(c, { params: m.params, flops: m.flops, peakKiB: Math.max(c.peakKiB, m.peakKiB) });
+        Object.assign(c, { params: m.params, flops: m.flops, forwardFlops: m.forwardFlops });
+        c.peakKiB = Math.max(c.peakKiB, m.peakKiB);
         progress(`${at} round ${r + 1}: ${c.engine} ${c.policy} ${c.rounds[r]!.toFixed(1)} ms/step`);
       } catch (e) {
         c.error = (e as Error).message;
@@ -152,7 +153,7 @@ async function benchZoo(o: ZooOptions): Promise<ZooRun> {
         await measureGroup(g, { o, peer });
         groups.push(g);
         // A mismatch means the two sides run different networks: say so at once, not only in the table.
-        for (const line of paramMismatches({ header: {}, gemms: [], groups: [g], peer: { skipped: "" } })) {
+        for (const line of peerMismatches({ groups: [g] })) {
           progress(line);
         }
       }

@@ -5,12 +5,13 @@ zoo_resnet_vit.ts, zoo_dense_xception.ts) layer for layer in PyTorch: the
 same layer shapes, TensorFlow "same" padding (asymmetric where TensorFlow's
 is), batch norm with the same epsilons (Keras momentum 0.99 is torch's
 0.01), dropout, heads, 10 classes and 3x32x32 input, so its trainable
-parameter count equals ours; the bench compares the two. Times float32
-training steps (forward, cross-entropy, backward, SGD with the momentum and
-conv-kernel weight decay the bench passes) on random data on the CPU, and
-prints one JSON line: the torch version, the parameter count, the
-milliseconds of each timed step and the peak resident memory of the process
-(getrusage's ru_maxrss, KiB). --probe prints the torch version only.
+parameter count and the flops of its forward pass equal ours; the bench
+compares both. Times float32 training steps (forward, cross-entropy,
+backward, SGD with the momentum and conv-kernel weight decay the bench
+passes) on random data on the CPU, and prints one JSON line: the torch
+version, the parameter count, the forward flops (null before torch 2.1),
+the milliseconds of each timed step and the peak resident memory of the
+process (getrusage's ru_maxrss, KiB). --probe prints the torch version only.
 """
 
 import argparse
@@ -304,6 +305,20 @@ def build(torch, name):
     return builders[name]()
 
 
+def forward_flops(torch, model, x):
+    """Flops of the convolutions and matmuls of one forward pass, counted
+    by torch (FlopCounterMode, torch 2.1 and later), or None. Only the
+    forward pass: torch 2.5's counter miscounts the backward of grouped
+    convolutions as if they were dense."""
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+    except ImportError:
+        return None
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops()
+
+
 def measure(torch, args):
     torch.set_num_threads(args.threads)
     set_blas = blas_threads_setter()
@@ -324,6 +339,7 @@ def measure(torch, args):
     x = torch.rand(args.batch, 3, 32, 32) - 0.5
     y = torch.randint(0, 10, (args.batch,))
     loss_fn = torch.nn.CrossEntropyLoss()
+    flops = forward_flops(torch, model, x)
 
     def step():
         opt.zero_grad()
@@ -337,7 +353,7 @@ def measure(torch, args):
         t0 = time.perf_counter()
         step()
         ms.append(1000 * (time.perf_counter() - t0))
-    return {"params": params, "ms": ms}
+    return {"params": params, "forward_flops": flops, "ms": ms}
 
 
 def main():

@@ -42,6 +42,8 @@ export interface ZooStepResult {
   readonly params: number;
   /** Flops of one step (tests/bench/step_flops.ts). */
   readonly flops: number;
+  /** The forward pass's share of them. */
+  readonly forwardFlops: number;
   /** Milliseconds to build and compile the step graph. */
   readonly compileMs: number;
   /** Milliseconds of each timed step. */
@@ -91,7 +93,15 @@ export async function measureZooStep(c: ZooStepConfig): Promise<ZooStepResult> {
       ms.push(performance.now() - s);
     }
     const params = t.graph.leaves("param").reduce((n, p) => n + sizeOf(p.shape), 0);
-    return { params, flops: stepFlops(t.graph), compileMs, ms, peakKiB: peakResidentKiB() };
+    const flops = stepFlops(t.graph);
+    return {
+      params,
+      flops: flops.total,
+      forwardFlops: flops.forward,
+      compileMs,
+      ms,
+      peakKiB: peakResidentKiB(),
+    };
   } finally {
     engine.close?.();
   }

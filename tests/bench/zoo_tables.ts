@@ -14,6 +14,11 @@ export interface Measured {
   peakKiB: number;
   params?: number;
   flops?: number;
+  /**
+   * Flops of the forward pass: ours from the step graph; the peer's from torch's FlopCounterMode (torch 2.1
+   * and later), a check that both run convolutions and matmuls of the same shapes.
+   */
+  forwardFlops?: number;
   /** Why it stopped, when a process failed (later rounds skip it). */
   error?: string;
 }
@@ -99,14 +104,24 @@ function row(g: Group, { engine, policy, m, peak }: RowOf): string[] {
   ];
 }
 
-/** The parameter-count mismatches between our networks and the peer's, one line each. */
-export function paramMismatches(run: ZooRun): string[] {
+/**
+ * Where the peer's network differs from ours, one line each: its trainable parameter count, or the flops of
+ * its forward pass (where its torch counts them).
+ */
+export function peerMismatches(run: Pick<ZooRun, "groups">): string[] {
   const out = new Set<string>();
   for (const g of run.groups) {
-    const ours = g.configs.find((c) => c.params)?.params;
-    if (g.peer?.params && ours && g.peer.params !== ours) {
+    const ours = g.configs.find((c) => c.params), peer = g.peer;
+    if (!ours || !peer) continue;
+    if (peer.params && peer.params !== ours.params) {
       out.add(
-        `PARAMETER COUNT MISMATCH: ${g.model} has ${ours} parameters here, ${g.peer.params} in PyTorch`,
+        `PARAMETER COUNT MISMATCH: ${g.model} has ${ours.params} parameters here, ${peer.params} in PyTorch`,
+      );
+    }
+    if (peer.forwardFlops && ours.forwardFlops && peer.forwardFlops !== ours.forwardFlops) {
+      out.add(
+        `FLOP COUNT MISMATCH: the forward pass of ${g.model} at batch ${g.batch} is ${ours.forwardFlops} ` +
+          `flops here, ${peer.forwardFlops} in PyTorch`,
       );
     }
   }
@@ -118,7 +133,7 @@ export function zooTables(run: ZooRun): string {
   const out: string[] = Object.entries(run.header).map(([k, v]) => `- ${k}: ${v}`);
   const peerLabel = "label" in run.peer ? run.peer.label : undefined;
   if (!peerLabel) out.push(`- PyTorch peer: skipped (${"skipped" in run.peer ? run.peer.skipped : ""})`);
-  out.push(...paramMismatches(run).map((l) => `- **${l}**`));
+  out.push(...peerMismatches(run).map((l) => `- **${l}**`));
 
   out.push("", "**512^3 fp32 gemm (GFLOP/s, median)**", "");
   out.push(markdownTable(
