@@ -10,7 +10,7 @@ import { Graph } from "../lib/graph/graph.ts";
 import { UsageError } from "../lib/errors.ts";
 import { nodeFlops, stepFlops } from "./bench/step_flops.ts";
 import { parseZooArgs, ZOO_MODELS } from "./bench/zoo_args.ts";
-import { roundRatio } from "./bench/zoo_tables.ts";
+import { type Group, peerMismatches, roundRatio } from "./bench/zoo_tables.ts";
 
 /** conv 3->4 (3x3, valid) on [2, 3, 5, 5], flatten, dense 36->5, softmax cross-entropy; grads of `wrt`. */
 function tinyStep(dataNeedsGrad: boolean): Graph {
@@ -57,6 +57,23 @@ Deno.test("ratios to the peer are taken round by round, then the median", () => 
   // A round that one side missed is left out.
   const missed = { rounds: [5, undefined, 6, 3], peakKiB: 0 };
   assert.equal(roundRatio(missed, { rounds: [10, 40, 24, 12], peakKiB: 0 }), 0.25);
+});
+
+Deno.test("a peer whose parameters or forward flops differ from ours is flagged", () => {
+  const group = (params: number, forwardFlops: number): Group => ({
+    model: "resnet32",
+    batch: 8,
+    threads: 1,
+    configs: [{ engine: "ort", policy: "fp32", rounds: [1], peakKiB: 0, params: 100, forwardFlops: 5000 }],
+    peer: { rounds: [1], peakKiB: 0, params, forwardFlops },
+  });
+  assert.deepEqual(peerMismatches({ groups: [group(100, 5000)] }), []);
+  assert.deepEqual(peerMismatches({ groups: [group(99, 5000)] }), [
+    "PARAMETER COUNT MISMATCH: resnet32 has 100 parameters here, 99 in PyTorch",
+  ]);
+  assert.deepEqual(peerMismatches({ groups: [group(100, 4000)] }), [
+    "FLOP COUNT MISMATCH: the forward pass of resnet32 at batch 8 is 5000 flops here, 4000 in PyTorch",
+  ]);
 });
 
 Deno.test("bench:zoo flags: defaults and cuts", () => {
