@@ -68,13 +68,21 @@ export async function gitState(): Promise<{ dirty: boolean | "unknown"; diffHash
 }
 
 function gitCommit(): string {
-  const git = new URL("../../.git/", import.meta.url);
-  const read = (p: string) => tryOr(() => Deno.readTextFileSync(new URL(p, git)).trim(), "");
-  const head = read("HEAD");
+  const read = (u: URL) => tryOr(() => Deno.readTextFileSync(u).trim(), "");
+  let git = new URL("../../.git/", import.meta.url);
+  // In a linked worktree .git is a file naming the worktree's git folder; HEAD is there and the refs
+  // are in the common folder it names.
+  const link = read(new URL("../../.git", import.meta.url));
+  if (link.startsWith("gitdir: ")) git = new URL(`${link.slice(8).replace(/\/?$/, "/")}`, "file:///");
+  const common = read(new URL("commondir", git));
+  const refs = common ? new URL(`${common.replace(/\/?$/, "/")}`, git) : git;
+  const head = read(new URL("HEAD", git));
   if (!head.startsWith("ref: ")) return head || "unknown";
   const ref = head.slice(5);
-  const packed = read("packed-refs").split("\n").find((l) => l.endsWith(` ${ref}`))?.split(" ")[0];
-  return read(ref) || packed || "unknown";
+  const packed = read(new URL("packed-refs", refs)).split("\n").find((l) => l.endsWith(` ${ref}`))?.split(
+    " ",
+  )[0];
+  return read(new URL(ref, refs)) || packed || "unknown";
 }
 
 /**
