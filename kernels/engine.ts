@@ -13,6 +13,7 @@
 import type { FormatName } from "../lib/formats/format.ts";
 import type { Graph, Node } from "../lib/graph/graph.ts";
 import type { Policy } from "../lib/policy/policy.ts";
+import { UsageError } from "../lib/errors.ts";
 
 /** Element storage of host tensors (values are exact in the tensor's format either way). */
 export type TensorData = Float64Array | Float32Array;
@@ -118,7 +119,10 @@ function arithmeticProblem(
   return undefined;
 }
 
-/** Throws an error naming every op and format of `graph` that `engine` does not support. */
+/**
+ * Throws an error naming every op and format of `graph` that `engine` does not support: a user's request
+ * (this model or policy on this engine), so it is a {@linkcode UsageError}, printed as one line.
+ */
 export function assertSupports(engine: Engine, graph: Graph): void {
   const ops = new Set(engine.capabilities.ops);
   const formats = new Set(engine.capabilities.formats);
@@ -139,7 +143,7 @@ export function assertSupports(engine: Engine, graph: Graph): void {
   const arithmetic = arithmeticProblem(engine.capabilities, graph.accumulate, rounding);
   if (why.length || arithmetic) {
     const lacks = why.length ? [`it lacks ${why.join(" and ")}`] : [];
-    throw new Error(
+    throw new UsageError(
       `Engine ${engine.name} cannot run this step graph: ${[...lacks, arithmetic ?? []].flat().join("; ")}`,
     );
   }

@@ -6,7 +6,10 @@
  */
 
 import assert from "node:assert/strict";
-import type { HostTensor } from "../kernels/engine.ts";
+import { assertSupports, type HostTensor } from "../kernels/engine.ts";
+import { createEngine as createRef } from "../kernels/ref/mod.ts";
+import { UsageError } from "../lib/errors.ts";
+import { Graph } from "../lib/graph/graph.ts";
 import { sizeOf } from "../lib/graph/graph.ts";
 import type { Attr } from "../lib/graph/graph.ts";
 import { runOp, scalar, tensor } from "./support/graph_harness.ts";
@@ -389,4 +392,16 @@ Deno.test("maxpool propagates NaN wherever it sits in the window", () => {
   assert.equal(sizeOf(y.shape), 2);
   assert.equal(y.data[0], 5);
   assert.ok(Number.isNaN(y.data[1]));
+});
+
+Deno.test("an engine without an op of the graph refuses it with a UsageError naming the op", () => {
+  const g = new Graph();
+  const x = g.leaf("input", "x", [2, 3], { format: "fp32" });
+  g.outputs.y = g.add("relu", [x], {}, { format: "fp32" });
+  const engine = { ...createRef(), capabilities: { ...createRef().capabilities, ops: ["matmul"] } };
+  assert.throws(() => assertSupports(engine, g), (e: unknown) => {
+    assert.ok(e instanceof UsageError, String(e));
+    assert.match(e.message, /Engine ref cannot run this step graph: it lacks ops relu/);
+    return true;
+  });
 });
