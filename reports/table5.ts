@@ -20,7 +20,7 @@ import {
 } from "./aggregate.ts";
 import { engineLabel } from "./engine_label.ts";
 import { type Cell, para, section, table } from "./html.ts";
-import { ERRATA, type PaperRow, TABLE5 } from "./paper.ts";
+import { ERRATA, OUR_MODEL, type PaperRow, TABLE5 } from "./paper.ts";
 
 /** The precisions of Table 5, in its column order. */
 export const TABLE5_PRECISIONS = ["fp16", "fp32", "mixed"] as const;
@@ -34,22 +34,6 @@ export const TABLE5_SETTING = {
   trainExamples: 50000,
   testExamples: 10000,
 } as const;
-
-/** Our model name of each Table 5 network. */
-export const OUR_MODEL: Readonly<Record<string, string>> = {
-  "AlexNet": "alexnet",
-  "VGG-16": "vgg16",
-  "VGG-19": "vgg19",
-  "ResNet-32": "resnet32",
-  "ResNet-56": "resnet56",
-  "ResNet-110": "resnet110",
-  "DenseNet-121": "densenet121",
-  "DenseNet-169": "densenet169",
-  "Xception": "xception",
-  "MobileNetV2": "mobilenet",
-  "ViT-8": "vit8",
-  "ViT-12": "vit12",
-};
 
 /** Our final accuracies of one precision in one setting. */
 export interface OursAccuracy {

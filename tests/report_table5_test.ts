@@ -125,6 +125,20 @@ Deno.test("the Table 5 section and table5.csv: ours beside the paper's, not run 
     assert.match(page, /id="table5"/);
     const csv = await Deno.readTextFile(`${root}/out/table5.csv`);
     assert.equal(csv.trim().split("\n").length, 1 + 12 + 12, "header, 12 paper rows, 12 of ours");
+    // Figures 1-3: ours and the paper's side by side for the networks we ran, the paper's others apart.
+    const fig1 = (await Deno.readTextFile(`${root}/out/fig1-accuracy.csv`)).trim().split("\n");
+    const panelOf = (source: string, cell: string) =>
+      new Set(fig1.filter((l) => l.startsWith(`${source},${cell},`)).map((l) => l.split(",").at(-1)));
+    assert.deepEqual(panelOf("ours", "alexnet (fashion-mnist-32)"), new Set(["table5"]));
+    assert.deepEqual(panelOf("paper", "AlexNet"), new Set(["table5"]));
+    assert.deepEqual(panelOf("paper", "ResNet-32"), new Set(["table5"]));
+    assert.deepEqual(panelOf("paper", "VGG-16"), new Set(["paper"]));
+    for (const f of ["fig2-time.csv", "fig3-accuracy-difference.csv"]) {
+      const lines = (await Deno.readTextFile(`${root}/out/${f}`)).trim().split("\n").slice(1);
+      assert.ok(lines.some((l) => l.startsWith("paper,") && l.endsWith(",table5")), f);
+      assert.ok(lines.filter((l) => l.startsWith("ours,")).every((l) => l.endsWith(",table5")), f);
+    }
+    assert.match(page, /Ours: Table 5 networks \(fashion-mnist-32, not CIFAR-10/);
     const none = await writeReport(`${root}/runs`, `${root}/none`, { paperTable: false });
     assert.ok(!none.files.some((f) => f.endsWith("/table5.csv")));
   } finally {
