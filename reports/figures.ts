@@ -15,6 +15,7 @@ import {
   bandAndLine,
   CONFIG,
   type Figure,
+  MAX_FIGURE_WIDTH,
   type OmittedFigure,
   panelGrid,
   precisionScale,
@@ -67,38 +68,65 @@ const only = (source: string, panel: Panel) => ({
 });
 const xTitleOf = (source: string) => (source === "ours" ? "model (dataset)" : "model");
 
+/** A view's title: short text, and any longer note as subtitle lines (a long title would widen the view). */
+type Title = { readonly text: string; readonly subtitle?: string[] };
+
 /** Makes one view of a figure: its rows of `source` in `panel`, with a title and width. */
-type MakeView = (source: string, panel: Panel, title: string, width: number) => Record<string, unknown>;
+type MakeView = (source: string, panel: Panel, title: Title, width: number) => Record<string, unknown>;
 
 /**
  * The panels of figures 1-3, top to bottom: the Table 5 networks we ran, ours and the paper's side by side
  * (ours titled with its data sets, "not CIFAR-10" when so); our small models (not in Table 5); the paper's
  * networks we did not run. A panel with no rows is left out. `rows` lays a pair or a single view out.
  */
-function panelLayout(data: readonly DataRow[], make: MakeView, width: number): Record<string, unknown>[] {
-  const has = (source: string, panel: Panel) => data.some((d) => d.source === source && d.panel === panel);
+function panelLayout(data: readonly DataRow[], make: MakeView, bars: number): Record<string, unknown>[] {
+  const rowsOf = (source: string, panel: Panel) =>
+    data.filter((d) => d.source === source && d.panel === panel);
+  const has = (source: string, panel: Panel) => rowsOf(source, panel).length > 0;
+  // About 22 px a bar, at least 200 px, at most `cap` (a pair must fit the figure's width with its legend).
+  const width = (source: string, panel: Panel, cap: number) =>
+    Math.min(
+      cap,
+      Math.max(200, new Set(rowsOf(source, panel).map((d) => d.cell)).size * Math.max(1, bars) * 22),
+    );
+  const pairCap = Math.floor((MAX_FIGURE_WIDTH - 250) / 2);
   const out: Record<string, unknown>[] = [];
   if (has("ours", "table5")) {
-    const sets = [
-      ...new Set(data.filter((d) => d.source === "ours" && d.panel === "table5").map((d) => d.dataset)),
-    ];
+    const sets = [...new Set(rowsOf("ours", "table5").map((d) => d.dataset))];
     const other = sets.some((d) => d !== "cifar10")
       ? ", not CIFAR-10: cut runs, see the Table 5 section"
       : "";
-    const ours = make("ours", "table5", `Ours: Table 5 networks (${sets.join(", ")}${other})`, width);
+    const title = { text: "Ours: Table 5 networks", subtitle: wrap(`${sets.join(", ")}${other}`, 36) };
+    const w = Math.max(width("ours", "table5", pairCap), width("paper", "table5", pairCap));
+    const ours = make("ours", "table5", title, w);
     out.push(
       has("paper", "table5")
-        ? { hconcat: [ours, make("paper", "table5", `${PAPER_TITLE}: the same networks`, width)] }
+        ? {
+          hconcat: [
+            ours,
+            make("paper", "table5", { text: "Paper: the same networks", subtitle: wrap(PAPER_TITLE, 36) }, w),
+          ],
+        }
         : ours,
     );
   }
-  if (has("ours", "small")) out.push(make("ours", "small", "Ours: small models (not in Table 5)", width));
+  if (has("ours", "small")) {
+    out.push(
+      make(
+        "ours",
+        "small",
+        { text: "Ours: small models (not in Table 5)" },
+        width("ours", "small", WIDE_PANEL),
+      ),
+    );
+  }
   if (has("paper", "paper")) {
-    const title = has("ours", "table5") ? `${PAPER_TITLE}: the networks we did not run` : PAPER_TITLE;
-    out.push(make("paper", "paper", title, WIDE_PANEL));
+    const text = has("ours", "table5") ? `${PAPER_TITLE}: the networks we did not run` : PAPER_TITLE;
+    out.push(make("paper", "paper", { text }, WIDE_PANEL));
   }
   return out;
 }
+
 const cellAxis = (title: string) => ({
   field: "cell",
   type: "nominal",
@@ -107,10 +135,6 @@ const cellAxis = (title: string) => ({
   axis: { labelAngle: -30 },
 });
 const PAPER_TITLE = "Paper, Table 5: CIFAR-10, 100 epochs";
-
-/** The width of our panel of grouped bars: about 22 px a bar, at most a wide panel. */
-const oursWidth = (i: FigureInput, bars: number) =>
-  Math.min(WIDE_PANEL, Math.max(200, new Set(i.runs.map((r) => r.cell)).size * Math.max(1, bars) * 22));
 
 function accuracyFigure(i: FigureInput, precisions: string[]): Figure {
   const data = accuracyData(i.groups, i.paper);
@@ -156,7 +180,7 @@ function accuracyFigure(i: FigureInput, precisions: string[]): Figure {
       ],
     };
   };
-  const views = panelLayout(data, view, oursWidth(i, precisions.length));
+  const views = panelLayout(data, view, precisions.length);
   return {
     n: 1,
     name: "fig1-accuracy",
@@ -203,7 +227,7 @@ function timeFigure(i: FigureInput, precisions: string[]): Figure {
     source: string,
     panel: Panel,
     kind: string,
-    title: string,
+    title: Title,
     yTitle: string,
     width: number,
   ) => ({
@@ -235,15 +259,21 @@ function timeFigure(i: FigureInput, precisions: string[]): Figure {
     ],
   });
   const conditions = timingConditions(i.runs);
-  const small = oursWidth(i, precisions.length);
   // Each panel of the layout is a pair: its seconds above its ratios.
   const pairOf: MakeView = (source, panel, title, width) => ({
     vconcat: [
-      view(source, panel, "seconds", `${title}: seconds`, "training time (s)", width),
-      view(source, panel, "ratio", `${title}: time ratio`, "time ratio", width),
+      view(
+        source,
+        panel,
+        "seconds",
+        { ...title, text: `${title.text}: seconds` },
+        "training time (s)",
+        width,
+      ),
+      view(source, panel, "ratio", { ...title, text: `${title.text}: time ratio` }, "time ratio", width),
     ],
   });
-  const rows = panelLayout(data, pairOf, small);
+  const rows = panelLayout(data, pairOf, precisions.length);
   return {
     n: 2,
     name: "fig2-time",
@@ -321,7 +351,7 @@ function differenceFigure(i: FigureInput): Figure {
       ],
     };
   };
-  const views = panelLayout(data, view, oursWidth(i, comparisons.length));
+  const views = panelLayout(data, view, comparisons.length);
   const m = tableMeans();
   const errata = ERRATA.map((e) =>
     `${e.model} ${e.field} is printed as ${e.printed} in the paper; ${e.note} (drawn)`

@@ -182,7 +182,7 @@ function paperCells(r: PaperRow): Cell[] {
   const diff = (p: Precision, q: Precision, field: string) => {
     const e = ERRATA.find((x) => x.model === r.model && x.field === field);
     const d = signed(round(r.acc[p][0] - r.acc[q][0], 2));
-    return num(e ? `${d} (printed ${e.printed})` : d);
+    return e ? `${d} (printed ${e.printed})` : num(d);
   };
   return [
     ...TABLE5_PRECISIONS.map((p) => num(`${r.acc[p][0].toFixed(1)} ± ${r.acc[p][1].toFixed(1)}`)),
@@ -192,22 +192,22 @@ function paperCells(r: PaperRow): Cell[] {
   ];
 }
 
+// Long cells are plain text, which may wrap on a printed page; short numbers are right-aligned numbers.
 function oursCells(s: OursSetting): Cell[] {
   const acc = (a: OursAccuracy | null) =>
     a === null
       ? "not run"
       : a.mean === null
       ? `diverged (${a.runs})`
-      : num(`${a.mean.toFixed(1)} ± ${fixed(a.std, 1)} (${a.completed} of ${a.runs})`);
+      : `${a.mean.toFixed(1)} ± ${fixed(a.std, 1)} (${a.completed} of ${a.runs})`;
   const secs = (
     a: OursAccuracy | null,
   ) => (a?.trainSecondsMean == null ? "-" : num(a.trainSecondsMean.toFixed(0)));
-  const diff = (d: OursDifference) =>
-    d.diff === null ? "-" : num(
-      `${signed(d.diff)} ${d.within === null ? "(one seed: no spread)" : d.within ? "(within" : "(outside"}${
-        d.within === null ? "" : ` spread ${d.spread!.toFixed(2)})`
-      }`,
-    );
+  const diff = (d: OursDifference) => {
+    if (d.diff === null) return "-";
+    if (d.within === null) return `${signed(d.diff)} (one seed: no spread)`;
+    return `${signed(d.diff)} (${d.within ? "within" : "outside"} spread ${d.spread!.toFixed(2)})`;
+  };
   return [
     ...TABLE5_PRECISIONS.map((p) => acc(s.acc[p])),
     ...TABLE5_PRECISIONS.map((p) => secs(s.acc[p])),

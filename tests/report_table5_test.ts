@@ -138,7 +138,8 @@ Deno.test("the Table 5 section and table5.csv: ours beside the paper's, not run 
       assert.ok(lines.some((l) => l.startsWith("paper,") && l.endsWith(",table5")), f);
       assert.ok(lines.filter((l) => l.startsWith("ours,")).every((l) => l.endsWith(",table5")), f);
     }
-    assert.match(page, /Ours: Table 5 networks \(fashion-mnist-32, not CIFAR-10/);
+    // The panel's title and, under it, its data set named as not CIFAR-10.
+    assert.match(page, /"text":"Ours: Table 5 networks","subtitle":\["fashion-mnist-32, not CIFAR-10:/);
     const none = await writeReport(`${root}/runs`, `${root}/none`, { paperTable: false });
     assert.ok(!none.files.some((f) => f.endsWith("/table5.csv")));
   } finally {
