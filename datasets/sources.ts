@@ -11,6 +11,7 @@
  */
 
 import type { RemoteFile } from "./download.ts";
+import { withSourceOverrides } from "./source_override.ts";
 
 const IDX_FILES = [
   "train-images-idx3-ubyte.gz",
@@ -71,8 +72,13 @@ export const CIFAR10_FILES: readonly RemoteFile[] = [{
   size: 170052171,
 }];
 
-/** Every host a download may contact (the data task's --allow-net list must cover these). */
+/**
+ * Every host a download may contact (the data task's --allow-net list must cover these), with those of
+ * `$F16REPRO_SOURCES` (source_override.ts) when it is set, so a reproduction's children may reach a mirror.
+ */
 export function downloadHosts(): string[] {
-  const all = [...MNIST_FILES, ...FASHION_MNIST_FILES, ...CIFAR10_FILES].flatMap((f) => f.urls);
+  const all = withSourceOverrides([...MNIST_FILES, ...FASHION_MNIST_FILES, ...CIFAR10_FILES]).flatMap((f) =>
+    f.urls
+  );
   return [...new Set(all.map((u) => new URL(u).host))].sort();
 }

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { ERRATA, type PaperRow, TABLE5 } from "./paper.ts";
+import { ERRATA, OUR_MODEL, type PaperRow, TABLE5 } from "./paper.ts";
 import {
   byString,
   comparePrecision,
@@ -38,9 +38,22 @@ export const COLUMNS = {
     "accStd",
     "accLow",
     "accHigh",
+    "panel",
   ],
-  time: ["source", "kind", "cell", "dataset", "series", "value", "std"],
-  difference: ["source", "cell", "dataset", "comparison", "diff", "std", "low", "high", "pairs", "note"],
+  time: ["source", "kind", "cell", "dataset", "series", "value", "std", "panel"],
+  difference: [
+    "source",
+    "cell",
+    "dataset",
+    "comparison",
+    "diff",
+    "std",
+    "low",
+    "high",
+    "pairs",
+    "note",
+    "panel",
+  ],
   curves: ["cell", "dataset", "precision", "metric", "epoch", "runs", "mean", "std", "min", "max"],
   memory: ["cell", "dataset", "precision", "seed", "category", "bytes", "formats"],
 } as const;
@@ -50,6 +63,22 @@ const PAPER_DATASET = "cifar10";
 const PAPER_PRECISIONS = ["fp32", "fp16", "mixed"] as const;
 
 const paperRows = (paper: boolean): readonly PaperRow[] => (paper ? TABLE5 : []);
+
+/**
+ * The panels of figures 1-3: `table5` holds the Table 5 networks we ran, ours beside the paper's; `small`
+ * our other models (the MNIST-sized ones, which Table 5 does not have); `paper` the paper's rows of the
+ * networks we did not run.
+ */
+export type Panel = "table5" | "small" | "paper";
+
+const TABLE5_MODELS = new Set(Object.values(OUR_MODEL));
+
+/** Our panel for a model (a label such as "alexnet" or "mlp 784-128-10"). */
+export const oursPanel = (model: string): Panel => (TABLE5_MODELS.has(model) ? "table5" : "small");
+
+/** The paper's panel for a Table 5 row: beside ours when we ran that network. */
+export const paperPanel = (r: PaperRow, ran: ReadonlySet<string>): Panel =>
+  ran.has(OUR_MODEL[r.model]) ? "table5" : "paper";
 
 /** Figure 1: final test accuracy (%) per model and precision, mean +- sample std over seeds. */
 export function accuracyData(groups: readonly GroupRow[], paper: boolean): DataRow[] {
@@ -64,7 +93,9 @@ export function accuracyData(groups: readonly GroupRow[], paper: boolean): DataR
     accStd: roundOrNull(g.accStd, 2),
     accLow: g.accMean === null ? null : round(g.accMean - (g.accStd ?? 0), 2),
     accHigh: g.accMean === null ? null : round(g.accMean + (g.accStd ?? 0), 2),
+    panel: oursPanel(g.model),
   }));
+  const ran = new Set(groups.map((g) => g.model));
   const theirs = paperRows(paper).flatMap((r) =>
     PAPER_PRECISIONS.map((p) => {
       const [m, s] = r.acc[p];
@@ -79,6 +110,7 @@ export function accuracyData(groups: readonly GroupRow[], paper: boolean): DataR
         accStd: s,
         accLow: round(m - s, 2),
         accHigh: round(m + s, 2),
+        panel: paperPanel(r, ran),
       };
     })
   );
@@ -91,7 +123,9 @@ export const RATIOS = [["fp32", "fp16"], ["mixed", "fp16"]] as const;
 /** Figure 2: mean training seconds per group and the fp32/fp16 and mixed/fp16 ratios per model. */
 export function timeData(groups: readonly GroupRow[], paper: boolean): DataRow[] {
   const rows: DataRow[] = [];
+  const ran = new Set(groups.map((g) => g.model));
   for (const [cell, gs] of groupBy(groups, (g) => g.cell)) {
+    const panel = oursPanel(gs[0].model);
     for (const g of gs) {
       rows.push({
         source: "ours",
@@ -101,6 +135,7 @@ export function timeData(groups: readonly GroupRow[], paper: boolean): DataRow[]
         series: g.precision,
         value: round(g.trainSecondsMean, 3),
         std: roundOrNull(g.trainSecondsStd, 3),
+        panel,
       });
     }
     const secs = new Map(gs.map((g) => [g.precision, g.trainSecondsMean]));
@@ -116,6 +151,7 @@ export function timeData(groups: readonly GroupRow[], paper: boolean): DataRow[]
         series: `${num}/${den}`,
         value: round(a / b, 3),
         std: null,
+        panel,
       });
     }
   }
@@ -129,6 +165,7 @@ export function timeData(groups: readonly GroupRow[], paper: boolean): DataRow[]
         series: p,
         value: r.seconds[p],
         std: null,
+        panel: paperPanel(r, ran),
       });
     }
     for (const [num, den] of RATIOS) {
@@ -141,6 +178,7 @@ export function timeData(groups: readonly GroupRow[], paper: boolean): DataRow[]
         series: `${num}/${den}`,
         value,
         std: null,
+        panel: paperPanel(r, ran),
       });
     }
   }
@@ -169,6 +207,7 @@ export function paperNote(model: string, comparison: string): string {
  */
 export function differenceData(runs: readonly Run[], paper: boolean): DataRow[] {
   const rows: DataRow[] = [];
+  const ran = new Set(runs.map((r) => r.model));
   for (const [cell, rs] of groupBy(runs, (r) => r.cell)) {
     const acc = new Map<string, number>();
     for (const r of rs) {
@@ -197,6 +236,7 @@ export function differenceData(runs: readonly Run[], paper: boolean): DataRow[] 
         high: round(mean(diffs)! + (sampleStd(diffs) ?? 0), 2),
         pairs: diffs.length,
         note: "",
+        panel: oursPanel(rs[0].model),
       });
     }
   }
@@ -214,6 +254,7 @@ export function differenceData(runs: readonly Run[], paper: boolean): DataRow[] 
         high: null,
         pairs: null,
         note: paperNote(r.model, comparison),
+        panel: paperPanel(r, ran),
       });
     }
   }

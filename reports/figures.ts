@@ -15,6 +15,7 @@ import {
   bandAndLine,
   CONFIG,
   type Figure,
+  MAX_FIGURE_WIDTH,
   type OmittedFigure,
   panelGrid,
   precisionScale,
@@ -31,10 +32,12 @@ import {
   COLUMNS,
   CURVE_METRICS,
   curveData,
+  type DataRow,
   differenceData,
   DIFFERENCES,
   MEMORY_CATEGORIES,
   memoryData,
+  type Panel,
   precisionDomain,
   RATIOS,
   timeData,
@@ -60,7 +63,70 @@ const RATIO_COLOURS = ["#6f6f6f", "#b5b5b5"];
 const DIFF_COLOURS = ["#4c78a8", "#54a24b"];
 const MEMORY_COLOURS = ["#4c78a8", "#f58518", "#e45756", "#72b7b2"];
 
-const only = (source: string) => ({ filter: `datum.source === '${source}'` });
+const only = (source: string, panel: Panel) => ({
+  filter: `datum.source === '${source}' && datum.panel === '${panel}'`,
+});
+const xTitleOf = (source: string) => (source === "ours" ? "model (dataset)" : "model");
+
+/** A view's title: short text, and any longer note as subtitle lines (a long title would widen the view). */
+type Title = { readonly text: string; readonly subtitle?: string[] };
+
+/** Makes one view of a figure: its rows of `source` in `panel`, with a title and width. */
+type MakeView = (source: string, panel: Panel, title: Title, width: number) => Record<string, unknown>;
+
+/**
+ * The panels of figures 1-3, top to bottom: the Table 5 networks we ran, ours and the paper's side by side
+ * (ours titled with its data sets, "not CIFAR-10" when so); our small models (not in Table 5); the paper's
+ * networks we did not run. A panel with no rows is left out. `rows` lays a pair or a single view out.
+ */
+function panelLayout(data: readonly DataRow[], make: MakeView, bars: number): Record<string, unknown>[] {
+  const rowsOf = (source: string, panel: Panel) =>
+    data.filter((d) => d.source === source && d.panel === panel);
+  const has = (source: string, panel: Panel) => rowsOf(source, panel).length > 0;
+  // About 22 px a bar, at least 200 px, at most `cap` (a pair must fit the figure's width with its legend).
+  const width = (source: string, panel: Panel, cap: number) =>
+    Math.min(
+      cap,
+      Math.max(200, new Set(rowsOf(source, panel).map((d) => d.cell)).size * Math.max(1, bars) * 22),
+    );
+  const pairCap = Math.floor((MAX_FIGURE_WIDTH - 250) / 2);
+  const out: Record<string, unknown>[] = [];
+  if (has("ours", "table5")) {
+    const sets = [...new Set(rowsOf("ours", "table5").map((d) => d.dataset))];
+    const other = sets.some((d) => d !== "cifar10")
+      ? ", not CIFAR-10: cut runs, see the Table 5 section"
+      : "";
+    const title = { text: "Ours: Table 5 networks", subtitle: wrap(`${sets.join(", ")}${other}`, 36) };
+    const w = Math.max(width("ours", "table5", pairCap), width("paper", "table5", pairCap));
+    const ours = make("ours", "table5", title, w);
+    out.push(
+      has("paper", "table5")
+        ? {
+          hconcat: [
+            ours,
+            make("paper", "table5", { text: "Paper: the same networks", subtitle: wrap(PAPER_TITLE, 36) }, w),
+          ],
+        }
+        : ours,
+    );
+  }
+  if (has("ours", "small")) {
+    out.push(
+      make(
+        "ours",
+        "small",
+        { text: "Ours: small models (not in Table 5)" },
+        width("ours", "small", WIDE_PANEL),
+      ),
+    );
+  }
+  if (has("paper", "paper")) {
+    const text = has("ours", "table5") ? `${PAPER_TITLE}: the networks we did not run` : PAPER_TITLE;
+    out.push(make("paper", "paper", { text }, WIDE_PANEL));
+  }
+  return out;
+}
+
 const cellAxis = (title: string) => ({
   field: "cell",
   type: "nominal",
@@ -70,19 +136,18 @@ const cellAxis = (title: string) => ({
 });
 const PAPER_TITLE = "Paper, Table 5: CIFAR-10, 100 epochs";
 
-/** The width of our panel of grouped bars: about 22 px a bar, at most a wide panel. */
-const oursWidth = (i: FigureInput, bars: number) =>
-  Math.min(WIDE_PANEL, Math.max(200, new Set(i.runs.map((r) => r.cell)).size * Math.max(1, bars) * 22));
-
 function accuracyFigure(i: FigureInput, precisions: string[]): Figure {
   const data = accuracyData(i.groups, i.paper);
   const yTitle = "final test accuracy (%)";
-  const view = (source: string, title: string, xTitle: string, width: number) => {
-    const place = { x: cellAxis(xTitle), xOffset: { field: "precision", type: "nominal", sort: precisions } };
+  const view: MakeView = (source, panel, title, width) => {
+    const place = {
+      x: cellAxis(xTitleOf(source)),
+      xOffset: { field: "precision", type: "nominal", sort: precisions },
+    };
     return {
       title,
       width,
-      transform: [only(source), { filter: "datum.accMean !== null" }],
+      transform: [only(source, panel), { filter: "datum.accMean !== null" }],
       layer: [
         {
           mark: "bar",
@@ -115,10 +180,7 @@ function accuracyFigure(i: FigureInput, precisions: string[]): Figure {
       ],
     };
   };
-  const views = [
-    view("ours", "Ours (mean ± sample std over seeds)", "model (dataset)", oursWidth(i, precisions.length)),
-  ];
-  if (i.paper) views.push(view("paper", `${PAPER_TITLE} (mean ± std)`, "model", WIDE_PANEL));
+  const views = panelLayout(data, view, precisions.length);
   return {
     n: 1,
     name: "fig1-accuracy",
@@ -128,7 +190,9 @@ function accuracyFigure(i: FigureInput, precisions: string[]): Figure {
       "(computed by the report, not by the chart). Diverged runs are left out of the mean and counted in the CSV.",
       ...(i.paper
         ? [
-          "The lower panel is the paper's CIFAR-10 Table 5, not a result of this tool; both share one scale.",
+          "Ours: mean ± sample std over seeds. The paper's panels are its CIFAR-10 Table 5 (mean ± std), not a " +
+          "result of this tool: beside ours for the Table 5 networks we ran, below for the rest; all share one " +
+          "scale.",
         ]
         : []),
     ],
@@ -159,10 +223,17 @@ function timeFigure(i: FigureInput, precisions: string[]): Figure {
   };
   // Our ratios and the paper's are drawn on one scale, so that a ratio of 1.5 looks the same in both.
   const ratioTop = Math.max(1, ...data.filter((d) => d.kind === "ratio").map((d) => Number(d.value)));
-  const view = (source: string, kind: string, title: string, yTitle: string, width: number) => ({
+  const view = (
+    source: string,
+    panel: Panel,
+    kind: string,
+    title: Title,
+    yTitle: string,
+    width: number,
+  ) => ({
     title,
     width,
-    transform: [only(source), { filter: `datum.kind === '${kind}'` }],
+    transform: [only(source, panel), { filter: `datum.kind === '${kind}'` }],
     layer: [
       {
         mark: "bar",
@@ -188,18 +259,21 @@ function timeFigure(i: FigureInput, precisions: string[]): Figure {
     ],
   });
   const conditions = timingConditions(i.runs);
-  const small = oursWidth(i, precisions.length);
-  const ours = [
-    view("ours", "seconds", "Ours: mean training seconds over seeds", "training time (s)", small),
-    view("ours", "ratio", "Ours: time ratio (mean seconds)", "time ratio", oursWidth(i, ratios.length)),
-  ];
-  const rows = i.paper
-    ? [
-      small > WIDE_PANEL / 2 ? { vconcat: ours } : { hconcat: ours },
-      view("paper", "seconds", `${PAPER_TITLE}: seconds`, "training time (s)", WIDE_PANEL),
-      view("paper", "ratio", `${PAPER_TITLE}: time ratio`, "time ratio", WIDE_PANEL),
-    ]
-    : [small > WIDE_PANEL / 2 ? { vconcat: ours } : { hconcat: ours }];
+  // Each panel of the layout is a pair: its seconds above its ratios.
+  const pairOf: MakeView = (source, panel, title, width) => ({
+    vconcat: [
+      view(
+        source,
+        panel,
+        "seconds",
+        { ...title, text: `${title.text}: seconds` },
+        "training time (s)",
+        width,
+      ),
+      view(source, panel, "ratio", { ...title, text: `${title.text}: time ratio` }, "time ratio", width),
+    ],
+  });
+  const rows = panelLayout(data, pairOf, precisions.length);
   return {
     n: 2,
     name: "fig2-time",
@@ -232,15 +306,15 @@ function differenceFigure(i: FigureInput): Figure {
   const data = differenceData(i.runs, i.paper);
   const comparisons = DIFFERENCES.map(([a, b]) => `${a} - ${b}`);
   const yTitle = "accuracy difference (points)";
-  const view = (source: string, title: string, xTitle: string, width: number) => {
+  const view: MakeView = (source, panel, title, width) => {
     const place = {
-      x: cellAxis(xTitle),
+      x: cellAxis(xTitleOf(source)),
       xOffset: { field: "comparison", type: "nominal", sort: comparisons },
     };
     return {
       title,
       width,
-      transform: [only(source)],
+      transform: [only(source, panel)],
       layer: [
         {
           mark: "bar",
@@ -277,10 +351,7 @@ function differenceFigure(i: FigureInput): Figure {
       ],
     };
   };
-  const views = [
-    view("ours", "Ours (mean ± std over seed pairs)", "model (dataset)", oursWidth(i, comparisons.length)),
-  ];
-  if (i.paper) views.push(view("paper", `${PAPER_TITLE} (difference of means)`, "model", WIDE_PANEL));
+  const views = panelLayout(data, view, comparisons.length);
   const m = tableMeans();
   const errata = ERRATA.map((e) =>
     `${e.model} ${e.field} is printed as ${e.printed} in the paper; ${e.note} (drawn)`
@@ -291,7 +362,8 @@ function differenceFigure(i: FigureInput): Figure {
     title: "Accuracy difference fp16 - fp32 and fp16 - mixed",
     caption: [
       "Ours: final test accuracy differences in percentage points between runs of the same seed and engine, " +
-      "mean and sample std over those pairs.",
+      "mean and sample std over those pairs; the paper's: differences of its means, beside ours for the " +
+      "Table 5 networks we ran.",
       ...(i.paper
         ? [
           `Paper: differences of the Table 5 means. Printed means: fp16 - fp32 ${PRINTED_MEANS.fp16MinusFp32}, ` +

@@ -29,8 +29,8 @@ export class ReportFolderError extends UserError {
   override readonly exitCode: number = 2;
 }
 
-/** Names a report writes: the page and each figure's SVG and CSV. */
-const REPORT_FILE = /^(report\.html|fig\d+-[a-z0-9-]+\.(svg|csv))$/;
+/** Names a report writes: the page, the Table 5 view's CSV and each figure's SVG and CSV. */
+const REPORT_FILE = /^(report\.html|table5\.csv|fig\d+-[a-z0-9-]+\.(svg|csv))$/;
 /** Leftovers of a run of this module beside the folder: `.NAME.partial-PID-X` or `.NAME.old-PID-X`. */
 const LEFTOVER = /^\.(.+)\.(partial|old)-\d+-[0-9a-f]+$/;
 

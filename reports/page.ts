@@ -15,6 +15,7 @@ import { type Figure, isDrawn, type OmittedFigure } from "./figure_style.ts";
 import type { DeterminismCheck, LoadedTolerance, Matrix, SkippedFile } from "./load.ts";
 import { claimsSection } from "./claims.ts";
 import { scopeSection } from "./scope.ts";
+import { type Table5Entry, table5Section } from "./table5.ts";
 import type { VendorScript } from "./vendor.ts";
 import { type Cell, CSP, escapeHtml, jsonForScript, para, section, STYLE, table } from "./html.ts";
 import {
@@ -40,6 +41,8 @@ export interface PageInput {
   readonly matrix: Matrix | null;
   /** Tolerance results (the lemma's claim). */
   readonly tolerance: readonly LoadedTolerance[];
+  /** The Table 5 view (every Table 5 network, ours beside the paper's); absent without the paper table. */
+  readonly table5?: readonly Table5Entry[];
 }
 
 /**
@@ -149,6 +152,7 @@ function contents(p: PageInput): string {
     ["scope", "Scope"],
     ["claims", "The paper's claims against our runs"],
     ["summary", "Summary"],
+    ...(p.table5 ? [["table5", "Table 5: the paper's CIFAR-10 networks, theirs and ours"]] : []),
     ...p.figures.map((f) => [`fig${f.n}`, `Figure ${f.n}. ${f.title}${isDrawn(f) ? "" : " (not drawn)"}`]),
     ["determinism", `${determinismNumber(p)}. Determinism`],
     ["diverged", "Diverged runs"],
@@ -194,6 +198,7 @@ export function renderPage(p: PageInput): string {
     claimsSection(p.groups, p.runs.filter(isMain), p.tolerance),
     contents(p),
     summarySection(p),
+    ...(p.table5 ? [table5Section(p.table5)] : []),
     ...p.figures.map(figureHtml),
     determinismSection(p.determinism, determinismSkipped, determinismNumber(p)),
     divergedSection(p.runs),

@@ -51,6 +51,22 @@ export const TABLE5: readonly PaperRow[] = [
   row("ViT-12", 2.55, [71.1, 0.3], [71.4, 0.3], [71.5, 0.3], 425, 663, 629),
 ];
 
+/** Our model name of each Table 5 network. */
+export const OUR_MODEL: Readonly<Record<string, string>> = {
+  "AlexNet": "alexnet",
+  "VGG-16": "vgg16",
+  "VGG-19": "vgg19",
+  "ResNet-32": "resnet32",
+  "ResNet-56": "resnet56",
+  "ResNet-110": "resnet110",
+  "DenseNet-121": "densenet121",
+  "DenseNet-169": "densenet169",
+  "Xception": "xception",
+  "MobileNetV2": "mobilenet",
+  "ViT-8": "vit8",
+  "ViT-12": "vit12",
+};
+
 /** The summary values as printed in the paper. */
 export const PRINTED_MEANS = {
   fp16MinusFp32: -0.2,

@@ -26,6 +26,7 @@ import { type Figure, isDrawn, type OmittedFigure } from "./figure_style.ts";
 import { loadRuns, type SkippedFile } from "./load.ts";
 import { replaceFolder } from "./out_dir.ts";
 import { renderPage } from "./page.ts";
+import { TABLE5_COLUMNS, table5Csv, table5View } from "./table5.ts";
 import { renderSvg } from "./svg.ts";
 import { toCsv } from "./csv.ts";
 import { vendorScripts } from "./vendor.ts";
@@ -113,6 +114,7 @@ export async function writeReport(
       tolerance: loaded.tolerance,
     });
     const rendered = await drawFigures(figures);
+    const table5 = o.paperTable !== false ? table5View(main) : undefined;
     const page = renderPage({
       runs,
       groups,
@@ -122,6 +124,7 @@ export async function writeReport(
       vendor: await vendorScripts(),
       matrix: loaded.matrix,
       tolerance: loaded.tolerance,
+      table5,
     });
     // The fresh folder is this process's own (created exclusively), so plain writes cannot be redirected.
     const put = async (name: string, text: string) => {
@@ -133,6 +136,7 @@ export async function writeReport(
       await put(`${f.name}.svg`, f.svg + "\n");
       await put(`${f.name}.csv`, toCsv(f.data, f.columns));
     }
+    if (table5) await put("table5.csv", toCsv(table5Csv(table5), TABLE5_COLUMNS));
     await put("report.html", page);
     result = { files, skipped: loaded.skipped, records: runs.length, ids: runs.map((r) => r.record.id) };
   });

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { writeReport } from "../reports/write.ts";
 import { Browser, CHROMIUM } from "./support/cdp.ts";
-import { makeRuns } from "./support/records.ts";
+import { makeRuns, record } from "./support/records.ts";
 
 const inCi = (() => {
   try {
@@ -31,6 +31,13 @@ Deno.test({
     try {
       await Deno.mkdir(`${root}/runs`);
       await makeRuns(`${root}/runs`);
+      // A Table 5 network too, so figures 1-3 draw their side-by-side panels (ours beside the paper's).
+      for (const precision of ["fp16", "fp32", "mixed"]) {
+        for (const seed of [1, 2]) {
+          const r = record({ model: "alexnet", precision, seed });
+          await Deno.writeTextFile(`${root}/runs/${r.id}.json`, JSON.stringify(r));
+        }
+      }
       await writeReport(`${root}/runs`, `${root}/out`);
       const page = `file://${root}/out/report.html`;
       await browser.send("Page.navigate", { url: page });
@@ -52,6 +59,13 @@ Deno.test({
         "vis-fig4-curves",
         "vis-fig5-memory",
       ]);
+      assert.equal(
+        await browser.evaluate(
+          `document.getElementById("vis-fig1-accuracy").textContent.includes("Ours: Table 5 networks")`,
+        ),
+        true,
+        "figure 1 draws the Table 5 networks' panel",
+      );
       // The script tag in a record's precision name is shown as text and never runs (no alert dialog).
       assert.equal(
         await browser.evaluate(`document.body.innerText.includes("<script>alert(1)</script>")`),

@@ -69,7 +69,8 @@ Deno.test("writeReport writes the same bytes twice, every file, and skips damage
     assert.match(skipped["noseed.json"], /config\.seed/);
     assert.match(skipped["foreign.json"], /Schema/);
 
-    const expected = ["report.html", ...FIGURES.flatMap((f) => [`${f}.svg`, `${f}.csv`])].sort();
+    const expected = ["report.html", "table5.csv", ...FIGURES.flatMap((f) => [`${f}.svg`, `${f}.csv`])]
+      .sort();
     const filesA = await readAll(`${root}/a`), filesB = await readAll(`${root}/b`);
     assert.deepEqual(
       [...filesA.keys()].sort(),

@@ -57,6 +57,14 @@ export class ModelBuilder {
     return this.graph.add(op, inputs, attrs);
   }
 
+  /**
+   * Adds an op on batch-norm statistics: the policy pass gives it the batch-norm format (as it does
+   * `moments` and `ema`), so a correction of the moving statistics is not rounded to the compute format.
+   */
+  bnOp(op: string, inputs: number[], attrs: Record<string, Attr> = {}): number {
+    return this.graph.add(op, inputs, attrs, { meta: { group: "bn" } });
+  }
+
   /** Shape of a node. */
   shape(id: number): readonly number[] {
     return this.graph.node(id).shape;

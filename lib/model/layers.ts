@@ -142,7 +142,27 @@ export function flatten(b: ModelBuilder, x: number): number {
   return s.length === 2 ? x : b.op("reshape", [x], { shape: [s[0], sizeOf(s.slice(1))] });
 }
 
-/** Batch normalisation over axis 1 (Keras defaults: momentum 0.99, epsilon 1e-3). */
+/**
+ * The factor Keras's fused batch norm applies to the batch variance it feeds the moving variance: Bessel's
+ * correction n / (n - 1) over the n = N*H*W values of a channel, for 4-D input only (Keras fuses 4-D input;
+ * other ranks take `tf.nn.moments`, the biased variance). TensorFlow's FusedBatchNorm kernel
+ * (tensorflow/core/kernels/fused_batch_norm_op.cc: `batch_var = variance * rest_size_adjust`) uses 1 for
+ * n = 1, and Keras keeps the corrected value (`_bessels_correction_test_only` is true in
+ * keras/layers/normalization/batch_normalization.py).
+ */
+export function movingVarianceFactor(shape: readonly number[]): number {
+  if (shape.length !== 4) return 1;
+  const n = shape[0] * shape[2] * shape[3];
+  return n > 1 ? n / (n - 1) : 1;
+}
+
+/**
+ * Batch normalisation over axis 1 (Keras defaults: momentum 0.99, epsilon 1e-3). In training the batch is
+ * normalised with its biased variance and the moving variance averages the Bessel-corrected one, as Keras
+ * does ({@linkcode movingVarianceFactor}). The correction is a `scale` of the moments in the batch-norm
+ * format: one more rounding point (the product), as in TensorFlow's float32 product; our factor is the exact
+ * n / (n - 1), which TensorFlow rounds to float32 first.
+ */
 export function batchNorm(b: ModelBuilder, x: number, momentum = 0.99, eps = 1e-3): number {
   const name = b.layerName("batch_normalization"), c = b.shape(x)[1];
   const gamma = b.param(`${name}/gamma`, [c], { kind: "ones" }, "bn");
@@ -150,9 +170,11 @@ export function batchNorm(b: ModelBuilder, x: number, momentum = 0.99, eps = 1e-
   const mean = b.state(`${name}/moving_mean`, [c], { kind: "zeros" }, "bn");
   const variance = b.state(`${name}/moving_variance`, [c], { kind: "ones" }, "bn");
   if (!b.training) return b.op("batchnorm_infer", [x, gamma, beta, mean, variance], { eps });
-  const m = b.op("moments", [x]);
+  const m = b.op("moments", [x]), factor = movingVarianceFactor(b.shape(x));
+  // Scaling both rows costs 2C products; only the variance row (index 1) of the scaled copy is read.
+  const mv = factor === 1 ? m : b.bnOp("scale", [m], { factor });
   b.updates(mean, b.op("ema", [mean, m], { momentum, index: 0 }));
-  b.updates(variance, b.op("ema", [variance, m], { momentum, index: 1 }));
+  b.updates(variance, b.op("ema", [variance, mv], { momentum, index: 1 }));
   return b.op("batchnorm", [x, gamma, beta], { eps });
 }
 

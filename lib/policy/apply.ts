@@ -6,8 +6,9 @@
  * Rules (README, "Precision policies"):
  * - data inputs hold compute-format values; labels and scalar inputs are fp32;
  * - parameters use `params`, batch-norm parameters and statistics use `bn`;
- * - every op outputs the compute format, except `moments`/`ema` (the batch-norm
- *   statistics format) and `count_correct` (fp32 counts);
+ * - every op outputs the compute format, except `moments`/`ema` and ops the model
+ *   marks `group: "bn"` (the batch-norm statistics format) and `count_correct`
+ *   (fp32 counts);
  * - a parameter read in another format than compute goes through one shared
  *   `cast` node, except by ops that read stored parameters directly (batch and
  *   layer norm compute internally in the accumulate format, as Keras does);
@@ -64,7 +65,7 @@ export function applyPolicy(src: Graph, p: Policy): { graph: Graph; map: Int32Ar
       return persistent && !direct && leaf.format !== p.compute ? castOf(m) : m;
     });
     let format: FormatName = p.compute;
-    if (n.op === "moments" || n.op === "ema") format = bnFormat(p);
+    if (n.op === "moments" || n.op === "ema" || n.meta?.group === "bn") format = bnFormat(p);
     if (n.op === "count_correct") format = "fp32";
     map[n.id] = g.add(n.op, inputs, { ...n.attrs }, {
       format,
