@@ -17,6 +17,7 @@
 import type { FormatName } from "../../lib/formats/format.ts";
 import type { Graph } from "../../lib/graph/graph.ts";
 import type { HostTensor } from "../engine.ts";
+import { CONV } from "./lower_conv.ts";
 import { LINEAR } from "./lower_linear.ts";
 import { NORM } from "./lower_norm.ts";
 import { OPTIM } from "./lower_optim.ts";
@@ -29,7 +30,7 @@ import type { OpName } from "../../lib/graph/ops.ts";
 import { storedBytes } from "../../lib/formats/stored.ts";
 
 /** Every lowering by op name. */
-export const LOWERINGS: Readonly<Record<OpName, Lowering>> = { ...LINEAR, ...POINTWISE, ...NORM, ...OPTIM };
+export const LOWERINGS: Readonly<Record<OpName, Lowering>> = { ...LINEAR, ...CONV, ...POINTWISE, ...NORM, ...OPTIM };
 
 /** The ONNX element type a tensor of `format` has at the JavaScript boundary. */
 export function boundaryElem(format: FormatName): number {
