@@ -45,8 +45,10 @@ const conv2d: Lowering = (ctx) =>
 /** W [O, Cg, kh, kw] as the kernel of the transposed convolution: [C, Og, kh, kw], flipped in space. */
 function flippedTransposed(g: OnnxGraph, w: string, ws: readonly number[], groups: number): string {
   const [o, cg, kh, kw] = ws, og = o / groups;
-  if (kh === 1 && kw === 1 && groups === 1) return transpose(g, w, [1, 0, 2, 3]);
-  const t = groups === 1
+  // Og and Cg swap within each group; with either of them 1 (depthwise) that moves nothing.
+  const t = og === 1 || cg === 1
+    ? reshape(g, w, [cg * groups, og, kh, kw])
+    : groups === 1
     ? transpose(g, w, [1, 0, 2, 3])
     : reshape(g, transpose(g, reshape(g, w, [groups, og, cg, kh, kw]), [0, 2, 1, 3, 4]), [
       cg * groups,
@@ -54,6 +56,7 @@ function flippedTransposed(g: OnnxGraph, w: string, ws: readonly number[], group
       kh,
       kw,
     ]);
+  if (kh === 1 && kw === 1) return t;
   // Steps of -1 from the last element; an end of -(k+1) clamps to "before the first".
   return g.node("Slice", [t, g.i64([-1, -1]), g.i64([-kh - 1, -kw - 1]), g.i64([2, 3]), g.i64([-1, -1])]);
 }
