@@ -6,7 +6,7 @@
  *   gradient is then dY [O, N*oh*ow] times the columns' transpose, one Gemm (a batched MatMul per group
  *   for grouped and depthwise convolutions). The same sums as a convolution of the input with the output
  *   gradient as a dilated kernel, which onnxruntime runs as one small product per input channel (measured:
- *   the weight gradients were 42% of a ResNet-32 step, see docs/engines.md).
+ *   the weight gradients were 42% of a ResNet-32 step, docs/benchmarks.md).
  * - Input gradient: for a stride-1 convolution, a plain Conv of the output gradient with the flipped,
  *   transposed kernel (pads k-1-p), which runs on onnxruntime's convolution kernel; a strided one (or one
  *   padded by more than k-1) stays a ConvTranspose.

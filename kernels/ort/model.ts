@@ -41,7 +41,7 @@ export const LOWERINGS: Readonly<Record<OpName, Lowering>> = {
 /**
  * Ops that only move values. On fp16 and bf16 values they run on the 16-bit tensors themselves, without
  * the Casts to float32 and back around them: the same bits (every value is copied, none computed), and
- * the Casts were a third of a ViT-8 fp16 step's kernel time (docs/engines.md).
+ * the Casts were a third of a ViT-8 fp16 step's kernel time (docs/benchmarks.md).
  */
 const MOVES: ReadonlySet<string> = new Set<OpName>(["reshape", "transpose", "concat", "slice", "row"]);
 
