@@ -86,7 +86,8 @@ function columns(ctx: Ctx, out: readonly number[]): string {
   const { g } = ctx;
   const [kh, kw] = list(ctx.node, "kernel"), [sh, sw] = list(ctx.node, "stride");
   const [pt, pl, pb, pr] = list(ctx.node, "pads");
-  let xt = transpose(g, ctx.x(0), [1, 0, 2, 3]); // [C, N, H, W]: each slice below is then one block per channel
+  // [C, N, H, W]: each slice below is then one block per channel.
+  let xt = transpose(g, ctx.x(0), [1, 0, 2, 3]);
   if (pt || pl || pb || pr) xt = g.node("Pad", [xt, g.i64([0, 0, pt, pl, 0, 0, pb, pr])]);
   const [h, w] = [ctx.shape(0)[2] + pt + pb, ctx.shape(0)[3] + pl + pr];
   const slices: string[] = [];

@@ -7,8 +7,9 @@
  * Run (the ort lockfile, as every process that loads onnxruntime-node):
  *   deno run --lock=kernels/ort/deno.lock --allow-ffi --allow-read --allow-write --allow-env --allow-sys \
  *     tests/bench/ort_step.ts --models resnet32,mobilenet --precisions fp32,fp16 --batch 32 --threads 2 \
- *     [--steps 5] [--profile] [--top 12] [--optimized DIR]
- * --config key=value adds a session config entry (repeatable); --optimized writes each model as onnxruntime's optimizer left it (to see its layout transformations).
+ *     [--steps 5] [--profile [--shapes]] [--top 12] [--optimized DIR]
+ * --config key=value adds a session config entry (repeatable); --optimized writes each model as
+ * onnxruntime's optimizer left it (to see its layout transformations).
  *
  * @module
  */
@@ -27,21 +28,32 @@ import { buildTrainGraph } from "../../lib/train/step.ts";
 import { stepFeeds } from "../support/step_feeds.ts";
 
 const str = (d?: string) => ({ type: "string", default: d }) as const;
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    models: str("resnet32"),
-    precisions: str("fp32"),
-    batch: str("32"),
-    threads: str("2"),
-    steps: str("5"),
-    top: str("12"),
-    optimized: { type: "string" },
-    config: { type: "string", multiple: true, default: [] },
-    profile: { type: "boolean", default: false },
-    shapes: { type: "boolean", default: false },
-  },
-});
+/** The parsed flags; a bad flag is a one-line error (see the end of this file). */
+function flags() {
+  return parseArgs({
+    args: Deno.args,
+    options: {
+      models: str("resnet32"),
+      precisions: str("fp32"),
+      batch: str("32"),
+      threads: str("2"),
+      steps: str("5"),
+      top: str("12"),
+      optimized: { type: "string" },
+      config: { type: "string", multiple: true, default: [] },
+      profile: { type: "boolean", default: false },
+      shapes: { type: "boolean", default: false },
+    },
+  }).values;
+}
+
+let args: ReturnType<typeof flags>;
+try {
+  args = flags();
+} catch (err) {
+  console.error(err instanceof Error ? err.message : String(err));
+  Deno.exit(2);
+}
 const batch = Number(args.batch), threads = Number(args.threads), steps = Number(args.steps);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -112,41 +124,51 @@ function opTimes(file: string, runs: number): [string, number][] {
   return [...sum].sort((a, b) => b[1] - a[1]);
 }
 
-for (const model of args.models!.split(",")) {
-  for (const precision of args.precisions!.split(",")) {
-    const dir = args.profile ? Deno.makeTempDirSync({ prefix: "ort_profile_" }) : undefined;
-    const step = await prepare(model, precision, dir && `${dir}/p`);
-    step.run(); // warm-up: first-run allocations and kernel choices
-    // Wall time and the process's CPU time: on a shared machine the CPU time at one thread is the steadier
-    // measure of the work a lowering asks for (wall time there includes waiting for a core).
-    const ms: number[] = [], cpu: number[] = [];
-    for (let i = 0; i < steps; i++) {
-      const c0 = process.cpuUsage(), t0 = performance.now();
-      step.run();
-      ms.push(performance.now() - t0);
-      const c = process.cpuUsage(c0);
-      cpu.push((c.user + c.system) / 1000);
-    }
-    step.session.release(); // writes the profile
-    const m = median(ms);
-    console.log(
-      `${model} ${precision} batch ${batch} threads ${threads}: ${m.toFixed(1)} ms/step, ` +
-        `${(batch / m * 1000).toFixed(1)} samples/s, CPU ${
-          median(cpu).toFixed(1)
-        } ms/step (medians of ${steps})`,
-    );
-    if (dir) {
-      const file = [...Deno.readDirSync(dir)][0];
-      const times = opTimes(`${dir}/${file.name}`, steps + 1);
-      const total = times.reduce((s, [, t]) => s + t, 0);
-      for (const [op, t] of times.slice(0, Number(args.top))) {
-        console.log(
-          `  ${op.padEnd(args.shapes ? 70 : 24)} ${t.toFixed(1).padStart(8)} ms ${
-            (100 * t / total).toFixed(1)
-          }%`,
-        );
+/** Times (and profiles) every model and precision asked for. */
+async function main() {
+  for (const model of args.models!.split(",")) {
+    for (const precision of args.precisions!.split(",")) {
+      const dir = args.profile ? Deno.makeTempDirSync({ prefix: "ort_profile_" }) : undefined;
+      const step = await prepare(model, precision, dir && `${dir}/p`);
+      step.run(); // warm-up: first-run allocations and kernel choices
+      // Wall time and the process's CPU time: on a shared machine the CPU time at one thread is the steadier
+      // measure of the work a lowering asks for (wall time there includes waiting for a core).
+      const ms: number[] = [], cpu: number[] = [];
+      for (let i = 0; i < steps; i++) {
+        const c0 = process.cpuUsage(), t0 = performance.now();
+        step.run();
+        ms.push(performance.now() - t0);
+        const c = process.cpuUsage(c0);
+        cpu.push((c.user + c.system) / 1000);
       }
-      Deno.removeSync(dir, { recursive: true });
+      step.session.release(); // writes the profile
+      const m = median(ms);
+      console.log(
+        `${model} ${precision} batch ${batch} threads ${threads}: ${m.toFixed(1)} ms/step, ` +
+          `${(batch / m * 1000).toFixed(1)} samples/s, CPU ${
+            median(cpu).toFixed(1)
+          } ms/step (medians of ${steps})`,
+      );
+      if (dir) {
+        const file = [...Deno.readDirSync(dir)][0];
+        const times = opTimes(`${dir}/${file.name}`, steps + 1);
+        const total = times.reduce((s, [, t]) => s + t, 0);
+        for (const [op, t] of times.slice(0, Number(args.top))) {
+          console.log(
+            `  ${op.padEnd(args.shapes ? 70 : 24)} ${t.toFixed(1).padStart(8)} ms ${
+              (100 * t / total).toFixed(1)
+            }%`,
+          );
+        }
+        Deno.removeSync(dir, { recursive: true });
+      }
     }
   }
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(err instanceof Error ? err.message : String(err));
+  Deno.exit(1);
 }
