@@ -12,13 +12,13 @@
 import assert from "node:assert/strict";
 import { type StepCase, stepCases } from "./support/step_cases.ts";
 import { stepFeeds } from "./support/step_feeds.ts";
-import { policyProblem } from "../kernels/engine.ts";
+import { type HostTensor, policyProblem } from "../kernels/engine.ts";
 import { engineLimits } from "../kernels/registry.ts";
 import { runGraph } from "../kernels/ref/mod.ts";
 import { createEngine as createOrt } from "../kernels/ort/mod.ts";
 import { fillMask, lowerGraph } from "../kernels/ort/model.ts";
 import { loadOrt, type OrtTensor } from "../kernels/ort/runtime.ts";
-import { Graph } from "../lib/graph/graph.ts";
+import { Graph, sizeOf } from "../lib/graph/graph.ts";
 import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
 import { PAPER_SGD } from "../lib/train/optimizer.ts";
@@ -54,6 +54,30 @@ Deno.test("ort: 16-bit casts round to nearest even at the edges (ties, subnormal
       const want = runGraph(g, feeds).y.data, got = (await ort.compile(g).run(feeds)).y.data;
       for (let i = 0; i < values.length; i++) {
         assert.ok(Object.is(want[i], got[i]), `${f} cast of ${values[i]}: ref ${want[i]}, ort ${got[i]}`);
+      }
+    }
+  } finally {
+    ort.close?.();
+  }
+});
+
+Deno.test("ort: all_finite finds one Infinity or NaN in a tensor of any rank, and finds none in 3e38 or -0", async () => {
+  const ort = await createOrt();
+  try {
+    const shapes = [[], [5], [3, 7], [4, 3, 2, 2]];
+    for (const bad of [undefined, Infinity, -Infinity, NaN]) {
+      for (let at = 0; at < shapes.length; at++) {
+        const g = new Graph(), feeds: Record<string, HostTensor> = {};
+        const xs = shapes.map((shape, k) => {
+          const data = Float32Array.from({ length: sizeOf(shape) }, (_, i) => [3e38, -0, -3e38, 1.5][i % 4]);
+          if (k === at && bad !== undefined) data[data.length - 1] = bad;
+          feeds[`x${k}`] = { shape, format: "fp32", data };
+          return g.leaf("input", `x${k}`, shape, { format: "fp32" });
+        });
+        g.outputs.ok = g.add("all_finite", xs, {}, { format: "fp32" });
+        const want = runGraph(g, feeds).ok.data[0], got = (await ort.compile(g).run(feeds)).ok.data[0];
+        assert.equal(want, bad === undefined ? 1 : 0, "ref");
+        assert.equal(got, want, `all_finite with ${bad} in input ${at}`);
       }
     }
   } finally {

@@ -34,6 +34,13 @@ export interface CSessionOptions {
   readonly optimizationLevel: 0 | 1 | 2 | 99;
   /** Session config entries (AddSessionConfigEntry), e.g. session.use_deterministic_compute. */
   readonly config: Readonly<Record<string, string>>;
+  /**
+   * Development only (tests/bench/ort_step.ts): onnxruntime's profiler writes per-node times to a JSON
+   * file whose name starts with this prefix when the session is released; the engine never sets it.
+   */
+  readonly profilePrefix?: string;
+  /** Development only: onnxruntime writes the model as its optimizer left it to this file. */
+  readonly optimizedModelPath?: string;
 }
 
 /** A session on one model; `run` is synchronous. */
@@ -68,7 +75,9 @@ const SLOT = {
   CreateSessionFromArray: 8,
   Run: 9,
   CreateSessionOptions: 10,
+  SetOptimizedModelFilePath: 11,
   SetSessionExecutionMode: 13,
+  EnableProfiling: 14,
   SetSessionGraphOptimizationLevel: 23,
   SetIntraOpNumThreads: 24,
   SetInterOpNumThreads: 25,
@@ -91,7 +100,9 @@ const DEFS = {
   CreateSessionFromArray: { parameters: [P, B, "usize", P, B], result: P },
   Run: { parameters: [P, P, B, B, "usize", B, "usize", B], result: P },
   CreateSessionOptions: { parameters: [B], result: P },
+  SetOptimizedModelFilePath: { parameters: [P, B], result: P },
   SetSessionExecutionMode: { parameters: [P, "i32"], result: P },
+  EnableProfiling: { parameters: [P, B], result: P },
   SetSessionGraphOptimizationLevel: { parameters: [P, "i32"], result: P },
   SetIntraOpNumThreads: { parameters: [P, "i32"], result: P },
   SetInterOpNumThreads: { parameters: [P, "i32"], result: P },
@@ -225,6 +236,9 @@ class Session implements CSession {
       for (const [k, v] of Object.entries(o.config)) {
         api.check(f.AddSessionConfigEntry.call(opts, cstr(k), cstr(v)));
       }
+      // Paths are char* on Linux and macOS (ORTCHAR_T); the profiler is not used on Windows here.
+      if (o.profilePrefix) api.check(f.EnableProfiling.call(opts, cstr(o.profilePrefix)));
+      if (o.optimizedModelPath) api.check(f.SetOptimizedModelFilePath.call(opts, cstr(o.optimizedModelPath)));
       this.#session = api.out((slot) =>
         f.CreateSessionFromArray.call(api.env, model, BigInt(model.byteLength), opts, slot)
       );

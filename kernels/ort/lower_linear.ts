@@ -1,9 +1,7 @@
 /**
- * Lowerings of the dot-product and window ops: matmul, bias, convolutions and their gradients, pools.
+ * Lowerings of the dot-product and window ops: matmul, bias, pools (convolutions: kernels/ort/lower_conv.ts).
  *
- * The convolution gradients use ONNX's own ops: the input gradient is a ConvTranspose with the forward
- * kernel; the weight gradient is a convolution of the input (channels and batch swapped, groups kept)
- * with the output gradient as kernel, dilated by the stride. Max-pool gradients scatter-add into the
+ * Max-pool gradients scatter-add into the
  * positions MaxPool's second output names (the first maximum of each window, as in ref).
  *
  * @module
@@ -58,45 +56,6 @@ const sumTo: Lowering = (ctx) => {
   return axes.length ? reduce(ctx.g, "ReduceSum", ctx.x(0), axes, false) : ctx.g.node("Identity", [ctx.x(0)]);
 };
 
-const conv2d: Lowering = (ctx) =>
-  ctx.g.node("Conv", [ctx.x(0), ctx.x(1)], { ...window(ctx), group: num(ctx.node, "groups") });
-
-const conv2dGradInput: Lowering = (ctx) => {
-  const gs = ctx.shape(0), ws = ctx.shape(1), inShape = list(ctx.node, "inShape");
-  const k = [ws[2], ws[3]];
-  return ctx.g.node("ConvTranspose", [ctx.x(0), ctx.x(1)], {
-    ...window(ctx, k),
-    group: num(ctx.node, "groups"),
-    output_padding: outputPadding(ctx, [gs[2], gs[3]], [inShape[2], inShape[3]], k),
-  });
-};
-
-const conv2dGradWeight: Lowering = (ctx) => {
-  const { g } = ctx;
-  const [n, c, h, w] = ctx.shape(0), gs = ctx.shape(1), groups = num(ctx.node, "groups");
-  const [kh, kw] = list(ctx.node, "kernel"),
-    [sh, sw] = list(ctx.node, "stride"),
-    pads = list(ctx.node, "pads");
-  const cg = c / groups;
-  // I[c', gi*N + n] = x[n, gi*Cg + c']: the batch becomes the channels, grouped as the conv's groups.
-  const input = groups === 1 ? transpose(g, ctx.x(0), [1, 0, 2, 3]) : g.node("Reshape", [
-    transpose(g, g.node("Reshape", [ctx.x(0), g.i64([n, groups, cg, h, w])]), [2, 1, 0, 3, 4]),
-    g.i64([cg, groups * n, h, w]),
-  ]);
-  const kernel = transpose(g, ctx.x(1), [1, 0, 2, 3]); // [O, N, oh, ow]
-  const y = g.node("Conv", [input, kernel], {
-    group: groups,
-    dilations: [sh, sw],
-    strides: [1, 1],
-    pads,
-    kernel_shape: [gs[2], gs[3]],
-  });
-  const dw = transpose(g, y, [1, 0, 2, 3]); // [O, Cg, H', W'] with H' >= kh
-  const full = [h + pads[0] + pads[2] - (gs[2] - 1) * sh, w + pads[1] + pads[3] - (gs[3] - 1) * sw];
-  if (full[0] === kh && full[1] === kw) return dw;
-  return g.node("Slice", [dw, g.i64([0, 0]), g.i64([kh, kw]), g.i64([2, 3])]);
-};
-
 const maxpool: Lowering = (ctx) => ctx.g.node("MaxPool", [ctx.x(0)], window(ctx, list(ctx.node, "kernel")));
 
 const maxpoolGrad: Lowering = (ctx) => {
@@ -146,9 +105,6 @@ export const LINEAR = {
   matmul,
   bias_add: biasAdd,
   sum_to: sumTo,
-  conv2d,
-  conv2d_grad_input: conv2dGradInput,
-  conv2d_grad_weight: conv2dGradWeight,
   maxpool,
   maxpool_grad: maxpoolGrad,
   avgpool,

@@ -87,10 +87,15 @@ const dropout: Lowering = (ctx) => {
 
 const allFinite: Lowering = (ctx) => {
   const g = ctx.g;
-  // x * 0 is 0 for finite x and NaN for +-Inf and NaN, so the sum is 0 exactly when all are finite.
-  const sums = ctx.node.inputs.map((_, k) =>
-    reduce(g, "ReduceSum", withScalar(g, "Mul", ctx.x(k), 0), axesExcept(ctx.shape(k).length, []), false)
-  );
+  // x * 0 is 0 for finite x and NaN for +-Inf and NaN, so the sum is 0 exactly when all are finite. A
+  // product with a zero vector forms those sums reading x once (a Mul and a ReduceSum wrote and read x's
+  // size once more: with the lost-update count, a fifth of a MobileNet step at batch 32; docs/benchmarks.md).
+  const sums = ctx.node.inputs.map((_, k) => {
+    const s = ctx.shape(k), cols = s.length > 1 ? sizeOf(s.slice(1)) : s[0] ?? 1;
+    const rows = g.node("Reshape", [ctx.x(k), g.i64([sizeOf(s) / cols, cols])]);
+    const dots = g.node("MatMul", [rows, g.f32(new Array(cols).fill(0), [cols, 1])]);
+    return reduce(g, "ReduceSum", dots, [0, 1], false);
+  });
   const total = sums.length === 1 ? sums[0] : g.node("Sum", sums);
   return cast(g, g.node("Equal", [total, g.f32(0)]), ELEM.FLOAT);
 };

@@ -17,6 +17,7 @@
 import type { FormatName } from "../../lib/formats/format.ts";
 import type { Graph } from "../../lib/graph/graph.ts";
 import type { HostTensor } from "../engine.ts";
+import { CONV } from "./lower_conv.ts";
 import { LINEAR } from "./lower_linear.ts";
 import { NORM } from "./lower_norm.ts";
 import { OPTIM } from "./lower_optim.ts";
@@ -29,7 +30,20 @@ import type { OpName } from "../../lib/graph/ops.ts";
 import { storedBytes } from "../../lib/formats/stored.ts";
 
 /** Every lowering by op name. */
-export const LOWERINGS: Readonly<Record<OpName, Lowering>> = { ...LINEAR, ...POINTWISE, ...NORM, ...OPTIM };
+export const LOWERINGS: Readonly<Record<OpName, Lowering>> = {
+  ...LINEAR,
+  ...CONV,
+  ...POINTWISE,
+  ...NORM,
+  ...OPTIM,
+};
+
+/**
+ * Ops that only move values. On fp16 and bf16 values they run on the 16-bit tensors themselves, without
+ * the Casts to float32 and back around them: the same bits (every value is copied, none computed), and
+ * the Casts were a third of a ViT-8 fp16 step's kernel time (docs/benchmarks.md).
+ */
+const MOVES: ReadonlySet<string> = new Set<OpName>(["reshape", "transpose", "concat", "slice", "row"]);
 
 /** The ONNX element type a tensor of `format` has at the JavaScript boundary. */
 export function boundaryElem(format: FormatName): number {
@@ -117,11 +131,13 @@ export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Prom
     }
     const lower = LOWERINGS[n.op as OpName]; // Graph.add admits only ops of lib/graph/ops.ts
     if (!lower) throw new Error(`Op ${n.op} has no ONNX lowering`);
+    const moves = format !== "fp32" && MOVES.has(n.op) &&
+      n.inputs.every((i) => graph.nodes[i].format === format);
     const ctx: Ctx = {
       g,
       node: n,
       graph,
-      x: (k) => f32(n.inputs[k]),
+      x: moves ? (k) => stored[n.inputs[k]] : (k) => f32(n.inputs[k]),
       shape: (k) => graph.nodes[n.inputs[k]].shape,
       round: (t) => roundTo(g, t, format),
       mask: (seed, salt, rate, size) => {
@@ -136,7 +152,8 @@ export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Prom
       },
     };
     const y = lower(ctx);
-    if (format !== "fp32") stored[n.id] = cast(g, y, ELEM_OF[format]);
+    if (moves) stored[n.id] = y;
+    else if (format !== "fp32") stored[n.id] = cast(g, y, ELEM_OF[format]);
     else {
       // An fp32 graph output is written under its own name by the node that computes it: no Identity copy.
       // (Not when y is another value's float32 view, as a cast lowering returns: renaming would orphan it.)
