@@ -1,0 +1,14 @@
+/**
+ * The webgpu op table: every kernel by op name, one spread line per ops_*.ts file.
+ *
+ * @module
+ */
+
+import type { OpName } from "../../lib/graph/ops.ts";
+import type { GpuKernel } from "./kernel.ts";
+import { POINTWISE } from "./ops_pointwise.ts";
+
+/** Every webgpu kernel by op name (the engine's capabilities list exactly these). */
+export const KERNELS: Readonly<Partial<Record<OpName, GpuKernel>>> = {
+  ...POINTWISE,
+};
