@@ -7,8 +7,14 @@
 import type { OpName } from "../../lib/graph/ops.ts";
 import type { GpuKernel } from "./kernel.ts";
 import { POINTWISE } from "./ops_pointwise.ts";
+import { WINDOW } from "./ops_window.ts";
+import { POOL } from "./ops_pool.ts";
+import { NORM } from "./ops_norm.ts";
 
 /** Every webgpu kernel by op name (the engine's capabilities list exactly these). */
 export const KERNELS: Readonly<Partial<Record<OpName, GpuKernel>>> = {
   ...POINTWISE,
+  ...WINDOW,
+  ...POOL,
+  ...NORM,
 };
