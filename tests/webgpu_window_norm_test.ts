@@ -101,10 +101,8 @@ Deno.test("webgpu window and norm ops give ref's bits on lavapipe, in fp32, fp16
   const engine = await loadEngine("webgpu");
   try {
     if (!onLavapipe(engine)) return console.log("not lavapipe: ref's bits are not claimed here");
-    const runs: [FormatName, FormatName][] = [["fp32", "fp32"], ["fp16", "fp32"], ["fp16", "fp16"], [
-      "bf16",
-      "fp32",
-    ]];
+    // fp16 with fp32 accumulation (mixed precision) takes the paths bf16 with fp32 accumulation takes.
+    const runs: [FormatName, FormatName][] = [["fp32", "fp32"], ["fp16", "fp16"], ["bf16", "fp32"]];
     for (const c of CASES) {
       for (const [format, acc] of runs) {
         const { graph, feeds } = single(c, format, acc);
