@@ -70,6 +70,27 @@ export function mapKernel(body: (a: GpuKernelArgs) => string): GpuKernel {
   return (a) => [{ kind: "map", code: `fn value(i: u32) -> f32 {\n${body(a)}\n}` }];
 }
 
+/** Threads per workgroup of {@linkcode threadsPass}. */
+export const WORKGROUP = 64;
+
+/**
+ * A custom pass of `threads` threads in workgroups of {@linkcode WORKGROUP}: `body` is WGSL run with the
+ * thread index in `t` (threads past `threads` return first).
+ */
+export function threadsPass(threads: number, body: string): CustomPass {
+  const groups = Math.max(1, Math.ceil(threads / WORKGROUP)), x = Math.min(groups, 65535);
+  return {
+    kind: "custom",
+    code: `@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.x + gid.y * ${x * WORKGROUP}u;
+  if (t >= ${threads}u) { return; }
+${body}
+}`,
+    workgroups: [x, Math.ceil(groups / x), 1],
+  };
+}
+
 /** A WGSL f32 expression whose value is exactly `v` rounded to f32 (bits, so no parser rounding). */
 export function f32Lit(v: number): string {
   const bits = new Uint32Array(Float32Array.of(v).buffer)[0];

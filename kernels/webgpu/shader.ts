@@ -8,7 +8,7 @@
 import type { FormatName } from "../../lib/formats/format.ts";
 import type { GpuOperand, GpuPass } from "./kernel.ts";
 import { PRELUDE } from "./prelude.ts";
-import { WGSL_MATH } from "./wgsl_math.ts";
+import { WGSL_ERF, WGSL_EXP } from "./wgsl_math.ts";
 
 /** Threads per workgroup of a map pass. */
 export const MAP_WORKGROUP = 64;
@@ -76,7 +76,10 @@ export function shaderPasses(
   pass: GpuPass,
   ctx: { x: readonly GpuOperand[]; y: GpuOperand; acc: FormatName; at: PassLayout },
 ): ShaderPass[] {
-  const head = `${PRELUDE}\n${WGSL_MATH}\n${accessors(ctx.x, ctx.y, ctx.acc, ctx.at)}\n`;
+  // The math functions only where a kernel calls them: shaders compile faster without them.
+  const erf = /\b(erf_|gelu_|gelu_grad_)\(/.test(pass.code);
+  const math = (erf || /\b(exp_|log_|tanh_)\(/.test(pass.code) ? WGSL_EXP : "") + (erf ? WGSL_ERF : "");
+  const head = `${PRELUDE}\n${math}\n${accessors(ctx.x, ctx.y, ctx.acc, ctx.at)}\n`;
   const map = (value: string): ShaderPass => {
     const workgroups = grid(ctx.y.format === "fp32" ? ctx.y.size : Math.ceil(ctx.y.size / 2));
     // A map's value is rounded to the output format here, once (ry is the identity for fp32).

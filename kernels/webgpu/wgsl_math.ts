@@ -16,8 +16,8 @@ function lit(v: number): string {
   return `${Math.fround(v).toPrecision(9)}f`;
 }
 
-/** The math functions (WGSL): exp_, log_, tanh_, erf_, gelu_, gelu_grad_. */
-export const WGSL_MATH = `
+/** exp_, log_ and tanh_ (WGSL). */
+export const WGSL_EXP = `
 const LN2_HI = 0.693145751953125f; // 15 significant bits: k * LN2_HI is exact for |k| < 512
 const LN2_LO = ${lit(Math.LN2 - 0.693145751953125)};
 const INV_LN2 = ${lit(Math.LOG2E)};
@@ -82,6 +82,10 @@ fn tanh_(x: f32) -> f32 {
   return select(t, -t, x < 0.0f);
 }
 
+`;
+
+/** erf_, gelu_ and gelu_grad_ (WGSL; they need {@linkcode WGSL_EXP}). */
+export const WGSL_ERF = `
 fn erf_small(a: f32) -> f32 {
   let z = a * a;
   let p = ${lit(0.1283791670955126)} + z * (${lit(-0.37612638903183754)} + z * (${lit(0.11283791670955126)} +
