@@ -160,3 +160,19 @@ Deno.test("webgpu window and norm ops of the CNN step graph give ref's bits on l
     engine.close?.();
   }
 });
+
+Deno.test("webgpu refuses, on lavapipe, a pass whose threads would loop past llvmpipe's limit", async () => {
+  const engine = await loadEngine("webgpu");
+  try {
+    if (!onLavapipe(engine)) return;
+    // A 1x1 kernel's weight gradient over a 300x300 image: 90,301 iterations in one thread.
+    const c: Case = ["conv2d_grad_weight", [[1, 1, 300, 300], [1, 1, 300, 300]], {
+      ...conv([1, 1], [0, 0, 0, 0], 1),
+      kernel: [1, 1],
+    }];
+    const { graph } = single(c, "fp32", "fp32");
+    assert.throws(() => engine.compile(graph), /conv2d_grad_weight .*needs 90301 loop iterations.*lavapipe/);
+  } finally {
+    engine.close?.();
+  }
+});

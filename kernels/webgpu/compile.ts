@@ -19,6 +19,7 @@ import { assertSupports, type Engine, type Executable, feedFor, type HostTensor 
 import type { Gpu } from "./device.ts";
 import type { GpuOperand, GpuPass } from "./kernel.ts";
 import { KERNELS } from "./ops.ts";
+import { assertLoops } from "./loop_cap.ts";
 import { wordsOf } from "./prelude.ts";
 import { shaderPasses } from "./shader.ts";
 
@@ -70,6 +71,7 @@ export function compileGraph(engine: Engine, gpu: Gpu, graph: Graph): Executable
       acc: graph.accumulate,
     });
     passes.set(n.id, ps);
+    assertLoops(gpu.adapter, n, operand(n.id), ps);
     if (nodes[n.id].format !== "fp32" && ps.some((p) => p.kind === "custom")) {
       wideWords = Math.max(wideWords, sizeOf(n.shape));
     }

@@ -19,7 +19,7 @@ import type { OpName } from "../../lib/graph/ops.ts";
 import { geometry } from "../ref/window.ts";
 import { list, num } from "../ref/kernel.ts";
 import { type GpuKernel, type GpuKernelArgs, mapKernel } from "./kernel.ts";
-import { GROUP_THREADS, groupPass } from "./group_pass.ts";
+import { GROUP_THREADS, groupPass, threadPass } from "./group_pass.ts";
 
 /** WGSL: `s = racc(s + racc(a * b))`. */
 const mac = (a: string, b: string) => `s = racc(s + racc(${a} * ${b}));`;
@@ -46,10 +46,14 @@ function conv2d({ node, x: [xs, ws], y }: GpuKernelArgs) {
   const pix = g.oh * g.ow, tiles = Math.ceil(pix / GROUP_THREADS), blocks = o / ob;
   const tap = (b: string) =>
     `s[${b}] = racc(s[${b}] + racc(xv * wt[(${b} * ${cc} + c - cBase) * ${kk} + i * ${g.kw} + j]));`;
-  return [groupPass(
-    g.n * blocks * tiles,
-    `var<workgroup> wt: array<f32, ${cc * ob * kk}>;`,
-    `  let tile = grp % ${tiles}; let ob = (grp / ${tiles}) % ${blocks}; let n = grp / ${tiles * blocks};
+  return [groupPass(g.n * blocks * tiles, {
+    // Per chunk of input channels: the staging loop, then the taps of each channel for each of ob outputs.
+    loops: Math.ceil(cg / cc) * (Math.ceil((cc * ob * kk) / GROUP_THREADS) + 1) +
+      cg * (g.kh * (g.kw * (ob + 1) + 1) + 1),
+    decls: `var<workgroup> wt: array<f32, ${cc * ob * kk}>;`,
+    body: `  let tile = grp % ${tiles}; let ob = (grp / ${tiles}) % ${blocks}; let n = grp / ${
+      tiles * blocks
+    };
   let pix = tile * ${GROUP_THREADS} + lid; let live = pix < ${pix};
   let q = pix % ${g.ow}; let p = pix / ${g.ow};
   let oc0 = ob * ${ob}; let c0 = (oc0 / ${og}) * ${cg};
@@ -80,7 +84,7 @@ function conv2d({ node, x: [xs, ws], y }: GpuKernelArgs) {
   if (live) {
     for (var b = 0; b < ${ob}; b++) { st_y(u32((n * ${o} + oc0 + b) * ${pix} + pix), s[b]); }
   }`,
-  )];
+  })];
 }
 
 /** dx[n,c,h,w] = sum over (o in c's group, i, j) ascending of g[n,o,p,q] * w[o,c,i,j], p*s+i-pad = h. */
@@ -110,15 +114,21 @@ const conv2dGradInput = mapKernel(({ node, x: [gs, ws] }) => {
   return s;`;
 });
 
-/** dw[o,c,i,j] = sum over (n, p, q) ascending of g[n,o,p,q] * x[n, group c, p*s+i-pad, q*s+j-pad]. */
-const conv2dGradWeight = mapKernel(({ node, x: [xs, gs] }) => {
+/**
+ * dw[o,c,i,j] = sum over (n, p, q) ascending of g[n,o,p,q] * x[n, group c, p*s+i-pad, q*s+j-pad]. One
+ * thread per weight (a custom pass, not a map: a map computes two 16-bit outputs per thread, which doubles
+ * the loop iterations of a thread, and lavapipe stops a thread's loops after 65535 iterations).
+ */
+const conv2dGradWeight: GpuKernel = ({ node, x: [xs, gs] }) => {
   const [kh, kw] = list(node, "kernel");
   const g = geometry(node, xs.shape, [kh, kw], gs.shape);
   const o = gs.shape[1], cg = g.c / num(node, "groups"), og = o / num(node, "groups");
-  return `  let t = i32(i);
+  return [threadPass(o * cg * kh * kw, {
+    loops: g.n * (g.oh * (g.ow + 1) + 1),
+    body: `
   let tj = t % ${kw}; let ti = (t / ${kw}) % ${kh}; let c = (t / ${kw * kh}) % ${cg}; let oc = t / ${
-    kw * kh * cg
-  };
+      kw * kh * cg
+    };
   let c0 = (oc / ${og}) * ${cg};
   // Output rows (columns) whose tap lands inside the input: 0 <= p * stride + tap - pad < size.
   let pa = ${g.pt} - ti; let pLo = select(0, (pa + ${g.sh - 1}) / ${g.sh}, pa > 0);
@@ -133,8 +143,9 @@ const conv2dGradWeight = mapKernel(({ node, x: [xs, gs] }) => {
       for (var q = qLo; q < qHi; q++) { ${mac("x1(u32(gr + q))", `x0(u32(xr + q * ${g.sw}))`)} }
     }
   }
-  return s;`;
-});
+  st_y(u32(t), s);`,
+  })];
+};
 
 /** Kernels of this file by op name. */
 export const WINDOW = {
