@@ -107,9 +107,15 @@ export function compileGraph(engine: Engine, gpu: Gpu, graph: Graph): Executable
   const pipeline = (code: string): Promise<GPUComputePipeline> => {
     let p = cache.get(code);
     if (!p) {
-      p = device.createComputePipelineAsync({
-        layout: pipelineLayout,
-        compute: { module: device.createShaderModule({ code }), entryPoint: "main" },
+      device.pushErrorScope("validation");
+      const module = device.createShaderModule({ code });
+      p = device.popErrorScope().then((e) => {
+        // The parser's message names the line; pipeline creation would only say the module is invalid.
+        if (e) throw new Error(e.message.trim().split("\n").slice(0, 6).join(" "));
+        return device.createComputePipelineAsync({
+          layout: pipelineLayout,
+          compute: { module, entryPoint: "main" },
+        });
       });
       p.catch(() => cache.delete(code));
       cache.set(code, p);
