@@ -47,7 +47,7 @@ interface Plan {
 const pipelineCache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
 
 /** Compiles `graph` for `gpu`; `engine` names the engine in errors. */
-export function compileGraph(engine: Engine, gpu: Gpu, graph: Graph): Executable {
+export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gpu: Gpu }): Executable {
   assertSupports(engine, graph);
   const { device } = gpu;
   const nodes = graph.nodes, live = graph.live();
@@ -68,6 +68,7 @@ export function compileGraph(engine: Engine, gpu: Gpu, graph: Graph): Executable
       x: n.inputs.map(operand),
       y: operand(n.id),
       acc: graph.accumulate,
+      cpu: gpu.cpu,
     });
     passes.set(n.id, ps);
     if (nodes[n.id].format !== "fp32" && ps.some((p) => p.kind === "custom")) {

@@ -9,6 +9,8 @@
 export interface Gpu {
   readonly adapter: GPUAdapter;
   readonly device: GPUDevice;
+  /** True when the adapter is a CPU (a fallback adapter such as lavapipe). */
+  readonly cpu: boolean;
 }
 
 /** The limits the engine raises from WebGPU's defaults to the adapter's own. */
@@ -31,7 +33,7 @@ export async function acquireGpu(): Promise<Gpu> {
   const requiredLimits: Record<string, number> = {};
   for (const k of LIMITS) requiredLimits[k] = adapter.limits[k];
   const device = await adapter.requestDevice({ requiredLimits });
-  return { adapter, device };
+  return { adapter, device, cpu: adapter.info.isFallbackAdapter };
 }
 
 /** The adapter, its driver, features and key limits, for the run record. */

@@ -44,6 +44,8 @@ export interface GpuKernelArgs {
   readonly y: GpuOperand;
   /** The graph's accumulate format (what `racc` rounds to). */
   readonly acc: FormatName;
+  /** True when the adapter is a CPU (lavapipe): a kernel may pick a variant that suits it (same bits). */
+  readonly cpu: boolean;
 }
 
 /** One output element per call of `fn value(i: u32) -> f32`. */

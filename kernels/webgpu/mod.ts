@@ -25,7 +25,7 @@ export async function createEngine(): Promise<Engine> {
       bitExactWithRef: guarantee.bitExactWithRef,
       deterministic: guarantee.deterministic,
     },
-    compile: (graph) => compileGraph(engine, gpu, graph),
+    compile: (graph) => compileGraph(graph, { engine, gpu }),
     environment: () => gpuEnvironment(gpu),
     close: () => gpu.device.destroy(),
   };
