@@ -11,6 +11,7 @@
  * @module
  */
 
+import { UserError } from "../../lib/errors.ts";
 import { storedBytes } from "../../lib/formats/stored.ts";
 import { type Graph, type Node, sizeOf } from "../../lib/graph/graph.ts";
 import { place, swapState } from "../../lib/graph/plan.ts";
@@ -79,7 +80,7 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
   const arenaBytes = Math.max(16, even.bytes + 4 * wideWords);
   const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   if (arenaBytes > limit) {
-    throw new Error(
+    throw new UserError(
       `The step graph needs ${(arenaBytes / 2 ** 20).toFixed(1)} MiB in one GPU buffer; this adapter binds ` +
         `at most ${(limit / 2 ** 20).toFixed(1)} MiB (try a smaller batch)`,
     );
@@ -214,7 +215,7 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
     plans: Plan[],
   ): Promise<GPUComputePipeline[][]> {
     const oom = await allocated;
-    if (oom) throw new Error(`The webgpu engine could not allocate ${arenaBytes} bytes: ${oom.message}`);
+    if (oom) throw new UserError(`The webgpu engine could not allocate ${arenaBytes} bytes: ${oom.message}`);
     try {
       return await Promise.all(plans.map((c) => Promise.all(c.steps.map((s) => s.pipeline))));
     } catch (e) {

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { UserError } from "../../lib/errors.ts";
+
 /** The adapter, its device and the limits the engine relies on. */
 export interface Gpu {
   readonly adapter: GPUAdapter;
@@ -22,10 +24,10 @@ const LIMITS = ["maxStorageBufferBindingSize", "maxBufferSize", "maxComputeWorkg
  * Mesa's lavapipe provides one: Debian package mesa-vulkan-drivers).
  */
 export async function acquireGpu(): Promise<Gpu> {
-  if (!("gpu" in navigator)) throw new Error("This Deno has no WebGPU (navigator.gpu is missing)");
+  if (!("gpu" in navigator)) throw new UserError("This Deno has no WebGPU (navigator.gpu is missing)");
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) {
-    throw new Error(
+    throw new UserError(
       "No WebGPU adapter found: the webgpu engine needs a GPU with a Vulkan, Metal or Direct3D 12 driver " +
         "(without a GPU on Linux: install Mesa's lavapipe, Debian package mesa-vulkan-drivers)",
     );
@@ -48,9 +50,22 @@ export function gpuEnvironment(gpu: Gpu): Record<string, string> {
     ]
       .filter(Boolean).join(", "),
     driver: info.description,
+    // Deno's WebGPU does not name the backend it chose (Vulkan, Metal, Direct3D 12 or OpenGL), but the
+    // variable that forces one, and the subgroup sizes, which differ between them, tell it apart.
+    backend: backendChoice(),
+    subgroupSizes: `${info.subgroupMinSize}-${info.subgroupMaxSize}`,
     fallbackAdapter: String(info.isFallbackAdapter),
     features: [...gpu.adapter.features].sort().join(", "),
     limits: ([...LIMITS, "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupsPerDimension"] as const)
       .map((k) => `${k} ${limits[k]}`).join(", "),
   };
+}
+
+/** DENO_WEBGPU_BACKEND when set (and readable), else a note that wgpu chose. */
+function backendChoice(): string {
+  const variable = "DENO_WEBGPU_BACKEND";
+  const chosen = Deno.permissions.querySync({ name: "env", variable }).state === "granted"
+    ? Deno.env.get(variable)
+    : undefined;
+  return chosen ? `${variable}=${chosen}` : "wgpu's default choice";
 }
