@@ -15,7 +15,7 @@
  *    defines the entry point `main` with the attributes it needs; `st_y(i, v)` rounds `v` to the output
  *    format and stores it (for 16-bit outputs into an f32 staging area that the compiler packs afterwards,
  *    so a custom pass never writes half a word). `scr` (array<atomic<u32>, 64>) is scratch shared by all
- *    passes of one node, for integer counts only: floating-point sums never use atomics, so every run adds
+ *    passes of one node (words 0 to 62; word 63 stays 0 for `opq`), for integer counts only: floating-point sums never use atomics, so every run adds
  *    in the same order and repeats its bits.
  * 4. Follow kernels/ref/kernel.ts: elementwise work is done in f32 (wide enough for 16-bit inputs) and
  *    rounded once; dot products and reductions add sequentially over the reduced index, rounding every
