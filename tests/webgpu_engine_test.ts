@@ -243,3 +243,36 @@ Deno.test("webgpu: train repeats its weight hash in two processes and ends withi
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("webgpu: state stays on the GPU until settled, fed back in place it is consumed", async () => {
+  const engine = await createEngine();
+  try {
+    // w' = w + x: a state tensor and a plain output.
+    const g = new Graph();
+    const w = g.leaf("state", "w", [5], { format: "fp16" }),
+      x = g.leaf("input", "x", [5], { format: "fp16" });
+    const next = g.add("add", [w, x], {}, { format: "fp16" });
+    g.state.push({ name: "w", current: w, next });
+    g.outputs.sum = g.add("all_finite", [next], {}, { format: "fp32" });
+    const exe = engine.compile(g), other = engine.compile(g);
+    const t = (v: number[]): HostTensor => ({ shape: [5], format: "fp16", data: Float32Array.from(v) });
+    const x1 = t([1, 2, 3, 4, 5]);
+    const a = await exe.run({ w: t([0, 0, 0, 0, 0.5]), x: x1 });
+    assert.throws(() => a.w.data, /before engine.settle/);
+    const b = await exe.run({ w: a.w, x: x1 }); // consumed in place
+    assert.throws(() => a.w.data, /consumed/);
+    // Another executable copies it out first; so does settle.
+    const c = await other.run({ w: b.w, x: x1 });
+    assert.deepEqual([...b.w.data], [2, 4, 6, 8, 10.5]);
+    await engine.settle!([c.w]);
+    assert.deepEqual([...c.w.data], [3, 6, 9, 12, 15.5]);
+    // A run that is not fed its last state back copies that state out before reusing the memory.
+    const d = await exe.run({ w: t([1, 1, 1, 1, 1]), x: x1 });
+    const e = await exe.run({ w: t([0, 0, 0, 0, 0]), x: x1 });
+    assert.deepEqual([...d.w.data], [2, 3, 4, 5, 6]);
+    await engine.settle!([e.w]);
+    assert.deepEqual([...e.w.data], [1, 2, 3, 4, 5]);
+  } finally {
+    engine.close?.();
+  }
+});
