@@ -5,10 +5,14 @@
  * @module
  */
 
+import { UserError } from "../../lib/errors.ts";
+
 /** The adapter, its device and the limits the engine relies on. */
 export interface Gpu {
   readonly adapter: GPUAdapter;
   readonly device: GPUDevice;
+  /** True when the adapter is a CPU (a fallback adapter such as lavapipe). */
+  readonly cpu: boolean;
 }
 
 /** The limits the engine raises from WebGPU's defaults to the adapter's own. */
@@ -20,10 +24,10 @@ const LIMITS = ["maxStorageBufferBindingSize", "maxBufferSize", "maxComputeWorkg
  * Mesa's lavapipe provides one: Debian package mesa-vulkan-drivers).
  */
 export async function acquireGpu(): Promise<Gpu> {
-  if (!("gpu" in navigator)) throw new Error("This Deno has no WebGPU (navigator.gpu is missing)");
+  if (!("gpu" in navigator)) throw new UserError("This Deno has no WebGPU (navigator.gpu is missing)");
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) {
-    throw new Error(
+    throw new UserError(
       "No WebGPU adapter found: the webgpu engine needs a GPU with a Vulkan, Metal or Direct3D 12 driver " +
         "(without a GPU on Linux: install Mesa's lavapipe, Debian package mesa-vulkan-drivers)",
     );
@@ -31,7 +35,7 @@ export async function acquireGpu(): Promise<Gpu> {
   const requiredLimits: Record<string, number> = {};
   for (const k of LIMITS) requiredLimits[k] = adapter.limits[k];
   const device = await adapter.requestDevice({ requiredLimits });
-  return { adapter, device };
+  return { adapter, device, cpu: adapter.info.isFallbackAdapter };
 }
 
 /** The adapter, its driver, features and key limits, for the run record. */
@@ -46,9 +50,22 @@ export function gpuEnvironment(gpu: Gpu): Record<string, string> {
     ]
       .filter(Boolean).join(", "),
     driver: info.description,
+    // Deno's WebGPU does not name the backend it chose (Vulkan, Metal, Direct3D 12 or OpenGL), but the
+    // variable that forces one, and the subgroup sizes, which differ between them, tell it apart.
+    backend: backendChoice(),
+    subgroupSizes: `${info.subgroupMinSize}-${info.subgroupMaxSize}`,
     fallbackAdapter: String(info.isFallbackAdapter),
     features: [...gpu.adapter.features].sort().join(", "),
     limits: ([...LIMITS, "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupsPerDimension"] as const)
       .map((k) => `${k} ${limits[k]}`).join(", "),
   };
+}
+
+/** DENO_WEBGPU_BACKEND when set (and readable), else a note that wgpu chose. */
+function backendChoice(): string {
+  const variable = "DENO_WEBGPU_BACKEND";
+  const chosen = Deno.permissions.querySync({ name: "env", variable }).state === "granted"
+    ? Deno.env.get(variable)
+    : undefined;
+  return chosen ? `${variable}=${chosen}` : "wgpu's default choice";
 }

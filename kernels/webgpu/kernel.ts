@@ -12,14 +12,17 @@
  *    accumulate format, and the prelude (prelude.ts, wgsl_math.ts) gives format helpers and `exp_`, `log_`,
  *    `tanh_`, `erf_`, `gelu_`, `gelu_grad_`, built from exactly specified operations only.
  * 3. Anything else (workgroup memory, several threads per output) is a {@linkcode CustomPass}: WGSL that
- *    defines the entry point `main` with the attributes it needs; `st_y(i, v)` rounds `v` to the output
- *    format and stores it (for 16-bit outputs into an f32 staging area that the compiler packs afterwards,
- *    so a custom pass never writes half a word). `scr` (array<atomic<u32>, 64>) is scratch shared by all
- *    passes of one node, for integer counts only: floating-point sums never use atomics, so every run adds
- *    in the same order and repeats its bits.
+ *    defines the entry point `main` with the attributes it needs ({@linkcode threadsPass} writes a 1-D one);
+ *    `st_y(i, v)` rounds `v` to the output format and stores it (for 16-bit outputs into an f32 staging
+ *    area that the compiler packs afterwards, so a custom pass never writes half a word). `scr`
+ *    (array<atomic<u32>, 64>) is scratch shared by the passes of one node, words 0 to 62, for integer counts
+ *    only (word 63 stays 0: `opq` reads it); floating-point sums never use atomics, so every run adds in the
+ *    same order and repeats its bits. `a.cpu` says the adapter is a CPU (lavapipe), where a kernel may pick
+ *    a variant with the same bits (matmul does).
  * 4. Follow kernels/ref/kernel.ts: elementwise work is done in f32 (wide enough for 16-bit inputs) and
  *    rounded once; dot products and reductions add sequentially over the reduced index, rounding every
- *    product and partial sum with `racc` (no fma: WGSL `a * b + c` is two roundings).
+ *    product and partial sum with `racc` (no fma: WGSL `a * b + c` is two roundings on lavapipe). Drivers
+ *    simplify `(a + b) - a` to `b`: pass a value through `opq(x)` where an error term must survive.
  * 5. Run tests/conformance_webgpu_test.ts: it fails until the new op has been compared with ref.
  *
  * @module
@@ -44,6 +47,8 @@ export interface GpuKernelArgs {
   readonly y: GpuOperand;
   /** The graph's accumulate format (what `racc` rounds to). */
   readonly acc: FormatName;
+  /** True when the adapter is a CPU (lavapipe): a kernel may pick a variant that suits it (same bits). */
+  readonly cpu: boolean;
 }
 
 /** One output element per call of `fn value(i: u32) -> f32`. */

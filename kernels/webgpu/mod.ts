@@ -9,6 +9,7 @@ import type { Engine } from "../engine.ts";
 import { compileGraph } from "./compile.ts";
 import { acquireGpu, gpuEnvironment } from "./device.ts";
 import { KERNELS } from "./ops.ts";
+import { settle } from "./result.ts";
 import { GPU_FORMATS } from "./prelude.ts";
 import { WEBGPU } from "./spec.ts";
 
@@ -25,8 +26,9 @@ export async function createEngine(): Promise<Engine> {
       bitExactWithRef: guarantee.bitExactWithRef,
       deterministic: guarantee.deterministic,
     },
-    compile: (graph) => compileGraph(engine, gpu, graph),
+    compile: (graph) => compileGraph(graph, { engine, gpu }),
     environment: () => gpuEnvironment(gpu),
+    settle,
     close: () => gpu.device.destroy(),
   };
   return engine;

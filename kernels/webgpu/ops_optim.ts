@@ -32,16 +32,46 @@ function gate(a: GpuKernelArgs, ok: number): string {
 }
 
 /**
- * WGSL fn fin(v, i): the final rounding of a parameter update, nearest-even (the compiler rounds), or
+ * WGSL fn fin(a, b, i): the final rounding of a parameter update a + b, nearest-even (the compiler rounds), or
  * stochastic from hashUniform(seed, salt, i, "srnd"): the magnitude rounds up with probability equal to its
- * distance from the lower neighbour in ulps (u < d compared exactly, as 32-bit integers).
+ * distance from the lower neighbour in ulps (u < d compared exactly, as 32-bit integers). For fp32 the exact
+ * a + b is f32's sum s plus its rounding error e (TwoSum), so the rounding starts from the exact value, as
+ * ref's does; for fp16 and bf16 it starts from s, whose error is below 2^-13 of their ulp.
  */
 function finalRounding(a: GpuKernelArgs, seed: number): string {
-  if (!a.node.attrs.stochastic || a.y.format === "fp32") return "fn fin(v: f32, i: u32) -> f32 { return v; }";
+  if (!a.node.attrs.stochastic) return "fn fin(wa: f32, wb: f32, i: u32) -> f32 { return wa + wb; }";
   const salt = num(a.node, "salt") >>> 0;
   const h = `hash4(u32(max(x${seed}(0u), 0.0f)), ${salt}u, i, ${0x73726e64}u)`;
-  const body = a.y.format === "bf16" ? bf16Stochastic(h) : fp16Stochastic(h);
-  return `${WGSL_HASH}\nfn fin(v: f32, i: u32) -> f32 {\n  if (!is_finite(v)) { return v; }\n${body}\n}`;
+  const body = a.y.format === "fp32"
+    ? fp32Stochastic(h)
+    : a.y.format === "bf16"
+    ? bf16Stochastic(h)
+    : fp16Stochastic(h);
+  return `${WGSL_HASH}
+fn fin(wa: f32, wb: f32, i: u32) -> f32 {
+  let v = opq(wa + wb);
+  if (!is_finite(v)) { return v; }
+${body}
+}`;
+}
+
+function fp32Stochastic(h: string): string {
+  return `  let bb = opq(v - wa);
+  let e = (wa - opq(v - bb)) + (wb - bb);
+  if (e == 0.0f || v == 0.0f) { return v; }
+  let bits = bitcast<u32>(v);
+  let hh = ${h};
+  if ((e < 0.0f) != (v < 0.0f)) {
+    // The exact value lies toward zero from v: v is the upper neighbour, lo one ulp below it.
+    let lo = bitcast<f32>(bits - 1u);
+    let big = floor(abs(e) / abs(v - lo) * 4294967296.0f);
+    if (hh <= 0xffffffffu - u32(big)) { return v; }
+    return lo;
+  }
+  // The exact value lies away from zero: v is the lower neighbour, hi one ulp above it.
+  let hi = bitcast<f32>(bits + 1u);
+  if (hh < u32(ceil(abs(e) / abs(hi - v) * 4294967296.0f))) { return hi; }
+  return v;`;
 }
 
 function bf16Stochastic(h: string): string {
@@ -84,8 +114,8 @@ const sgdVelocity = kernel(
 const sgdApply = kernel(
   (a) =>
     num(a.node, "momentum") > 0
-      ? "  return fin(x0(i) + x1(i), i);"
-      : `  return fin(x0(i) - ry(${hyper(a, "lr")} * ${gradAt(a, 1, 0, 2)}), i);`,
+      ? "  return fin(x0(i), x1(i), i);"
+      : `  return fin(x0(i), -ry(${hyper(a, "lr")} * ${gradAt(a, 1, 0, 2)}), i);`,
   3,
   4,
 );
@@ -100,7 +130,7 @@ const adamMoment = kernel((a) => {
 
 /** Keras Adam step: w' = w - r(r(alpha * m) / r(r(sqrt(v)) + eps)); inputs (w, m, v, alpha, ok, seed). */
 const adamApply = kernel(
-  (a) => `  return fin(x0(i) - ry(ry(ry(x3(0u)) * x1(i)) / ry(ry(sqrt(x2(i))) + ${hyper(a, "eps")})), i);`,
+  (a) => `  return fin(x0(i), -ry(ry(ry(x3(0u)) * x1(i)) / ry(ry(sqrt(x2(i))) + ${hyper(a, "eps")})), i);`,
   4,
   5,
 );

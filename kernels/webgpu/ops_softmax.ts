@@ -12,7 +12,7 @@ import type { GpuKernel } from "./kernel.ts";
 import { mapKernel } from "./kernel.ts";
 
 /** WGSL: the maximum (NaN if a NaN comes first... as ref: NaN once met stays) and sum of exps of row r. */
-function rowFns(k: number): string {
+function rowFns(k: number, labels: boolean): string {
   return `
 fn row_max(r: u32) -> f32 {
   var m = -inf_();
@@ -26,7 +26,12 @@ fn row_sum(r: u32, m: f32) -> f32 {
   var s = 0.0f;
   for (var j = 0u; j < ${k}u; j = j + 1u) { s = racc(s + racc(exp_(x0(r * ${k}u + j) - m))); }
   return s;
+}${labels ? labelFn(k) : ""}`;
 }
+
+/** WGSL: the label of row r (input 1) as an index. */
+function labelFn(k: number): string {
+  return `
 // The label of row r as an index, or ${k} (out of range: the value becomes NaN) when it is not one.
 fn label(r: u32) -> u32 {
   let l = x1(r);
@@ -39,7 +44,10 @@ fn label(r: u32) -> u32 {
 function rowKernel(body: (k: number, rows: number) => string): GpuKernel {
   return (a) => {
     const k = a.x[0].shape.at(-1)!, rows = a.x[0].size / k;
-    return [{ kind: "map", code: `${rowFns(k)}\nfn value(i: u32) -> f32 {\n${body(k, rows)}\n}` }];
+    return [{
+      kind: "map",
+      code: `${rowFns(k, a.x.length > 1)}\nfn value(i: u32) -> f32 {\n${body(k, rows)}\n}`,
+    }];
   };
 }
 

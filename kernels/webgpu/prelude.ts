@@ -23,6 +23,11 @@ fn inf_() -> f32 { return bitcast<f32>(0x7f800000u); }
 fn nan_() -> f32 { return bitcast<f32>(0x7fc00000u); }
 fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 fn is_finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }
+// x itself, hidden from the shader compiler: Mesa (and other drivers) simplify (a + b) - a to b and
+// v - (v - a) to a in shaders that do not forbid it (measured on lavapipe), which would erase the rounding
+// error that TwoSum, exp's range reduction and Dekker's split compute.
+// Scratch word 63 is never written, so it is always 0 (WebGPU zeroes new buffers).
+fn opq(x: f32) -> f32 { return bitcast<f32>(bitcast<u32>(x) | atomicLoad(&scr[63])); }
 fn pow2_(k: i32) -> f32 { return bitcast<f32>(u32(k + 127) << 23u); }
 
 // fp16 bits (low 16 bits of h) to f32, exact.

@@ -31,7 +31,7 @@ fn exp_(x: f32) -> f32 {
   if (abs(x) < 2.9802322e-8f) { return 1.0f + x; }
   let k = floor(x * INV_LN2 + 0.5f);
   let hi = x - k * LN2_HI;
-  let r = hi - k * LN2_LO;
+  let r = opq(hi - k * LN2_LO);
   let r_lo = (hi - r) - k * LN2_LO;
   let q = r * r * (${lit(1 / 2)} + r * (${lit(1 / 6)} + r * (${lit(1 / 24)} + r * (${lit(1 / 120)} +
     r * (${lit(1 / 720)} + r * (${lit(1 / 5040)} + r * (${lit(1 / 40320)} + r * ${lit(1 / 362880)})))))));
@@ -104,8 +104,8 @@ var<private> ERFC: array<f32, ${ERFC_TABLE.length}> = array<f32, ${ERFC_TABLE.le
 
 // The exact square of a as hi + lo (Dekker split for f32: 4097 = 2^12 + 1, no fma).
 fn sq_lo(a: f32, h: f32) -> f32 {
-  let c = 4097.0f * a;
-  let ah = c - (c - a);
+  let c = opq(4097.0f * a);
+  let ah = c - opq(c - a);
   let al = a - ah;
   return ((ah * ah - h) + 2.0f * ah * al) + al * al;
 }
