@@ -32,12 +32,15 @@ function hardValues(): Float32Array {
   return Float32Array.from(v);
 }
 
+const show = (v: number) => (Object.is(v, -0) ? "-0" : String(v));
 const sameBits = (a: number, b: number) => Object.is(a, b) || (a !== a && b !== b);
 
 function assertBits(got: ArrayLike<number>, want: ArrayLike<number>, what: string) {
   assert.equal(got.length, want.length, what);
   for (let i = 0; i < want.length; i++) {
-    if (!sameBits(got[i], want[i])) assert.fail(`${what}: element ${i}: ref ${want[i]}, webgpu ${got[i]}`);
+    if (!sameBits(got[i], want[i])) {
+      assert.fail(`${what}: element ${i}: ref ${show(want[i])}, webgpu ${show(got[i])}`);
+    }
   }
 }
 
