@@ -41,6 +41,11 @@ const CASES: Case[] = [
   ["conv2d_grad_weight", [[2, 3, 7, 6], [2, 4, 4, 6]], { ...conv([2, 1], [1, 1, 1, 1], 1), kernel: [3, 3] }],
   ["conv2d_grad_weight", [[2, 4, 4, 6], [2, 6, 2, 3]], { ...conv([2, 2], [2, 0, 2, 1], 2), kernel: [5, 3] }],
   ["conv2d_grad_weight", [[1, 2, 2, 2], [1, 2, 1, 1]], { ...conv([1, 1], [1, 1, 1, 1], 1), kernel: [4, 4] }],
+  // 80 images of 28 x 28 pass one thread's loop budget on lavapipe: two threads relay each sum.
+  ["conv2d_grad_weight", [[80, 1, 28, 28], [80, 2, 28, 28]], {
+    ...conv([1, 1], [2, 2, 2, 2], 1),
+    kernel: [5, 5],
+  }],
   ["maxpool", [[2, 3, 7, 5]], pool],
   ["maxpool_grad", [[2, 3, 7, 5], [2, 3, 4, 5]], pool],
   ["avgpool", [[2, 3, 7, 5]], pool],

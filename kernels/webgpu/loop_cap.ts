@@ -9,11 +9,15 @@
  * @module
  */
 
+import { UserError } from "../../lib/errors.ts";
 import type { Node } from "../../lib/graph/graph.ts";
 import type { GpuOperand, GpuPass } from "./kernel.ts";
 
 /** Loop iterations llvmpipe runs in one thread before it stops its loops. */
 export const LLVMPIPE_LOOPS = 65535;
+
+/** What a kernel may plan for one thread, with room under {@linkcode LLVMPIPE_LOOPS}. */
+export const THREAD_LOOPS = 60000;
 
 /** Throws a one-line error when a pass of `node` may run more loop iterations in a thread than `adapter` allows. */
 export function assertLoops(
@@ -27,7 +31,7 @@ export function assertLoops(
     // A map with a 16-bit output computes the two elements of a word in one thread.
     const loops = (p.loops ?? 0) * (p.kind === "map" && y.format !== "fp32" ? 2 : 1);
     if (loops > LLVMPIPE_LOOPS) {
-      throw new Error(
+      throw new UserError(
         `Node ${node.id} (${node.op} [${node.shape}]) needs ${loops} loop iterations in one GPU thread; ` +
           `lavapipe stops a thread after ${LLVMPIPE_LOOPS} (use a smaller batch, or a real GPU)`,
       );

@@ -20,6 +20,7 @@ import { geometry } from "../ref/window.ts";
 import { list, num } from "../ref/kernel.ts";
 import { type GpuKernel, type GpuKernelArgs, type GpuPass, mapKernel } from "./kernel.ts";
 import { GROUP_THREADS, groupPass, threadPass, valuePass } from "./group_pass.ts";
+import { THREAD_LOOPS } from "./loop_cap.ts";
 
 /** WGSL: `s = racc(s + racc(a * b))`. */
 const mac = (a: string, b: string) => `s = racc(s + racc(${a} * ${b}));`;
@@ -149,33 +150,61 @@ const conv2dGradInput = mapKernel(({ node, x: [gs, ws] }) => {
 /**
  * dw[o,c,i,j] = sum over (n, p, q) ascending of g[n,o,p,q] * x[n, group c, p*s+i-pad, q*s+j-pad]. One
  * thread per weight (a custom pass, not a map: a map computes two 16-bit outputs per thread, which doubles
- * the loop iterations of a thread, and lavapipe stops a thread's loops after 65535 iterations).
+ * a thread's loop iterations). When one thread's share would pass llvmpipe's loop limit, a workgroup per
+ * weight relays the sum: threads of different subgroups take turns, each adding the next images to the
+ * running sum it finds in workgroup memory, so the order (and the bits) stay ref's while no thread loops too long.
  */
+/**
+ * Threads that relay a weight gradient's sum: one per 8 threads of a workgroup, because llvmpipe runs 8
+ * threads in lockstep (its subgroup) and counts their loop iterations together.
+ */
+const RELAYS = GROUP_THREADS / 8;
+
 const conv2dGradWeight: GpuKernel = ({ node, x: [xs, gs] }) => {
   const [kh, kw] = list(node, "kernel");
   const g = geometry(node, xs.shape, [kh, kw], gs.shape);
   const o = gs.shape[1], cg = g.c / num(node, "groups"), og = o / num(node, "groups");
-  return [threadPass(o * cg * kh * kw, {
-    loops: g.n * (g.oh * (g.ow + 1) + 1),
-    body: `
-  let tj = t % ${kw}; let ti = (t / ${kw}) % ${kh}; let c = (t / ${kw * kh}) % ${cg}; let oc = t / ${
-      kw * kh * cg
-    };
+  const weights = o * cg * kh * kw, perImage = g.oh * (g.ow + 1) + 1;
+  // Images a thread adds in one turn, and the turns.
+  const images = Math.max(1, Math.min(g.n, Math.floor((THREAD_LOOPS - GROUP_THREADS) / perImage)));
+  const turns = Math.ceil(g.n / images);
+  const sum = (w: string, from: string, to: string) => `
+  let tj = ${w} % ${kw}; let ti = (${w} / ${kw}) % ${kh}; let c = (${w} / ${kw * kh}) % ${cg};
+  let oc = ${w} / ${kw * kh * cg};
   let c0 = (oc / ${og}) * ${cg};
   // Output rows (columns) whose tap lands inside the input: 0 <= p * stride + tap - pad < size.
   let pa = ${g.pt} - ti; let pLo = select(0, (pa + ${g.sh - 1}) / ${g.sh}, pa > 0);
   let pb = ${g.h - 1 + g.pt} - ti; let pHi = select(0, min(${g.oh}, pb / ${g.sh} + 1), pb >= 0);
   let qa = ${g.pl} - tj; let qLo = select(0, (qa + ${g.sw - 1}) / ${g.sw}, qa > 0);
   let qb = ${g.w - 1 + g.pl} - tj; let qHi = select(0, min(${g.ow}, qb / ${g.sw} + 1), qb >= 0);
-  var s = 0.0;
-  for (var n = 0; n < ${g.n}; n++) {
+  for (var n = ${from}; n < ${to}; n++) {
     let gb = (n * ${o} + oc) * ${g.oh}; let xb = (n * ${g.c} + c0 + c) * ${g.h};
     for (var p = pLo; p < pHi; p++) {
       let gr = (gb + p) * ${g.ow}; let xr = (xb + p * ${g.sh} + ti - ${g.pt}) * ${g.w} + tj - ${g.pl};
       for (var q = qLo; q < qHi; q++) { ${mac("x1(u32(gr + q))", `x0(u32(xr + q * ${g.sw}))`)} }
     }
+  }`;
+  if (turns === 1) {
+    return [threadPass(weights, {
+      loops: g.n * perImage,
+      decls: `fn dw(t: i32) -> f32 {\n  var s = 0.0;${sum("t", "0", `${g.n}`)}\n  return s;\n}`,
+      body: "  st_y(u32(t), dw(t));",
+    })];
   }
-  st_y(u32(t), s);`,
+  return [groupPass(weights, {
+    loops: turns + Math.ceil(turns / RELAYS) * images * perImage + 1,
+    decls: `var<workgroup> part: f32;
+fn dw(t: i32, turn: i32, s0: f32) -> f32 {
+  var s = s0;${sum("t", `turn * ${images}`, `min(${g.n}, (turn + 1) * ${images})`)}
+  return s;
+}`,
+    body: `  if (lid == 0) { part = 0.0; }
+  for (var turn = 0; turn < ${turns}; turn++) {
+    workgroupBarrier();
+    if (lid == (turn % ${RELAYS}) * ${GROUP_THREADS / RELAYS}) { part = dw(grp, turn, part); }
+  }
+  workgroupBarrier();
+  if (lid == 0) { st_y(u32(grp), part); }`,
   })];
 };
 
