@@ -12,6 +12,9 @@ import { OPTIM } from "./ops_optim.ts";
 import { POINTWISE } from "./ops_pointwise.ts";
 import { SHAPE } from "./ops_shape.ts";
 import { SOFTMAX } from "./ops_softmax.ts";
+import { WINDOW } from "./ops_window.ts";
+import { POOL } from "./ops_pool.ts";
+import { NORM } from "./ops_norm.ts";
 
 /** Every webgpu kernel by op name (the engine's capabilities list exactly these). */
 export const KERNELS: Readonly<Partial<Record<OpName, GpuKernel>>> = {
@@ -21,4 +24,7 @@ export const KERNELS: Readonly<Partial<Record<OpName, GpuKernel>>> = {
   ...SHAPE,
   ...OPTIM,
   ...CHECKS,
+  ...WINDOW,
+  ...POOL,
+  ...NORM,
 };

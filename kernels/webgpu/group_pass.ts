@@ -1,0 +1,49 @@
+/**
+ * The window and norm kernels' pass builders: custom passes in which one workgroup owns one unit of work (a
+ * group of a norm, a tile of a convolution) or one thread owns one, and map passes with helper functions.
+ *
+ * @module
+ */
+
+import type { CustomPass, MapPass } from "./kernel.ts";
+
+/** A map pass whose `fn value(i: u32) -> f32` has `body`, with helper functions `decls` beside it. */
+export function valuePass(decls: string, body: string): MapPass {
+  return { kind: "map", code: `${decls}\nfn value(i: u32) -> f32 {\n${body}\n}` };
+}
+
+/** Threads per workgroup of a group pass. */
+export const GROUP_THREADS = 64;
+const MAX_GROUPS = 65535;
+
+/**
+ * A pass of `groups` workgroups of {@linkcode GROUP_THREADS} threads. `body` runs with `grp: i32` (the
+ * workgroup's unit, the same for all its threads, so barriers inside it are in uniform control flow) and
+ * `lid: i32` (the thread in the workgroup); `decls` go before the entry point (functions, workgroup memory).
+ */
+export function groupPass(groups: number, decls: string, body: string): CustomPass {
+  const x = Math.min(Math.max(groups, 1), MAX_GROUPS);
+  return {
+    kind: "custom",
+    workgroups: [x, Math.ceil(groups / x), 1],
+    code: `${decls}
+@compute @workgroup_size(${GROUP_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let grp = i32(wid.x + wid.y * ${x}u);
+  let lid = i32(li);
+  if (grp >= ${groups}) { return; }
+${body}
+}`,
+  };
+}
+
+/** A pass of one thread per unit `t: i32` in [0, `units`), for work with no sharing between threads. */
+export function threadPass(units: number, decls: string, body: string): CustomPass {
+  return groupPass(
+    Math.ceil(units / GROUP_THREADS),
+    decls,
+    `  let t = grp * ${GROUP_THREADS} + lid;
+  if (t >= ${units}) { return; }
+${body}`,
+  );
+}

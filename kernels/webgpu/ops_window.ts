@@ -1,0 +1,144 @@
+/**
+ * The convolutions: conv2d (grouped, so depthwise too) and its input and weight gradients, each output in
+ * ref's summation order (kernels/ref/window.ts), every product and partial sum rounded with `racc`, and
+ * padding taps skipped as ref skips them (adding a zero product would turn an infinite weight into NaN).
+ * With fp32 accumulation, f32 `*` then `+` of values exact in f32 is ref's `fround(s + fround(a * b))`, so
+ * the results are ref's bits wherever the GPU's f32 arithmetic is IEEE and unfused (lavapipe: measured by
+ * the conformance suite). A 16-bit accumulation rounds each f32 product and sum once more; both are exact or
+ * correctly rounded in f32 first, and f32 has more than 2p + 2 bits, so that double rounding is innocuous.
+ *
+ * What a real GPU wants next (not measured yet, so not done): the gradients as implicit GEMMs with both
+ * operands tiled in workgroup memory and vectorised 16-bit loads, and conv2d_grad_weight's long reduction
+ * over (n, p, q) split across threads, which needs a fixed-order combination that is not ref's sequential
+ * order (so it would trade ref's bits for speed, and say so in the guarantee).
+ *
+ * @module
+ */
+
+import type { OpName } from "../../lib/graph/ops.ts";
+import { geometry } from "../ref/window.ts";
+import { list, num } from "../ref/kernel.ts";
+import { type GpuKernel, type GpuKernelArgs, mapKernel } from "./kernel.ts";
+import { GROUP_THREADS, groupPass } from "./group_pass.ts";
+
+/** WGSL: `s = racc(s + racc(a * b))`. */
+const mac = (a: string, b: string) => `s = racc(s + racc(${a} * ${b}));`;
+
+/** Output channels a conv2d thread computes: the most of 4, 2, 1 that divides a group's channels. */
+function channelBlock(perGroup: number): number {
+  return perGroup % 4 === 0 ? 4 : perGroup % 2 === 0 ? 2 : 1;
+}
+
+/** Weights staged in workgroup memory at once: 8 KiB of f32, half of lavapipe's (and WebGPU's) 16 KiB. */
+const STAGED = 2048;
+
+/**
+ * y[n,o,p,q] = sum over (c, i, j) ascending of x * w. A workgroup computes 64 output pixels of one image for
+ * `ob` output channels of one group: each thread one pixel for `ob` channels, so it loads each input tap
+ * once for `ob` products, and the weights of `cc` input channels at a time sit in workgroup memory, read by
+ * all 64 threads.
+ */
+function conv2d({ node, x: [xs, ws], y }: GpuKernelArgs) {
+  const [o, cg] = ws.shape, groups = num(node, "groups");
+  const g = geometry(node, xs.shape, [ws.shape[2], ws.shape[3]], y.shape);
+  const og = o / groups, kk = g.kh * g.kw, ob = channelBlock(og);
+  const cc = Math.max(1, Math.min(cg, Math.floor(STAGED / (ob * kk))));
+  const pix = g.oh * g.ow, tiles = Math.ceil(pix / GROUP_THREADS), blocks = o / ob;
+  const tap = (b: string) =>
+    `s[${b}] = racc(s[${b}] + racc(xv * wt[(${b} * ${cc} + c - cBase) * ${kk} + i * ${g.kw} + j]));`;
+  return [groupPass(
+    g.n * blocks * tiles,
+    `var<workgroup> wt: array<f32, ${cc * ob * kk}>;`,
+    `  let tile = grp % ${tiles}; let ob = (grp / ${tiles}) % ${blocks}; let n = grp / ${tiles * blocks};
+  let pix = tile * ${GROUP_THREADS} + lid; let live = pix < ${pix};
+  let q = pix % ${g.ow}; let p = pix / ${g.ow};
+  let oc0 = ob * ${ob}; let c0 = (oc0 / ${og}) * ${cg};
+  let ih0 = p * ${g.sh} - ${g.pt}; let iw0 = q * ${g.sw} - ${g.pl};
+  // In-bounds taps only; a thread past the last pixel has none but still joins the barriers.
+  let iLo = max(0, -ih0); let iHi = select(iLo, min(${g.kh}, ${g.h} - ih0), live);
+  let jLo = max(0, -iw0); let jHi = min(${g.kw}, ${g.w} - iw0);
+  var s: array<f32, ${ob}>;
+  for (var cBase = 0; cBase < ${cg}; cBase += ${cc}) {
+    workgroupBarrier();
+    for (var e = lid; e < ${cc * ob * kk}; e += ${GROUP_THREADS}) {
+      let b = e / ${cc * kk}; let r = e % ${cc * kk}; let c = cBase + r / ${kk};
+      var v = 0.0;
+      if (c < ${cg}) { v = x1(u32(((oc0 + b) * ${cg} + c) * ${kk} + r % ${kk})); }
+      wt[e] = v;
+    }
+    workgroupBarrier();
+    for (var c = cBase; c < min(cBase + ${cc}, ${cg}); c++) {
+      let xb = ((n * ${g.c} + c0 + c) * ${g.h} + ih0) * ${g.w} + iw0;
+      for (var i = iLo; i < iHi; i++) {
+        for (var j = jLo; j < jHi; j++) {
+          let xv = x0(u32(xb + i * ${g.w} + j));
+          ${ob === 1 ? tap("0") : `for (var b = 0; b < ${ob}; b++) { ${tap("b")} }`}
+        }
+      }
+    }
+  }
+  if (live) {
+    for (var b = 0; b < ${ob}; b++) { st_y(u32((n * ${o} + oc0 + b) * ${pix} + pix), s[b]); }
+  }`,
+  )];
+}
+
+/** dx[n,c,h,w] = sum over (o in c's group, i, j) ascending of g[n,o,p,q] * w[o,c,i,j], p*s+i-pad = h. */
+const conv2dGradInput = mapKernel(({ node, x: [gs, ws] }) => {
+  const [o, cg] = ws.shape, og = o / num(node, "groups");
+  const g = geometry(node, list(node, "inShape"), [ws.shape[2], ws.shape[3]], gs.shape);
+  return `  let t = i32(i);
+  let wi = t % ${g.w}; let h = (t / ${g.w}) % ${g.h}; let c = (t / ${g.w * g.h}) % ${g.c};
+  let n = t / ${g.w * g.h * g.c};
+  let grp = c / ${cg}; let cl = c - grp * ${cg};
+  // The taps that read this position: the first with (pos - tap) divisible by the stride and inside the
+  // output, stepping by the stride, as ref's hitting().
+  let ph = h + ${g.pt}; let pw = wi + ${g.pl};
+  var iFirst = max(0, ph - ${(g.oh - 1) * g.sh}); iFirst += (ph - iFirst) % ${g.sh};
+  var jFirst = max(0, pw - ${(g.ow - 1) * g.sw}); jFirst += (pw - jFirst) % ${g.sw};
+  let iLast = min(${g.kh - 1}, ph); let jLast = min(${g.kw - 1}, pw);
+  var s = 0.0;
+  for (var oc = grp * ${og}; oc < (grp + 1) * ${og}; oc++) {
+    let gb = (n * ${o} + oc) * ${g.oh}; let wb = (oc * ${cg} + cl) * ${g.kh};
+    for (var ti = iFirst; ti <= iLast; ti += ${g.sh}) {
+      let gr = (gb + (ph - ti) / ${g.sh}) * ${g.ow}; let wr = (wb + ti) * ${g.kw};
+      for (var tj = jFirst; tj <= jLast; tj += ${g.sw}) {
+        ${mac(`x0(u32(gr + (pw - tj) / ${g.sw}))`, "x1(u32(wr + tj))")}
+      }
+    }
+  }
+  return s;`;
+});
+
+/** dw[o,c,i,j] = sum over (n, p, q) ascending of g[n,o,p,q] * x[n, group c, p*s+i-pad, q*s+j-pad]. */
+const conv2dGradWeight = mapKernel(({ node, x: [xs, gs] }) => {
+  const [kh, kw] = list(node, "kernel");
+  const g = geometry(node, xs.shape, [kh, kw], gs.shape);
+  const o = gs.shape[1], cg = g.c / num(node, "groups"), og = o / num(node, "groups");
+  return `  let t = i32(i);
+  let tj = t % ${kw}; let ti = (t / ${kw}) % ${kh}; let c = (t / ${kw * kh}) % ${cg}; let oc = t / ${
+    kw * kh * cg
+  };
+  let c0 = (oc / ${og}) * ${cg};
+  // Output rows (columns) whose tap lands inside the input: 0 <= p * stride + tap - pad < size.
+  let pa = ${g.pt} - ti; let pLo = select(0, (pa + ${g.sh - 1}) / ${g.sh}, pa > 0);
+  let pb = ${g.h - 1 + g.pt} - ti; let pHi = select(0, min(${g.oh}, pb / ${g.sh} + 1), pb >= 0);
+  let qa = ${g.pl} - tj; let qLo = select(0, (qa + ${g.sw - 1}) / ${g.sw}, qa > 0);
+  let qb = ${g.w - 1 + g.pl} - tj; let qHi = select(0, min(${g.ow}, qb / ${g.sw} + 1), qb >= 0);
+  var s = 0.0;
+  for (var n = 0; n < ${g.n}; n++) {
+    let gb = (n * ${o} + oc) * ${g.oh}; let xb = (n * ${g.c} + c0 + c) * ${g.h};
+    for (var p = pLo; p < pHi; p++) {
+      let gr = (gb + p) * ${g.ow}; let xr = (xb + p * ${g.sh} + ti - ${g.pt}) * ${g.w} + tj - ${g.pl};
+      for (var q = qLo; q < qHi; q++) { ${mac("x1(u32(gr + q))", `x0(u32(xr + q * ${g.sw}))`)} }
+    }
+  }
+  return s;`;
+});
+
+/** Kernels of this file by op name. */
+export const WINDOW = {
+  conv2d,
+  conv2d_grad_input: conv2dGradInput,
+  conv2d_grad_weight: conv2dGradWeight,
+} satisfies Partial<Record<OpName, GpuKernel>>;
