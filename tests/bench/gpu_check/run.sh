@@ -80,7 +80,7 @@ cp "$pack/meta.json" "$parts/prepared.json"
 result() { "$deno" run --allow-read --allow-write tests/bench/gpu_check/gpu_result.ts "$parts" "$OUT"; }
 
 say "1/3 the wasm weight hash of one quick-profile cell"
-timeout 120 "$deno" run "${run_flags[@]}" tests/bench/gpu_check/cell_hash.ts >"$parts/hash.json.tmp" &&
+timeout 60 "$deno" run "${run_flags[@]}" tests/bench/gpu_check/cell_hash.ts >"$parts/hash.json.tmp" &&
   mv "$parts/hash.json.tmp" "$parts/hash.json"
 result
 
