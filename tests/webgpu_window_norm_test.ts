@@ -24,11 +24,12 @@ const conv = (stride: number[], pads: number[], groups: number) => ({ stride, pa
 const pool = { kernel: [3, 2], stride: [2, 1], pads: [1, 0, 1, 1] };
 
 /** Each op on shapes that reach its edge cases: padding on every side, strides, groups, overlapping windows. */
+// conv2d runs tiled on planes of 32 outputs or more (the first and fourth cases), directly below.
 const CASES: Case[] = [
   ["conv2d", [[2, 3, 7, 6], [4, 3, 3, 3]], conv([1, 1], [1, 1, 1, 1], 1)],
   ["conv2d", [[2, 4, 7, 6], [4, 1, 3, 3]], conv([2, 2], [1, 1, 1, 1], 4)],
   ["conv2d", [[2, 4, 7, 6], [6, 2, 5, 3]], conv([2, 1], [2, 0, 2, 1], 2)],
-  ["conv2d", [[1, 70, 3, 3], [8, 70, 3, 3]], conv([1, 1], [1, 1, 1, 1], 1)],
+  ["conv2d", [[1, 70, 6, 6], [8, 70, 3, 3]], conv([1, 1], [1, 1, 1, 1], 1)], // tiled, two chunks of channels
   ["conv2d_grad_input", [[2, 4, 4, 6], [4, 3, 3, 3]], {
     ...conv([2, 1], [1, 1, 1, 1], 1),
     inShape: [2, 3, 7, 6],
@@ -156,6 +157,22 @@ Deno.test("webgpu window and norm ops of the CNN step graph give ref's bits on l
       assert.ok(Object.keys(g.outputs).length >= 6, `${c.label}: the CNN step has window and norm ops`);
       await sameBits(engine, g, feeds, c.label);
     }
+  } finally {
+    engine.close?.();
+  }
+});
+
+Deno.test("webgpu refuses, on lavapipe, a pass whose threads would loop past llvmpipe's limit", async () => {
+  const engine = await loadEngine("webgpu");
+  try {
+    if (!onLavapipe(engine)) return;
+    // A 1x1 kernel's weight gradient over a 300x300 image: 90,301 iterations in one thread.
+    const c: Case = ["conv2d_grad_weight", [[1, 1, 300, 300], [1, 1, 300, 300]], {
+      ...conv([1, 1], [0, 0, 0, 0], 1),
+      kernel: [1, 1],
+    }];
+    const { graph } = single(c, "fp32", "fp32");
+    assert.throws(() => engine.compile(graph), /conv2d_grad_weight .*needs 90301 loop iterations.*lavapipe/);
   } finally {
     engine.close?.();
   }

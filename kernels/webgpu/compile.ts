@@ -20,7 +20,9 @@ import { assertSupports, type Engine, type Executable, feedFor, type HostTensor 
 import type { Gpu } from "./device.ts";
 import type { GpuOperand, GpuPass } from "./kernel.ts";
 import { KERNELS } from "./ops.ts";
+import { assertLoops } from "./loop_cap.ts";
 import { wordsOf } from "./prelude.ts";
+import { GpuResult, settle } from "./result.ts";
 import { shaderPasses } from "./shader.ts";
 
 interface Step {
@@ -28,7 +30,7 @@ interface Step {
   readonly workgroups: readonly [number, number, number];
 }
 
-interface Result {
+interface Output {
   readonly name: string;
   readonly node: Node;
   /** Byte offset in the arena and in the staging buffer. */
@@ -41,7 +43,10 @@ interface Plan {
   readonly steps: readonly Step[];
   /** Leaves: byte offset, and for state the byte offset where the other plan's run left its next value. */
   readonly inputs: readonly { node: Node; at: number; from: number }[];
-  readonly results: readonly Result[];
+  /** Named outputs, read back after every run. */
+  readonly outputs: readonly Output[];
+  /** Next state, left on the GPU (byte offsets in the arena). */
+  readonly state: readonly { name: string; node: Node; at: number }[];
 }
 
 /** Pipelines by WGSL source, per device: nodes of the same kind and place share one. */
@@ -72,6 +77,7 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
       cpu: gpu.cpu,
     });
     passes.set(n.id, ps);
+    assertLoops(gpu.adapter, n, operand(n.id), ps);
     if (nodes[n.id].format !== "fp32" && ps.some((p) => p.kind === "custom")) {
       wideWords = Math.max(wideWords, sizeOf(n.shape));
     }
@@ -126,10 +132,6 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
   };
 
   const leaves = nodes.filter((n) => live[n.id] && !n.inputs.length);
-  const resultIds = [
-    ...Object.entries(graph.outputs),
-    ...graph.state.map((s): [string, number] => [s.name, s.next]),
-  ];
   const nextOf = new Map(graph.state.map((s) => [s.name, s.next]));
   const compiled: Plan[] = plans.map(({ offset }, p) => {
     const steps: Step[] = [];
@@ -149,30 +151,68 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
         const next = nextOf.get(n.name!);
         return { node: n, at: offset[n.id], from: next === undefined ? -1 : plans[1 - p].offset[next] };
       }),
-      results: resultIds.map(([name, id]) => {
+      outputs: Object.entries(graph.outputs).map(([name, id]) => {
         const r = { name, node: nodes[id], at: offset[id], staged, bytes: size(id) };
         staged += r.bytes;
         return r;
       }),
+      state: graph.state.map(({ name, next }) => ({ name, node: nodes[next], at: offset[next] })),
     };
   });
-  const stagingBytes = Math.max(4, ...compiled.map((c) => c.results.reduce((s, r) => s + r.bytes, 0)));
+  const stagingBytes = Math.max(4, ...compiled.map((c) => c.outputs.reduce((s, r) => s + r.bytes, 0)));
   const staging = device.createBuffer({
     size: stagingBytes,
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
   });
   let ready: Promise<GPUComputePipeline[][]> | null = null;
-  let last: Record<string, HostTensor> = {}, parity = 0;
+  // The state results of the last run, by name; parity picks the plan whose leaves are where they lie.
+  let last = new Map<string, GpuResult>(), parity = 0;
+  const nodeOf = new Map(graph.state.map((s) => [s.name, nodes[s.next]]));
+
+  /** Copies state results of this executable from the GPU, in one submission. */
+  const download = async (results: readonly GpuResult[]) => {
+    const names = [...last].filter(([, t]) => results.includes(t)).map(([name]) => name);
+    const bytes = names.map((name) => size(nodeOf.get(name)!.id));
+    const buffer = device.createBuffer({
+      size: Math.max(4, bytes.reduce((a, b) => a + b, 0)),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const encoder = device.createCommandEncoder();
+    let at = 0;
+    for (let k = 0; k < names.length; k++) {
+      encoder.copyBufferToBuffer(arena, last.get(names[k])!.at, buffer, at, bytes[k]);
+      at += bytes[k];
+    }
+    device.queue.submit([encoder.finish()]);
+    await buffer.mapAsync(GPUMapMode.READ);
+    const data = buffer.getMappedRange();
+    at = 0;
+    for (let k = 0; k < names.length; k++) {
+      last.get(names[k])!.fill(valuesOf(nodeOf.get(names[k])!, data.slice(at, at + bytes[k])));
+      at += bytes[k];
+    }
+    buffer.destroy();
+    // A result of an earlier run (no longer in `last`) was consumed or copied out before that run.
+    for (const t of results) if (t.onDevice) throw new Error("A webgpu state result outlived its buffer");
+  };
 
   return {
     async run(feeds) {
       ready ??= checked(allocated, compiled);
       const pipelines = await ready;
       const p = parity ^ 1, plan = compiled[p];
+      // State the last run left on the GPU and this run takes back where it lies stays there; every other
+      // tensor still on a GPU (the last run's state that is not fed back, another executable's state) is
+      // copied out first, before this run reuses the memory or uploads it.
+      const inPlace = new Set<GpuResult>();
       for (const { node, at, from } of plan.inputs) {
+        const t = feeds[node.name!];
+        if (t instanceof GpuResult && t.onDevice && from === at && last.get(node.name!) === t) inPlace.add(t);
+      }
+      await settle([...last.values(), ...Object.values(feeds)].filter((t) => !inPlace.has(t as GpuResult)));
+      for (const { node, at } of plan.inputs) {
         const t = feedFor(node, feeds);
-        // State fed back unchanged from the last run is already in place on the GPU.
-        if (from === at && last[node.name!] === t) continue;
+        if (inPlace.has(t as GpuResult)) continue;
         const bytes = storedBytes(t);
         const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
         padded.set(bytes);
@@ -186,25 +226,32 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
         pass.dispatchWorkgroups(...s.workgroups);
       });
       pass.end();
-      for (const r of plan.results) encoder.copyBufferToBuffer(arena, r.at, staging, r.staged, r.bytes);
+      for (const r of plan.outputs) encoder.copyBufferToBuffer(arena, r.at, staging, r.staged, r.bytes);
       device.pushErrorScope("validation");
       device.queue.submit([encoder.finish()]);
       const invalid = await device.popErrorScope();
       if (invalid) {
-        last = {};
         throw new Error(`The webgpu engine's step failed: ${invalid.message.trim().split("\n")[0]}`);
       }
+      for (const t of inPlace) t.consume();
       await staging.mapAsync(GPUMapMode.READ);
       const out: Record<string, HostTensor> = {};
       try {
         const data = staging.getMappedRange();
-        for (const r of plan.results) {
-          out[r.name] = hostTensor(r.node, data.slice(r.staged, r.staged + r.bytes));
+        for (const r of plan.outputs) {
+          out[r.name] = {
+            shape: r.node.shape,
+            format: r.node.format!,
+            data: valuesOf(r.node, data.slice(r.staged, r.staged + r.bytes)),
+          };
         }
       } finally {
         staging.unmap();
       }
-      last = out;
+      last = new Map(
+        plan.state.map((r) => [r.name, new GpuResult(r.node.shape, r.node.format!, r.at, download)]),
+      );
+      for (const [name, t] of last) out[name] = t;
       parity = p;
       return out;
     },
@@ -226,7 +273,7 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
 }
 
 /** The values of `node` from its stored words, as f32 (exact for every storage format). */
-function hostTensor(node: Node, words: ArrayBuffer): HostTensor {
+function valuesOf(node: Node, words: ArrayBuffer): Float32Array {
   const n = sizeOf(node.shape), format = node.format!;
   let data: Float32Array;
   if (format === "fp32") data = new Float32Array(words, 0, n);
@@ -236,5 +283,5 @@ function hostTensor(node: Node, words: ArrayBuffer): HostTensor {
     for (let i = 0; i < n; i++) bits[i] = half[i] << 16;
     data = new Float32Array(bits.buffer);
   }
-  return { shape: node.shape, format, data };
+  return data;
 }

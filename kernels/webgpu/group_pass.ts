@@ -7,9 +7,17 @@
 
 import type { CustomPass, MapPass } from "./kernel.ts";
 
-/** A map pass whose `fn value(i: u32) -> f32` has `body`, with helper functions `decls` beside it. */
-export function valuePass(decls: string, body: string): MapPass {
-  return { kind: "map", code: `${decls}\nfn value(i: u32) -> f32 {\n${body}\n}` };
+/** The WGSL of a pass: helper functions and workgroup memory, the body, and its loop iterations per thread. */
+export interface Shader {
+  readonly decls?: string;
+  readonly body: string;
+  /** The most loop iterations one thread (a map: one output element) runs; see {@linkcode MapPass.loops}. */
+  readonly loops?: number;
+}
+
+/** A map pass whose `fn value(i: u32) -> f32` has `body`, with `decls` beside it. */
+export function valuePass({ decls = "", body, loops }: Shader): MapPass {
+  return { kind: "map", code: `${decls}\nfn value(i: u32) -> f32 {\n${body}\n}`, loops };
 }
 
 /** Threads per workgroup of a group pass. */
@@ -21,11 +29,12 @@ const MAX_GROUPS = 65535;
  * workgroup's unit, the same for all its threads, so barriers inside it are in uniform control flow) and
  * `lid: i32` (the thread in the workgroup); `decls` go before the entry point (functions, workgroup memory).
  */
-export function groupPass(groups: number, decls: string, body: string): CustomPass {
+export function groupPass(groups: number, { decls = "", body, loops }: Shader): CustomPass {
   const x = Math.min(Math.max(groups, 1), MAX_GROUPS);
   return {
     kind: "custom",
     workgroups: [x, Math.ceil(groups / x), 1],
+    loops,
     code: `${decls}
 @compute @workgroup_size(${GROUP_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -38,12 +47,11 @@ ${body}
 }
 
 /** A pass of one thread per unit `t: i32` in [0, `units`), for work with no sharing between threads. */
-export function threadPass(units: number, decls: string, body: string): CustomPass {
-  return groupPass(
-    Math.ceil(units / GROUP_THREADS),
-    decls,
-    `  let t = grp * ${GROUP_THREADS} + lid;
+export function threadPass(units: number, { body, ...rest }: Shader): CustomPass {
+  return groupPass(Math.ceil(units / GROUP_THREADS), {
+    ...rest,
+    body: `  let t = grp * ${GROUP_THREADS} + lid;
   if (t >= ${units}) { return; }
 ${body}`,
-  );
+  });
 }

@@ -55,6 +55,12 @@ export interface GpuKernelArgs {
 export interface MapPass {
   readonly kind: "map";
   readonly code: string;
+  /**
+   * The most loop iterations one thread runs, all loops counted, per output element of a map (absent: few).
+   * Mesa's llvmpipe (lavapipe) ends a thread's loops after 65535 iterations and goes on with wrong values, so
+   * the compiler refuses a pass that may pass that on it (kernels/webgpu/loop_cap.ts).
+   */
+  readonly loops?: number;
 }
 
 /** A pass with its own `main` entry point, dispatched as `workgroups` (x, y, z). */
@@ -62,6 +68,12 @@ export interface CustomPass {
   readonly kind: "custom";
   readonly code: string;
   readonly workgroups: readonly [number, number, number];
+  /**
+   * The most loop iterations one thread runs, all loops counted, per output element of a map (absent: few).
+   * Mesa's llvmpipe (lavapipe) ends a thread's loops after 65535 iterations and goes on with wrong values, so
+   * the compiler refuses a pass that may pass that on it (kernels/webgpu/loop_cap.ts).
+   */
+  readonly loops?: number;
 }
 
 /** A pass of a kernel; a node's passes run in order. */

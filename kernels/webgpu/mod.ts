@@ -9,6 +9,7 @@ import type { Engine } from "../engine.ts";
 import { compileGraph } from "./compile.ts";
 import { acquireGpu, gpuEnvironment } from "./device.ts";
 import { KERNELS } from "./ops.ts";
+import { settle } from "./result.ts";
 import { GPU_FORMATS } from "./prelude.ts";
 import { WEBGPU } from "./spec.ts";
 
@@ -27,6 +28,7 @@ export async function createEngine(): Promise<Engine> {
     },
     compile: (graph) => compileGraph(graph, { engine, gpu }),
     environment: () => gpuEnvironment(gpu),
+    settle,
     close: () => gpu.device.destroy(),
   };
   return engine;

@@ -69,10 +69,10 @@ fn xhat(x: f32, st: vec3f) -> vec2f { return ff_mul(ff_sum(x, -st.x), vec2f(st.z
 function forward(kind: Kind): GpuKernel {
   return (a) => {
     const g = groupsOf(kind, a.x[0].shape), p = kind === "channels" ? "c" : "i";
-    return [groupPass(
-      g.count,
-      `${statsDecls(a, kind, a.x[0].shape)}\nvar<workgroup> wst: vec3f;`,
-      `  let c = grp;
+    return [groupPass(g.count, {
+      loops: 2 * g.size + Math.ceil(g.size / GROUP_THREADS),
+      decls: `${statsDecls(a, kind, a.x[0].shape)}\nvar<workgroup> wst: vec3f;`,
+      body: `  let c = grp;
   if (lid == 0) { wst = stats(c); }
   workgroupBarrier();
   for (var i = lid; i < ${g.size}; i += ${GROUP_THREADS}) {
@@ -80,7 +80,7 @@ function forward(kind: Kind): GpuKernel {
     let y = ff_add(ff_mul(xhat(x0(k), wst), vec2f(x1(u32(${p})), 0.0)), vec2f(x2(u32(${p})), 0.0));
     st_y(k, out_ff(y));
   }`,
-    )];
+    })];
   };
 }
 
@@ -89,10 +89,10 @@ function gradX(kind: Kind): GpuKernel {
   return (a) => {
     const g = groupsOf(kind, a.x[0].shape), p = kind === "channels" ? "c" : "i", m = f32Lit(g.size);
     const gh = `ff_prod(x2(k), x1(u32(${p})))`;
-    return [groupPass(
-      g.count,
-      `${statsDecls(a, kind, a.x[0].shape)}\nvar<workgroup> wst: vec3f;\nvar<workgroup> sums: vec2f;`,
-      `  let c = grp;
+    return [groupPass(g.count, {
+      loops: 3 * g.size + Math.ceil(g.size / GROUP_THREADS),
+      decls: `${statsDecls(a, kind, a.x[0].shape)}\nvar<workgroup> wst: vec3f;\nvar<workgroup> sums: vec2f;`,
+      body: `  let c = grp;
   if (lid == 0) {
     let t = stats(c);
     var s1 = 0.0;
@@ -114,7 +114,7 @@ function gradX(kind: Kind): GpuKernel {
     let d = ff_add(ff_add(ff_mul(gh, vec2f(${m}, 0.0)), vec2f(-sums.x, 0.0)), -ff_mul(xhat(x0(k), wst), vec2f(sums.y, 0.0)));
     st_y(k, out_ff(ff_mul(scale, d)));
   }`,
-    )];
+    })];
   };
 }
 
@@ -127,10 +127,10 @@ const affineStep = `
 /** Batch norm's [sum(g xhat), sum(g)] per channel: a thread per channel. */
 const batchnormGradAffine: GpuKernel = (a) => {
   const g = groupsOf("channels", a.x[0].shape);
-  return [threadPass(
-    g.count,
-    statsDecls(a, "channels", a.x[0].shape),
-    `  let st = stats(t);
+  return [threadPass(g.count, {
+    loops: 3 * g.size,
+    decls: statsDecls(a, "channels", a.x[0].shape),
+    body: `  let st = stats(t);
   var dg = 0.0;
   var db = 0.0;
   for (var i = 0; i < ${g.size}; i++) {
@@ -138,7 +138,7 @@ const batchnormGradAffine: GpuKernel = (a) => {
   }
   st_y(u32(t), dg);
   st_y(u32(t + ${g.count}), db);`,
-  )];
+  })];
 };
 
 /** Rows whose statistics a layer norm affine gradient holds in workgroup memory at once (8 KiB: a vec3f takes 16 bytes). */
@@ -151,10 +151,11 @@ const ROW_CHUNK = 512;
  */
 const layernormGradAffine: GpuKernel = (a) => {
   const g = groupsOf("rows", a.x[0].shape), d = g.size, rows = g.count, ch = Math.min(ROW_CHUNK, rows);
-  return [groupPass(
-    Math.ceil(d / GROUP_THREADS),
-    `${statsDecls(a, "rows", a.x[0].shape)}\nvar<workgroup> rst: array<vec3f, ${ch}>;`,
-    `  let f = grp * ${GROUP_THREADS} + lid;
+  return [groupPass(Math.ceil(d / GROUP_THREADS), {
+    // Per chunk: the statistics of its rows a thread owns (two passes over d each), then the chunk's rows.
+    loops: Math.ceil(rows / ch) * (Math.ceil(ch / GROUP_THREADS) * (2 * d + 1) + ch + 1),
+    decls: `${statsDecls(a, "rows", a.x[0].shape)}\nvar<workgroup> rst: array<vec3f, ${ch}>;`,
+    body: `  let f = grp * ${GROUP_THREADS} + lid;
   var dg = 0.0;
   var db = 0.0;
   for (var r0 = 0; r0 < ${rows}; r0 += ${ch}) {
@@ -172,29 +173,30 @@ const layernormGradAffine: GpuKernel = (a) => {
     st_y(u32(f), dg);
     st_y(u32(f + ${d}), db);
   }`,
-  )];
+  })];
 };
 
 /** [mean, biased variance] per channel: a thread per channel. */
 const moments: GpuKernel = (a) => {
   const c = a.x[0].shape[1];
-  return [threadPass(
-    c,
-    statsDecls(a, "channels", a.x[0].shape),
-    `  let st = stats(t);\n  st_y(u32(t), st.x);\n  st_y(u32(t + ${c}), st.y);`,
-  )];
+  const size = a.x[0].shape[0] * prod(a.x[0].shape, 2);
+  return [threadPass(c, {
+    loops: 2 * size,
+    decls: statsDecls(a, "channels", a.x[0].shape),
+    body: `  let st = stats(t);\n  st_y(u32(t), st.x);\n  st_y(u32(t + ${c}), st.y);`,
+  })];
 };
 
 /** y = (x - mean) * racc(1 / sqrt(variance + eps)) * gamma + beta with the moving statistics. */
 const batchnormInfer: GpuKernel = (a) => {
   const [, c] = a.x[0].shape, s = prod(a.x[0].shape, 2);
   // The statistics helpers need x0's groups only for stats(), which this kernel does not call.
-  return [valuePass(
-    statsDecls(a, "channels", a.x[0].shape),
-    `  let c = (i / ${s}u) % ${c}u;
+  return [valuePass({
+    decls: statsDecls(a, "channels", a.x[0].shape),
+    body: `  let c = (i / ${s}u) % ${c}u;
   let st = vec3f(x3(c), 0.0, rstd_of(x4(c)));
   return out_ff(ff_add(ff_mul(xhat(x0(i), st), vec2f(x1(c), 0.0)), vec2f(x2(c), 0.0)));`,
-  )];
+  })];
 };
 
 /** Kernels of this file by op name. */

@@ -66,15 +66,15 @@ function outputAt(g: Geometry): string {
 /** y = the first maximum of each window. */
 const maxpool: GpuKernel = ({ node, x: [xs] }) => {
   const g = pool(node, xs.shape);
-  return [valuePass(firstMax(g), `${outputAt(g)}\n  return x0(u32(first_max(nc, p, q)));`)];
+  return [valuePass({ decls: firstMax(g), body: `${outputAt(g)}\n  return x0(u32(first_max(nc, p, q)));` })];
 };
 
 /** dx = the sum, in window order, of the gradients of the windows whose first maximum is this element. */
 const maxpoolGrad: GpuKernel = ({ node, x: [xs] }) => {
   const g = pool(node, xs.shape);
-  return [valuePass(
-    firstMax(g),
-    `${windowsOf(g)}
+  return [valuePass({
+    decls: firstMax(g),
+    body: `${windowsOf(g)}
   var s = 0.0;
   for (var p = pLo; p <= pHi; p++) {
     for (var q = qLo; q <= qHi; q++) {
@@ -82,15 +82,15 @@ const maxpoolGrad: GpuKernel = ({ node, x: [xs] }) => {
     }
   }
   return s;`,
-  )];
+  })];
 };
 
 /** y = round_out(sum of the in-bounds taps / their count), the division in float-float. */
 const avgpool: GpuKernel = ({ node, x: [xs], y, acc }) => {
   const g = pool(node, xs.shape);
-  return [valuePass(
-    finishers(acc, y.format),
-    `${outputAt(g)}
+  return [valuePass({
+    decls: finishers(acc, y.format),
+    body: `${outputAt(g)}
   let ih0 = p * ${g.sh} - ${g.pt}; let iw0 = q * ${g.sw} - ${g.pl};
   let iLo = max(0, -ih0); let iHi = min(${g.kh}, ${g.h} - ih0);
   let jLo = max(0, -iw0); let jHi = min(${g.kw}, ${g.w} - iw0);
@@ -100,15 +100,15 @@ const avgpool: GpuKernel = ({ node, x: [xs], y, acc }) => {
     for (var tj = jLo; tj < jHi; tj++) { s = racc(s + x0(u32(xr + tj))); }
   }
   return out_ff(ff_div(vec2f(s, 0.0), f32((iHi - iLo) * (jHi - jLo))));`,
-  )];
+  })];
 };
 
 /** dx = the sum, in window order, of racc(g / count) over the windows holding this element. */
 const avgpoolGrad: GpuKernel = ({ node, y, acc }) => {
   const g = pool(node, list(node, "inShape"));
-  return [valuePass(
-    finishers(acc, y.format),
-    `${windowsOf(g)}
+  return [valuePass({
+    decls: finishers(acc, y.format),
+    body: `${windowsOf(g)}
   var s = 0.0;
   for (var p = pLo; p <= pHi; p++) {
     let ih0 = p * ${g.sh} - ${g.pt};
@@ -121,7 +121,7 @@ const avgpoolGrad: GpuKernel = ({ node, y, acc }) => {
     }
   }
   return s;`,
-  )];
+  })];
 };
 
 /** Kernels of this file by op name. */

@@ -18,8 +18,8 @@
 import type { OpName } from "../../lib/graph/ops.ts";
 import { geometry } from "../ref/window.ts";
 import { list, num } from "../ref/kernel.ts";
-import { type GpuKernel, type GpuKernelArgs, mapKernel } from "./kernel.ts";
-import { GROUP_THREADS, groupPass } from "./group_pass.ts";
+import { type GpuKernel, type GpuKernelArgs, type GpuPass, mapKernel } from "./kernel.ts";
+import { GROUP_THREADS, groupPass, threadPass } from "./group_pass.ts";
 
 /** WGSL: `s = racc(s + racc(a * b))`. */
 const mac = (a: string, b: string) => `s = racc(s + racc(${a} * ${b}));`;
@@ -32,24 +32,59 @@ function channelBlock(perGroup: number): number {
 /** Weights staged in workgroup memory at once: 8 KiB of f32, half of lavapipe's (and WebGPU's) 16 KiB. */
 const STAGED = 2048;
 
+/** conv2d with one thread per output element, for small output planes. */
+const conv2dDirect = mapKernel(({ node, x: [xs, ws], y }) => {
+  const [o, cg] = ws.shape;
+  const g = geometry(node, xs.shape, [ws.shape[2], ws.shape[3]], y.shape);
+  return `  let t = i32(i);
+  let q = t % ${g.ow}; let p = (t / ${g.ow}) % ${g.oh}; let oc = (t / ${g.ow * g.oh}) % ${o};
+  let n = t / ${g.ow * g.oh * o};
+  let c0 = (oc / ${o / num(node, "groups")}) * ${cg};
+  let ih0 = p * ${g.sh} - ${g.pt}; let iw0 = q * ${g.sw} - ${g.pl};
+  let iLo = max(0, -ih0); let iHi = min(${g.kh}, ${g.h} - ih0);
+  let jLo = max(0, -iw0); let jHi = min(${g.kw}, ${g.w} - iw0);
+  var s = 0.0;
+  for (var c = 0; c < ${cg}; c++) {
+    let xb = ((n * ${g.c} + c0 + c) * ${g.h} + ih0) * ${g.w} + iw0; let wb = (oc * ${cg} + c) * ${
+    g.kh * g.kw
+  };
+    for (var ti = iLo; ti < iHi; ti++) {
+      for (var tj = jLo; tj < jHi; tj++) { ${
+    mac(`x0(u32(xb + ti * ${g.w} + tj))`, `x1(u32(wb + ti * ${g.kw} + tj))`)
+  } }
+    }
+  }
+  return s;`;
+});
+
 /**
  * y[n,o,p,q] = sum over (c, i, j) ascending of x * w. A workgroup computes 64 output pixels of one image for
  * `ob` output channels of one group: each thread one pixel for `ob` channels, so it loads each input tap
  * once for `ob` products, and the weights of `cc` input channels at a time sit in workgroup memory, read by
  * all 64 threads.
  */
-function conv2d({ node, x: [xs, ws], y }: GpuKernelArgs) {
+function conv2d(a: GpuKernelArgs): GpuPass[] {
+  const { node, x: [xs, ws], y } = a;
   const [o, cg] = ws.shape, groups = num(node, "groups");
   const g = geometry(node, xs.shape, [ws.shape[2], ws.shape[3]], y.shape);
   const og = o / groups, kk = g.kh * g.kw, ob = channelBlock(og);
+  // Planes smaller than a workgroup would leave most of its threads idle: one thread per output instead.
+  if (g.oh * g.ow < GROUP_THREADS / 2) return [...conv2dDirect(a)];
   const cc = Math.max(1, Math.min(cg, Math.floor(STAGED / (ob * kk))));
   const pix = g.oh * g.ow, tiles = Math.ceil(pix / GROUP_THREADS), blocks = o / ob;
-  const tap = (b: string) =>
-    `s[${b}] = racc(s[${b}] + racc(xv * wt[(${b} * ${cc} + c - cBase) * ${kk} + i * ${g.kw} + j]));`;
-  return [groupPass(
-    g.n * blocks * tiles,
-    `var<workgroup> wt: array<f32, ${cc * ob * kk}>;`,
-    `  let tile = grp % ${tiles}; let ob = (grp / ${tiles}) % ${blocks}; let n = grp / ${tiles * blocks};
+  // The ob sums are separate variables, unrolled: an array indexed in a loop compiles slower on lavapipe.
+  const each = (f: (b: number) => string) => Array.from({ length: ob }, (_, b) => f(b)).join(" ");
+  const taps = each((b) =>
+    `s${b} = racc(s${b} + racc(xv * wt[${b * cc * kk} + (c - cBase) * ${kk} + i * ${g.kw} + j]));`
+  );
+  return [groupPass(g.n * blocks * tiles, {
+    // Per chunk of input channels: the staging loop, then the taps of each channel for each of ob outputs.
+    loops: Math.ceil(cg / cc) * (Math.ceil((cc * ob * kk) / GROUP_THREADS) + 1) +
+      cg * (g.kh * (g.kw + 1) + 1),
+    decls: `var<workgroup> wt: array<f32, ${cc * ob * kk}>;`,
+    body: `  let tile = grp % ${tiles}; let ob = (grp / ${tiles}) % ${blocks}; let n = grp / ${
+      tiles * blocks
+    };
   let pix = tile * ${GROUP_THREADS} + lid; let live = pix < ${pix};
   let q = pix % ${g.ow}; let p = pix / ${g.ow};
   let oc0 = ob * ${ob}; let c0 = (oc0 / ${og}) * ${cg};
@@ -57,7 +92,7 @@ function conv2d({ node, x: [xs, ws], y }: GpuKernelArgs) {
   // In-bounds taps only; a thread past the last pixel has none but still joins the barriers.
   let iLo = max(0, -ih0); let iHi = select(iLo, min(${g.kh}, ${g.h} - ih0), live);
   let jLo = max(0, -iw0); let jHi = min(${g.kw}, ${g.w} - iw0);
-  var s: array<f32, ${ob}>;
+  ${each((b) => `var s${b} = 0.0;`)}
   for (var cBase = 0; cBase < ${cg}; cBase += ${cc}) {
     workgroupBarrier();
     for (var e = lid; e < ${cc * ob * kk}; e += ${GROUP_THREADS}) {
@@ -72,15 +107,15 @@ function conv2d({ node, x: [xs, ws], y }: GpuKernelArgs) {
       for (var i = iLo; i < iHi; i++) {
         for (var j = jLo; j < jHi; j++) {
           let xv = x0(u32(xb + i * ${g.w} + j));
-          ${ob === 1 ? tap("0") : `for (var b = 0; b < ${ob}; b++) { ${tap("b")} }`}
+          ${taps}
         }
       }
     }
   }
   if (live) {
-    for (var b = 0; b < ${ob}; b++) { st_y(u32((n * ${o} + oc0 + b) * ${pix} + pix), s[b]); }
+    ${each((b) => `st_y(u32((n * ${o} + oc0 + ${b}) * ${pix} + pix), s${b});`)}
   }`,
-  )];
+  })];
 }
 
 /** dx[n,c,h,w] = sum over (o in c's group, i, j) ascending of g[n,o,p,q] * w[o,c,i,j], p*s+i-pad = h. */
@@ -110,15 +145,21 @@ const conv2dGradInput = mapKernel(({ node, x: [gs, ws] }) => {
   return s;`;
 });
 
-/** dw[o,c,i,j] = sum over (n, p, q) ascending of g[n,o,p,q] * x[n, group c, p*s+i-pad, q*s+j-pad]. */
-const conv2dGradWeight = mapKernel(({ node, x: [xs, gs] }) => {
+/**
+ * dw[o,c,i,j] = sum over (n, p, q) ascending of g[n,o,p,q] * x[n, group c, p*s+i-pad, q*s+j-pad]. One
+ * thread per weight (a custom pass, not a map: a map computes two 16-bit outputs per thread, which doubles
+ * the loop iterations of a thread, and lavapipe stops a thread's loops after 65535 iterations).
+ */
+const conv2dGradWeight: GpuKernel = ({ node, x: [xs, gs] }) => {
   const [kh, kw] = list(node, "kernel");
   const g = geometry(node, xs.shape, [kh, kw], gs.shape);
   const o = gs.shape[1], cg = g.c / num(node, "groups"), og = o / num(node, "groups");
-  return `  let t = i32(i);
+  return [threadPass(o * cg * kh * kw, {
+    loops: g.n * (g.oh * (g.ow + 1) + 1),
+    body: `
   let tj = t % ${kw}; let ti = (t / ${kw}) % ${kh}; let c = (t / ${kw * kh}) % ${cg}; let oc = t / ${
-    kw * kh * cg
-  };
+      kw * kh * cg
+    };
   let c0 = (oc / ${og}) * ${cg};
   // Output rows (columns) whose tap lands inside the input: 0 <= p * stride + tap - pad < size.
   let pa = ${g.pt} - ti; let pLo = select(0, (pa + ${g.sh - 1}) / ${g.sh}, pa > 0);
@@ -133,8 +174,9 @@ const conv2dGradWeight = mapKernel(({ node, x: [xs, gs] }) => {
       for (var q = qLo; q < qHi; q++) { ${mac("x1(u32(gr + q))", `x0(u32(xr + q * ${g.sw}))`)} }
     }
   }
-  return s;`;
-});
+  st_y(u32(t), s);`,
+  })];
+};
 
 /** Kernels of this file by op name. */
 export const WINDOW = {
