@@ -150,9 +150,7 @@ export async function gpuSteps(
       } catch (e) {
         webgpu.push({ model, config: policy, error: (e as Error).message });
       }
-      progress(
-        `webgpu ${model} ${policy}: ${webgpu.at(-1)!.medianMs?.toFixed(1) ?? webgpu.at(-1)!.error} ms`,
-      );
+      progress(`webgpu ${model} ${policy}: ${show(webgpu.at(-1)!)}`);
     }
   }
   return {
