@@ -99,6 +99,12 @@ Deno.test("gpu_result evaluates the targets on GPU figures only", async () => {
     assert.match(resultMarkdown(r), /NOT GPU figures/);
   }
   assert.equal((await resultOf({ "steps.json": steps(false, true, "cuda") })).targets[0].fp16Met, undefined);
+  // No adapter at all: the result says why, and nothing is a GPU figure.
+  const none = await resultOf({
+    "steps.json": { ...steps(false, false, "cuda"), webgpuEnvironment: { error: "No WebGPU adapter found" } },
+  });
+  assert.equal(none.gpuFigures.webgpu, false);
+  assert.match(resultMarkdown(none), /the webgpu engine did not load: No WebGPU adapter found/);
 });
 
 Deno.test("gpu_result compares the hash cell across machines and reports missing parts as not run", async () => {

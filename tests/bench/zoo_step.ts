@@ -53,8 +53,6 @@ export interface ZooStepResult {
   readonly ms: readonly number[];
   /** Peak resident memory of the whole process at the end, in KiB ({@linkcode peakResidentKiB}). */
   readonly peakKiB: number;
-  /** The engine's own description of where it ran (for webgpu: the adapter, driver, features, limits). */
-  readonly environment: Record<string, string>;
 }
 
 /** The optimizer the paper profile trains `model` with (ViT without momentum, ResNets with weight decay). */
@@ -106,7 +104,6 @@ export async function measureZooStep(c: ZooStepConfig): Promise<ZooStepResult> {
       compileMs,
       ms,
       peakKiB: peakResidentKiB(),
-      environment: engine.environment(),
     };
   } finally {
     engine.close?.();

@@ -59,7 +59,8 @@ export async function gpuResult(dir: string) {
   const testText = await readText(`${dir}/conformance.txt`);
   const testRc = await readText(`${dir}/conformance.rc`);
   const full = steps !== undefined && !steps.smoke;
-  const webgpuOnGpu = full && steps.webgpuEnvironment?.fallbackAdapter === "false";
+  const env = steps?.webgpuEnvironment;
+  const webgpuOnGpu = full && env?.fallbackAdapter === "false";
   const torchOnGpu = full && "device" in steps.peer && steps.peer.device === "cuda";
   const tests = testText === undefined ? undefined : parseTestOutput(testText);
   const targets = TARGETS.models.map((model) => {
@@ -119,12 +120,12 @@ export function resultMarkdown(r: Awaited<ReturnType<typeof gpuResult>>): string
   else {
     const env = s.webgpuEnvironment;
     lines.push("", `## webgpu, one training step at batch ${s.batch}: ${label(r.gpuFigures.webgpu)}`, "");
-    if (env) {
-      lines.push(
-        `adapter: ${env.adapter}; driver: ${env.driver}; fallback adapter: ${env.fallbackAdapter}`,
-        "",
-      );
-    }
+    lines.push(
+      env.error !== undefined
+        ? `the webgpu engine did not load: ${env.error}`
+        : `adapter: ${env.adapter}; driver: ${env.driver}; fallback adapter: ${env.fallbackAdapter}`,
+      "",
+    );
     lines.push(table(s.webgpu, s.batch));
     const peer = "label" in s.peer
       ? `${s.peer.label} on ${s.peer.gpu ?? s.peer.device}`

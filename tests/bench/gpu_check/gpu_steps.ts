@@ -12,6 +12,7 @@
  * @module
  */
 
+import { loadEngine } from "../../../kernels/registry.ts";
 import { parseFlags, positiveInt } from "../../../lib/cli/parse.ts";
 import { UsageError } from "../../../lib/errors.ts";
 import { findPeer, type Peer, probePeer, runPeer } from "../peer.ts";
@@ -43,8 +44,8 @@ export interface GpuSteps {
   readonly batch: number;
   readonly warmup: number;
   readonly steps: number;
-  /** The webgpu engine's environment (adapter, driver, features, limits) from its first successful step. */
-  readonly webgpuEnvironment?: Record<string, string>;
+  /** The webgpu engine's environment (adapter, driver, features, limits), or `error`: why it did not load. */
+  readonly webgpuEnvironment: Record<string, string>;
   readonly webgpu: readonly StepRow[];
   /** The peer: its label and device, or why it did not run. */
   readonly peer: { readonly label: string; readonly device: "cuda" | "cpu"; readonly gpu?: string } | {
@@ -97,6 +98,20 @@ async function choosePeer(o: Options): Promise<{ peer: Peer; device: "cuda" | "c
   return o.smoke ? { peer: found, device: "cpu" } : `${found.label} sees no CUDA GPU`;
 }
 
+/** The adapter, driver, features and limits the webgpu engine finds (its run-record environment). */
+async function webgpuEnvironment(): Promise<Record<string, string>> {
+  try {
+    const engine = await loadEngine("webgpu");
+    try {
+      return engine.environment();
+    } finally {
+      engine.close?.();
+    }
+  } catch (e) {
+    return { error: (e as Error).message.split("\n")[0] };
+  }
+}
+
 /** Runs every configuration within the time budget and returns the measurements. */
 export async function gpuSteps(
   o: Options,
@@ -109,7 +124,8 @@ export async function gpuSteps(
     ? { skipped: chosen }
     : { label: chosen.peer.label, device: chosen.device };
   const webgpu: StepRow[] = [], torch: StepRow[] = [];
-  let environment: Record<string, string> | undefined, gpu: string | undefined;
+  let gpu: string | undefined;
+  const environment = await webgpuEnvironment();
   const { batch, warmup, steps } = o;
   // One process may take at most this long, so that one slow configuration leaves time for the others.
   const perChild = () => Math.round(Math.min(left(), 90_000));
@@ -144,7 +160,6 @@ export async function gpuSteps(
           { model, engine: "webgpu", policy, batch, threads: 1, warmup, steps, bare: false },
           perChild(),
         );
-        environment ??= m.environment;
         const { ms, flops, params, compileMs } = m;
         webgpu.push({ model, config: policy, ms, medianMs: median(ms), flops, params, compileMs });
       } catch (e) {
@@ -155,7 +170,7 @@ export async function gpuSteps(
   }
   return {
     ...{ smoke: o.smoke, batch, warmup, steps },
-    ...(environment ? { webgpuEnvironment: environment } : {}),
+    webgpuEnvironment: environment,
     webgpu,
     peer: gpu && "label" in peer ? { ...peer, gpu } : peer,
     torch,
