@@ -348,10 +348,10 @@ def measure(torch, args):
     params = sum(p.numel() for p in model.parameters())
     x = torch.rand(args.batch, 3, 32, 32) - 0.5
     y = torch.randint(0, 10, (args.batch,))
-    # Counted in float32 on the CPU, before any cast: the flops do not
-    # depend on the mode or the device.
-    flops = forward_flops(torch, model, x)
     model, x, y = model.to(dev), x.to(dev), y.to(dev)
+    # Counted in float32 before any cast: the flops do not depend on the
+    # mode.
+    flops = forward_flops(torch, model, x)
     if args.mode == "half":
         model, x = model.half(), x.half()
     # The bench's optimizer: weight decay on the conv kernels only (the

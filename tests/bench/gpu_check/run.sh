@@ -29,7 +29,10 @@ done
 OUT="${OUT:-$(mktemp -d /tmp/f16repro-gpu-out.XXXXXX)}"
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
+tee_pid=$!
 work=$(mktemp -d /tmp/f16repro-gpu.XXXXXX)
+# Deno and its cache unpacked take about 160 MB: removed however the script ends.
+trap 'cd / && rm -rf "$work"' EXIT
 parts="$work/parts"
 mkdir -p "$parts" "$work/bin"
 start=$(date +%s)
@@ -104,4 +107,6 @@ timeout "$limit" "$deno" test --no-check "${run_flags[@]}" "${filter[@]}" tests/
 echo $? >"$parts/conformance.rc"
 cat "$parts/conformance.txt"
 result && say "done: $OUT/result.md" && cat "$OUT/result.md"
-cd / && rm -rf "$work"
+# log.txt is complete only once tee has read everything: close its pipe and wait for it.
+exec >&- 2>&-
+while kill -0 "$tee_pid" 2>/dev/null; do sleep 0.1; done
