@@ -99,6 +99,20 @@ Deno.test("gpu_result evaluates the targets on GPU figures only", async () => {
     assert.match(resultMarkdown(r), /NOT GPU figures/);
   }
   assert.equal((await resultOf({ "steps.json": steps(false, true, "cuda") })).targets[0].fp16Met, undefined);
+  assert.deepEqual(full.mismatches, []);
+  const other = steps(false, false, "cuda");
+  const differ = await resultOf({
+    "steps.json": {
+      ...other,
+      webgpu: other.webgpu.map((r) => ({ ...r, params: 10 })),
+      torch: other.torch.map((r) => ({ ...r, params: 11 })),
+    },
+  });
+  assert.deepEqual(differ.mismatches, [
+    "resnet32: webgpu has 10 parameters, the peer 11",
+    "vgg16: webgpu has 10 parameters, the peer 11",
+  ]);
+  assert.match(resultMarkdown(differ), /PARAMETER COUNT MISMATCH: vgg16/);
   // No adapter at all: the result says why, and nothing is a GPU figure.
   const none = await resultOf({
     "steps.json": { ...steps(false, false, "cuda"), webgpuEnvironment: { error: "No WebGPU adapter found" } },

@@ -45,6 +45,20 @@ const readText = (path: string) => Deno.readTextFile(path).catch(() => undefined
 const msOf = (rows: readonly StepRow[], model: string, config: string) =>
   rows.find((r) => r.model === model && r.config === config)?.medianMs;
 
+/** Networks whose parameter counts differ between webgpu and the peer: the two would not run one network. */
+function paramMismatches(steps: GpuSteps | undefined): string[] {
+  const out: string[] = [];
+  for (const w of steps?.webgpu ?? []) {
+    const t = steps?.torch.find((r) => r.model === w.model && r.params !== undefined);
+    if (
+      w.params !== undefined && t && t.params !== w.params && !out.some((l) => l.startsWith(`${w.model}:`))
+    ) {
+      out.push(`${w.model}: webgpu has ${w.params} parameters, the peer ${t.params}`);
+    }
+  }
+  return out;
+}
+
 /** The result of the check, from the parts in `dir`. */
 export async function gpuResult(dir: string) {
   const prepared = await readJson<Record<string, string | boolean>>(`${dir}/prepared.json`) ?? {};
@@ -95,6 +109,7 @@ export async function gpuResult(dir: string) {
       identical: hash && expected ? hash.weightHash === expected.weightHash : undefined,
     },
     targets,
+    mismatches: paramMismatches(steps),
   };
 }
 
@@ -143,6 +158,7 @@ export function resultMarkdown(r: Awaited<ReturnType<typeof gpuResult>>): string
     );
     lines.push(`- identical: ${h.identical ?? "unknown"}`);
   }
+  for (const m of r.mismatches) lines.push("", `PARAMETER COUNT MISMATCH: ${m}`);
   lines.push("", "## Targets (issue 20), on GPU figures only", "");
   const yes = (v: boolean | undefined) => v === undefined ? "not evaluated" : v ? "met" : "NOT met";
   const x = (v: number | undefined) => v === undefined ? "-" : `${v.toFixed(2)}x`;
