@@ -3,8 +3,8 @@
  * ref's summation order (kernels/ref/window.ts), every product and partial sum rounded with `racc`, and
  * padding taps skipped as ref skips them (adding a zero product would turn an infinite weight into NaN).
  * With fp32 accumulation, f32 `*` then `+` of values exact in f32 is ref's `fround(s + fround(a * b))`, so
- * the results are ref's bits wherever the GPU's f32 arithmetic is IEEE and unfused (lavapipe: measured by
- * the conformance suite). A 16-bit accumulation rounds each f32 product and sum once more; both are exact or
+ * the results are ref's bits wherever the GPU's f32 arithmetic is IEEE and unfused (measured on lavapipe:
+ * tests/webgpu_window_norm_test.ts). A 16-bit accumulation rounds each f32 product and sum once more; both are exact or
  * correctly rounded in f32 first, and f32 has more than 2p + 2 bits, so that double rounding is innocuous.
  *
  * What a real GPU wants next (not measured yet, so not done): the gradients as implicit GEMMs with both
@@ -19,7 +19,7 @@ import type { OpName } from "../../lib/graph/ops.ts";
 import { geometry } from "../ref/window.ts";
 import { list, num } from "../ref/kernel.ts";
 import { type GpuKernel, type GpuKernelArgs, type GpuPass, mapKernel } from "./kernel.ts";
-import { GROUP_THREADS, groupPass, threadPass } from "./group_pass.ts";
+import { GROUP_THREADS, groupPass, threadPass, valuePass } from "./group_pass.ts";
 
 /** WGSL: `s = racc(s + racc(a * b))`. */
 const mac = (a: string, b: string) => `s = racc(s + racc(${a} * ${b}));`;
@@ -33,10 +33,13 @@ function channelBlock(perGroup: number): number {
 const STAGED = 2048;
 
 /** conv2d with one thread per output element, for small output planes. */
-const conv2dDirect = mapKernel(({ node, x: [xs, ws], y }) => {
+const conv2dDirect: GpuKernel = ({ node, x: [xs, ws], y }) => {
   const [o, cg] = ws.shape;
   const g = geometry(node, xs.shape, [ws.shape[2], ws.shape[3]], y.shape);
-  return `  let t = i32(i);
+  const tap = mac(`x0(u32(xb + ti * ${g.w} + tj))`, `x1(u32(wb + ti * ${g.kw} + tj))`);
+  return [valuePass({
+    loops: cg * (g.kh * (g.kw + 1) + 1),
+    body: `  let t = i32(i);
   let q = t % ${g.ow}; let p = (t / ${g.ow}) % ${g.oh}; let oc = (t / ${g.ow * g.oh}) % ${o};
   let n = t / ${g.ow * g.oh * o};
   let c0 = (oc / ${o / num(node, "groups")}) * ${cg};
@@ -45,17 +48,15 @@ const conv2dDirect = mapKernel(({ node, x: [xs, ws], y }) => {
   let jLo = max(0, -iw0); let jHi = min(${g.kw}, ${g.w} - iw0);
   var s = 0.0;
   for (var c = 0; c < ${cg}; c++) {
-    let xb = ((n * ${g.c} + c0 + c) * ${g.h} + ih0) * ${g.w} + iw0; let wb = (oc * ${cg} + c) * ${
-    g.kh * g.kw
-  };
+    let xb = ((n * ${g.c} + c0 + c) * ${g.h} + ih0) * ${g.w} + iw0;
+    let wb = (oc * ${cg} + c) * ${g.kh * g.kw};
     for (var ti = iLo; ti < iHi; ti++) {
-      for (var tj = jLo; tj < jHi; tj++) { ${
-    mac(`x0(u32(xb + ti * ${g.w} + tj))`, `x1(u32(wb + ti * ${g.kw} + tj))`)
-  } }
+      for (var tj = jLo; tj < jHi; tj++) { ${tap} }
     }
   }
-  return s;`;
-});
+  return s;`,
+  })];
+};
 
 /**
  * y[n,o,p,q] = sum over (c, i, j) ascending of x * w. A workgroup computes 64 output pixels of one image for
