@@ -24,7 +24,7 @@ function tryOr<T>(f: () => T, fallback: T): T {
 }
 
 /** The CPU model through node:os, which needs only --allow-sys (Deno denies /proc/cpuinfo without --allow-all). */
-function cpuModel(): string {
+export function cpuModel(): string {
   return tryOr(() => cpus()[0]?.model?.trim() || "unknown", "unknown");
 }
 

@@ -18,41 +18,23 @@
 import { stepFeeds } from "../support/step_feeds.ts";
 import type { Engine } from "../../kernels/engine.ts";
 import { loadEngine } from "../../kernels/registry.ts";
-import { type FormatName, rounder } from "../../lib/formats/format.ts";
-import { Graph } from "../../lib/graph/graph.ts";
 import { modelByName } from "../../lib/model/zoo.ts";
 import { parsePolicy } from "../../lib/policy/policy.ts";
-import { Rng } from "../../lib/random.ts";
 import { PAPER_SGD } from "../../lib/train/optimizer.ts";
 import { buildTrainGraph, UPDATE_CHECKS } from "../../lib/train/step.ts";
 import { ortAvailable, ortMatmulGflops } from "./ort_matmul.ts";
 import { exactSimdCeilingGflops } from "./simd_ceiling.ts";
+import { gemmGflops as gflops, markdownTable, matmulRunner, median, timeMedian, timeOnce } from "./timing.ts";
 
 const quick = Deno.args.includes("--quick");
 const REPEATS = quick ? 3 : 5;
 const threadCounts = [1, navigator.hardwareConcurrency ?? 1].filter((t, i, a) => a.indexOf(t) === i);
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/** Seconds per call of `f`, calling it for at least `minMs`. */
-async function timeOnce(f: () => Promise<unknown>, minMs: number): Promise<number> {
-  let n = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < minMs || n === 0) (await f(), n++);
-  return (performance.now() - t0) / 1000 / n;
-}
-
 /** Median seconds per call of `f` over REPEATS timings of at least `minMs` each (after one warm-up call). */
-async function time(f: () => Promise<unknown>, minMs: number): Promise<number> {
-  await f();
-  const per: number[] = [];
-  for (let r = 0; r < REPEATS; r++) per.push(await timeOnce(f, minMs));
-  return median(per);
-}
+const time = (f: () => Promise<unknown>, minMs: number) => timeMedian(f, minMs, REPEATS);
 
 function table(title: string, head: string[], rows: (string | number)[][]) {
-  console.log(`\n${title}\n| ${head.join(" | ")} |\n|${head.map(() => "---").join("|")}|`);
-  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+  console.log(`\n${title}\n${markdownTable(head, rows)}`);
 }
 
 const engines = new Map<string, Engine>();
@@ -64,21 +46,6 @@ async function engine(name: string, threads = 1): Promise<Engine> {
 
 // ---------------------------------------------------------------- matmul
 
-function matmulRunner(e: Engine, [m, k, n]: number[], format: FormatName) {
-  const g = new Graph();
-  const a = g.leaf("input", "a", [m, k], { format }), b = g.leaf("input", "b", [k, n], { format });
-  g.outputs.c = g.add("matmul", [a, b], {}, { format });
-  const rng = new Rng(1, "bench"), r = rounder(format);
-  const data = (len: number) => Float64Array.from({ length: len }, () => r(rng.uniform() - 0.5));
-  const feeds = {
-    a: { shape: [m, k], format, data: data(m * k) },
-    b: { shape: [k, n], format, data: data(k * n) },
-  };
-  const exe = e.compile(g);
-  return () => exe.run(feeds);
-}
-
-const gflops = (dims: number[], s: number) => (2 * dims[0] * dims[1] * dims[2]) / s / 1e9;
 const SIZES = [[128, 784, 256], [512, 512, 512]];
 const mmRows: (string | number)[][] = [];
 const mm: Record<string, number> = {};
