@@ -26,7 +26,7 @@ import { GpuResult, settle } from "./result.ts";
 import { shaderPasses } from "./shader.ts";
 
 interface Step {
-  readonly pipeline: Promise<GPUComputePipeline>;
+  readonly code: string;
   readonly workgroups: readonly [number, number, number];
 }
 
@@ -140,7 +140,7 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
       const ctx = { x: n.inputs.map(operand), y: operand(n.id), acc: graph.accumulate, at };
       for (const pass of passes.get(n.id)!) {
         for (const s of shaderPasses(pass, ctx)) {
-          steps.push({ pipeline: pipeline(s.code), workgroups: s.workgroups });
+          steps.push({ code: s.code, workgroups: s.workgroups });
         }
       }
     }
@@ -164,7 +164,9 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
     size: stagingBytes,
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
   });
-  let ready: Promise<GPUComputePipeline[][]> | null = null;
+  // Each plan's pipelines, created at its first run: a graph run once (a test's) compiles one plan only,
+  // and on lavapipe compiling a pipeline costs more than running it.
+  const ready: (Promise<GPUComputePipeline[]> | undefined)[] = [];
   // The state results of the last run, by name; parity picks the plan whose leaves are where they lie.
   let last = new Map<string, GpuResult>(), parity = 0;
   const nodeOf = new Map(graph.state.map((s) => [s.name, nodes[s.next]]));
@@ -198,9 +200,8 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
 
   return {
     async run(feeds) {
-      ready ??= checked(allocated, compiled);
-      const pipelines = await ready;
       const p = parity ^ 1, plan = compiled[p];
+      const pipelines = await (ready[p] ??= checked(allocated, plan));
       // State the last run left on the GPU and this run takes back where it lies stays there; every other
       // tensor still on a GPU (the last run's state that is not fed back, another executable's state) is
       // copied out first, before this run reuses the memory or uploads it.
@@ -222,7 +223,7 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
       const pass = encoder.beginComputePass();
       pass.setBindGroup(0, bindGroup);
       plan.steps.forEach((s, k) => {
-        pass.setPipeline(pipelines[p][k]);
+        pass.setPipeline(pipelines[k]);
         pass.dispatchWorkgroups(...s.workgroups);
       });
       pass.end();
@@ -257,14 +258,11 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
     },
   };
 
-  async function checked(
-    allocated: Promise<GPUError | null>,
-    plans: Plan[],
-  ): Promise<GPUComputePipeline[][]> {
+  async function checked(allocated: Promise<GPUError | null>, plan: Plan): Promise<GPUComputePipeline[]> {
     const oom = await allocated;
     if (oom) throw new UserError(`The webgpu engine could not allocate ${arenaBytes} bytes: ${oom.message}`);
     try {
-      return await Promise.all(plans.map((c) => Promise.all(c.steps.map((s) => s.pipeline))));
+      return await Promise.all(plan.steps.map((s) => pipeline(s.code)));
     } catch (e) {
       const message = e instanceof Error ? e.message.trim().split("\n").slice(0, 6).join(" ") : String(e);
       throw new Error(`The webgpu engine could not compile a shader: ${message}`);

@@ -8,6 +8,7 @@ import type { OpName } from "../../lib/graph/ops.ts";
 import { flag, num, prod } from "../ref/kernel.ts";
 import type { GpuKernel, GpuKernelArgs } from "./kernel.ts";
 import { mapKernel } from "./kernel.ts";
+import { threadPass } from "./group_pass.ts";
 
 /** Side of matmul's square output tile; also the depth of the k slices held in workgroup memory. */
 const TILE = 16;
@@ -56,6 +57,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
     kind: "custom",
     code,
     workgroups: [Math.ceil(n / TILE), Math.ceil(m / TILE), batch],
+    // The k slices, then each slice's products.
+    loops: Math.ceil(k / TILE) * (TILE + 1),
   }];
 };
 
@@ -64,9 +67,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: v
  * {@linkcode matmulTiled}, so the same bits. On lavapipe (a CPU), whose barriers are costly, it is 3 times
  * faster per MLP step; the engine uses it where the adapter is a CPU.
  */
-export const matmulMap: GpuKernel = (
-  a0: GpuKernelArgs,
-) => [{ kind: "map" as const, code: `fn value(e: u32) -> f32 {\n${mmBody(a0)}\n}` }];
+export const matmulMap: GpuKernel = (a0: GpuKernelArgs) => [{
+  kind: "map" as const,
+  code: `fn value(e: u32) -> f32 {\n${mmBody(a0)}\n}`,
+  loops: a0.x[0].shape.at(flag(a0.node.attrs, "transA") ? -2 : -1)!,
+}];
 function mmBody({ node, x: [a, b] }: GpuKernelArgs): string {
   const ta = flag(node.attrs, "transA"), tb = flag(node.attrs, "transB");
   const sa = a.shape, sb = b.shape, r = sa.length;
@@ -97,16 +102,23 @@ const biasAdd: GpuKernel = mapKernel((a) => {
   return `  return x0(i) + x1((i / ${inner}u) % ${mid}u);`;
 });
 
-/** Sum over the broadcast axes of bias_add, in (outer, inner) row-major order per element. */
-const sumTo: GpuKernel = mapKernel((a) => {
+/**
+ * Sum over the broadcast axes of bias_add, in (outer, inner) row-major order per element. One thread per
+ * element (a custom pass: a map would compute two 16-bit outputs in one thread and double its loops, which
+ * llvmpipe cuts at 65535; a CNN's bias gradient at batch 48 adds 37,632 terms per channel).
+ */
+const sumTo: GpuKernel = (a) => {
   const { outer, mid, inner } = bcast(a, a.x[0].shape, num(a.node, "rank"));
-  return `  var s = 0.0f;
-  for (var o = 0u; o < ${outer}u; o = o + 1u) {
-    let base = (o * ${mid}u + i) * ${inner}u;
-    for (var k = 0u; k < ${inner}u; k = k + 1u) { s = racc(s + x0(base + k)); }
+  return [threadPass(mid, {
+    loops: outer * (inner + 1) + 1,
+    body: `  var s = 0.0f;
+  for (var o = 0; o < ${outer}; o++) {
+    let base = (o * ${mid} + t) * ${inner};
+    for (var k = 0; k < ${inner}; k++) { s = racc(s + x0(u32(base + k))); }
   }
-  return s;`;
-});
+  st_y(u32(t), s);`,
+  })];
+};
 
 /** matmul: tiled on a GPU, one thread per output on a CPU adapter (the same bits either way). */
 const matmul: GpuKernel = (a) => a.cpu ? matmulMap(a) : matmulTiled(a);

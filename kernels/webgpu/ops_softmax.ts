@@ -9,7 +9,6 @@
 
 import type { OpName } from "../../lib/graph/ops.ts";
 import type { GpuKernel } from "./kernel.ts";
-import { mapKernel } from "./kernel.ts";
 
 /** WGSL: the maximum (NaN if a NaN comes first... as ref: NaN once met stays) and sum of exps of row r. */
 function rowFns(k: number, labels: boolean): string {
@@ -40,30 +39,45 @@ fn label(r: u32) -> u32 {
 }`;
 }
 
-/** A map kernel over [rows, k] with the row helpers defined. */
-function rowKernel(body: (k: number, rows: number) => string): GpuKernel {
+/**
+ * A map kernel over [rows, k] with the row helpers defined; `loops` gives an output element's loop
+ * iterations from k and the row count (llvmpipe's limit, kernels/webgpu/loop_cap.ts).
+ */
+function rowKernel(
+  body: (k: number, rows: number) => string,
+  loops: (k: number, rows: number) => number,
+): GpuKernel {
   return (a) => {
     const k = a.x[0].shape.at(-1)!, rows = a.x[0].size / k;
     return [{
       kind: "map",
       code: `${rowFns(k, a.x.length > 1)}\nfn value(i: u32) -> f32 {\n${body(k, rows)}\n}`,
+      loops: loops(k, rows),
     }];
   };
 }
 
+/** Loop iterations of one row's maximum and sum of exps. */
+const rowLoops = (k: number) => 2 * k;
+
 const softmax = rowKernel((k) =>
   `  let r = i / ${k}u; let m = row_max(r);
-  return racc(exp_(x0(i) - m)) / row_sum(r, m);`
-);
+  return racc(exp_(x0(i) - m)) / row_sum(r, m);`, rowLoops);
 
 /** dx_j = y_j (g_j - d), d = sum_j round_acc(y_j g_j) in order. */
-const softmaxGrad = mapKernel(({ x: [y] }) => {
+const softmaxGrad: GpuKernel = ({ x: [y] }) => {
   const k = y.shape.at(-1)!;
-  return `  let r = i / ${k}u;
+  return [{
+    kind: "map",
+    loops: k,
+    code: `fn value(i: u32) -> f32 {
+  let r = i / ${k}u;
   var d = 0.0f;
   for (var j = 0u; j < ${k}u; j = j + 1u) { d = racc(d + racc(x0(r * ${k}u + j) * x1(r * ${k}u + j))); }
-  return x0(i) * (x1(i) - d);`;
-});
+  return x0(i) * (x1(i) - d);
+}`,
+  }];
+};
 
 /** Mean over rows of round_acc(logsumexp - x_label), summed in order in the accumulate format. */
 const softmaxXent = rowKernel((k, rows) =>
@@ -75,8 +89,7 @@ const softmaxXent = rowKernel((k, rows) =>
     if (l == ${k}u) { return nan_(); }
     total = racc(total + racc(lse - x0(r * ${k}u + l)));
   }
-  return total / ${rows}.0f;`
-);
+  return total / ${rows}.0f;`, (k, rows) => rows * (rowLoops(k) + 1));
 
 /** dx_j = (e_j / s - [j = label]) * seed / N. */
 const softmaxXentGrad = rowKernel((k, rows) =>
@@ -84,8 +97,7 @@ const softmaxXentGrad = rowKernel((k, rows) =>
   let l = label(r);
   if (l == ${k}u) { return nan_(); }
   let e = racc(exp_(x0(i) - m)) / row_sum(r, m);
-  return (e - select(0.0f, 1.0f, i % ${k}u == l)) * (x2(0u) / ${rows}.0f);`
-);
+  return (e - select(0.0f, 1.0f, i % ${k}u == l)) * (x2(0u) / ${rows}.0f);`, rowLoops);
 
 /** Rows whose first maximal logit sits at the label; a row holding a NaN counts as wrong. */
 const countCorrect = rowKernel((k, rows) =>
@@ -98,8 +110,7 @@ const countCorrect = rowKernel((k, rows) =>
     }
     if (!nan && f32(best) == x1(r)) { correct = correct + 1u; }
   }
-  return f32(correct);`
-);
+  return f32(correct);`, (k, rows) => rows * k);
 
 /** Kernels of this file by op name. */
 export const SOFTMAX = {

@@ -18,7 +18,7 @@
 import type { OpName } from "../../lib/graph/ops.ts";
 import { geometry } from "../ref/window.ts";
 import { list, num } from "../ref/kernel.ts";
-import { type GpuKernel, type GpuKernelArgs, type GpuPass, mapKernel } from "./kernel.ts";
+import type { GpuKernel, GpuKernelArgs, GpuPass } from "./kernel.ts";
 import { GROUP_THREADS, groupPass, threadPass, valuePass } from "./group_pass.ts";
 import { THREAD_LOOPS } from "./loop_cap.ts";
 
@@ -121,10 +121,14 @@ function conv2d(a: GpuKernelArgs): GpuPass[] {
 }
 
 /** dx[n,c,h,w] = sum over (o in c's group, i, j) ascending of g[n,o,p,q] * w[o,c,i,j], p*s+i-pad = h. */
-const conv2dGradInput = mapKernel(({ node, x: [gs, ws] }) => {
+const conv2dGradInput: GpuKernel = ({ node, x: [gs, ws] }) => {
   const [o, cg] = ws.shape, og = o / num(node, "groups");
   const g = geometry(node, list(node, "inShape"), [ws.shape[2], ws.shape[3]], gs.shape);
-  return `  let t = i32(i);
+  // Per output channel of the group: the taps that hit, rows by stride, each with its column loop.
+  const rows = Math.ceil(g.kh / g.sh), cols = Math.ceil(g.kw / g.sw);
+  return [valuePass({
+    loops: og * (rows * (cols + 1) + 1),
+    body: `  let t = i32(i);
   let wi = t % ${g.w}; let h = (t / ${g.w}) % ${g.h}; let c = (t / ${g.w * g.h}) % ${g.c};
   let n = t / ${g.w * g.h * g.c};
   let grp = c / ${cg}; let cl = c - grp * ${cg};
@@ -144,8 +148,9 @@ const conv2dGradInput = mapKernel(({ node, x: [gs, ws] }) => {
       }
     }
   }
-  return s;`;
-});
+  return s;`,
+  })];
+};
 
 /**
  * dw[o,c,i,j] = sum over (n, p, q) ascending of g[n,o,p,q] * x[n, group c, p*s+i-pad, q*s+j-pad]. One
