@@ -25,6 +25,28 @@ export const GROUP_THREADS = 64;
 const MAX_GROUPS = 65535;
 
 /**
+ * Threads of a workgroup that relay a long sum (conv2d's weight gradient, sum_to): one per 8 threads,
+ * because llvmpipe runs 8 threads in lockstep (its subgroup) and counts their loop iterations together.
+ */
+export const RELAYS = GROUP_THREADS / 8;
+
+/**
+ * The body of a relay pass: threads of different subgroups take turns, each calling `step(grp, turn, s)`
+ * to add the next part of the sum to the running sum it finds in workgroup memory (`part`, which `decls`
+ * must declare), so the order (and the bits) are those of one sequential sum while no thread loops past
+ * llvmpipe's limit.
+ */
+export function relayBody(turns: number, step: string): string {
+  return `  if (lid == 0) { part = 0.0; }
+  for (var turn = 0; turn < ${turns}; turn++) {
+    workgroupBarrier();
+    if (lid == (turn % ${RELAYS}) * ${GROUP_THREADS / RELAYS}) { part = ${step}(grp, turn, part); }
+  }
+  workgroupBarrier();
+  if (lid == 0) { st_y(u32(grp), part); }`;
+}
+
+/**
  * A pass of `groups` workgroups of {@linkcode GROUP_THREADS} threads. `body` runs with `grp: i32` (the
  * workgroup's unit, the same for all its threads, so barriers inside it are in uniform control flow) and
  * `lid: i32` (the thread in the workgroup); `decls` go before the entry point (functions, workgroup memory).

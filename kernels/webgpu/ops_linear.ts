@@ -8,7 +8,8 @@ import type { OpName } from "../../lib/graph/ops.ts";
 import { flag, num, prod } from "../ref/kernel.ts";
 import type { GpuKernel, GpuKernelArgs } from "./kernel.ts";
 import { mapKernel } from "./kernel.ts";
-import { threadPass } from "./group_pass.ts";
+import { GROUP_THREADS, groupPass, relayBody, RELAYS, threadPass } from "./group_pass.ts";
+import { THREAD_LOOPS } from "./loop_cap.ts";
 
 /** Side of matmul's square output tile; also the depth of the k slices held in workgroup memory. */
 const TILE = 16;
@@ -105,18 +106,34 @@ const biasAdd: GpuKernel = mapKernel((a) => {
 /**
  * Sum over the broadcast axes of bias_add, in (outer, inner) row-major order per element. One thread per
  * element (a custom pass: a map would compute two 16-bit outputs in one thread and double its loops, which
- * llvmpipe cuts at 65535; a CNN's bias gradient at batch 48 adds 37,632 terms per channel).
+ * llvmpipe cuts at 65535); past one thread's share (a CNN's bias gradient at batch 128 adds 100,352 terms
+ * per channel) a workgroup per element relays the sum in ref's order, as conv2d's weight gradient does.
  */
 const sumTo: GpuKernel = (a) => {
   const { outer, mid, inner } = bcast(a, a.x[0].shape, num(a.node, "rank"));
-  return [threadPass(mid, {
-    loops: outer * (inner + 1) + 1,
-    body: `  var s = 0.0f;
-  for (var o = 0; o < ${outer}; o++) {
-    let base = (o * ${mid} + t) * ${inner};
+  // Rows of `inner` terms a thread adds in one turn, and the turns.
+  const rows = Math.max(1, Math.min(outer, Math.floor((THREAD_LOOPS - GROUP_THREADS) / (inner + 1))));
+  const turns = Math.ceil(outer / rows);
+  const rowsSum = (m: string, from: string, to: string) => `
+  for (var o = ${from}; o < ${to}; o++) {
+    let base = (o * ${mid} + ${m}) * ${inner};
     for (var k = 0; k < ${inner}; k++) { s = racc(s + x0(u32(base + k))); }
-  }
+  }`;
+  if (turns === 1) {
+    return [threadPass(mid, {
+      loops: outer * (inner + 1) + 1,
+      body: `  var s = 0.0f;${rowsSum("t", "0", `${outer}`)}
   st_y(u32(t), s);`,
+    })];
+  }
+  return [groupPass(mid, {
+    loops: turns + Math.ceil(turns / RELAYS) * rows * (inner + 1) + 1,
+    decls: `var<workgroup> part: f32;
+fn rows_sum(m: i32, turn: i32, s0: f32) -> f32 {
+  var s = s0;${rowsSum("m", `turn * ${rows}`, `min(${outer}, (turn + 1) * ${rows})`)}
+  return s;
+}`,
+    body: relayBody(turns, "rows_sum"),
   })];
 };
 

@@ -19,7 +19,7 @@ import type { OpName } from "../../lib/graph/ops.ts";
 import { geometry } from "../ref/window.ts";
 import { list, num } from "../ref/kernel.ts";
 import type { GpuKernel, GpuKernelArgs, GpuPass } from "./kernel.ts";
-import { GROUP_THREADS, groupPass, threadPass, valuePass } from "./group_pass.ts";
+import { GROUP_THREADS, groupPass, relayBody, RELAYS, threadPass, valuePass } from "./group_pass.ts";
 import { THREAD_LOOPS } from "./loop_cap.ts";
 
 /** WGSL: `s = racc(s + racc(a * b))`. */
@@ -159,12 +159,6 @@ const conv2dGradInput: GpuKernel = ({ node, x: [gs, ws] }) => {
  * weight relays the sum: threads of different subgroups take turns, each adding the next images to the
  * running sum it finds in workgroup memory, so the order (and the bits) stay ref's while no thread loops too long.
  */
-/**
- * Threads that relay a weight gradient's sum: one per 8 threads of a workgroup, because llvmpipe runs 8
- * threads in lockstep (its subgroup) and counts their loop iterations together.
- */
-const RELAYS = GROUP_THREADS / 8;
-
 const conv2dGradWeight: GpuKernel = ({ node, x: [xs, gs] }) => {
   const [kh, kw] = list(node, "kernel");
   const g = geometry(node, xs.shape, [kh, kw], gs.shape);
@@ -203,13 +197,7 @@ fn dw(t: i32, turn: i32, s0: f32) -> f32 {
   var s = s0;${sum("t", `turn * ${images}`, `min(${g.n}, (turn + 1) * ${images})`)}
   return s;
 }`,
-    body: `  if (lid == 0) { part = 0.0; }
-  for (var turn = 0; turn < ${turns}; turn++) {
-    workgroupBarrier();
-    if (lid == (turn % ${RELAYS}) * ${GROUP_THREADS / RELAYS}) { part = dw(grp, turn, part); }
-  }
-  workgroupBarrier();
-  if (lid == 0) { st_y(u32(grp), part); }`,
+    body: relayBody(turns, "dw"),
   })];
 };
 

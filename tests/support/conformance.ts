@@ -195,17 +195,24 @@ export function conformance(name: string, options: EngineOptions = {}): void {
   const load = () => loadEngine(name, { ...options, threads: options.threads ?? 2 });
 
   Deno.test(`${name} conformance: every op of real step graphs agrees with ref (${mode})`, async () => {
-    const engine = await load();
     const graphBytes = spec.conformance?.graphBytes;
     const compare = (e: Engine, g: Graph, f: Record<string, HostTensor>, what: string) =>
       bits ? compareBits(e, g, f, what) : compareTolerance(e, g, f, what, graphBytes);
-    try {
-      const scale = spec.conformance?.batchScale ?? 1;
-      const cases = CASES.map(([m, b, o, ps]) => [m, Math.ceil(b * scale), o, ps.filter(runs)] as const);
-      for (const c of stepCases(cases, `${name}-conformance`)) {
-        for (const op of await compare(engine, c.train, c.feeds, `${c.label} train`)) covered.add(op);
-        for (const op of await compare(engine, c.eval, c.feeds, `${c.label} eval`)) covered.add(op);
+    const scale = spec.conformance?.batchScale ?? 1;
+    // A fresh engine per model: an engine may keep what its executables hold (a GPU's buffers) until closed.
+    for (const [m, b, o, ps] of CASES) {
+      const engine = await load();
+      try {
+        for (const c of stepCases([[m, Math.ceil(b * scale), o, ps.filter(runs)]], `${name}-conformance`)) {
+          for (const op of await compare(engine, c.train, c.feeds, `${c.label} train`)) covered.add(op);
+          for (const op of await compare(engine, c.eval, c.feeds, `${c.label} eval`)) covered.add(op);
+        }
+      } finally {
+        engine.close?.();
       }
+    }
+    const engine = await load();
+    try {
       const h = handBuilt();
       for (const op of await compare(engine, h.graph, h.feeds, "hand-built tanh/concat")) covered.add(op);
     } finally {
