@@ -52,7 +52,9 @@ export interface Executable {
    * or copy its data before that run if it is needed afterwards. ort
    * double-buffers state, so a later run may write over it; wasm leaves state
    * in its own memory until the data is first read, and a consumed state
-   * tensor that was never read throws when read.
+   * tensor that was never read throws when read. webgpu leaves state on the
+   * GPU: its data is readable after {@linkcode Engine.settle} (or a later run
+   * that does not consume it) has copied it out.
    */
   run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
 }
@@ -66,6 +68,12 @@ export interface Engine {
   readonly capabilities: EngineCapabilities;
   /** Compiles a graph; throws if the graph needs something the engine lacks. */
   compile(graph: Graph): Executable;
+  /**
+   * Makes the data of `tensors` (results of this engine's runs; others are ignored) readable. An engine that
+   * keeps returned state on a device copies it to the host here; callers await it before reading state
+   * outside a run. Engines whose results are always readable omit it.
+   */
+  settle?(tensors: Iterable<HostTensor>): Promise<void>;
   /** Runtime facts for the run record (library versions, thread counts, flags). */
   environment(): Record<string, string>;
   /** Releases threads and native resources; engines without any omit it. */

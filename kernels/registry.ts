@@ -12,9 +12,10 @@ import type { EngineLimits, EngineSpec, Guarantee } from "./spec.ts";
 import { REF } from "./ref/spec.ts";
 import { WASM } from "./wasm/spec.ts";
 import { ORT } from "./ort/spec.ts";
+import { WEBGPU } from "./webgpu/spec.ts";
 
 /** Every engine, in the order help texts list them. */
-export const ENGINES: readonly EngineSpec[] = [REF, WASM, ORT];
+export const ENGINES: readonly EngineSpec[] = [REF, WASM, ORT, WEBGPU];
 
 /** The engine `train` and `reproduce` use unless told otherwise: bit-identical to ref, and fast. */
 export const DEFAULT_ENGINE = "wasm";

@@ -52,6 +52,14 @@ export interface EngineSpec {
   readonly denoFlags: readonly string[];
   /** Modules `deno compile` must be told to include because nothing imports them statically (workers). */
   readonly compileIncludes?: readonly URL[];
+  /**
+   * How the conformance suite (tests/support/conformance.ts) sizes this engine's cases: `batchScale`
+   * multiplies every case's batch (rounded up, at least 1), for an engine whose usual adapter is too slow or
+   * too small for the full batches (webgpu on lavapipe); `graphBytes` splits a graph of isolated ops
+   * (tolerance mode) into graphs whose tensors stay under that many bytes, for an engine that places a
+   * graph in one buffer of bounded size. The graphs, the ops compared and the rule stay the same.
+   */
+  readonly conformance?: { readonly batchScale?: number; readonly graphBytes?: number };
   /** The guarantee of its results with `options`. */
   guarantee(options: EngineOptions): Guarantee;
   /** Loads and starts the engine. */

@@ -198,6 +198,7 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
   const save = async (
     p: Omit<TrainPosition, "step" | "adamT" | "scaler" | "epochs" | "elapsedSeconds" | "state">,
   ) => {
+    await s.engine.settle?.(Object.values(state));
     await ck!.save({
       ...p,
       step,
@@ -252,9 +253,11 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
         divergence = { epoch, step, reason: `non-finite loss (${loss})` };
       }
       // The graph says whether every parameter is finite; they are read only when one is not, to name it.
-      const bad: string | null = divergence || out.params_finite.data[0] === 1
-        ? null
-        : firstNonFinite(state, paramNames);
+      let bad: string | null = null;
+      if (!divergence && out.params_finite.data[0] !== 1) {
+        await s.engine.settle?.(Object.values(state)); // an engine may keep state on a device until now
+        bad = firstNonFinite(state, paramNames);
+      }
       if (bad) divergence = { epoch, step, reason: `non-finite value in parameter ${bad}` };
       if (divergence) break;
       if (ck && performance.now() - lastSave >= ck.everySeconds * 1000) {
@@ -290,6 +293,7 @@ export async function train(s: TrainSetup): Promise<TrainResult> {
       await save({ epoch: epoch + 1, batch: 0, shuffle: shuffle.position(), sums: noSums(scaler.skipped) });
     }
   }
+  await s.engine.settle?.(Object.values(state)); // the caller reads the state (weights file, hashes)
   const weights = Object.fromEntries(modelNames.map((n) => [n, state[n]]));
   return {
     epochs,

@@ -22,6 +22,8 @@ export interface Peer {
   readonly torch: string;
   /** What the tables call it: "PyTorch <version>", and the Python when it is not the venv's. */
   readonly label: string;
+  /** Whether this torch sees a CUDA GPU. */
+  readonly cuda: boolean;
 }
 
 /** One measurement of the peer. */
@@ -31,6 +33,10 @@ export interface PeerResult {
   readonly forwardFlops: number | undefined;
   readonly ms: readonly number[];
   readonly peakKiB: number;
+  /** The GPU's name, for `device: "cuda"`. */
+  readonly gpu?: string;
+  /** Peak GPU memory torch allocated, in bytes, for `device: "cuda"`. */
+  readonly gpuPeakBytes?: number;
 }
 
 /** What the peer is asked to time: one network at one batch and thread count, with the step's optimizer. */
@@ -43,6 +49,10 @@ export interface PeerRequest {
   readonly momentum: number;
   /** Weight decay of the conv kernels. */
   readonly decay: number;
+  /** Where it runs (default cpu). */
+  readonly device?: "cpu" | "cuda";
+  /** fp32 (the default), autocast (fp16 autocast with a GradScaler) or half (standalone `.half()`). */
+  readonly mode?: "fp32" | "autocast" | "half";
 }
 
 const SCRIPT = new URL("./zoo_peer.py", import.meta.url).pathname;
@@ -71,25 +81,32 @@ export async function findPeer(): Promise<Peer | string> {
     "`apt-get install python3-torch libopenblas0-pthread`";
   if (!python) return `no ${venv} and no ${DEBIAN_PYTHON}: ${howTo}`;
   const where = python === venv ? python : `no ${venv}, and ${python}`;
+  const peer = await probePeer(python, python === venv ? "" : ` (${python})`);
+  return typeof peer === "string" ? `${where}: ${peer}; ${howTo}` : peer;
+}
+
+/** The peer that `python` runs, labelled "PyTorch <version><suffix>", or a string saying why there is none. */
+export async function probePeer(python: string, suffix = ""): Promise<Peer | string> {
   try {
     const r = await runScript(python, ["--probe"]);
-    if (!r.available) return `${where}: ${r.reason}; ${howTo}`;
+    if (!r.available) return String(r.reason);
     const torch = String(r.torch);
-    return { python, torch, label: `PyTorch ${torch}${python === venv ? "" : ` (${python})`}` };
+    return { python, torch, label: `PyTorch ${torch}${suffix}`, cuda: r.cuda === true };
   } catch (e) {
-    return `${(e as Error).message}; ${howTo}`;
+    return (e as Error).message;
   }
 }
 
 /** Times one network on the peer. */
 export async function runPeer(peer: Peer, r: PeerRequest): Promise<PeerResult> {
-  const args = Object.entries(r).flatMap(([k, v]) => [`--${k}`, String(v)]);
+  const args = Object.entries(r).flatMap(([k, v]) => v === undefined ? [] : [`--${k}`, String(v)]);
   const out = await runScript(peer.python, args);
   return {
     params: out.params as number,
     forwardFlops: (out.forward_flops ?? undefined) as number | undefined,
     ms: out.ms as number[],
     peakKiB: out.peak_kib as number,
+    ...(out.gpu === undefined ? {} : { gpu: out.gpu as string, gpuPeakBytes: out.gpu_peak_bytes as number }),
   };
 }
 

@@ -13,7 +13,7 @@
  */
 
 import { dirname } from "node:path";
-import { engineSpec, loadEngine } from "../../kernels/registry.ts";
+import { loadEngine } from "../../kernels/registry.ts";
 import { loadOrt, ortVersion } from "../../kernels/ort/runtime.ts";
 import { UsageError } from "../../lib/errors.ts";
 import { cpuModel, gitState } from "../../lib/record/environment.ts";
@@ -21,7 +21,7 @@ import { findPeer, type Peer, runPeer } from "./peer.ts";
 import { ortMatmulGflops } from "./ort_matmul.ts";
 import { gemmGflops, matmulRunner, median, timeMedian } from "./timing.ts";
 import { parseZooArgs, ZOO_HELP, type ZooOptions } from "./zoo_args.ts";
-import { paperOptimizer, type ZooStepConfig, type ZooStepResult } from "./zoo_step.ts";
+import { paperOptimizer, runStepChild } from "./zoo_step.ts";
 import {
   type ConfigMeasured,
   type Gemm,
@@ -34,23 +34,6 @@ import {
 const GEMM = [512, 512, 512];
 const ROOT = new URL("../../", import.meta.url);
 const progress = (line: string) => console.error(line);
-
-/** Runs one configuration in a fresh Deno process with the engine's own Deno flags. */
-async function runChild(c: ZooStepConfig): Promise<ZooStepResult> {
-  const flags = ["--allow-read", "--allow-env", "--allow-sys", ...engineSpec(c.engine).spec.denoFlags];
-  const child = new URL("./zoo_step.ts", import.meta.url).pathname;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, child, JSON.stringify(c)],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    const err = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1);
-    throw new Error(err || `exit code ${out.code}`);
-  }
-  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
-}
 
 /** The 512^3 fp32 gemm of `engine` at `threads`: onnxruntime's own MatMul for ort, else the engine's. */
 async function gemmPeak(engine: string, threads: number): Promise<Gemm> {
@@ -113,7 +96,7 @@ async function measureGroup(g: Group, { o, peer }: { o: ZooOptions; peer: Peer |
       if (c.error) continue;
       const { engine, policy } = c;
       try {
-        const m = await runChild({
+        const m = await runStepChild({
           ...{ model: g.model, engine, policy, batch: g.batch, threads: g.threads },
           ...{ warmup: o.warmup, steps: o.steps, bare: o.bare },
         });

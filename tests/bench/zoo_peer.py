@@ -8,10 +8,19 @@ is), batch norm with the same epsilons (Keras momentum 0.99 is torch's
 parameter count and the flops of its forward pass equal ours; the bench
 compares both. Times float32 training steps (forward, cross-entropy,
 backward, SGD with the momentum and conv-kernel weight decay the bench
-passes) on random data on the CPU, and prints one JSON line: the torch
-version, the parameter count, the forward flops (null before torch 2.1),
-the milliseconds of each timed step and the peak resident memory of the
-process (getrusage's ru_maxrss, KiB). --probe prints the torch version only.
+passes) on random data, and prints one JSON line: the torch version, the
+parameter count, the forward flops (null before torch 2.1), the
+milliseconds of each timed step and the peak resident memory of the
+process (getrusage's ru_maxrss, KiB). --probe prints the torch version only
+(and whether CUDA is available).
+
+--device cuda runs on the GPU (the GPU check, tests/bench/gpu_check/):
+each timed step ends in torch.cuda.synchronize(), and the line adds the
+GPU's name and its peak allocated memory. --mode picks the arithmetic:
+fp32; autocast (fp16 autocast with a GradScaler, PyTorch's mixed
+precision); half (the model and data cast with .half(): standalone fp16).
+"mlp" is the quick profile's MLP widths on the zoo's input (3072-128-10),
+zoo_step.ts's ZOO_MLP_HIDDEN.
 """
 
 import argparse
@@ -23,7 +32,7 @@ import time
 
 from torch_peer import blas_threads_setter
 
-MODELS = ["alexnet", "vgg16", "vgg19", "mobilenet", "resnet32", "resnet56",
+MODELS = ["mlp", "alexnet", "vgg16", "vgg19", "mobilenet", "resnet32", "resnet56",
           "resnet110", "vit8", "vit12", "densenet121", "densenet169",
           "xception"]
 
@@ -39,6 +48,9 @@ def parse_args():
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--decay", type=float, default=0.0,
                    help="weight decay of the conv kernels")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--mode", choices=["fp32", "autocast", "half"],
+                   default="fp32")
     args = p.parse_args()
     if not args.probe and args.model is None:
         p.exit(2, "zoo_peer.py: --model is required\n")
@@ -287,6 +299,8 @@ def build(torch, name):
         return nn.Sequential(*layers)
 
     builders = {
+        "mlp": lambda: nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 128),
+                                     nn.ReLU(), nn.Linear(128, 10)),
         "alexnet": alexnet,
         "vgg16": lambda: vgg([[64] * 2, [128] * 2, [256] * 3, [512] * 3,
                               [512] * 3]),
@@ -324,10 +338,22 @@ def measure(torch, args):
     set_blas = blas_threads_setter()
     if set_blas:
         set_blas(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("zoo_peer.py: --device cuda, but torch.cuda is not "
+                         "available")
+    dev = torch.device(args.device)
     torch.manual_seed(0)
     model = build(torch, args.model)
     model.train()
     params = sum(p.numel() for p in model.parameters())
+    x = torch.rand(args.batch, 3, 32, 32) - 0.5
+    y = torch.randint(0, 10, (args.batch,))
+    model, x, y = model.to(dev), x.to(dev), y.to(dev)
+    # Counted in float32 before any cast: the flops do not depend on the
+    # mode.
+    flops = forward_flops(torch, model, x)
+    if args.mode == "half":
+        model, x = model.half(), x.half()
     # The bench's optimizer: weight decay on the conv kernels only (the
     # ResNets' Keras L2), none elsewhere.
     conv_w = [m.weight for m in model.modules()
@@ -336,24 +362,41 @@ def measure(torch, args):
     rest = [p for p in model.parameters() if id(p) not in ids]
     opt = torch.optim.SGD([{"params": conv_w, "weight_decay": args.decay},
                            {"params": rest}], lr=0.01, momentum=args.momentum)
-    x = torch.rand(args.batch, 3, 32, 32) - 0.5
-    y = torch.randint(0, 10, (args.batch,))
     loss_fn = torch.nn.CrossEntropyLoss()
-    flops = forward_flops(torch, model, x)
+    scaler = (torch.amp.GradScaler(args.device)
+              if args.mode == "autocast" else None)
 
     def step():
         opt.zero_grad()
-        loss_fn(model(x), y).backward()
-        opt.step()
+        if scaler:
+            with torch.autocast(args.device, dtype=torch.float16):
+                loss = loss_fn(model(x), y)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss_fn(model(x), y).backward()
+            opt.step()
+
+    def sync():
+        if args.device == "cuda":
+            torch.cuda.synchronize()
 
     for _ in range(args.warmup):
         step()
+    sync()
     ms = []
     for _ in range(args.steps):
         t0 = time.perf_counter()
         step()
+        sync()
         ms.append(1000 * (time.perf_counter() - t0))
-    return {"params": params, "forward_flops": flops, "ms": ms}
+    out = {"params": params, "forward_flops": flops, "ms": ms,
+           "device": args.device, "mode": args.mode}
+    if args.device == "cuda":
+        out["gpu"] = torch.cuda.get_device_name()
+        out["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
+    return out
 
 
 def main():
@@ -366,7 +409,8 @@ def main():
         print(json.dumps({"available": False,
                           "reason": f"import torch failed: {e}"}))
         return 0
-    out = {"available": True, "torch": torch.__version__}
+    out = {"available": True, "torch": torch.__version__,
+           "cuda": torch.cuda.is_available()}
     if not args.probe:
         out.update(measure(torch, args))
         out["peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -10,7 +10,7 @@
 
 import process from "node:process";
 import { stepFeeds } from "../support/step_feeds.ts";
-import { loadEngine } from "../../kernels/registry.ts";
+import { engineSpec, loadEngine } from "../../kernels/registry.ts";
 import { sizeOf } from "../../lib/graph/graph.ts";
 import { modelByName } from "../../lib/model/zoo.ts";
 import { parsePolicy } from "../../lib/policy/policy.ts";
@@ -22,6 +22,9 @@ import { stepFlops } from "./step_flops.ts";
 
 /** The one image shape of the zoo (CIFAR-10's). */
 export const ZOO_INPUT = [3, 32, 32] as const;
+
+/** The MLP's hidden widths: the quick profile's (only the MLP reads them; zoo_peer.py builds the same). */
+export const ZOO_MLP_HIDDEN = [128] as const;
 
 /** What one child process measures. */
 export interface ZooStepConfig {
@@ -72,7 +75,7 @@ export async function measureZooStep(c: ZooStepConfig): Promise<ZooStepResult> {
   const policy = parsePolicy(c.policy);
   const t = buildTrainGraph({
     model: modelByName(c.model),
-    modelOptions: { classes: 10, hidden: [] },
+    modelOptions: { classes: 10, hidden: [...ZOO_MLP_HIDDEN] },
     policy,
     optimizer: paperOptimizer(c.model),
     inputShape: ZOO_INPUT,
@@ -105,6 +108,33 @@ export async function measureZooStep(c: ZooStepConfig): Promise<ZooStepResult> {
   } finally {
     engine.close?.();
   }
+}
+
+/**
+ * Runs one configuration in a fresh Deno process with the engine's own Deno flags and returns what it
+ * printed; an Error carries the child's last stderr line. `timeoutMs` (default none) kills a child that
+ * runs longer.
+ */
+export async function runStepChild(c: ZooStepConfig, timeoutMs?: number): Promise<ZooStepResult> {
+  const flags = ["--allow-read", "--allow-env", "--allow-sys", ...engineSpec(c.engine).spec.denoFlags];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, new URL(import.meta.url).pathname, JSON.stringify(c)],
+    cwd: new URL("../../", import.meta.url),
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let timedOut = false;
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+    timedOut = true;
+    child.kill();
+  }, timeoutMs);
+  const out = await child.output().finally(() => clearTimeout(timer));
+  if (timedOut) throw new Error(`stopped after ${timeoutMs} ms (the time budget of one step process)`);
+  if (!out.success) {
+    const err = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1);
+    throw new Error(err || `exit code ${out.code}`);
+  }
+  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
 }
 
 if (import.meta.main) {

@@ -1,0 +1,71 @@
+/**
+ * The GPU this engine runs on: the adapter and device, the limits it asks for, and what the run record
+ * says about them.
+ *
+ * @module
+ */
+
+import { UserError } from "../../lib/errors.ts";
+
+/** The adapter, its device and the limits the engine relies on. */
+export interface Gpu {
+  readonly adapter: GPUAdapter;
+  readonly device: GPUDevice;
+  /** True when the adapter is a CPU (a fallback adapter such as lavapipe). */
+  readonly cpu: boolean;
+}
+
+/** The limits the engine raises from WebGPU's defaults to the adapter's own. */
+const LIMITS = ["maxStorageBufferBindingSize", "maxBufferSize", "maxComputeWorkgroupStorageSize"] as const;
+
+/**
+ * Requests the adapter and a device with the adapter's buffer limits. Throws a one-line error when this
+ * Deno has no WebGPU or the machine has no adapter (on Linux without a GPU, a software Vulkan driver such as
+ * Mesa's lavapipe provides one: Debian package mesa-vulkan-drivers).
+ */
+export async function acquireGpu(): Promise<Gpu> {
+  if (!("gpu" in navigator)) throw new UserError("This Deno has no WebGPU (navigator.gpu is missing)");
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) {
+    throw new UserError(
+      "No WebGPU adapter found: the webgpu engine needs a GPU with a Vulkan, Metal or Direct3D 12 driver " +
+        "(without a GPU on Linux: install Mesa's lavapipe, Debian package mesa-vulkan-drivers)",
+    );
+  }
+  const requiredLimits: Record<string, number> = {};
+  for (const k of LIMITS) requiredLimits[k] = adapter.limits[k];
+  const device = await adapter.requestDevice({ requiredLimits });
+  return { adapter, device, cpu: adapter.info.isFallbackAdapter };
+}
+
+/** The adapter, its driver, features and key limits, for the run record. */
+export function gpuEnvironment(gpu: Gpu): Record<string, string> {
+  const info = gpu.adapter.info, limits = gpu.device.limits;
+  return {
+    kernels: "WGSL compute shaders, one command submission per step",
+    adapter: [
+      info.vendor && `vendor ${info.vendor}`,
+      info.architecture,
+      info.device && `device ${info.device}`,
+    ]
+      .filter(Boolean).join(", "),
+    driver: info.description,
+    // Deno's WebGPU does not name the backend it chose (Vulkan, Metal, Direct3D 12 or OpenGL), but the
+    // variable that forces one, and the subgroup sizes, which differ between them, tell it apart.
+    backend: backendChoice(),
+    subgroupSizes: `${info.subgroupMinSize}-${info.subgroupMaxSize}`,
+    fallbackAdapter: String(info.isFallbackAdapter),
+    features: [...gpu.adapter.features].sort().join(", "),
+    limits: ([...LIMITS, "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupsPerDimension"] as const)
+      .map((k) => `${k} ${limits[k]}`).join(", "),
+  };
+}
+
+/** DENO_WEBGPU_BACKEND when set (and readable), else a note that wgpu chose. */
+function backendChoice(): string {
+  const variable = "DENO_WEBGPU_BACKEND";
+  const chosen = Deno.permissions.querySync({ name: "env", variable }).state === "granted"
+    ? Deno.env.get(variable)
+    : undefined;
+  return chosen ? `${variable}=${chosen}` : "wgpu's default choice";
+}
