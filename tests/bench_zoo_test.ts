@@ -9,6 +9,7 @@ import { backward } from "../lib/graph/autodiff.ts";
 import { Graph } from "../lib/graph/graph.ts";
 import { UsageError } from "../lib/errors.ts";
 import { nodeFlops, stepFlops } from "./bench/step_flops.ts";
+import { median } from "./bench/timing.ts";
 import { parseZooArgs, ZOO_MODELS } from "./bench/zoo_args.ts";
 import { type Group, peerMismatches, roundRatio } from "./bench/zoo_tables.ts";
 
@@ -134,4 +135,10 @@ Deno.test("bench:zoo: a bad flag is one line on stderr and exit code 2", async (
     assert.equal(new TextDecoder().decode(out.stderr).trim(), line);
     assert.equal(new TextDecoder().decode(out.stdout), "");
   }
+});
+
+Deno.test("median: the middle value of an odd count, the mean of the two middle values of an even one", () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.ok(Number.isNaN(median([])));
 });

@@ -10,9 +10,12 @@ import { type FormatName, rounder } from "../../lib/formats/format.ts";
 import { Graph } from "../../lib/graph/graph.ts";
 import { Rng } from "../../lib/random.ts";
 
-/** The median of `xs` (the upper one of an even count); NaN for none. */
+/** The median of `xs` (the mean of the two middle values of an even count); NaN for none. */
 export function median(xs: readonly number[]): number {
-  return xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : NaN;
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b), h = s.length >> 1;
+  // An even count has two middle values: their mean, so two rounds do not report the slower one.
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
 /** Seconds per call of `f`, calling it for at least `minMs` (and at least once). */
