@@ -15,6 +15,10 @@
  * `pending` before it sleeps. With more threads than CPUs nobody spins (a spinning thread would hold a CPU
  * that another one needs). Spinning changes when a thread starts, never what it computes.
  *
+ * Every sleep is bounded (WAKE_MS) and re-checks its condition, so a wake-up that never arrives delays a
+ * thread by at most WAKE_MS instead of hanging the run (docs/benchmarks.md describes such a hang of a caller
+ * and its worker, its cause not found).
+ *
  * @module
  */
 
@@ -22,6 +26,9 @@ import type { KernelExports } from "./kernels_wasm.ts";
 
 /** How long a worker polls for the next job before it sleeps (ms): longer than the gaps inside a step. */
 export const SPIN_MS = 2;
+
+/** The longest a sleeping thread goes without re-checking its condition, in milliseconds. */
+export const WAKE_MS = 100;
 
 /** Polls of `pending` by the calling thread before it sleeps (a few hundred microseconds). */
 const CALLER_SPINS = 1 << 16;
@@ -144,7 +151,9 @@ export class Pool {
     Atomics.notify(c, CONTROL.generation);
     f(...rows[0]);
     for (let i = 0; i < this.#spins && Atomics.load(c, CONTROL.pending) !== 0; i++);
-    for (let left; (left = Atomics.load(c, CONTROL.pending)) !== 0;) Atomics.wait(c, CONTROL.pending, left);
+    for (let left; (left = Atomics.load(c, CONTROL.pending)) !== 0;) {
+      Atomics.wait(c, CONTROL.pending, left, WAKE_MS);
+    }
     if (Atomics.exchange(c, CONTROL.failed, 0)) throw new Error(`A wasm engine worker trapped in ${kernel}`);
   }
 

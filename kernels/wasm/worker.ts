@@ -6,7 +6,7 @@
  * @module
  */
 
-import { CONTROL, MAX_ARGS, PARALLEL_KERNELS, type WorkerInit } from "./pool.ts";
+import { CONTROL, MAX_ARGS, PARALLEL_KERNELS, WAKE_MS, type WorkerInit } from "./pool.ts";
 
 /** Polls the generation until it moves past `seen` or `ms` pass; true if it moved. */
 function spin(c: Int32Array, seen: number, ms: number): boolean {
@@ -30,7 +30,9 @@ self.onmessage = async (e: MessageEvent<WorkerInit>) => {
   let seen = Atomics.load(c, CONTROL.generation);
   self.postMessage("ready");
   for (;;) {
-    if (!spinMs || !spin(c, seen, spinMs)) Atomics.wait(c, CONTROL.generation, seen);
+    if (!spinMs || !spin(c, seen, spinMs)) {
+      while (Atomics.load(c, CONTROL.generation) === seen) Atomics.wait(c, CONTROL.generation, seen, WAKE_MS);
+    }
     seen = Atomics.load(c, CONTROL.generation);
     if (c[CONTROL.stop]) break;
     try {
