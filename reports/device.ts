@@ -69,7 +69,7 @@ export function deviceCaption(runs: readonly Run[]): string | null {
   if (texts(runs).length < 2) return null;
   const cells = groupBy(runs, (r) => r.cell).map(([cell, rs]) => ({ cell, devices: texts(rs) }));
   const mixed = cells.filter((c) => c.devices.length > 1).map((c) => c.cell);
-  return "Bar groups timed on different devices are different machines: compare times and ratios within a " +
+  return "Bar groups timed on different devices are not one comparison: compare times and ratios within a " +
     `bar group only. ${cells.map((c) => `${c.cell}: ${c.devices.join(" and ")}`).join("; ")}.` +
     (mixed.length
       ? ` ${mixed.join(", ")} ${mixed.length === 1 ? "mixes" : "mix"} devices in one bar group: ` +

@@ -143,7 +143,7 @@ Deno.test("GPU and CPU times in one report: each engine's device, and the figure
   // The two engines are different settings, so different bar groups, each on one device.
   assert.equal(
     deviceCaption(runs),
-    "Bar groups timed on different devices are different machines: compare times and ratios within a bar " +
+    "Bar groups timed on different devices are not one comparison: compare times and ratios within a bar " +
       "group only. mlp 784-16-10 (synthetic) [engine exact]: the CPU (Test CPU 3000, 2 cores); " +
       "mlp 784-16-10 (synthetic) [engine webgpu]: the GPU vendor nvidia, ada, device 9984 (driver NVIDIA " +
       "550.54.15).",
