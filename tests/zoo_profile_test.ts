@@ -1,5 +1,5 @@
 /**
- * The zoo profile (the Table 5 networks that fit about 1.5 hours here, offline) through
+ * The zoo profile (the Table 5 networks that fit about 1 hour 45 minutes here, offline) through
  * `reproduce --dry-run --json`: its 48 cells on fashion-mnist-32 with the paper's optimizers per network,
  * the chosen subset, epochs and batch, seeds 58 and 59, and descriptions that never call the data CIFAR-10.
  */
@@ -34,7 +34,8 @@ Deno.test("reproduce --profile zoo --dry-run --json: 48 cells on fashion-mnist-3
       assert.equal(c.dataset, "fashion-mnist-32", what);
       assert.equal(c.trainLimit, 1024, what);
       assert.equal(c.testLimit, 500, what);
-      assert.equal(c.epochs, 4, what);
+      // MobileNet's batch norms need more steps before its test accuracy leaves chance (profiles.ts).
+      assert.equal(c.epochs, c.model === "mobilenet" ? 10 : 4, what);
       assert.equal(c.batch, 16, what);
       assert.equal(c.engine, "ort", what);
       assert.equal(c.optimizer.lr, 0.01, what);
@@ -48,6 +49,7 @@ Deno.test("reproduce --profile zoo --dry-run --json: 48 cells on fashion-mnist-3
     );
     for (const e of PROFILES.zoo.experiments) {
       assert.match(e.description, /fashion-mnist-32 examples \(not CIFAR-10\)/);
+      assert.match(e.description, new RegExp(`, ${e.epochs} epochs$`));
     }
     assert.match(PROFILES.zoo.description, /not CIFAR-10/);
   } finally {
