@@ -51,10 +51,15 @@ export interface GpuKernelArgs {
   readonly cpu: boolean;
 }
 
-/** One output element per call of `fn value(i: u32) -> f32`. */
+/** One output element per call of `fn value(i: u32) -> f32` (`-> f16` when `half`). */
 export interface MapPass {
   readonly kind: "map";
   readonly code: string;
+  /**
+   * True when `value` returns f16: the op computes in WGSL f16 arithmetic (its output and the inputs it
+   * computes with are fp16), and the compiler stores the values as they are, with no rounding of its own.
+   */
+  readonly half?: boolean;
   /**
    * The most loop iterations one thread runs, all loops counted, per output element of a map (absent: few).
    * Mesa's llvmpipe (lavapipe) ends a thread's loops after 65535 iterations and goes on with wrong values, so
@@ -81,6 +86,69 @@ export type GpuPass = MapPass | CustomPass;
 
 /** A webgpu kernel: the passes that compute one node. */
 export type GpuKernel = (a: GpuKernelArgs) => readonly GpuPass[];
+
+/**
+ * How a map kernel spells its arithmetic: in f32 (any format; rounded to the output format once, or by `ry`
+ * where the policy rounds an intermediate) or in WGSL f16 (fp16 operands and output). One body, written
+ * against this, gives both; the f32 spelling is the text the engine has always generated.
+ */
+export interface Arith {
+  /** The WGSL type the op computes in. */
+  readonly type: "f32" | "f16";
+  /** WGSL: input k at index expression `i`, in `type`. */
+  x(k: number, i: string): string;
+  /** WGSL: the constant `v`, exact in `type` (the caller has rounded it to the output format). */
+  lit(v: number): string;
+  /** WGSL zero of `type`. */
+  readonly zero: string;
+  /** The WGSL function that rounds an intermediate to the output format (in f16: hides it from fusion). */
+  readonly round: string;
+  /** The WGSL function that rounds an f32 expression to the output format, giving `type`. */
+  readonly fromF32: string;
+  /** The WGSL NaN test for `type`. */
+  readonly isNan: string;
+}
+
+/** The f32 spelling (every format). */
+export const F32_ARITH: Arith = {
+  type: "f32",
+  x: (k, i) => `x${k}(${i})`,
+  lit: f32Lit,
+  zero: "0.0f",
+  round: "ry",
+  fromF32: "ry",
+  isNan: "is_nan",
+};
+
+/** The f16 spelling: inputs read by `hk(i)`, the helpers of prelude.ts's PRELUDE_F16. */
+export const F16_ARITH: Arith = {
+  type: "f16",
+  x: (k, i) => `h${k}(${i})`,
+  lit: hLit,
+  zero: "0.0h",
+  round: "rh",
+  fromF32: "h_of",
+  isNan: "is_nan_h",
+};
+
+/** True when the output and inputs `ks` (default: every input) are fp16, so the op may compute in f16. */
+export function fp16Operands(a: GpuKernelArgs, ks?: readonly number[]): boolean {
+  return a.y.format === "fp16" && (ks ?? a.x.map((_, k) => k)).every((k) => a.x[k].format === "fp16");
+}
+
+/**
+ * A one-pass map kernel whose body (of `value`) is written against {@linkcode Arith}: in WGSL f16 where
+ * `native(a)` says the op may compute in f16, else in f32 exactly as {@linkcode mapKernel} writes it.
+ */
+export function arithKernel(
+  native: (a: GpuKernelArgs) => boolean,
+  body: (a: GpuKernelArgs, t: Arith) => string,
+): GpuKernel {
+  return (a) =>
+    native(a)
+      ? [{ kind: "map", half: true, code: `fn value(i: u32) -> f16 {\n${body(a, F16_ARITH)}\n}` }]
+      : mapKernel((a) => body(a, F32_ARITH))(a);
+}
 
 /** A one-pass map kernel from a function of the arguments to the body of `value`. */
 export function mapKernel(body: (a: GpuKernelArgs) => string): GpuKernel {
@@ -112,6 +180,15 @@ ${body}
 export function f32Lit(v: number): string {
   const bits = new Uint32Array(Float32Array.of(v).buffer)[0];
   return `bitcast<f32>(0x${bits.toString(16)}u)`;
+}
+
+/** A WGSL f16 literal of `v` rounded to fp16, in hexadecimal (exact; finite values only). */
+export function hLit(v: number): string {
+  const bits = new Uint16Array(Float16Array.of(v).buffer)[0];
+  const sign = bits & 0x8000 ? "-" : "", e = (bits >> 10) & 0x1f, m = bits & 0x3ff;
+  if (e === 31) throw new RangeError(`Not a finite fp16 constant: ${v}`);
+  const frac = (m << 2).toString(16).padStart(3, "0");
+  return e === 0 ? `${sign}0x0.${frac}p-14h` : `${sign}0x1.${frac}p${e - 15}h`;
 }
 
 /** A WGSL u32 literal. */

@@ -20,7 +20,7 @@ export const WEBGPU: EngineSpec = {
   description:
     "WGSL compute shaders on a WebGPU adapter (any vendor's GPU, or lavapipe); not bit-exact with ref",
   limits: { formats: ["fp32", "fp16", "bf16"] },
-  options: [],
+  options: ["shaderF16"],
   bitOptions: [],
   // Half batches in the conformance suite: on lavapipe (2 CPU cores) the full ones take minutes. The engine
   // places a graph in one buffer, which lavapipe binds up to 128 MiB: MobileNet's isolated ops (237 MiB at
@@ -35,5 +35,5 @@ export const WEBGPU: EngineSpec = {
       "(fp16/bf16) of the exact result, or within twice ref's own error (on lavapipe, matmul, sums and the " +
       "optimizer updates gave ref's bits)",
   }),
-  load: async () => await (await import("./mod.ts")).createEngine(),
+  load: async (options) => await (await import("./mod.ts")).createEngine(options),
 };
