@@ -28,7 +28,7 @@ export function fp16Problem(gpu: Gpu): string | undefined {
   if (gpu.f16) return undefined;
   const name = adapterName(gpu.adapter);
   return gpu.adapter.features.has("shader-f16")
-    ? `the webgpu engine runs as if the adapter "${name}" lacked shader-f16 (option shaderF16 false)`
+    ? `the webgpu engine was told (option shaderF16 false) to run as if the adapter "${name}" lacked shader-f16`
     : `the webgpu adapter "${name}" lacks shader-f16`;
 }
 
