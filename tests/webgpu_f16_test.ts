@@ -132,7 +132,11 @@ Deno.test("webgpu: fp16 shaders enable f16 and compute one-operation ops in f16 
   assert.match(shaderOf("tanh", ["fp16"], "fp16"), /fn value\(i: u32\) -> f32 \{/);
   for (const f of ["fp32", "bf16"] as const) {
     for (const op of ["add", "relu"] as const) {
-      assert.doesNotMatch(shaderOf(op, op === "add" ? [f, f] : [f], f), /\bf16\b|\bh16\b|\bh0\(/, `${op} ${f}`);
+      assert.doesNotMatch(
+        shaderOf(op, op === "add" ? [f, f] : [f], f),
+        /\bf16\b|\bh16\b|\bh0\(/,
+        `${op} ${f}`,
+      );
     }
   }
 });
