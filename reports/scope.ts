@@ -34,10 +34,24 @@ interface EngineFacts {
   readonly name: string;
   /** Its guarantee, e.g. "exact (bit-identical to ref)". */
   readonly guarantee: string;
-  /** Whether its 16-bit arithmetic runs on 16-bit hardware units (a `native16` capability) or is emulated. */
-  readonly native16: boolean;
+  /**
+   * The 16-bit formats whose arithmetic ran in 16-bit instructions in every record (the `native16`
+   * capability: a list of formats, or true for all); the others were emulated.
+   */
+  readonly native16: readonly string[];
+  /** True when a record says the engine ran on a CPU standing in for a GPU (webgpu on lavapipe). */
+  readonly cpuAdapter: boolean;
   /** Threads per cell, as recorded. */
   readonly threads: string;
+}
+
+/** The 16-bit formats. */
+const SIXTEEN = ["fp16", "bf16"];
+
+/** The formats a recorded `native16` capability names (true: every 16-bit format). */
+function nativeFormats(caps: Json): readonly string[] {
+  const v = caps.native16;
+  return v === true ? SIXTEEN : Array.isArray(v) ? v.filter((f): f is string => typeof f === "string") : [];
 }
 
 function engineFacts(runs: readonly Run[]): EngineFacts[] {
@@ -58,7 +72,8 @@ function engineFacts(runs: readonly Run[]): EngineFacts[] {
           : caps.some((c) => c.bitExactWithRef === false)
           ? "not bit-exact with ref"
           : "guarantee not recorded"),
-      native16: caps.every((c) => c.native16 === true),
+      native16: SIXTEEN.filter((f) => caps.every((c) => nativeFormats(c).includes(f))),
+      cpuAdapter: e.some((x) => x.fallbackAdapter === "true"),
       threads: list(e.map((x) => String(x.threads ?? "")).filter(known)),
     };
   });
@@ -80,13 +95,21 @@ export function timingConditions(runs: readonly Run[]): string {
   const engineText = engines.map((e) =>
     `${e.name} (threads per cell: ${e.threads === "not recorded" ? "not recorded" : e.threads})`
   ).join(", ");
-  const emulated = engines.filter((e) => !e.native16).map((e) => e.name);
+  const emulated = engines.filter((e) => e.native16.length === 0).map((e) => e.name);
+  const native = engines.filter((e) => e.native16.length > 0).map((e) => {
+    const rest = SIXTEEN.filter((f) => !e.native16.includes(f));
+    return `${e.name} ${e.native16.join(" and ")} in 16-bit instructions${
+      rest.length ? `, ${rest.join(" and ")} emulated` : ""
+    }${e.cpuAdapter ? " (on a CPU standing in for a GPU, so its times cannot speak to GPU speed)" : ""}`;
+  });
   const arithmetic = emulated.length === engines.length
     ? "16-bit arithmetic emulated on the CPU (fp32 arithmetic, results rounded to 16 bits in software), " +
       "so these times cannot speak to GPU speed"
-    : emulated.length
-    ? `16-bit arithmetic emulated by ${emulated.join(", ")}, native on the others`
-    : "16-bit arithmetic native";
+    : engines.every((e) => e.native16.length === SIXTEEN.length && !e.cpuAdapter)
+    ? "16-bit arithmetic native"
+    : `16-bit arithmetic: ${
+      [...native, ...emulated.length ? [`${emulated.join(", ")} emulated`] : []].join("; ")
+    }`;
   return `${concurrency}; engine ${engineText}; ${arithmetic}.`;
 }
 

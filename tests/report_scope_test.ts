@@ -115,6 +115,24 @@ Deno.test("the scope box is computed from the records, the launch field included
   const native = exact({ seed: 1 });
   (native.environment.engine as { capabilities: Record<string, unknown> }).capabilities.native16 = true;
   assert.match(timingConditions(toRuns(loaded([native]))), /16-bit arithmetic native\.$/);
+  // A per-format capability (webgpu: fp16 in WGSL f16, bf16 emulated), on a GPU and on a CPU adapter.
+  const webgpu = (cpu: boolean) => {
+    const r = exact({ seed: 1, precision: "fp16" }, { launch });
+    const engine = { name: "webgpu", capabilities: { native16: ["fp16"] }, fallbackAdapter: String(cpu) };
+    return {
+      ...r,
+      config: { ...r.config, engine: "webgpu" },
+      environment: { ...r.environment, engine },
+    } as Rec;
+  };
+  assert.match(
+    timingConditions(toRuns(loaded([webgpu(false), exact({ seed: 2 })]))),
+    /; 16-bit arithmetic: webgpu fp16 in 16-bit instructions, bf16 emulated; wasm emulated\.$/,
+  );
+  assert.match(
+    timingConditions(toRuns(loaded([webgpu(true)]))),
+    /webgpu fp16 in 16-bit instructions, bf16 emulated \(on a CPU standing in for a GPU, so its times cannot/,
+  );
 });
 
 Deno.test("one sentence per claim of the paper, computed from the runs", async () => {
