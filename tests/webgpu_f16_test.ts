@@ -11,6 +11,7 @@ import { type HostTensor, policyProblem } from "../kernels/engine.ts";
 import { runGraph } from "../kernels/ref/mod.ts";
 import { KERNELS } from "../kernels/webgpu/ops.ts";
 import type { GpuOperand } from "../kernels/webgpu/kernel.ts";
+import { acquireGpu } from "../kernels/webgpu/device.ts";
 import { createEngine } from "../kernels/webgpu/mod.ts";
 import { shaderPasses } from "../kernels/webgpu/shader.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -83,15 +84,15 @@ Deno.test("webgpu with shader-f16: fp16 is native, bf16 emulated, and fp16 runs"
 });
 
 /**
- * The WGSL of the passes of op `op` on [6] operands (inputs `xs`, the last `scalars` of them of shape [];
+ * The WGSL of each pass of op `op` on [6] operands (inputs `xs`, the last `scalars` of them of shape [];
  * output `y`), as the compiler builds it.
  */
-function shaderOf(
+function shadersOf(
   op: OpName,
   xs: FormatName[],
   y: FormatName,
   { attrs = {}, scalars = 0 }: { attrs?: Record<string, unknown>; scalars?: number } = {},
-): string {
+): string[] {
   const g = new Graph();
   const shape = (k: number) => k >= xs.length - scalars ? [] : [6];
   const inputs = xs.map((f, k) => g.leaf("input", `x${k}`, shape(k), { format: f }));
@@ -104,8 +105,56 @@ function shaderOf(
   const out: GpuOperand = { format: y, shape: [6], size: 6 };
   const passes = KERNELS[op]!({ node, x, y: out, acc: "fp32", cpu: true });
   const at = { x: xs.map((_, k) => 16 * k), y: 128, wide: 160 };
-  return passes.flatMap((p) => shaderPasses(p, { x, y: out, acc: "fp32", at })).map((s) => s.code).join("\n");
+  return passes.flatMap((p) => shaderPasses(p, { x, y: out, acc: "fp32", at })).map((s) => s.code);
 }
+
+/** The WGSL of all passes of an op, one text (see {@linkcode shadersOf}). */
+const shaderOf = (...a: Parameters<typeof shadersOf>) => shadersOf(...a).join("\n");
+
+/** The optimizer updates in fp16 with fp32 invScale, ok and seed scalars, in their attribute variants. */
+const UPDATES: [OpName, FormatName[], Record<string, unknown>][] = [
+  ["sgd_velocity", ["fp16", "fp16", "fp16", "fp32", "fp32"], {
+    lr: 0.01,
+    momentum: 0.9,
+    wd: 0,
+    gated: false,
+  }],
+  ["sgd_velocity", ["fp16", "fp16", "fp16", "fp32", "fp32"], {
+    lr: 0.01,
+    momentum: 0.9,
+    wd: 5e-4,
+    gated: true,
+  }],
+  ["sgd_apply", ["fp16", "fp16", "fp32", "fp32", "fp32"], { lr: 0.01, momentum: 0.9, wd: 0, salt: 0 }],
+  ["sgd_apply", ["fp16", "fp16", "fp32", "fp32", "fp32"], { lr: 0.01, momentum: 0, wd: 5e-4, salt: 0 }],
+  ["adam_moment", ["fp16", "fp16", "fp16", "fp32", "fp32"], { beta: 0.9, power: 1, wd: 0 }],
+  ["adam_moment", ["fp16", "fp16", "fp16", "fp32", "fp32"], { beta: 0.999, power: 2, wd: 5e-4, gated: true }],
+  ["adam_apply", ["fp16", "fp16", "fp16", "fp32", "fp32", "fp32"], { eps: 1e-7, salt: 0 }],
+];
+
+Deno.test("webgpu: the fp16 shaders of the elementwise ops and updates compile on the adapter", async () => {
+  const gpu = await acquireGpu();
+  try {
+    const shaders = [
+      ...(["add", "relu_grad"] as const).map((op) => shadersOf(op, ["fp16", "fp16"], "fp16")),
+      shadersOf("bias_add", ["fp16", "fp16"], "fp16", { attrs: { axis: 0 } }),
+      ...(["relu", "cast", "tanh", "gelu"] as const).map((op) => shadersOf(op, ["fp16"], "fp16")),
+      shadersOf("scale", ["fp16"], "fp16", { attrs: { factor: 1024 } }),
+      shadersOf("scale", ["fp16"], "fp16", { attrs: { factor: 0.3 } }),
+      ...UPDATES.map(([op, xs, attrs]) =>
+        shadersOf(op, xs, "fp16", { attrs, scalars: xs.filter((f) => f === "fp32").length })
+      ),
+    ].flat();
+    for (const code of shaders) {
+      gpu.device.pushErrorScope("validation");
+      gpu.device.createShaderModule({ code });
+      const e = await gpu.device.popErrorScope();
+      assert.equal(e?.message.split("\n").slice(0, 4).join(" "), undefined, code);
+    }
+  } finally {
+    gpu.device.destroy();
+  }
+});
 
 Deno.test("webgpu: fp16 shaders enable f16 and compute one-operation ops in f16 arithmetic", () => {
   const add = shaderOf("add", ["fp16", "fp16"], "fp16");
@@ -126,7 +175,7 @@ Deno.test("webgpu: fp16 shaders enable f16 and compute one-operation ops in f16 
   });
   assert.match(
     velocity,
-    /-> f16 \{\n  return rh\(0x1\.cccp-1h \* h0\(i\)\) - rh\(0x1\.47cp-7h \* h_of\(x1\(i\) \* x3\(0u\)\)\);/,
+    /-> f16 \{\n  return rh\(f16\(bitcast<f32>\(0x3f666000u\)\) \* h0\(i\)\) - rh\(f16\(bitcast<f32>\(0x3c23e000u\)\) \* h_of\(x1\(i\) \* x3\(0u\)\)\);/,
   );
   // Many-operation ops stay in f32 and round once; fp32 and bf16 shaders never mention f16.
   assert.match(shaderOf("tanh", ["fp16"], "fp16"), /fn value\(i: u32\) -> f32 \{/);

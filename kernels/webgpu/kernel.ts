@@ -182,13 +182,12 @@ export function f32Lit(v: number): string {
   return `bitcast<f32>(0x${bits.toString(16)}u)`;
 }
 
-/** A WGSL f16 literal of `v` rounded to fp16, in hexadecimal (exact; finite values only). */
+/**
+ * A WGSL f16 expression whose value is exactly `v` rounded to fp16: the f32 of the same value, converted
+ * (exact, so no rounding mode is involved; naga refuses some exact hexadecimal f16 literals).
+ */
 export function hLit(v: number): string {
-  const bits = new Uint16Array(Float16Array.of(v).buffer)[0];
-  const sign = bits & 0x8000 ? "-" : "", e = (bits >> 10) & 0x1f, m = bits & 0x3ff;
-  if (e === 31) throw new RangeError(`Not a finite fp16 constant: ${v}`);
-  const frac = (m << 2).toString(16).padStart(3, "0");
-  return e === 0 ? `${sign}0x0.${frac}p-14h` : `${sign}0x1.${frac}p${e - 15}h`;
+  return `f16(${f32Lit(Math.fround(new Float16Array([v])[0]))})`;
 }
 
 /** A WGSL u32 literal. */
