@@ -161,7 +161,7 @@ Deno.test("webgpu: fp16 shaders enable f16 and compute one-operation ops in f16 
   assert.ok(add.startsWith("enable f16;\n"), add.slice(0, 40));
   assert.match(
     add,
-    /fn value\(i: u32\) -> f16 \{\n  let a = h0\(i\); let b = h1\(i\);\n  return a \+ b;\n\}/,
+    /fn value\(i: u32\) -> f16 \{\n {2}let a = h0\(i\); let b = h1\(i\);\n {2}return a \+ b;\n\}/,
   );
   // Stored as f16 as computed: no rounding of an f32 result.
   assert.match(add, /h16\[128u \+ t\] = vec2<f16>\(value\(2u \* t\), hi\);/);
@@ -175,7 +175,7 @@ Deno.test("webgpu: fp16 shaders enable f16 and compute one-operation ops in f16 
   });
   assert.match(
     velocity,
-    /-> f16 \{\n  return rh\(f16\(bitcast<f32>\(0x3f666000u\)\) \* h0\(i\)\) - rh\(f16\(bitcast<f32>\(0x3c23e000u\)\) \* h_of\(x1\(i\) \* x3\(0u\)\)\);/,
+    /-> f16 \{\n {2}return rh\(f16\(bitcast<f32>\(0x3f666000u\)\) \* h0\(i\)\) - rh\(f16\(bitcast<f32>\(0x3c23e000u\)\) \* h_of\(x1\(i\) \* x3\(0u\)\)\);/,
   );
   // Many-operation ops stay in f32 and round once; fp32 and bf16 shaders never mention f16.
   assert.match(shaderOf("tanh", ["fp16"], "fp16"), /fn value\(i: u32\) -> f32 \{/);
