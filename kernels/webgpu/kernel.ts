@@ -10,7 +10,10 @@
  *    16-bit outputs, which are packed two to a u32 word) and rounds the result to the output format. Inside
  *    it, `x0(j)`, `x1(j)`, ... load input element `j` widened to f32 (exact), `racc(v)` rounds to the graph's
  *    accumulate format, and the prelude (prelude.ts, wgsl_math.ts) gives format helpers and `exp_`, `log_`,
- *    `tanh_`, `erf_`, `gelu_`, `gelu_grad_`, built from exactly specified operations only.
+ *    `tanh_`, `erf_`, `gelu_`, `gelu_grad_`, built from exactly specified operations only. An op that is
+ *    one IEEE operation of its inputs (or a selection, or a copy) is written once against {@linkcode Arith}
+ *    with {@linkcode arithKernel}: with fp16 operands its `value` returns f16, computed in WGSL f16 from
+ *    `h0(j)`, `h1(j)`, ... (fp16 loads), and is stored as it is.
  * 3. Anything else (workgroup memory, several threads per output) is a {@linkcode CustomPass}: WGSL that
  *    defines the entry point `main` with the attributes it needs ({@linkcode threadsPass} writes a 1-D one);
  *    `st_y(i, v)` rounds `v` to the output format and stores it (for 16-bit outputs into an f32 staging
@@ -19,8 +22,8 @@
  *    only (word 63 stays 0: `opq` reads it); floating-point sums never use atomics, so every run adds in the
  *    same order and repeats its bits. `a.cpu` says the adapter is a CPU (lavapipe), where a kernel may pick
  *    a variant with the same bits (matmul does).
- * 4. Follow kernels/ref/kernel.ts: elementwise work is done in f32 (wide enough for 16-bit inputs) and
- *    rounded once; dot products and reductions add sequentially over the reduced index, rounding every
+ * 4. Follow kernels/ref/kernel.ts: elementwise work of several operations is done in f32 (wide enough for
+ *    16-bit inputs) and rounded once, never in f16 (which would round each step); dot products and reductions add sequentially over the reduced index, rounding every
  *    product and partial sum with `racc` (no fma: WGSL `a * b + c` is two roundings on lavapipe). Drivers
  *    simplify `(a + b) - a` to `b`: pass a value through `opq(x)` where an error term must survive.
  * 5. Run tests/conformance_webgpu_test.ts: it fails until the new op has been compared with ref.

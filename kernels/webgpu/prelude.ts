@@ -1,13 +1,15 @@
 /**
  * The WGSL prelude every webgpu shader starts with: the bindings, and loading, storing and rounding of each
- * storage format, all in integer arithmetic on the bits.
+ * storage format in integer arithmetic on the bits; and {@linkcode PRELUDE_F16}, what a shader touching
+ * fp16 adds for WGSL f16.
  *
  * Storage: one u32 array (`mem`) holds every tensor of a compiled graph. fp32 is one word per element; fp16
  * and bf16 are packed two to a word (element 2w in the low half of word w), so they take half the memory of
- * fp32 and need no `shader-f16`. Loads widen to f32 exactly (fp16 decoded from its bits, subnormals
- * included, so no driver conversion or denormal flushing is involved). Rounding to fp16 and bf16 is
- * round-to-nearest-even done in integers, as lib/formats/format.ts defines it for an f32 input. WGSL lets a
- * compiler assume that no NaN or infinity occurs, so NaN and finiteness tests read the bits too.
+ * fp32. fp16 is read and written as WGSL f16 through a second view of the same buffer (`h16`); f32 work
+ * widens it exactly. bf16 has no WGSL type: loads widen it to f32 from its bits. Rounding an f32 to fp16 or
+ * bf16 is round-to-nearest-even done in integers, as lib/formats/format.ts defines it for an f32 input (WGSL
+ * leaves the rounding of an f32 to f16 conversion open, and its result beyond fp16's range indeterminate).
+ * WGSL lets a compiler assume that no NaN or infinity occurs, so NaN and finiteness tests read the bits.
  *
  * @module
  */
