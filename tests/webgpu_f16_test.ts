@@ -78,6 +78,13 @@ Deno.test("webgpu with shader-f16: fp16 is native, bf16 emulated, and fp16 runs"
     assert.deepEqual([...(await engine.compile(graph).run(feeds)).y.data], [
       ...runGraph(graph, feeds).y.data,
     ]);
+    // An op with more inputs than the f16 names need (h0 to h17 beside the f16 view of the arena).
+    const g = new Graph(), x = g.leaf("input", "x", [3], { format: "fp16" });
+    g.outputs.ok = g.add("all_finite", new Array(18).fill(x), {}, { format: "fp32" });
+    const ok = await engine.compile(g).run({
+      x: { shape: [3], format: "fp16", data: Float32Array.of(1, 2, 3) },
+    });
+    assert.deepEqual([...ok.ok.data], [1]);
   } finally {
     engine.close?.();
   }
@@ -164,7 +171,7 @@ Deno.test("webgpu: fp16 shaders enable f16 and compute one-operation ops in f16 
     /fn value\(i: u32\) -> f16 \{\n {2}let a = h0\(i\); let b = h1\(i\);\n {2}return a \+ b;\n\}/,
   );
   // Stored as f16 as computed: no rounding of an f32 result.
-  assert.match(add, /h16\[128u \+ t\] = vec2<f16>\(value\(2u \* t\), hi\);/);
+  assert.match(add, /mem_h\[128u \+ t\] = vec2<f16>\(value\(2u \* t\), hi\);/);
   assert.doesNotMatch(add, /enc_fp16\(value|value_rounded/);
   const relu = shaderOf("relu", ["fp16"], "fp16");
   assert.match(relu, /select\(0\.0h, a, a > 0\.0h \|\| is_nan_h\(a\)\)/);
@@ -183,7 +190,7 @@ Deno.test("webgpu: fp16 shaders enable f16 and compute one-operation ops in f16 
     for (const op of ["add", "relu"] as const) {
       assert.doesNotMatch(
         shaderOf(op, op === "add" ? [f, f] : [f], f),
-        /\bf16\b|\bh16\b|\bh0\(/,
+        /\bf16\b|\bmem_h\b|\bh0\(/,
         `${op} ${f}`,
       );
     }

@@ -5,7 +5,7 @@
  *
  * Storage: one u32 array (`mem`) holds every tensor of a compiled graph. fp32 is one word per element; fp16
  * and bf16 are packed two to a word (element 2w in the low half of word w), so they take half the memory of
- * fp32. fp16 is read and written as WGSL f16 through a second view of the same buffer (`h16`); f32 work
+ * fp32. fp16 is read and written as WGSL f16 through a second view of the same buffer (`mem_h`); f32 work
  * widens it exactly. bf16 has no WGSL type: loads widen it to f32 from its bits. Rounding an f32 to fp16 or
  * bf16 is round-to-nearest-even done in integers, as lib/formats/format.ts defines it for an f32 input (WGSL
  * leaves the rounding of an f32 to f16 conversion open, and its result beyond fp16's range indeterminate).
@@ -82,7 +82,7 @@ fn ld_bf16(base: u32, i: u32) -> f32 { return bitcast<f32>(half_of(base, i) << 1
 
 /**
  * What a shader that touches fp16 adds (WGSL `shader-f16`): `enable f16;` goes first in the module, the
- * helpers after {@linkcode PRELUDE}. fp16 is still packed two to a u32 word; `h16` views the same buffer
+ * helpers after {@linkcode PRELUDE}. fp16 is still packed two to a u32 word; `mem_h` views the same buffer
  * (binding 2, the arena again) as one vec2<f16> per word, so a load reads its half of the word as f16 and a
  * store writes a word's two f16 values at once, with no decoding or rounding. (Deno 2.9.6's WGSL compiler,
  * naga, mistypes bitcasts between u32 and vec2<f16>, which is why a second view is used instead.) f32 work
@@ -92,11 +92,11 @@ export const F16_ENABLE = "enable f16;\n";
 
 /** The fp16 view and helpers (WGSL); they need {@linkcode F16_ENABLE}. */
 export const PRELUDE_F16 = `
-@group(0) @binding(2) var<storage, read_write> h16: array<vec2<f16>>;
+@group(0) @binding(2) var<storage, read_write> mem_h: array<vec2<f16>>;
 
 // fp16 element i of the tensor at word base: element 2w is the low half of word w.
 fn ldh(base: u32, i: u32) -> f16 {
-  let w = h16[base + (i >> 1u)];
+  let w = mem_h[base + (i >> 1u)];
   return select(w.x, w.y, (i & 1u) == 1u);
 }
 // v times a 1 the shader compiler cannot prove (scratch word 63 is always 0): it cannot fuse the product

@@ -70,7 +70,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (2u * t >= ${y.size}u) { return; }
   var hi = 0.0h;
   if (2u * t + 1u < ${y.size}u) { hi = value(2u * t + 1u); }
-  h16[${base}u + t] = vec2<f16>(value(2u * t), hi);
+  mem_h[${base}u + t] = vec2<f16>(value(2u * t), hi);
 }`;
   }
   if (y.format === "fp32") {
