@@ -26,6 +26,7 @@ import type { LoadedTolerance } from "./inputs.ts";
 import { toleranceFigure } from "./tolerance_figure.ts";
 import { visibleDeep } from "./text.ts";
 import { timingConditions } from "./scope.ts";
+import { deviceCaption } from "./device.ts";
 import { accumulationFigure, epsilonFigure, lostUpdatesFigure } from "./pitfall_figures.ts";
 import {
   accuracyData,
@@ -258,7 +259,7 @@ function timeFigure(i: FigureInput, precisions: string[]): Figure {
         : []),
     ],
   });
-  const conditions = timingConditions(i.runs);
+  const conditions = timingConditions(i.runs), devices = deviceCaption(i.runs);
   // Each panel of the layout is a pair: its seconds above its ratios.
   const pairOf: MakeView = (source, panel, title, width) => ({
     vconcat: [
@@ -280,6 +281,7 @@ function timeFigure(i: FigureInput, precisions: string[]): Figure {
     title: "Training time and speed-up ratios",
     caption: [
       `How these times were taken: ${conditions}`,
+      ...(devices ? [devices] : []),
       "Ours: wall-clock training seconds of a whole run (all its epochs, evaluation excluded), mean over seeds. " +
       "A ratio above 1 means fp16 trained faster.",
       ...(i.paper

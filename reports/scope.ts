@@ -10,6 +10,7 @@
 
 import { byString, modelLabel, type Run } from "./aggregate.ts";
 import type { Matrix } from "./inputs.ts";
+import { type TimingDevice, timingDevice } from "./device.ts";
 import { type Cell, section, table } from "./html.ts";
 
 type Json = Record<string, unknown>;
@@ -29,29 +30,33 @@ export function launchOf(r: Run): { command: string | null; cellsAtOnce: number 
   };
 }
 
+/** The 16-bit formats whose arithmetic an engine may run natively. */
+const SIXTEEN = ["fp16", "bf16"] as const;
+
+/**
+ * The 16-bit formats a capability record says run on 16-bit arithmetic units: `native16` as a boolean (every
+ * format), as a list of formats or as an object of booleans per format. Anything else counts as emulated,
+ * so an unreadable record never claims native arithmetic.
+ */
+function nativeFormats(caps: Json): string[] {
+  const n = caps.native16;
+  if (n === true) return [...SIXTEEN];
+  if (Array.isArray(n)) return SIXTEEN.filter((f) => n.includes(f));
+  const per = obj(n);
+  return SIXTEEN.filter((f) => per[f] === true);
+}
+
 /** One engine as its records describe it. */
 interface EngineFacts {
   readonly name: string;
   /** Its guarantee, e.g. "exact (bit-identical to ref)". */
   readonly guarantee: string;
-  /**
-   * The 16-bit formats whose arithmetic ran in 16-bit instructions in every record (the `native16`
-   * capability: a list of formats, or true for all); the others were emulated.
-   */
-  readonly native16: readonly string[];
-  /** True when a record says the engine ran on a CPU standing in for a GPU (webgpu on lavapipe). */
-  readonly cpuAdapter: boolean;
+  /** The 16-bit formats that every record of the engine says run natively; the others are emulated. */
+  readonly native: readonly string[];
   /** Threads per cell, as recorded. */
   readonly threads: string;
-}
-
-/** The 16-bit formats. */
-const SIXTEEN = ["fp16", "bf16"];
-
-/** The formats a recorded `native16` capability names (true: every 16-bit format). */
-function nativeFormats(caps: Json): readonly string[] {
-  const v = caps.native16;
-  return v === true ? SIXTEEN : Array.isArray(v) ? v.filter((f): f is string => typeof f === "string") : [];
+  /** The distinct devices its times were measured on, in text order. */
+  readonly devices: readonly TimingDevice[];
 }
 
 function engineFacts(runs: readonly Run[]): EngineFacts[] {
@@ -64,6 +69,8 @@ function engineFacts(runs: readonly Run[]): EngineFacts[] {
     const caps = e.map((x) => obj(x.capabilities));
     const exact = caps.every((c) => c.bitExactWithRef === true);
     const modes = distinct(e.map((x) => x.mode).filter(known));
+    const natives = caps.map(nativeFormats);
+    const devices = new Map(rs.map((r) => timingDevice(r.record)).map((d) => [d.text, d]));
     return {
       name,
       guarantee: modes.join("; ") ||
@@ -72,16 +79,39 @@ function engineFacts(runs: readonly Run[]): EngineFacts[] {
           : caps.some((c) => c.bitExactWithRef === false)
           ? "not bit-exact with ref"
           : "guarantee not recorded"),
-      native16: SIXTEEN.filter((f) => caps.every((c) => nativeFormats(c).includes(f))),
-      cpuAdapter: e.some((x) => x.fallbackAdapter === "true"),
+      native: SIXTEEN.filter((f) => natives.every((n) => n.includes(f))),
       threads: list(e.map((x) => String(x.threads ?? "")).filter(known)),
+      devices: [...devices.keys()].sort(byString).map((k) => devices.get(k)!),
     };
   });
 }
 
+const onGpu = (e: EngineFacts) => e.devices.some((d) => d.kind === "gpu");
+
+/** An engine's 16-bit arithmetic in words: "native", "emulated" or "native for fp16, emulated for bf16". */
+function arithmeticOf(e: EngineFacts): string {
+  const emulated = SIXTEEN.filter((f) => !e.native.includes(f));
+  if (emulated.length === 0) return "native";
+  if (e.native.length === 0) return "emulated";
+  return `native for ${e.native.join(" and ")}, emulated for ${emulated.join(" and ")}`;
+}
+
+/** What an engine's times measured on a GPU can say about GPU speed. */
+function gpuSpeedNote(e: EngineFacts): string {
+  const emulated = SIXTEEN.filter((f) => !e.native.includes(f));
+  if (emulated.length === 0) return `${e.name}'s times on the GPU can speak to GPU speed`;
+  const emulatedText = `${emulated.join(" and ")} there run fp32 arithmetic on 16-bit data`;
+  return e.native.length === 0
+    ? `${e.name}'s times on the GPU cannot speak to a GPU's 16-bit speed (${emulatedText})`
+    : `${e.name}'s times on the GPU can speak to GPU speed for ${
+      e.native.join(" and ")
+    } only (${emulatedText})`;
+}
+
 /**
- * How the cells whose times are drawn were run, in one sentence: how many at once, engine and threads,
- * and whether the 16-bit arithmetic was emulated (then the times cannot speak to GPU speed).
+ * How the cells whose times are drawn were run, in one sentence: how many at once, each engine with its
+ * threads and the device its times were measured on, and whether the 16-bit arithmetic was emulated. Only
+ * times measured on an adapter recorded as a GPU (not a fallback adapter) are said to speak to GPU speed.
  */
 export function timingConditions(runs: readonly Run[]): string {
   if (runs.length === 0) return "No runs.";
@@ -92,25 +122,28 @@ export function timingConditions(runs: readonly Run[]): string {
     ? "How many cells trained at once is not recorded"
     : `Cells trained ${counts.join(" or ")} at a time${missing ? ` (not recorded for ${missing} runs)` : ""}`;
   const engines = engineFacts(runs);
-  const engineText = engines.map((e) =>
-    `${e.name} (threads per cell: ${e.threads === "not recorded" ? "not recorded" : e.threads})`
-  ).join(", ");
-  const emulated = engines.filter((e) => e.native16.length === 0).map((e) => e.name);
-  const native = engines.filter((e) => e.native16.length > 0).map((e) => {
-    const rest = SIXTEEN.filter((f) => !e.native16.includes(f));
-    return `${e.name} ${e.native16.join(" and ")} in 16-bit instructions${
-      rest.length ? `, ${rest.join(" and ")} emulated` : ""
-    }${e.cpuAdapter ? " (on a CPU standing in for a GPU, so its times cannot speak to GPU speed)" : ""}`;
-  });
-  const arithmetic = emulated.length === engines.length
-    ? "16-bit arithmetic emulated on the CPU (fp32 arithmetic, results rounded to 16 bits in software), " +
-      "so these times cannot speak to GPU speed"
-    : engines.every((e) => e.native16.length === SIXTEEN.length && !e.cpuAdapter)
-    ? "16-bit arithmetic native"
-    : `16-bit arithmetic: ${
-      [...native, ...emulated.length ? [`${emulated.join(", ")} emulated`] : []].join("; ")
-    }`;
-  return `${concurrency}; engine ${engineText}; ${arithmetic}.`;
+  const engineText = engines.map((e) => {
+    // An engine on an adapter records no threads; saying "not recorded" there would suggest it should.
+    const cpuOnly = e.devices.every((d) => d.kind === "cpu");
+    const threads = e.threads !== "not recorded" || cpuOnly ? ` (threads per cell: ${e.threads})` : "";
+    return `${e.name}${threads} on ${e.devices.map((d) => d.text).join(" and ")}`;
+  }).join(" and ");
+  const allOnCpu = engines.every((e) => e.devices.every((d) => d.kind === "cpu" || d.kind === "fallback"));
+  const gpus = engines.filter(onGpu);
+  const arithmetic = engines.every((e) => e.native.length === 0)
+    ? `16-bit arithmetic emulated${allOnCpu ? " on the CPU" : ""} (fp32 arithmetic, results rounded to 16 ` +
+      "bits in software)"
+    : engines.length === 1
+    ? `16-bit arithmetic ${arithmeticOf(engines[0])}`
+    : `16-bit arithmetic ${engines.map((e) => `${arithmeticOf(e)} in ${e.name}`).join(" and ")}`;
+  const elsewhere = engines.some((e) => e.devices.some((d) => d.kind !== "gpu"));
+  const speed = gpus.length === 0 ? "so these times cannot speak to GPU speed" : [
+    ...gpus.map(gpuSpeedNote),
+    ...(elsewhere ? ["times measured elsewhere than on a GPU cannot speak to GPU speed"] : []),
+  ].join("; ");
+  return `${concurrency}; ${engines.length === 1 ? "engine" : "engines"} ${engineText}; ${arithmetic}${
+    gpus.length ? ";" : ","
+  } ${speed}.`;
 }
 
 /** The scope rows: what was reproduced, on what, when and by which command. */
@@ -141,6 +174,11 @@ export function scopeRows(runs: readonly Run[], matrix: Matrix | null): [string,
     const model = known(e.cpu) ? e.cpu : "CPU model not recorded";
     return `${model}${cores}, ${e.os ?? "?"} ${e.arch ?? "?"}`;
   }));
+  // The CPUs above ran every run's host code; a run on an adapter (GPU or fallback) adds that adapter.
+  const adapters = distinct(runs.flatMap((r) => {
+    const d = timingDevice(r.record);
+    return d.kind === "cpu" ? [] : [`${r.record.config.engine} on ${d.text}`];
+  }));
   const commands = distinct(runs.map((r) => launchOf(r).command).filter((c): c is string => c !== null));
   const command = commands.length
     ? commands.join("; ")
@@ -161,7 +199,7 @@ export function scopeRows(runs: readonly Run[], matrix: Matrix | null): [string,
     ],
     ["Engine", engineFacts(runs).map((e) => `${e.name}: ${e.guarantee}`).join("; ") || "none"],
     ["Timing", timingConditions(runs)],
-    ["Machine", cpus.join("; ") || "not recorded"],
+    ["Machine", [...cpus, ...adapters].join("; ") || "not recorded"],
     ["Dates", dates.length > 1 ? `${dates[0]} to ${dates.at(-1)}` : dates[0] ?? "not recorded"],
     ["Command", command],
     ["f16repro commit", list(env.map((e) => String(e.gitCommit ?? "")).filter(known))],

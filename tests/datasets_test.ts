@@ -18,7 +18,9 @@ const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, u
 
 Deno.test("the tasks that may download reach exactly the download hosts", async () => {
   const tasks = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).tasks;
-  for (const t of ["reproduce", "train", "data", "verify", "tolerance", "compile"]) {
+  for (
+    const t of ["reproduce", "reproduce:ort", "train", "train:ort", "data", "verify", "tolerance", "compile"]
+  ) {
     const m = /--allow-net=(\S+)/.exec(tasks[t]);
     assert.ok(m, `task ${t} has no --allow-net list`);
     assert.deepEqual(m[1].split(",").sort(), downloadHosts(), `task ${t}`);

@@ -31,9 +31,10 @@ Deno.test("named policies have the documented fields", () => {
   const base = { accumulate: "fp32", state: "params", bn: "params", rounding: "nearest" } as const;
   const want: Record<string, Policy> = {
     fp32: { ...base, name: "fp32", params: "fp32", compute: "fp32", lossScale: NONE },
-    fp16: { ...base, name: "fp16", params: "fp16", compute: "fp16", lossScale: NONE },
+    // Keras's set_floatx, as the paper's authors ran it: batch norm stays fp32.
+    fp16: { ...base, name: "fp16", params: "fp16", compute: "fp16", bn: "fp32", lossScale: NONE },
     mixed: { ...base, name: "mixed", params: "fp32", compute: "fp16", lossScale: DYNAMIC },
-    bf16: { ...base, name: "bf16", params: "bf16", compute: "bf16", lossScale: NONE },
+    bf16: { ...base, name: "bf16", params: "bf16", compute: "bf16", bn: "fp32", lossScale: NONE },
     "mixed-bf16": { ...base, name: "mixed-bf16", params: "fp32", compute: "bf16", lossScale: NONE },
   };
   assert.deepEqual(Object.keys(NAMED_POLICIES).sort(), Object.keys(want).sort());
@@ -51,10 +52,12 @@ Deno.test("named policies have the documented fields", () => {
 });
 
 Deno.test("overrides on a named base", () => {
-  const a = parsePolicy("fp16,bn=fp32");
-  assert.deepEqual(a, { ...NAMED_POLICIES.fp16, name: "fp16,bn=fp32", bn: "fp32" });
-  assert.equal(bnFormat(a), "fp32");
-  assert.equal(bnFormat(NAMED_POLICIES.fp16), "fp16");
+  const a = parsePolicy("fp16,bn=fp16");
+  assert.deepEqual(a, { ...NAMED_POLICIES.fp16, name: "fp16,bn=fp16", bn: "fp16" });
+  assert.equal(bnFormat(a), "fp16");
+  assert.deepEqual(parsePolicy("fp16,bn=fp32"), { ...NAMED_POLICIES.fp16, name: "fp16,bn=fp32" });
+  assert.equal(bnFormat(NAMED_POLICIES.fp16), "fp32");
+  assert.equal(bnFormat(NAMED_POLICIES.bf16), "fp32");
   assert.equal(bnFormat(NAMED_POLICIES.mixed), "fp32");
 
   const b = parsePolicy("mixed,accumulate=fp16");
@@ -320,46 +323,55 @@ Deno.test("policy pass: state=fp32 puts optimizer slots in fp32 under fp16", () 
 const BN_PARAMS = ["batch_normalization/gamma", "batch_normalization/beta"];
 const BN_STATS = ["batch_normalization/moving_mean", "batch_normalization/moving_variance"];
 
-Deno.test("policy pass: fp16,bn=fp32 keeps batch norm in fp32 without casts", () => {
-  const { graph: g, grads, slots } = build(BN_MODEL, "fp16,bn=fp32");
-  assertAllFormatted(g);
-  const params = g.leaves("param");
-  const names = params.map((p) => p.name!);
-  for (const n of [...BN_PARAMS]) assert.ok(names.includes(n), `${n} in ${names}`);
-  for (const p of params) {
-    const bn = BN_PARAMS.includes(p.name!);
-    assert.equal(p.format, bn ? "fp32" : "fp16", p.name);
-  }
-  for (const name of BN_STATS) assert.equal(g.node(g.byName(name)!).format, "fp32", name);
-  assert.equal(
-    casts(g).length,
-    0,
-    "batch norm reads its fp32 parameters directly; nothing else needs a cast",
-  );
-  for (const n of g.nodes) {
-    if (n.op === "moments" || n.op === "ema") assert.equal(n.format, "fp32", n.op);
-    if (n.op === "batchnorm") assert.equal(n.format, "fp16");
-  }
-  grads.forEach((id, i) => {
+for (const policy of ["fp16", "fp16,bn=fp32"]) {
+  Deno.test(`policy pass: ${policy} keeps batch norm in fp32 without casts`, () => {
+    const { graph: g, grads, slots } = build(BN_MODEL, policy);
+    assertAllFormatted(g);
+    const params = g.leaves("param");
+    const names = params.map((p) => p.name!);
+    for (const n of [...BN_PARAMS]) assert.ok(names.includes(n), `${n} in ${names}`);
+    for (const p of params) {
+      const bn = BN_PARAMS.includes(p.name!);
+      assert.equal(p.format, bn ? "fp32" : "fp16", p.name);
+    }
+    for (const name of BN_STATS) assert.equal(g.node(g.byName(name)!).format, "fp32", name);
     assert.equal(
-      g.node(id).format,
-      BN_PARAMS.includes(params[i].name!) ? "fp32" : "fp16",
-      `grad of ${params[i].name}`,
+      casts(g).length,
+      0,
+      "batch norm reads its fp32 parameters directly; nothing else needs a cast",
     );
-  });
-  for (const s of slots) {
-    const owner = g.node(s).name!.replace(/\/momentum$/, "");
-    assert.equal(g.node(s).format, BN_PARAMS.includes(owner) ? "fp32" : "fp16", g.node(s).name);
-  }
-  const stateNames = g.state.map((s) => s.name);
-  for (const name of BN_STATS) assert.ok(stateNames.includes(name), `${name} is updated`);
+    for (const n of g.nodes) {
+      if (n.op === "moments" || n.op === "ema") assert.equal(n.format, "fp32", n.op);
+      if (n.op === "batchnorm") assert.equal(n.format, "fp16");
+    }
+    grads.forEach((id, i) => {
+      assert.equal(
+        g.node(id).format,
+        BN_PARAMS.includes(params[i].name!) ? "fp32" : "fp16",
+        `grad of ${params[i].name}`,
+      );
+    });
+    for (const s of slots) {
+      const owner = g.node(s).name!.replace(/\/momentum$/, "");
+      assert.equal(g.node(s).format, BN_PARAMS.includes(owner) ? "fp32" : "fp16", g.node(s).name);
+    }
+    const stateNames = g.state.map((s) => s.name);
+    for (const name of BN_STATS) assert.ok(stateNames.includes(name), `${name} is updated`);
 
-  // The inference graph: batchnorm_infer reads gamma, beta and the statistics in fp32 directly.
-  const e = evalGraph(BN_MODEL, "fp16,bn=fp32");
-  assert.equal(casts(e).length, 0);
-  const infer = e.nodes.find((n: Node) => n.op === "batchnorm_infer")!;
-  assert.deepEqual(infer.inputs.slice(1).map((i) => e.node(i).format), ["fp32", "fp32", "fp32", "fp32"]);
-  assert.equal(infer.format, "fp16");
+    // The inference graph: batchnorm_infer reads gamma, beta and the statistics in fp32 directly.
+    const e = evalGraph(BN_MODEL, policy);
+    assert.equal(casts(e).length, 0);
+    const infer = e.nodes.find((n: Node) => n.op === "batchnorm_infer")!;
+    assert.deepEqual(infer.inputs.slice(1).map((i) => e.node(i).format), ["fp32", "fp32", "fp32", "fp32"]);
+    assert.equal(infer.format, "fp16");
+  });
+}
+
+Deno.test("policy pass: fp16,bn=fp16 puts batch norm in fp16 too", () => {
+  const { graph: g } = build(BN_MODEL, "fp16,bn=fp16");
+  for (const p of g.leaves("param")) assert.equal(p.format, "fp16", p.name);
+  for (const name of BN_STATS) assert.equal(g.node(g.byName(name)!).format, "fp16", name);
+  for (const n of g.nodes) if (n.op === "moments" || n.op === "ema") assert.equal(n.format, "fp16", n.op);
 });
 
 Deno.test("policy pass: mixed with batch norm casts only the non-bn parameters", () => {

@@ -40,3 +40,16 @@ Deno.test("Estimate: measured kinds cost their mean; unmeasured kinds their gues
   // No more jobs than items: one item left takes its whole cost.
   assert.equal(e.left([cnn], 2), 60);
 });
+
+Deno.test("Estimate: a guess that is a measured time (a re-run's record) is neither scaled nor scales others", () => {
+  const e = new Estimate();
+  // Rough cell guesses were 20x off: unmeasured rough guesses scale by 20, a timed guess stays as it is.
+  e.measured({ kind: "cell 0", guess: 10 }, 200);
+  const rerun = { kind: "rerun a", guess: 180, timed: true };
+  assert.equal(e.cost(rerun), 180);
+  assert.equal(e.cost({ kind: "tolerance", guess: 5 }), 100);
+  e.measured(rerun, 360);
+  assert.equal(e.cost(rerun), 360);
+  assert.equal(e.cost({ kind: "rerun b", guess: 150, timed: true }), 150);
+  assert.equal(e.cost({ kind: "tolerance", guess: 5 }), 100);
+});

@@ -314,7 +314,7 @@ Deno.test("export and tolerance: weights that do not match their record fail in 
   }
 });
 
-Deno.test("permissions: engine flags come from the engines' specs (train:<engine> tasks, the test task)", () => {
+Deno.test("permissions: engine flags come from the engines' specs (train:<engine> and reproduce:<engine> tasks, the test task)", () => {
   const root = new URL("../", import.meta.url).pathname;
   // deno.json names the lockfile relative to the project; a spec names it absolutely.
   const rel = (f: string) => f.replace(`=${root}`, "=");
@@ -327,10 +327,16 @@ Deno.test("permissions: engine flags come from the engines' specs (train:<engine
     assert.ok(TASKS[task], `deno.json has a ${task} task`);
     assert.deepEqual(flags(task).sort(), [...flags("train"), ...e.denoFlags.map(rel)].sort(), task);
     for (const f of e.denoFlags.map(rel)) assert.ok(flags("test").includes(f), `test task has ${f}`);
+    // An engine's reproduce task, where there is one, is reproduce plus the same flags.
+    const again = `reproduce:${e.name}`;
+    if (TASKS[again]) {
+      assert.deepEqual(flags(again).sort(), [...flags("reproduce"), ...e.denoFlags.map(rel)].sort(), again);
+    }
   }
   // Nothing else in deno.json asks for an engine's flags: a new engine's come from its spec.
   for (const [name, task] of Object.entries(TASKS)) {
-    if (name.startsWith("train:") || name === "test" || name.startsWith("bench")) continue;
+    const perEngine = /^(train|reproduce):/.test(name);
+    if (perEngine || name === "test" || name.startsWith("bench")) continue;
     assert.ok(!task.includes("--allow-ffi"), `${name} asks for --allow-ffi`);
   }
 });

@@ -58,6 +58,13 @@ Deno.test("reproduce --profile smoke: every cell recorded, re-runs bit-identical
       "mixed",
     ]);
     assert.ok((await Deno.stat(`${dir}/report/report.html`)).size > 100_000);
+    // The tolerance analyses ran on the run's engine (wasm, ref's bits) and say so.
+    const tolerance = [...Deno.readDirSync(`${dir}/tolerance`)].map((e) => e.name);
+    assert.equal(tolerance.length, 3);
+    for (const f of tolerance) {
+      assert.equal(JSON.parse(await Deno.readTextFile(`${dir}/tolerance/${f}`)).engine, "wasm", f);
+    }
+    assert.match(r.stderr, /tolerance: .* on wasm\n/);
     assert.match(r.stderr, /\[1\/6\] mlp synthetic fp32 seed 1: started/);
     assert.match(r.stderr, /epoch 1\/2 .*elapsed/);
 
@@ -81,6 +88,7 @@ Deno.test("reproduce --profile smoke: every cell recorded, re-runs bit-identical
     assert.deepEqual(JSON.parse(again.stdout).determinism, { checked: 3, identical: 3 });
     assert.match(again.stderr, /3 earlier identical re-runs reused/);
     assert.doesNotMatch(again.stderr, /\[verify |re-running|started/);
+    assert.match(again.stderr, /earlier result kept/);
 
     // Damaged cells are not finished: each is rerun, with its reason, and comes back bit-identical.
     const names = [...(await recordFiles(dir)).keys()].sort();

@@ -63,12 +63,23 @@ Deno.test("the lemma holds on every test input: fp16 and bf16 counterparts and a
         assert.ok(Math.abs(s.accuracy32 - s.accuracy16) <= s.bound + 1e-12, "the gap respects the bound");
       }
       assert.equal(t.counterpart.mode, extra[0] === "--against" ? "independent" : "rounded");
+      assert.equal(t.engine, "ref");
+      // wasm is bit-identical to ref, so the analysis on it gives the same numbers, and says where it ran.
+      const onWasm = await cli(["tolerance", ref.path, ...extra, "--engine", "wasm", "-o", out]);
+      assert.equal(onWasm.code, 0, onWasm.stderr);
+      assert.match(onWasm.stdout, /on the wasm engine/);
+      const w = JSON.parse(await Deno.readTextFile(out));
+      assert.equal(w.engine, "wasm");
+      assert.deepEqual([w.logits, w.probabilities], [t.logits, t.probabilities]);
     }
     const bad = await cli(["tolerance", other.path]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /was trained in fp16; the reference must be an fp32 run/);
     assert.equal((await cli(["tolerance", `${dir}/missing.json`])).code, 2);
     assert.equal((await cli(["tolerance", ref.path, "--format", "fp8"])).code, 2);
+    const engine = await cli(["tolerance", ref.path, "--engine", "nope"]);
+    assert.equal(engine.code, 2);
+    assert.match(engine.stderr, /^f16repro: Unknown engine "nope": expected one of ref, /);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

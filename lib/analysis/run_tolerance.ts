@@ -9,8 +9,8 @@
  */
 
 import { loadDataset } from "../../datasets/registry.ts";
-import type { HostTensor } from "../../kernels/engine.ts";
-import { createEngine } from "../../kernels/ref/mod.ts";
+import type { Engine, HostTensor } from "../../kernels/engine.ts";
+import { engineSpec, loadEngine } from "../../kernels/registry.ts";
 import { rounder } from "../formats/format.ts";
 import { modelByName } from "../model/zoo.ts";
 import { parsePolicy, type Policy } from "../policy/policy.ts";
@@ -39,8 +39,9 @@ async function testLogits(
   weights: Record<string, HostTensor>,
   policy: Policy,
   data: Dataset,
+  engine: Engine,
 ) {
-  const c = record.config, engine = createEngine();
+  const c = record.config;
   const spec = {
     model: modelByName(c.model),
     modelOptions: { classes: data.classes, hidden: c.hidden },
@@ -72,6 +73,7 @@ async function testLogits(
       x: { shape: [b, ...data.shape], format: policy.compute, data: x },
       labels: { shape: [b], format: "fp32", data: labels },
     });
+    await engine.settle?.([res.logits]);
     out.set(res.logits.data, start * k);
   }
   return out;
@@ -85,6 +87,12 @@ export interface ToleranceOptions {
   /** The dataset cache; undefined: from the environment, and only when a download is needed. */
   readonly cacheDir?: string;
   readonly offline?: boolean;
+  /**
+   * The engine that computes both models' outputs (default ref, whose arithmetic defines the formats; an
+   * engine bit-identical to ref gives the same result faster). The reference's bit-changing engine options
+   * (ort's thread count) apply when it is the engine the reference was trained on.
+   */
+  readonly engine?: string;
 }
 
 /** Runs the analysis for the fp32 record at `recordPath`. */
@@ -102,10 +110,8 @@ export async function analyseTolerance(recordPath: string, o: ToleranceOptions):
     offline: o.offline,
   });
   const refWeights = await readWeights(ref.weightsPath, ref.record.weightHash);
-  const a = await testLogits(ref.record, refWeights, refPolicy, data);
-  let b: Float64Array, counterpart: ToleranceResult["counterpart"];
-  if (o.against) {
-    const other = await loadRecord(o.against);
+  const other = o.against ? await loadRecord(o.against) : null;
+  if (other) {
     const oc = other.record.config;
     for (const key of ["model", "dataset", "trainLimit", "testLimit"] as const) {
       if (JSON.stringify(oc[key]) !== JSON.stringify(c[key])) {
@@ -117,17 +123,29 @@ export async function analyseTolerance(recordPath: string, o: ToleranceOptions):
     if (JSON.stringify(oc.hidden) !== JSON.stringify(c.hidden)) {
       throw new ToleranceInputError(`${o.against} has other hidden widths than the reference`);
     }
-    b = await testLogits(
-      other.record,
-      await readWeights(other.weightsPath, other.record.weightHash),
-      parsePolicy(oc.precision),
-      data,
-    );
-    counterpart = { mode: "independent", id: other.record.id, precision: oc.precision };
-  } else {
-    const format = o.format ?? "fp16";
-    b = await testLogits(ref.record, refWeights, parsePolicy(format), data);
-    counterpart = { mode: "rounded", format };
+  }
+  const engineName = o.engine ?? "ref";
+  try {
+    engineSpec(engineName);
+  } catch (e) {
+    throw new ToleranceInputError((e as Error).message);
+  }
+  const engine = await loadEngine(engineName, engineName === c.engine ? c.engineOptions : {});
+  let a: Float64Array, b: Float64Array, counterpart: ToleranceResult["counterpart"];
+  try {
+    a = await testLogits(ref.record, refWeights, refPolicy, data, engine);
+    if (other) {
+      const oc = other.record.config;
+      const weights = await readWeights(other.weightsPath, other.record.weightHash);
+      b = await testLogits(other.record, weights, parsePolicy(oc.precision), data, engine);
+      counterpart = { mode: "independent", id: other.record.id, precision: oc.precision };
+    } else {
+      const format = o.format ?? "fp16";
+      b = await testLogits(ref.record, refWeights, parsePolicy(format), data, engine);
+      counterpart = { mode: "rounded", format };
+    }
+  } finally {
+    engine.close?.();
   }
   const k = data.classes, labels = data.test.y;
   return {
@@ -136,6 +154,7 @@ export async function analyseTolerance(recordPath: string, o: ToleranceOptions):
     dataset: c.dataset,
     reference: { id: ref.record.id, precision: c.precision },
     counterpart,
+    engine: engineName,
     logits: measure("logits", a, b, k, labels),
     probabilities: measure("probabilities", softmaxRows(a, k), softmaxRows(b, k), k, labels),
   };

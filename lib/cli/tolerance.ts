@@ -11,6 +11,7 @@ import { probeFile, writeOrRescue } from "./outputs.ts";
 import { parseFlags } from "./parse.ts";
 import { UsageError } from "../errors.ts";
 import type { ToleranceResult, ToleranceSpace } from "../record/schema.ts";
+import { ENGINE_NAMES } from "../../kernels/registry.ts";
 
 /** Help text of `f16repro tolerance`. */
 export const TOLERANCE_HELP = `Usage: f16repro tolerance RUN_RECORD [options]
@@ -25,6 +26,9 @@ Options:
                     the standalone F policy (default fp16)
   --against RECORD  compare with an independently trained 16-bit run instead (same model and data);
                     then delta includes training divergence and the lemma says much less
+  --engine NAME     ${ENGINE_NAMES.join(" | ")}: the engine that computes both outputs
+                    (default ref, whose arithmetic defines the formats; wasm gives ref's bits faster;
+                    ort needs --allow-ffi and the lockfile, as the train:ort task has them)
   -o FILE           write the full result (every input's delta and Gamma) as JSON
   --cache-dir DIR   dataset cache; --offline: never download
   --json            print the summary as JSON; --quiet: print nothing (use with -o)
@@ -54,7 +58,9 @@ export function toleranceSummary(r: ToleranceResult): string {
     ["bound on the gap", (s) => pct(s.bound)],
   ];
   return [
-    `${r.model} on ${r.dataset}: fp32 run ${r.reference.id} against ${cp}`,
+    `${r.model} on ${r.dataset}: fp32 run ${r.reference.id} against ${cp}, on the ${
+      r.engine ?? "ref"
+    } engine`,
     `${"".padEnd(18)} ${"logits".padStart(16)} ${"probabilities".padStart(16)}`,
     ...rows.map(([name, f]) =>
       `${name.padEnd(18)} ${f(r.logits).padStart(16)} ${f(r.probabilities).padStart(16)}`
@@ -67,6 +73,7 @@ export async function toleranceCommand(args: string[]): Promise<number> {
   const parsed = parseFlags(args, {
     format: { type: "string", default: "fp16" },
     against: { type: "string" },
+    engine: { type: "string", default: "ref" },
     out: { type: "string", short: "o" },
     "cache-dir": { type: "string" },
     offline: { type: "boolean", default: false },
@@ -85,12 +92,16 @@ export async function toleranceCommand(args: string[]): Promise<number> {
       throw new UsageError(`No such file: ${p}`);
     }
   }
+  if (!ENGINE_NAMES.includes(v.engine)) {
+    throw new UsageError(`Unknown engine "${v.engine}": expected one of ${ENGINE_NAMES.join(", ")}`);
+  }
   if (v.out) await probeFile("-o", v.out);
   let r: ToleranceResult;
   try {
     r = await analyseTolerance(positionals[0], {
       against: v.against,
       format: v.format,
+      engine: v.engine,
       cacheDir: v["cache-dir"],
       offline: v.offline,
     });

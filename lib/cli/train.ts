@@ -32,7 +32,8 @@ Options:
   --train-limit N     use only the first N training examples
   --test-limit N      use only the first N test examples
   --precision P       ${Object.keys(NAMED_POLICIES).join(" | ")}, a name with overrides
-                      (fp16,bn=fp32) or key=value pairs
+                      (fp16,bn=fp16: batch norm 16-bit too; fp16 and bf16
+                      keep it fp32, as Keras does) or key=value pairs
                       (params=fp32,compute=fp16,accumulate=fp32,loss-scale=dynamic)
                       (default fp32)
   --optimizer NAME    sgd | adam (default sgd)

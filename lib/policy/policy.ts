@@ -52,12 +52,16 @@ export const DYNAMIC_LOSS_SCALE: LossScale = {
 
 const BASE = { state: "params", bn: "params", rounding: "nearest", accumulate: "fp32" } as const;
 
-/** The named policies. */
+/**
+ * The named policies. The standalone 16-bit ones are Keras's `set_floatx`, as the paper's authors ran it:
+ * every tensor in the 16-bit format except batch norm's parameters and moving statistics, which stock Keras
+ * `BatchNormalization` keeps in fp32 even then. `fp16,bn=fp16` makes those 16-bit too.
+ */
 export const NAMED_POLICIES: Readonly<Record<string, Policy>> = {
   fp32: { ...BASE, name: "fp32", params: "fp32", compute: "fp32", lossScale: { kind: "none" } },
-  fp16: { ...BASE, name: "fp16", params: "fp16", compute: "fp16", lossScale: { kind: "none" } },
+  fp16: { ...BASE, name: "fp16", params: "fp16", compute: "fp16", bn: "fp32", lossScale: { kind: "none" } },
   mixed: { ...BASE, name: "mixed", params: "fp32", compute: "fp16", lossScale: DYNAMIC_LOSS_SCALE },
-  bf16: { ...BASE, name: "bf16", params: "bf16", compute: "bf16", lossScale: { kind: "none" } },
+  bf16: { ...BASE, name: "bf16", params: "bf16", compute: "bf16", bn: "fp32", lossScale: { kind: "none" } },
   "mixed-bf16": { ...BASE, name: "mixed-bf16", params: "fp32", compute: "bf16", lossScale: { kind: "none" } },
 };
 

@@ -193,6 +193,8 @@ export interface ToleranceResult {
   readonly counterpart:
     | { readonly mode: "rounded"; readonly format: "fp16" | "bf16" }
     | { readonly mode: "independent"; readonly id: string; readonly precision: string };
+  /** The engine that computed both outputs (absent in results written before it was recorded: ref). */
+  readonly engine?: string;
   readonly logits: ToleranceSpace;
   readonly probabilities: ToleranceSpace;
 }

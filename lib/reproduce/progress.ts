@@ -25,12 +25,18 @@ export function plural(n: number, noun: string, nouns = `${noun}s`): string {
 export interface Work {
   readonly kind: string;
   readonly guess: number;
+  /**
+   * The guess is a measurement on this machine (a re-run's guess is its record's time): it is used as it is,
+   * never scaled by how far rough guesses were off, and its outcome does not change that scale.
+   */
+  readonly timed?: boolean;
 }
 
 /**
  * The time left for a list of work items run `jobs` at a time. Each item costs the mean of what items of its
  * kind measured so far; an item whose kind has no measurement yet costs its guess scaled by how measured
- * items compared with their own guesses (so a slow machine slows every estimate).
+ * items compared with their own guesses (so a slow machine slows every estimate), unless its guess is
+ * itself a time measured here.
  */
 export class Estimate {
   readonly #spent = new Map<string, number[]>();
@@ -39,13 +45,14 @@ export class Estimate {
   /** Records that an item of `kind` (guessed at `guess` seconds) took `seconds`. */
   measured(w: Work, seconds: number): void {
     this.#spent.set(w.kind, [...(this.#spent.get(w.kind) ?? []), seconds]);
-    if (w.guess > 0) this.#ratio.push(seconds / w.guess);
+    if (w.guess > 0 && !w.timed) this.#ratio.push(seconds / w.guess);
   }
 
   /** The expected cost of one item. */
   cost(w: Work): number {
     const s = this.#spent.get(w.kind);
     if (s?.length) return s.reduce((a, b) => a + b, 0) / s.length;
+    if (w.timed) return w.guess;
     const r = this.#ratio.length ? this.#ratio.reduce((a, b) => a + b, 0) / this.#ratio.length : 1;
     return w.guess * r;
   }

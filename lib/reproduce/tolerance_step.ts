@@ -42,7 +42,9 @@ export async function toleranceStep(
       .sort((a, b) => a.c.seed - b.c.seed)[0];
     if (!ref) continue;
     const fp16 = mine.find((x) => x.c.precision === "fp16" && x.c.seed === ref.c.seed);
-    const base = { cacheDir: o.cacheDir, offline: o.offline };
+    // The engine that trained the reference computes the outputs (wasm gives ref's bits, faster).
+    const engine = records.get(ref.id)!.config.engine;
+    const base = { cacheDir: o.cacheDir, offline: o.offline, engine };
     // [file suffix, what it compares with, options, the records it reads]
     const jobs: [string, string, ToleranceOptions, string[]][] = [
       ["fp16", "its weights rounded to fp16", { ...base, format: "fp16" }, [ref.id]],
@@ -58,12 +60,12 @@ export async function toleranceStep(
     for (const [suffix, what, opts, reads] of jobs) {
       const file = `${dir}/tolerance/${ref.id}-${suffix}.json`;
       let r: ToleranceResult | null = null;
-      if (!reads.some((id) => o.fresh.has(id))) r = await earlier(file);
+      if (!reads.some((id) => o.fresh.has(id))) r = await earlier(file, engine);
       if (r) {
         lines.push(`${name} fp32 against ${what}: ${summaryOf(r)} (earlier result kept)`);
         continue;
       }
-      o.log(`tolerance: ${name} fp32 (record ${ref.id}) against ${what}`);
+      o.log(`tolerance: ${name} fp32 (record ${ref.id}) against ${what}, on ${engine}`);
       const t0 = performance.now();
       try {
         r = await analyseTolerance(`${dir}/${ref.id}.json`, opts);
@@ -94,10 +96,12 @@ function summaryOf(r: ToleranceResult): string {
     `${plural(l.disagreements, "disagreement")}, ${plural(l.violations, "violation")}`;
 }
 
-/** An earlier result at `path`, or null when there is none that can be used. */
-async function earlier(path: string): Promise<ToleranceResult | null> {
+/** An earlier result at `path` computed on `engine`, or null when there is none that can be used. */
+async function earlier(path: string, engine: string): Promise<ToleranceResult | null> {
   const read = await readJson(path);
   if (!("value" in read)) return null;
   const r = read.value as ToleranceResult;
-  return r?.schema === TOLERANCE_SCHEMA && typeof r.logits?.satisfiedShare === "number" ? r : null;
+  const usable = r?.schema === TOLERANCE_SCHEMA && typeof r.logits?.satisfiedShare === "number" &&
+    (r.engine ?? "ref") === engine;
+  return usable ? r : null;
 }

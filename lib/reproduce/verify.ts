@@ -95,7 +95,11 @@ export async function checkDeterminism(
   if (pending.length) {
     o.log(`determinism check: re-running ${plural(pending.length, "cell")} in fresh processes`);
   }
-  const costOf = (k: number) => ({ kind: `rerun ${records[k].id}`, guess: records[k].timings.totalSeconds });
+  const costOf = (k: number) => ({
+    kind: `rerun ${records[k].id}`,
+    guess: records[k].timings.totalSeconds,
+    timed: true,
+  });
   let next = 0;
   const running = new Set<number>();
   const eta = () => {
