@@ -39,6 +39,13 @@ export interface EngineCapabilities {
   readonly accumulate?: readonly FormatName[];
   /** False when it cannot round parameter updates stochastically; absent: it can. */
   readonly stochasticRounding?: boolean;
+  /**
+   * The 16-bit formats whose arithmetic runs in 16-bit instructions (webgpu's fp16 in WGSL f16); absent or
+   * empty: every 16-bit format is emulated (f32 or f64 arithmetic, results rounded in software).
+   */
+  readonly native16?: readonly FormatName[];
+  /** Why a format is missing from `formats` on this machine (webgpu's fp16 without shader-f16), by format. */
+  readonly unavailable?: Readonly<Partial<Record<FormatName, string>>>;
 }
 
 /** A compiled step graph. */
@@ -86,6 +93,11 @@ export interface EngineOptions {
   readonly threads?: number;
   /** Faster, not bit-exact kernels (wasm: relaxed SIMD with fused multiply-add). */
   readonly fast?: boolean;
+  /**
+   * False: run as if the adapter lacked WGSL's `shader-f16` feature (webgpu), so fp16 is refused as it is
+   * there; results of what runs do not change.
+   */
+  readonly shaderF16?: boolean;
 }
 
 /** The feed of leaf `node`, checked against the node's shape and format (an error says what differs). */
@@ -105,12 +117,16 @@ export function feedFor(node: Node, feeds: Readonly<Record<string, HostTensor>>)
 
 /** Why an engine with `caps` cannot train under `policy` (a format, its accumulation or rounding), or undefined. */
 export function policyProblem(
-  caps: Pick<EngineCapabilities, "formats" | "accumulate" | "stochasticRounding">,
+  caps: Pick<EngineCapabilities, "formats" | "accumulate" | "stochasticRounding" | "unavailable">,
   policy: Pick<Policy, "params" | "compute" | "accumulate" | "state" | "bn" | "rounding">,
 ): string | undefined {
   const formats = [policy.params, policy.compute, policy.accumulate, policy.state, policy.bn]
     .filter((f): f is FormatName => f !== "params" && !caps.formats.includes(f));
-  if (formats.length) return `it has no ${[...new Set(formats)].join(", ")}`;
+  if (formats.length) {
+    const missing = [...new Set(formats)];
+    const why = [...new Set(missing.map((f) => caps.unavailable?.[f]).filter((w) => w !== undefined))];
+    return `it has no ${missing.join(", ")}${why.length ? ` (${why.join("; ")})` : ""}`;
+  }
   return arithmeticProblem(caps, policy.accumulate, policy.rounding);
 }
 

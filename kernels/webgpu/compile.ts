@@ -11,13 +11,13 @@
  * @module
  */
 
-import { UserError } from "../../lib/errors.ts";
+import { UsageError, UserError } from "../../lib/errors.ts";
 import { storedBytes } from "../../lib/formats/stored.ts";
 import { type Graph, type Node, sizeOf } from "../../lib/graph/graph.ts";
 import { place, swapState } from "../../lib/graph/plan.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
 import { assertSupports, type Engine, type Executable, feedFor, type HostTensor } from "../engine.ts";
-import type { Gpu } from "./device.ts";
+import { fp16Problem, type Gpu } from "./device.ts";
 import type { GpuOperand, GpuPass } from "./kernel.ts";
 import { KERNELS } from "./ops.ts";
 import { assertLoops } from "./loop_cap.ts";
@@ -54,6 +54,12 @@ const pipelineCache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipel
 
 /** Compiles `graph` for `gpu`; `engine` names the engine in errors. */
 export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gpu: Gpu }): Executable {
+  const noFp16 = fp16Problem(gpu);
+  if (noFp16 && (graph.accumulate === "fp16" || graph.nodes.some((n) => n.format === "fp16"))) {
+    throw new UsageError(
+      `${noFp16[0].toUpperCase()}${noFp16.slice(1)}, so it cannot run fp16; fp32 and bf16 run`,
+    );
+  }
   assertSupports(engine, graph);
   const { device } = gpu;
   const nodes = graph.nodes, live = graph.live();
@@ -98,8 +104,9 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
   });
   const scratch = device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE });
   const allocated = device.popErrorScope();
+  // Binding 2 is the arena again, which fp16 shaders view as vec2<f16> words (prelude.ts's PRELUDE_F16).
   const layout = device.createBindGroupLayout({
-    entries: [0, 1].map((binding) => ({
+    entries: [0, 1, 2].map((binding) => ({
       binding,
       visibility: GPUShaderStage.COMPUTE,
       buffer: { type: "storage" as const },
@@ -108,7 +115,11 @@ export function compileGraph(graph: Graph, { engine, gpu }: { engine: Engine; gp
   const pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [layout] });
   const bindGroup = device.createBindGroup({
     layout,
-    entries: [{ binding: 0, resource: { buffer: arena } }, { binding: 1, resource: { buffer: scratch } }],
+    entries: [
+      { binding: 0, resource: { buffer: arena } },
+      { binding: 1, resource: { buffer: scratch } },
+      { binding: 2, resource: { buffer: arena } },
+    ],
   });
   let cache = pipelineCache.get(device);
   if (!cache) pipelineCache.set(device, cache = new Map());

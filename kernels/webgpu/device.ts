@@ -13,17 +13,35 @@ export interface Gpu {
   readonly device: GPUDevice;
   /** True when the adapter is a CPU (a fallback adapter such as lavapipe). */
   readonly cpu: boolean;
+  /** True when the device has WGSL's `shader-f16` (fp16 runs in f16 arithmetic); without it fp16 is refused. */
+  readonly f16: boolean;
+}
+
+/** How the run record and error messages name an adapter: its driver's description, else vendor and device. */
+export function adapterName(adapter: GPUAdapter): string {
+  const info = adapter.info;
+  return info.description || [info.vendor, info.device].filter(Boolean).join(" ") || "unnamed";
+}
+
+/** Why fp16 cannot run on `gpu`, or undefined when it can (one sentence, for errors and the capabilities). */
+export function fp16Problem(gpu: Gpu): string | undefined {
+  if (gpu.f16) return undefined;
+  const name = adapterName(gpu.adapter);
+  return gpu.adapter.features.has("shader-f16")
+    ? `the webgpu engine was told (option shaderF16 false) to run as if the adapter "${name}" lacked shader-f16`
+    : `the webgpu adapter "${name}" lacks shader-f16`;
 }
 
 /** The limits the engine raises from WebGPU's defaults to the adapter's own. */
 const LIMITS = ["maxStorageBufferBindingSize", "maxBufferSize", "maxComputeWorkgroupStorageSize"] as const;
 
 /**
- * Requests the adapter and a device with the adapter's buffer limits. Throws a one-line error when this
- * Deno has no WebGPU or the machine has no adapter (on Linux without a GPU, a software Vulkan driver such as
- * Mesa's lavapipe provides one: Debian package mesa-vulkan-drivers).
+ * Requests the adapter and a device with the adapter's buffer limits and, when the adapter offers it and
+ * `shaderF16` is not false, the `shader-f16` feature. Throws a one-line error when this Deno has no WebGPU
+ * or the machine has no adapter (on Linux without a GPU, a software Vulkan driver such as Mesa's lavapipe
+ * provides one: Debian package mesa-vulkan-drivers).
  */
-export async function acquireGpu(): Promise<Gpu> {
+export async function acquireGpu({ shaderF16 = true }: { shaderF16?: boolean } = {}): Promise<Gpu> {
   if (!("gpu" in navigator)) throw new UserError("This Deno has no WebGPU (navigator.gpu is missing)");
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) {
@@ -34,8 +52,12 @@ export async function acquireGpu(): Promise<Gpu> {
   }
   const requiredLimits: Record<string, number> = {};
   for (const k of LIMITS) requiredLimits[k] = adapter.limits[k];
-  const device = await adapter.requestDevice({ requiredLimits });
-  return { adapter, device, cpu: adapter.info.isFallbackAdapter };
+  const f16 = shaderF16 && adapter.features.has("shader-f16");
+  const device = await adapter.requestDevice({
+    requiredLimits,
+    requiredFeatures: f16 ? ["shader-f16"] : [],
+  });
+  return { adapter, device, cpu: adapter.info.isFallbackAdapter, f16 };
 }
 
 /** The adapter, its driver, features and key limits, for the run record. */
@@ -56,6 +78,10 @@ export function gpuEnvironment(gpu: Gpu): Record<string, string> {
     subgroupSizes: `${info.subgroupMinSize}-${info.subgroupMaxSize}`,
     fallbackAdapter: String(info.isFallbackAdapter),
     features: [...gpu.adapter.features].sort().join(", "),
+    // What the device was given, which the adapter's features alone do not say (the option can withhold it).
+    arithmetic16: gpu.f16
+      ? "fp16 in WGSL f16 (shader-f16 requested); bf16 emulated (f32 arithmetic, rounded in integers)"
+      : "fp16 refused (no shader-f16); bf16 emulated (f32 arithmetic, rounded in integers)",
     limits: ([...LIMITS, "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupsPerDimension"] as const)
       .map((k) => `${k} ${limits[k]}`).join(", "),
   };

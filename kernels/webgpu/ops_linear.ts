@@ -7,7 +7,7 @@
 import type { OpName } from "../../lib/graph/ops.ts";
 import { flag, num, prod } from "../ref/kernel.ts";
 import type { GpuKernel, GpuKernelArgs } from "./kernel.ts";
-import { mapKernel } from "./kernel.ts";
+import { arithKernel, fp16Operands } from "./kernel.ts";
 import { GROUP_THREADS, groupPass, relayBody, RELAYS, threadPass } from "./group_pass.ts";
 import { THREAD_LOOPS } from "./loop_cap.ts";
 
@@ -97,10 +97,10 @@ function bcast({ node }: GpuKernelArgs, shape: readonly number[], rank: number) 
   };
 }
 
-/** x + b with b broadcast around `axis`. */
-const biasAdd: GpuKernel = mapKernel((a) => {
+/** x + b with b broadcast around `axis`: one addition, in f16 when the operands are fp16. */
+const biasAdd: GpuKernel = arithKernel((a) => fp16Operands(a), (a, t) => {
   const { mid, inner } = bcast(a, a.x[0].shape, a.x[1].shape.length);
-  return `  return x0(i) + x1((i / ${inner}u) % ${mid}u);`;
+  return `  return ${t.x(0, "i")} + ${t.x(1, `(i / ${inner}u) % ${mid}u`)};`;
 });
 
 /**

@@ -11,24 +11,35 @@
 import { type FormatName, rounder } from "../../lib/formats/format.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
 import { num } from "../ref/kernel.ts";
-import { f32Lit, type GpuKernel, type GpuKernelArgs } from "./kernel.ts";
+import {
+  type Arith,
+  F16_ARITH,
+  F32_ARITH,
+  f32Lit,
+  fp16Operands,
+  type GpuKernel,
+  type GpuKernelArgs,
+} from "./kernel.ts";
 import { WGSL_HASH } from "./ops_pointwise.ts";
 
 /** A hyperparameter attribute rounded to the output format, as a WGSL literal. */
-function hyper(a: GpuKernelArgs, key: string): string {
-  return f32Lit(rounder(a.y.format)(num(a.node, key)));
+function hyper(a: GpuKernelArgs, t: Arith, key: string): string {
+  return t.lit(rounder(a.y.format)(num(a.node, key)));
 }
 
-/** WGSL: the effective gradient ry(g * invScale) + ry(wd * w) of inputs xg, xw, xinv at element i. */
-function gradAt(a: GpuKernelArgs, g: number, w: number, inv: number): string {
+/**
+ * WGSL: the effective gradient r(g * invScale) + r(wd * w) of inputs xg, xw, xinv at element i. The
+ * product with invScale (an fp32 input) is computed in f32 and rounded in integers in either spelling.
+ */
+function gradAt(a: GpuKernelArgs, t: Arith, g: number, w: number, inv: number): string {
   const wd = rounder(a.y.format)(num(a.node, "wd"));
-  const v = `ry(x${g}(i) * x${inv}(0u))`;
-  return wd === 0 ? v : `ry(${v} + ry(${f32Lit(wd)} * x${w}(i)))`;
+  const v = `${t.fromF32}(x${g}(i) * x${inv}(0u))`;
+  return wd === 0 ? v : `${t.round}(${v} + ${t.round}(${t.lit(wd)} * ${t.x(w, "i")}))`;
 }
 
 /** WGSL that returns the state (input 0) unchanged when the node is gated and input `ok` is 0. */
-function gate(a: GpuKernelArgs, ok: number): string {
-  return a.node.attrs.gated ? `  if (x${ok}(0u) == 0.0f) { return x0(i); }\n` : "";
+function gate(a: GpuKernelArgs, t: Arith, ok: number): string {
+  return a.node.attrs.gated ? `  if (x${ok}(0u) == 0.0f) { return ${t.x(0, "i")}; }\n` : "";
 }
 
 /**
@@ -38,8 +49,10 @@ function gate(a: GpuKernelArgs, ok: number): string {
  * a + b is f32's sum s plus its rounding error e (TwoSum), so the rounding starts from the exact value, as
  * ref's does; for fp16 and bf16 it starts from s, whose error is below 2^-13 of their ulp.
  */
-function finalRounding(a: GpuKernelArgs, seed: number): string {
-  if (!a.node.attrs.stochastic) return "fn fin(wa: f32, wb: f32, i: u32) -> f32 { return wa + wb; }";
+function finalRounding(a: GpuKernelArgs, t: Arith, seed: number): string {
+  if (!a.node.attrs.stochastic) {
+    return `fn fin(wa: ${t.type}, wb: ${t.type}, i: u32) -> ${t.type} { return wa + wb; }`;
+  }
   const salt = num(a.node, "salt") >>> 0;
   const h = `hash4(u32(max(x${seed}(0u), 0.0f)), ${salt}u, i, ${0x73726e64}u)`;
   const body = a.y.format === "fp32"
@@ -94,45 +107,60 @@ function fp16Stochastic(h: string): string {
   return select(r, -r, v < 0.0f);`;
 }
 
-function kernel(body: (a: GpuKernelArgs) => string, ok: number, seed = -1): GpuKernel {
-  return (a) => [{
-    kind: "map",
-    code: `${seed >= 0 ? finalRounding(a, seed) : ""}
-fn value(i: u32) -> f32 {
-${gate(a, ok)}${body(a)}
+/**
+ * An update's map kernel. It computes in WGSL f16 (each intermediate the policy rounds is one f16
+ * operation, kept from fusing with the next by `rh`) when the output and the inputs `half` are fp16 and
+ * the rounding is to nearest; else (or without `half`) in f32 with every intermediate rounded by `ry`.
+ */
+function kernel(
+  body: (a: GpuKernelArgs, t: Arith) => string,
+  { ok, seed = -1, half }: { ok: number; seed?: number; half?: readonly number[] },
+): GpuKernel {
+  return (a) => {
+    const t = half && fp16Operands(a, half) && !a.node.attrs.stochastic ? F16_ARITH : F32_ARITH;
+    return [{
+      kind: "map",
+      ...(t === F16_ARITH ? { half: true } : {}),
+      code: `${seed >= 0 ? finalRounding(a, t, seed) : ""}
+fn value(i: u32) -> ${t.type} {
+${gate(a, t, ok)}${body(a, t)}
 }`,
-  }];
+    }];
+  };
 }
 
 /** Keras SGD velocity: v' = r(r(mom * v) - r(lr * grad)); inputs (v, g, w, invScale, ok). */
 const sgdVelocity = kernel(
-  (a) => `  return ry(${hyper(a, "momentum")} * x0(i)) - ry(${hyper(a, "lr")} * ${gradAt(a, 1, 2, 3)});`,
-  4,
+  (a, t) =>
+    `  return ${t.round}(${hyper(a, t, "momentum")} * ${t.x(0, "i")}) - ${t.round}(${hyper(a, t, "lr")} * ${
+      gradAt(a, t, 1, 2, 3)
+    });`,
+  { ok: 4, half: [0, 1, 2] },
 );
 
 /** w' = w + v' with momentum, else w' = w - r(lr * grad); inputs (w, d, invScale, ok, seed). */
 const sgdApply = kernel(
-  (a) =>
+  (a, t) =>
     num(a.node, "momentum") > 0
-      ? "  return fin(x0(i), x1(i), i);"
-      : `  return fin(x0(i), -ry(${hyper(a, "lr")} * ${gradAt(a, 1, 0, 2)}), i);`,
-  3,
-  4,
+      ? `  return fin(${t.x(0, "i")}, ${t.x(1, "i")}, i);`
+      : `  return fin(${t.x(0, "i")}, -${t.round}(${hyper(a, t, "lr")} * ${gradAt(a, t, 1, 0, 2)}), i);`,
+  { ok: 3, seed: 4, half: [0, 1] },
 );
 
 /** Keras Adam moment: m' = r(m + r(r(grad^p - m) * r(1 - beta))); inputs (m, g, w, invScale, ok). */
-const adamMoment = kernel((a) => {
-  const r = rounder(a.y.format as FormatName), omb = f32Lit(r(1 - r(num(a.node, "beta"))));
-  const square = num(a.node, "power") === 2;
-  return `  let g = ${gradAt(a, 1, 2, 3)};
-  return x0(i) + ry(ry(${square ? "ry(g * g)" : "g"} - x0(i)) * ${omb});`;
-}, 4);
+const adamMoment = kernel((a, t) => {
+  const r = rounder(a.y.format as FormatName), omb = t.lit(r(1 - r(num(a.node, "beta"))));
+  const square = num(a.node, "power") === 2, ry = t.round, m = t.x(0, "i");
+  return `  let g = ${gradAt(a, t, 1, 2, 3)};
+  return ${m} + ${ry}(${ry}(${square ? `${ry}(g * g)` : "g"} - ${m}) * ${omb});`;
+}, { ok: 4, half: [0, 1, 2] });
 
 /** Keras Adam step: w' = w - r(r(alpha * m) / r(r(sqrt(v)) + eps)); inputs (w, m, v, alpha, ok, seed). */
+// In f32 always: WGSL lets f16 division and square root be off by more than half an ulp.
 const adamApply = kernel(
-  (a) => `  return fin(x0(i), -ry(ry(ry(x3(0u)) * x1(i)) / ry(ry(sqrt(x2(i))) + ${hyper(a, "eps")})), i);`,
-  4,
-  5,
+  (a, t) =>
+    `  return fin(x0(i), -ry(ry(ry(x3(0u)) * x1(i)) / ry(ry(sqrt(x2(i))) + ${hyper(a, t, "eps")})), i);`,
+  { ok: 4, seed: 5 },
 );
 
 /** Moving average r - (r - v) (1 - momentum), v = moments[index]; inputs (r, moments). */

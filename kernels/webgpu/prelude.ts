@@ -1,13 +1,15 @@
 /**
  * The WGSL prelude every webgpu shader starts with: the bindings, and loading, storing and rounding of each
- * storage format, all in integer arithmetic on the bits.
+ * storage format in integer arithmetic on the bits; and {@linkcode PRELUDE_F16}, what a shader touching
+ * fp16 adds for WGSL f16.
  *
  * Storage: one u32 array (`mem`) holds every tensor of a compiled graph. fp32 is one word per element; fp16
  * and bf16 are packed two to a word (element 2w in the low half of word w), so they take half the memory of
- * fp32 and need no `shader-f16`. Loads widen to f32 exactly (fp16 decoded from its bits, subnormals
- * included, so no driver conversion or denormal flushing is involved). Rounding to fp16 and bf16 is
- * round-to-nearest-even done in integers, as lib/formats/format.ts defines it for an f32 input. WGSL lets a
- * compiler assume that no NaN or infinity occurs, so NaN and finiteness tests read the bits too.
+ * fp32. fp16 is read and written as WGSL f16 through a second view of the same buffer (`mem_h`); f32 work
+ * widens it exactly. bf16 has no WGSL type: loads widen it to f32 from its bits. Rounding an f32 to fp16 or
+ * bf16 is round-to-nearest-even done in integers, as lib/formats/format.ts defines it for an f32 input (WGSL
+ * leaves the rounding of an f32 to f16 conversion open, and its result beyond fp16's range indeterminate).
+ * WGSL lets a compiler assume that no NaN or infinity occurs, so NaN and finiteness tests read the bits.
  *
  * @module
  */
@@ -76,6 +78,34 @@ fn half_of(base: u32, i: u32) -> u32 { return (mem[base + (i >> 1u)] >> ((i & 1u
 fn ld_fp32(base: u32, i: u32) -> f32 { return bitcast<f32>(mem[base + i]); }
 fn ld_fp16(base: u32, i: u32) -> f32 { return h2f(half_of(base, i)); }
 fn ld_bf16(base: u32, i: u32) -> f32 { return bitcast<f32>(half_of(base, i) << 16u); }
+`;
+
+/**
+ * What a shader that touches fp16 adds (WGSL `shader-f16`): `enable f16;` goes first in the module, the
+ * helpers after {@linkcode PRELUDE}. fp16 is still packed two to a u32 word; `mem_h` views the same buffer
+ * (binding 2, the arena again) as one vec2<f16> per word, so a load reads its half of the word as f16 and a
+ * store writes a word's two f16 values at once, with no decoding or rounding. (Deno 2.9.6's WGSL compiler,
+ * naga, mistypes bitcasts between u32 and vec2<f16>, which is why a second view is used instead.) f32 work
+ * widens an f16 with `f32()`, which is exact.
+ */
+export const F16_ENABLE = "enable f16;\n";
+
+/** The fp16 view and helpers (WGSL); they need {@linkcode F16_ENABLE}. */
+export const PRELUDE_F16 = `
+@group(0) @binding(2) var<storage, read_write> mem_h: array<vec2<f16>>;
+
+// fp16 element i of the tensor at word base: element 2w is the low half of word w.
+fn ldh(base: u32, i: u32) -> f16 {
+  let w = mem_h[base + (i >> 1u)];
+  return select(w.x, w.y, (i & 1u) == 1u);
+}
+// v times a 1 the shader compiler cannot prove (scratch word 63 is always 0): it cannot fuse the product
+// that gave v into the sum that follows, so each operation the policy rounds is rounded.
+fn rh(v: f16) -> f16 { return v * f16(1u + atomicLoad(&scr[63])); }
+// f32 to f16, round to nearest even in integers (f2h): WGSL leaves the rounding of a conversion open, and
+// converting the rounded value is exact.
+fn h_of(v: f32) -> f16 { return f16(rnd_fp16(v)); }
+fn is_nan_h(v: f16) -> bool { return is_nan(f32(v)); }
 `;
 
 /** The formats a webgpu tensor can have. */

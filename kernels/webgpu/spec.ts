@@ -2,12 +2,14 @@
  * The webgpu engine's spec: the step graph as WGSL compute shaders on a WebGPU adapter (Deno's built-in
  * navigator.gpu: Vulkan, Metal or Direct3D 12). Results are deterministic on one GPU and driver; each op is
  * within the ort tolerance rule of the exact result, not ref's bits (f32 arithmetic for elementwise work and
- * for the ported math functions, where ref computes in float64). On lavapipe (Mesa's software Vulkan), in the
- * conformance suite's MLP step graphs every op but softmax_xent_grad gave ref's bits; in a hand-built graph
- * on odd shapes, so did the data movement ops, relu and tanh, while gelu, softmax, dropout, scale and
- * tanh_grad did not (docs/engines.md). fp16 and bf16 are packed in u32 words and rounded in integer
- * arithmetic, so the engine needs no `shader-f16` and runs every format on any adapter. Deno needs no
- * permission for WebGPU.
+ * for the ported math functions, where ref computes in float64). fp16 runs in WGSL f16 (`shader-f16`, which
+ * the engine requests whenever the adapter offers it): ops that are one IEEE operation (add, relu, the
+ * optimizer's rounded steps) compute in f16, the others in f32 rounded once, matmul and convolutions
+ * accumulate in f32 (docs/engines.md has the table). Without `shader-f16` (or with the option `shaderF16:
+ * false`) the engine refuses fp16 with the reason and runs fp32 and bf16. bf16 has no WGSL type: it is
+ * packed in u32 words, computed in f32 and rounded in integers. On lavapipe (Mesa's software Vulkan) the
+ * conformance suite's MLP step graphs give ref's bits in every op but softmax_xent_grad (docs/engines.md).
+ * Deno needs no permission for WebGPU.
  *
  * @module
  */
@@ -20,7 +22,7 @@ export const WEBGPU: EngineSpec = {
   description:
     "WGSL compute shaders on a WebGPU adapter (any vendor's GPU, or lavapipe); not bit-exact with ref",
   limits: { formats: ["fp32", "fp16", "bf16"] },
-  options: [],
+  options: ["shaderF16"],
   bitOptions: [],
   // Half batches in the conformance suite: on lavapipe (2 CPU cores) the full ones take minutes. The engine
   // places a graph in one buffer, which lavapipe binds up to 128 MiB: MobileNet's isolated ops (237 MiB at
@@ -32,8 +34,8 @@ export const WEBGPU: EngineSpec = {
     bitExactWithRef: false,
     deterministic: true,
     text: "deterministic on one GPU and driver; NOT bit-exact: each op within 1e-6 (fp32) or one ulp " +
-      "(fp16/bf16) of the exact result, or within twice ref's own error (on lavapipe, matmul, sums and the " +
-      "optimizer updates gave ref's bits)",
+      "(fp16/bf16) of the exact result, or within twice ref's own error; fp16 in WGSL f16 (shader-f16), " +
+      "bf16 emulated in f32 (on lavapipe, matmul, sums and the optimizer updates gave ref's bits)",
   }),
-  load: async () => await (await import("./mod.ts")).createEngine(),
+  load: async (options) => await (await import("./mod.ts")).createEngine(options),
 };
