@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { runCli } from "./support/cli.ts";
-import type { DryRunCell } from "../lib/reproduce/dry_run.ts";
+import { calibrationOrder, type DryRunCell } from "../lib/reproduce/dry_run.ts";
 import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
 import { PAPER_SGD } from "../lib/train/optimizer.ts";
@@ -35,6 +35,22 @@ const TABLE5 = [
   "vit12",
 ];
 const exists = (p: string) => Deno.lstat(p).then(() => true, () => false);
+
+Deno.test("calibration order: settings with cells to run first, each part interleaved by model", () => {
+  const run = (model: string) => ({ config: { model } });
+  const settings = new Map([
+    ["a fp32", run("a")],
+    ["a fp16", run("a")],
+    ["b fp32", run("b")],
+    ["b fp16", run("b")],
+    ["c fp32", run("c")],
+  ]);
+  const keys = (toRun: string[]) => calibrationOrder(settings, new Set(toRun)).map(([k]) => k);
+  // Nothing recorded: every model's first precision, then the second.
+  assert.deepEqual(keys([...settings.keys()]), ["a fp32", "b fp32", "c fp32", "a fp16", "b fp16"]);
+  // A resumed run with two settings left times those first (a short cap then covers what will run).
+  assert.deepEqual(keys(["b fp16", "c fp32"]), ["b fp16", "c fp32", "a fp32", "b fp32", "a fp16"]);
+});
 
 Deno.test("reproduce --profile paper --dry-run --json: 72 cells with Table 5's settings, nothing written", async () => {
   const tmp = await Deno.makeTempDir();

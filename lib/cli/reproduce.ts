@@ -199,7 +199,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
       if (why) log(`skipped on engine ${v.engine}: ${all[k].label}: ${why}`);
     }
     if (cutsText(cuts)) log(`profile ${profile.name} cut to ${cutsText(cuts)}`);
-    const d = await dryRun(cells, { out, engine: v.engine!, threads, budgetSeconds, log });
+    const d = await dryRun(cells, { out, engine: v.engine!, threads, budgetSeconds, log, force: v.force });
     listing = v.json
       ? JSON.stringify(d.cells, null, 2)
       : dryRunText(d, slurm ? slurm.throttle ?? cells.length : jobs, v.force);
@@ -214,6 +214,7 @@ export async function reproduceCommand(args: string[]): Promise<number> {
       engine: v.engine!,
       threads,
       budgetSeconds: START_CALIBRATION,
+      force: v.force,
       log: quiet,
     });
     before.push(`estimate: ${estimateText(d, jobs, v.force)}`, calibrationText(d)[0].replace(/^# /, ""));

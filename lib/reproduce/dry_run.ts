@@ -59,17 +59,22 @@ export interface DryRunOptions {
   /** The calibration's total cap in seconds (0: no calibration, no estimates). */
   readonly budgetSeconds: number;
   readonly log: (line: string) => void;
+  /** Recorded cells run again (`--force`), so their settings are as much to run as the others. */
+  readonly force?: boolean;
 }
 
 /** Lists `cells` with their ids, record state and estimates (see the module doc). */
 export async function dryRun(cells: readonly Cell[], o: DryRunOptions): Promise<DryRun> {
   const runs = cells.map((c) => resolveRun({ ...c.request, engine: o.engine }));
   const settings = new Map(runs.map((r) => [settingKey(r.config), r]));
+  const ids = await Promise.all(runs.map((r) => configId(r.config)));
+  const verified = await Promise.all(ids.map(async (id) => (await verifiedRecord(o.out, id)).ok));
+  const toRun = new Set(runs.filter((_, k) => o.force || !verified[k]).map((r) => settingKey(r.config)));
   const measured = new Map<string, Calibration>();
   const t0 = performance.now();
   const notes: string[] = [];
   if (o.budgetSeconds > 0 && settings.size) {
-    for (const [key, run] of interleaved(settings)) {
+    for (const [key, run] of calibrationOrder(settings, toRun)) {
       if ((performance.now() - t0) / 1000 >= o.budgetSeconds) {
         notes.push(`the calibration stopped at its cap of ${o.budgetSeconds} s (--calibrate SECONDS)`);
         break;
@@ -93,8 +98,8 @@ export async function dryRun(cells: readonly Cell[], o: DryRunOptions): Promise<
       }
     }
   } else if (settings.size) notes.push("no calibration (--calibrate 0)");
-  const listed = await Promise.all(runs.map(async ({ config: c }, k): Promise<DryRunCell> => {
-    const id = await configId(c);
+  const listed = runs.map(({ config: c }, k): DryRunCell => {
+    const id = ids[k];
     const cal = measured.get(settingKey(c));
     return {
       label: cells[k].label,
@@ -110,10 +115,10 @@ export async function dryRun(cells: readonly Cell[], o: DryRunOptions): Promise<
       optimizer: { kind: c.optimizer.kind, lr: c.optimizer.lr, momentum: c.optimizer.momentum },
       weightDecay: c.optimizer.weightDecay,
       id,
-      verified: (await verifiedRecord(o.out, id)).ok,
+      verified: verified[k],
       estimatedSeconds: cal ? Math.round(cellSeconds(c, cal)) : null,
     };
-  }));
+  });
   return {
     cells: listed,
     calibration: {
@@ -127,9 +132,18 @@ export async function dryRun(cells: readonly Cell[], o: DryRunOptions): Promise<
 }
 
 /**
- * The settings in the order the calibration takes them: the first precision of every model, then the
- * second, and so on, so a cap that stops it early leaves every model with some estimate where it can.
+ * The settings in the order the calibration takes them: those with cells still to run (keys in `toRun`)
+ * first, as a resumed run needs estimates for them only; within each part the first precision of every
+ * model, then the second, and so on, so a cap that stops it early leaves every model with some estimate.
  */
+export function calibrationOrder<T extends { config: { model: string } }>(
+  settings: ReadonlyMap<string, T>,
+  toRun: ReadonlySet<string>,
+): [string, T][] {
+  const part = (pending: boolean) => new Map([...settings].filter(([key]) => toRun.has(key) === pending));
+  return [...interleaved(part(true)), ...interleaved(part(false))];
+}
+
 function interleaved<T extends { config: { model: string } }>(settings: Map<string, T>): [string, T][] {
   const byModel = new Map<string, [string, T][]>();
   for (const [key, run] of settings) {
