@@ -16,7 +16,7 @@ import { Estimate, formatDuration, plural, type Work } from "./progress.ts";
 import { cellInvocation, cellWork, type Rerun, runCells } from "./runner.ts";
 import { runCellsOnSlurm, type SlurmFailure, type SlurmOptions } from "./slurm_run.ts";
 import { checkDeterminismOnSlurm } from "./slurm_verify.ts";
-import { TOLERANCE_WORK, toleranceCount, toleranceStep } from "./tolerance_step.ts";
+import { TOLERANCE_PER_EXPERIMENT, TOLERANCE_WORK, toleranceStep } from "./tolerance_step.ts";
 import {
   checkDeterminism,
   type CheckOptions,
@@ -116,16 +116,22 @@ export async function reproduce(c: ReproduceOptions): Promise<ReproduceResult> {
   );
   let checkedIds: ReadonlySet<string> = new Set(reuse.map((r) => r.id));
   let ids: readonly string[] = [];
+  // The cells that run now (all, until the runner says which have verified records): a cell that runs is
+  // checked again, and its experiment's tolerance analyses are redone; the others keep their results.
+  let toRun: ReadonlySet<Cell> = new Set(cells);
   let ranAny = true;
   const verifyLeft = () =>
     v["no-verify"] ? 0 : estimate.left(
-      toCheck.filter((cell) => !checkedIds.has(ids[cells.indexOf(cell)] ?? "")).map(cellWork),
+      toCheck.filter((cell) => toRun.has(cell) || !checkedIds.has(ids[cells.indexOf(cell)] ?? "")).map(
+        cellWork,
+      ),
       jobs,
     );
-  const toleranceLeft = () =>
-    v["no-tolerance"] || !ranAny
-      ? 0
-      : estimate.left([], 1, Array(toleranceCount(profile)).fill(TOLERANCE_WORK));
+  const toleranceLeft = () => {
+    if (v["no-tolerance"] || !ranAny) return 0;
+    const redone = new Set([...toRun].filter(isMainCell).map((cell) => cell.experiment));
+    return estimate.left([], 1, Array(TOLERANCE_PER_EXPERIMENT * redone.size).fill(TOLERANCE_WORK));
+  };
   const reportLeft = () => estimate.cost(REPORT_WORK);
   const o = {
     command: c.command,
@@ -137,6 +143,10 @@ export async function reproduce(c: ReproduceOptions): Promise<ReproduceResult> {
     log,
     estimate,
     later: () => verifyLeft() + toleranceLeft() + reportLeft(),
+    planned: (planned: readonly string[], run: readonly number[]) => {
+      ids = planned;
+      toRun = new Set(run.map((k) => cells[k]));
+    },
   };
   // The matrix is written before any cell runs, so the folder says which profile it holds from the start
   // (a second profile is refused even while the first one's cells are still running or were killed).

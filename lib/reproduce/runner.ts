@@ -36,6 +36,11 @@ export interface RunnerOptions {
   readonly later: () => number;
   /** The command line the user typed, which each cell's record keeps with how many cells ran at once. */
   readonly command?: string;
+  /**
+   * Told, before any cell starts, every cell's record id and the indices of the cells that will run (the
+   * others have verified records), so the estimate of the later phases counts only what they will do.
+   */
+  readonly planned?: (ids: readonly string[], toRun: readonly number[]) => void;
 }
 
 /** A cell that had a record which could not be used, and why. */
@@ -71,7 +76,8 @@ export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promis
   await Deno.mkdir(o.out, { recursive: true });
   const pending: { cell: Cell; args: string[]; id: string }[] = [];
   const result: RunnerResult = { ids: [], ran: [], skipped: [], reran: [], failed: [] };
-  for (const cell of cells) {
+  const toRun: number[] = [];
+  for (const [k, cell] of cells.entries()) {
     const inv = await cellInvocation(cell, o);
     result.ids.push(inv.id);
     const v = o.force ? null : await verifiedRecord(o.out, inv.id);
@@ -86,7 +92,9 @@ export async function runCells(cells: readonly Cell[], o: RunnerOptions): Promis
       o.log(`${cell.label}: rerunning: ${v.reason}`);
     }
     pending.push({ cell, ...inv });
+    toRun.push(k);
   }
+  o.planned?.(result.ids, toRun);
   if (result.skipped.length) {
     o.log(`${result.skipped.length} of ${cells.length} cells already have verified records; skipping them`);
   }

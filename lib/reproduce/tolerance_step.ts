@@ -82,13 +82,14 @@ export async function toleranceStep(
   return lines;
 }
 
-/** The estimate's view of one analysis. */
-export const TOLERANCE_WORK: Work = { kind: "tolerance", guess: 5 };
+/**
+ * The estimate's view of one analysis: a tenth of a cell's prior guess (two forward passes over the test
+ * split against a cell's epochs of training), so the machine's measured scale applies to both alike.
+ */
+export const TOLERANCE_WORK: Work = { kind: "tolerance", guess: 1 };
 
-/** The number of analyses {@linkcode toleranceStep} runs at most for a profile. */
-export function toleranceCount(p: Profile): number {
-  return 3 * p.experiments.filter((e) => e.kind === "main").length;
-}
+/** The analyses {@linkcode toleranceStep} runs per main experiment at most. */
+export const TOLERANCE_PER_EXPERIMENT = 3;
 
 function summaryOf(r: ToleranceResult): string {
   const l = r.logits;
