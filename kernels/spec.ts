@@ -57,9 +57,15 @@ export interface EngineSpec {
    * multiplies every case's batch (rounded up, at least 1), for an engine whose usual adapter is too slow or
    * too small for the full batches (webgpu on lavapipe); `graphBytes` splits a graph of isolated ops
    * (tolerance mode) into graphs whose tensors stay under that many bytes, for an engine that places a
-   * graph in one buffer of bounded size. The graphs, the ops compared and the rule stay the same.
+   * graph in one buffer of bounded size; `epochs` is the length of the tolerance mode's training check
+   * (default 3), for an engine whose usual adapter trains slowly. The graphs, the ops compared and the rule
+   * stay the same.
    */
-  readonly conformance?: { readonly batchScale?: number; readonly graphBytes?: number };
+  readonly conformance?: {
+    readonly batchScale?: number;
+    readonly graphBytes?: number;
+    readonly epochs?: number;
+  };
   /** The guarantee of its results with `options`. */
   guarantee(options: EngineOptions): Guarantee;
   /** Loads and starts the engine. */

@@ -239,7 +239,7 @@ export function conformance(name: string, options: EngineOptions = {}): void {
     try {
       for (const model of ["mlp", "cnn"]) {
         for (const policy of (model === "mlp" ? POLICIES : ["fp32", "fp16", "mixed"]).filter(runs)) {
-          const epochs = bits ? 1 : 3;
+          const epochs = bits ? 1 : spec.conformance?.epochs ?? 3;
           const [a, b] = [
             await shortRun(reference, model, policy, epochs),
             await shortRun(engine, model, policy, epochs),
