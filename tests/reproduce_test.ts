@@ -199,6 +199,8 @@ Deno.test("reproduce, verify and report reject bad input with exit code 2", asyn
       [["reproduce", "--profile", "huge"], /Unknown profile "huge"/],
       [["reproduce", "--jobs", "0"], /--jobs must be a positive integer/],
       [["reproduce", "--engine", "tpu"], /Unknown engine "tpu"/],
+      // `deno task reproduce` has no --allow-ffi: an ort reproduction is sent to reproduce:ort before any work.
+      [["reproduce", "--engine", "ort", "--out", "/nonexistent/runs"], /run deno task reproduce:ort\n$/],
       [["verify"], /Name one runs folder/],
       [["verify", "/nonexistent/folder"], /No such folder/],
       [["report", "/nonexistent/folder", "-o", "/tmp/x"], /No such folder/],

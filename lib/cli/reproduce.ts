@@ -179,6 +179,17 @@ export async function reproduceCommand(args: string[]): Promise<number> {
   // cell's threads are its CPUs.
   const threads = slurm?.cpus ?? Math.max(1, Math.floor((navigator.hardwareConcurrency ?? 1) / jobs));
   const { spec } = engineSpec(v.engine!);
+  // The cells get the engine's flags as their own, but the calibration and the tolerance analyses load the
+  // engine in this process: without the permission they would be skipped, so the run is refused up front.
+  if (
+    !v["dry-run"] && spec.denoFlags.includes("--allow-ffi") &&
+    Deno.permissions.querySync({ name: "ffi" }).state !== "granted"
+  ) {
+    throw new UsageError(
+      `The ${spec.name} engine loads a native library in this process too (the calibration and the ` +
+        `tolerance analyses), which needs --allow-ffi: run deno task reproduce:${spec.name}`,
+    );
+  }
   const freeThreads = spec.options.includes("threads") && !spec.bitOptions.includes("threads");
   const extra = [...childDataFlags(v), ...(freeThreads ? ["--threads", String(threads)] : [])];
   const log = (s: string) => v.quiet || console.error(s);
