@@ -27,9 +27,9 @@ type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (typeof v === "object" && v !== null && !Array.isArray(v) ? v as Json : {});
 const known = (v: unknown): v is string => typeof v === "string" && v !== "" && v !== "unknown";
 
-/** The record's CPU in words: model and core count, or what is missing. */
-function cpuText(env: Json): string {
-  const model = known(env.cpu) ? env.cpu : "model not recorded";
+/** A record environment's CPU in words: model and core count, `missing` in place of a model not recorded. */
+export function cpuText(env: Json, missing = "model not recorded"): string {
+  const model = known(env.cpu) ? env.cpu : missing;
   return typeof env.cpus === "number" ? `${model}, ${env.cpus} core${env.cpus === 1 ? "" : "s"}` : model;
 }
 

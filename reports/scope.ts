@@ -10,7 +10,7 @@
 
 import { byString, modelLabel, type Run } from "./aggregate.ts";
 import type { Matrix } from "./inputs.ts";
-import { type TimingDevice, timingDevice } from "./device.ts";
+import { cpuText, type TimingDevice, timingDevice } from "./device.ts";
 import { type Cell, section, table } from "./html.ts";
 
 type Json = Record<string, unknown>;
@@ -169,11 +169,9 @@ export function scopeRows(runs: readonly Run[], matrix: Matrix | null): [string,
     recs.map((r) => r.createdAt.slice(0, 10)).filter((d) => /^\d{4}-\d\d-\d\d$/.test(d)),
   );
   const env = recs.map((r) => r.environment);
-  const cpus = distinct(env.map((e) => {
-    const cores = typeof e.cpus === "number" ? `, ${plural(e.cpus, "core")}` : "";
-    const model = known(e.cpu) ? e.cpu : "CPU model not recorded";
-    return `${model}${cores}, ${e.os ?? "?"} ${e.arch ?? "?"}`;
-  }));
+  const cpus = distinct(
+    env.map((e) => `${cpuText(e, "CPU model not recorded")}, ${e.os ?? "?"} ${e.arch ?? "?"}`),
+  );
   // The CPUs above ran every run's host code; a run on an adapter (GPU or fallback) adds that adapter.
   const adapters = distinct(runs.flatMap((r) => {
     const d = timingDevice(r.record);

@@ -104,12 +104,6 @@ export async function analyseTolerance(recordPath: string, o: ToleranceOptions):
       `${recordPath} was trained in ${c.precision}; the reference must be an fp32 run`,
     );
   }
-  const data = await loadDataset(c.dataset, {
-    limits: { train: c.trainLimit ?? undefined, test: c.testLimit ?? undefined },
-    cacheDir: o.cacheDir,
-    offline: o.offline,
-  });
-  const refWeights = await readWeights(ref.weightsPath, ref.record.weightHash);
   const other = o.against ? await loadRecord(o.against) : null;
   if (other) {
     const oc = other.record.config;
@@ -124,12 +118,19 @@ export async function analyseTolerance(recordPath: string, o: ToleranceOptions):
       throw new ToleranceInputError(`${o.against} has other hidden widths than the reference`);
     }
   }
+  // Like the inputs above, the engine name is checked before the data set is loaded (perhaps downloaded).
   const engineName = o.engine ?? "ref";
   try {
     engineSpec(engineName);
   } catch (e) {
     throw new ToleranceInputError((e as Error).message);
   }
+  const data = await loadDataset(c.dataset, {
+    limits: { train: c.trainLimit ?? undefined, test: c.testLimit ?? undefined },
+    cacheDir: o.cacheDir,
+    offline: o.offline,
+  });
+  const refWeights = await readWeights(ref.weightsPath, ref.record.weightHash);
   const engine = await loadEngine(engineName, engineName === c.engine ? c.engineOptions : {});
   let a: Float64Array, b: Float64Array, counterpart: ToleranceResult["counterpart"];
   try {
