@@ -17,7 +17,8 @@ import { engineLimits } from "../kernels/registry.ts";
 import { runGraph } from "../kernels/ref/mod.ts";
 import { createEngine as createOrt } from "../kernels/ort/mod.ts";
 import { fillMask, lowerGraph } from "../kernels/ort/model.ts";
-import { loadOrt, type OrtTensor } from "../kernels/ort/runtime.ts";
+import { NCHWC_DOMAIN, nchwcBlock } from "../kernels/ort/nchwc.ts";
+import { loadOrt, loadOrtC, type OrtTensor } from "../kernels/ort/runtime.ts";
 import { Graph, sizeOf } from "../lib/graph/graph.ts";
 import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
@@ -207,6 +208,42 @@ Deno.test("ort: a cast that is a graph output leaves the float32 view of its inp
     const got = await ort.compile(g).run(feeds);
     assert.deepEqual(Array.from(got.y.data), [-1.5, 0.25, 3]);
     assert.deepEqual(Array.from(got.z.data), [0, 0.25, 3]);
+  } finally {
+    ort.close?.();
+  }
+});
+
+Deno.test("ort: depthwise convolutions on onnxruntime's NCHWc kernel agree with ref; an exported model keeps plain Conv", async () => {
+  const ort = await createOrt();
+  try {
+    const block = await nchwcBlock(await loadOrtC());
+    // x86-64 builds of onnxruntime have the blocked kernels (8 channels with AVX2, 16 with AVX-512).
+    if (Deno.build.arch === "x86_64") assert.ok(block === 8 || block === 16, `NCHWc block ${block}`);
+    const c = 2 * Math.max(block, 8), g = new Graph(), feeds: Record<string, HostTensor> = {};
+    const leaf = (name: string, shape: number[]) => {
+      feeds[name] = {
+        shape,
+        format: "fp32",
+        data: Float32Array.from({ length: sizeOf(shape) }, (_, i) => Math.sin(i * 1.3) * 2 ** ((i % 7) - 3)),
+      };
+      return g.leaf("input", name, shape, { format: "fp32" });
+    };
+    const x = leaf("x", [2, c, 6, 6]), w = leaf("w", [c, 1, 3, 3]), dy = leaf("dy", [2, c, 6, 6]);
+    const fp32 = { format: "fp32" } as const, same = { stride: [1, 1], pads: [1, 1, 1, 1], groups: c };
+    g.outputs.y = g.add("conv2d", [x, w], same, fp32);
+    g.outputs.strided = g.add("conv2d", [x, w], { ...same, stride: [2, 2], pads: [0, 0, 1, 1] }, fp32);
+    g.outputs.dx = g.add("conv2d_grad_input", [dy, w], { ...same, inShape: [2, c, 6, 6] }, fp32);
+    const want = runGraph(g, feeds), got = await ort.compile(g).run(feeds);
+    for (const key of ["y", "strided", "dx"]) {
+      const a = Array.from(want[key].data), b = got[key].data;
+      const scale = a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      const worst = a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+      assert.ok(worst <= 2e-6 * scale, `${key}: ort differs from ref by ${worst} (scale ${scale})`);
+    }
+    const domains = async (nchwc?: number) =>
+      new TextDecoder().decode((await lowerGraph(g, { nchwc })).bytes).includes(NCHWC_DOMAIN);
+    assert.equal(await domains(block), block > 0, "the engine's lowering uses the NCHWc kernel");
+    assert.equal(await domains(), false, "an exported model is plain ONNX");
   } finally {
     ort.close?.();
   }

@@ -10,13 +10,21 @@
  * - Input gradient: for a stride-1 convolution, a plain Conv of the output gradient with the flipped,
  *   transposed kernel (pads k-1-p), which runs on onnxruntime's convolution kernel; a strided one (or one
  *   padded by more than k-1) stays a ConvTranspose.
+ * - Depthwise convolutions (forward and stride-1 input gradient), when the engine found onnxruntime's NCHWc
+ *   block size (`ctx.nchwc`, kernels/ort/nchwc.ts) and the channels fill whole blocks: onnxruntime's blocked
+ *   kernel (com.microsoft.nchwc Conv), its input reordered into channel blocks and back, the kernel written
+ *   in the layout that kernel reads ([C/b, kh, kw, b]). The plain Conv runs a depthwise convolution as one
+ *   tiny product per image and channel (measured: a MobileNet step at batch 128 spends a third less time
+ *   with the blocked kernel, docs/benchmarks.md). Its weight-layout contract is onnxruntime's own (its NCHWc
+ *   transformer writes the same layout for constant weights); the conformance suite checks the result.
  *
  * Every product accumulates in float32, as the ops they replace, and nothing is rounded in between.
  *
  * @module
  */
 
-import type { OnnxGraph } from "./onnx_graph.ts";
+import type { OnnxAttr, OnnxGraph } from "./onnx_graph.ts";
+import { NCHWC_DOMAIN } from "./nchwc.ts";
 import { type Ctx, list, type Lowering, num } from "./lowering.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
 
@@ -39,8 +47,22 @@ function outputPadding(ctx: Ctx, out: readonly number[], size: readonly number[]
   return [size[0] - ((out[0] - 1) * sh + k[0] - pt - pb), size[1] - ((out[1] - 1) * sw + k[1] - pl - pr)];
 }
 
+/** Conv(x, w) with w of shape `ws`: a depthwise one on the NCHWc kernel where it applies (see the top). */
+function conv(
+  ctx: Ctx,
+  [x, w]: readonly [string, string],
+  ws: readonly number[],
+  attrs: Record<string, OnnxAttr>,
+) {
+  const g = ctx.g, b = ctx.nchwc, [o, cg, kh, kw] = ws;
+  if (!(b > 0 && cg === 1 && o === attrs.group && o % b === 0)) return g.node("Conv", [x, w], attrs);
+  const blocked = reshape(g, transpose(g, reshape(g, w, [o / b, b, kh, kw]), [0, 2, 3, 1]), ws);
+  const y = g.node(`${NCHWC_DOMAIN}:Conv`, [g.node(`${NCHWC_DOMAIN}:ReorderInput`, [x]), blocked], attrs);
+  return g.node(`${NCHWC_DOMAIN}:ReorderOutput`, [y], { channels: o });
+}
+
 const conv2d: Lowering = (ctx) =>
-  ctx.g.node("Conv", [ctx.x(0), ctx.x(1)], { ...window(ctx), group: num(ctx.node, "groups") });
+  conv(ctx, [ctx.x(0), ctx.x(1)], ctx.shape(1), { ...window(ctx), group: num(ctx.node, "groups") });
 
 /** W [O, Cg, kh, kw] as the kernel of the transposed convolution: [C, Og, kh, kw], flipped in space. */
 function flippedTransposed(g: OnnxGraph, w: string, ws: readonly number[], groups: number): string {
@@ -67,11 +89,9 @@ const conv2dGradInput: Lowering = (ctx) => {
   const [sh, sw] = list(ctx.node, "stride"), [pt, pl, pb, pr] = list(ctx.node, "pads");
   const back = [k[0] - 1 - pt, k[1] - 1 - pl, k[0] - 1 - pb, k[1] - 1 - pr];
   if (sh === 1 && sw === 1 && back.every((p) => p >= 0)) {
-    return ctx.g.node("Conv", [ctx.x(0), flippedTransposed(ctx.g, ctx.x(1), ws, groups)], {
-      strides: [1, 1],
-      pads: back,
-      group: groups,
-    });
+    const kernel = flippedTransposed(ctx.g, ctx.x(1), ws, groups);
+    const kernelShape = [ws[1] * groups, ws[0] / groups, k[0], k[1]];
+    return conv(ctx, [ctx.x(0), kernel], kernelShape, { strides: [1, 1], pads: back, group: groups });
   }
   return ctx.g.node("ConvTranspose", [ctx.x(0), ctx.x(1)], {
     ...window(ctx),

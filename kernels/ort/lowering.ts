@@ -35,6 +35,8 @@ export interface Ctx {
   shape(k: number): readonly number[];
   /** Rounds a float32 tensor to the node's format and back (nothing for fp32). */
   round(t: string): string;
+  /** onnxruntime's NCHWc block size, 0 for plain ONNX (kernels/ort/nchwc.ts). */
+  readonly nchwc: number;
   /** The name of a bool mask input the host feeds (dropout). */
   mask(seed: number, salt: number, rate: number, size: number): string;
 }

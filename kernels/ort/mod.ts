@@ -24,6 +24,7 @@ import { ORT_CAPABILITIES } from "./capabilities.ts";
 import { fillMask, type LoweredModel, lowerGraph } from "./model.ts";
 import type { CSession, CSessionOptions, CTensor, OrtC } from "./capi.ts";
 import { loadOrtC } from "./runtime.ts";
+import { nchwcBlock } from "./nchwc.ts";
 
 /** Options of the ort engine. */
 export interface OrtOptions {
@@ -46,6 +47,7 @@ class OrtExecutable implements Executable {
   readonly #graph: Graph;
   readonly #ort: OrtC;
   readonly #threads: number;
+  readonly #nchwc: number;
   readonly #sessions: Set<CSession>;
   #ready?: Promise<{ session: CSession; model: LoweredModel; stateKeys: Set<string> }>;
   /** The output name behind each host tensor this executable returned. */
@@ -58,16 +60,17 @@ class OrtExecutable implements Executable {
   /** One reused buffer per dropout mask, refilled every run. */
   readonly #masks = new Map<string, Uint8Array>();
 
-  constructor(graph: Graph, ort: OrtC, threads: number, sessions: Set<CSession>) {
+  constructor(graph: Graph, ort: OrtC, sessions: Set<CSession>, options: { threads: number; nchwc: number }) {
     this.#graph = graph;
     this.#ort = ort;
-    this.#threads = threads;
+    this.#threads = options.threads;
+    this.#nchwc = options.nchwc;
     this.#sessions = sessions;
   }
 
   #start() {
     this.#ready ??= (async () => {
-      const model = await lowerGraph(this.#graph);
+      const model = await lowerGraph(this.#graph, { nchwc: this.#nchwc });
       const session = this.#ort.createSession(
         model.bytes,
         [...model.inputs.map((p) => p.name), ...model.masks.map((m) => m.name)],
@@ -133,6 +136,7 @@ export async function createEngine(options: OrtOptions = {}): Promise<Engine> {
   const threads = options.threads ?? 1;
   const sessions = new Set<CSession>();
   const ort = await loadOrtC();
+  const nchwc = await nchwcBlock(ort);
   const engine: Engine = {
     name: "ort",
     description:
@@ -140,13 +144,16 @@ export async function createEngine(options: OrtOptions = {}): Promise<Engine> {
     capabilities: ORT_CAPABILITIES,
     compile(graph: Graph): Executable {
       assertSupports(engine, graph);
-      return new OrtExecutable(graph, ort, threads, sessions);
+      return new OrtExecutable(graph, ort, sessions, { threads, nchwc });
     },
     environment: () => ({
       kernels: `onnxruntime ${ort.version} (onnxruntime-node's library, C API), CPU execution provider`,
       threads: `${threads} intra-op, 1 inter-op, sequential`,
       deterministic: "session.use_deterministic_compute=1",
       optimization: "graphOptimizationLevel all; every op's result cast to its format",
+      depthwise: nchwc
+        ? `onnxruntime's NCHWc kernel, channel blocks of ${nchwc}`
+        : "plain Conv (this onnxruntime has no NCHWc kernels)",
       boundary: "fp16/bf16 tensors cross to JavaScript as float32 holding their exact values; 16-bit inside",
       unsupported: `accumulate=${
         FORMAT_NAMES.filter((f) => f !== "fp32").join("/")

@@ -78,6 +78,11 @@ export interface LowerOptions {
   /** Model name and doc string. */
   readonly name?: string;
   readonly doc?: string;
+  /**
+   * onnxruntime's NCHWc block size (kernels/ort/nchwc.ts): depthwise convolutions then run on its blocked
+   * kernels. 0 or absent: plain ONNX only (an exported model).
+   */
+  readonly nchwc?: number;
 }
 
 /** Writes dropout mask `m` for the step seed `seed` into `keep` (ref's counter hash, 1 = kept) and returns it. */
@@ -140,6 +145,7 @@ export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Prom
       x: moves ? (k) => stored[n.inputs[k]] : (k) => f32(n.inputs[k]),
       shape: (k) => graph.nodes[n.inputs[k]].shape,
       round: (t) => roundTo(g, t, format),
+      nchwc: options.nchwc ?? 0,
       mask: (seed, salt, rate, size) => {
         const known = masks.find((m) =>
           m.seed === seed && m.salt === salt && m.rate === rate && m.size === size

@@ -44,6 +44,7 @@ export class OnnxGraph {
   readonly #inputs: Obj[] = [];
   readonly #outputs: Obj[] = [];
   readonly #consts = new Map<string, string>();
+  readonly #domains = new Set<string>();
   #count = 0;
 
   /** A fresh tensor name. */
@@ -53,9 +54,13 @@ export class OnnxGraph {
 
   /** Adds one node and returns the names of its `outputs` outputs. */
   nodeN(op: string, inputs: readonly string[], attrs: Record<string, OnnxAttr>, outputs: number): string[] {
-    const out = Array.from({ length: outputs }, () => this.fresh(op));
+    // "domain:Op" names an operator of another domain (onnxruntime's contrib operators).
+    const at = op.lastIndexOf(":"), domain = at < 0 ? "" : op.slice(0, at), opType = op.slice(at + 1);
+    if (domain) this.#domains.add(domain);
+    const out = Array.from({ length: outputs }, () => this.fresh(opType));
     this.#nodes.push({
-      opType: op,
+      opType,
+      ...(domain ? { domain } : {}),
       name: out[0],
       input: [...inputs],
       output: out,
@@ -139,7 +144,10 @@ export class OnnxGraph {
       irVersion: 8,
       producerName: "f16repro",
       docString,
-      opsetImport: [{ domain: "", version: OPSET }],
+      opsetImport: [
+        { domain: "", version: OPSET },
+        ...[...this.#domains].map((domain) => ({ domain, version: 1 })),
+      ],
       graph: {
         name,
         node: this.#nodes,

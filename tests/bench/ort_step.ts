@@ -7,9 +7,10 @@
  * Run (the ort lockfile, as every process that loads onnxruntime-node):
  *   deno run --lock=kernels/ort/deno.lock --allow-ffi --allow-read --allow-write --allow-env --allow-sys \
  *     tests/bench/ort_step.ts --models resnet32,mobilenet --precisions fp32,fp16 --batch 32 --threads 2 \
- *     [--steps 5] [--profile [--shapes]] [--top 12] [--optimized DIR]
+ *     [--steps 5] [--profile [--shapes]] [--top 12] [--optimized DIR] [--plain-conv]
  * --config key=value adds a session config entry (repeatable); --optimized writes each model as
- * onnxruntime's optimizer left it (to see its layout transformations).
+ * onnxruntime's optimizer left it (to see its layout transformations); --plain-conv lowers depthwise
+ * convolutions to plain Conv nodes, as an exported model, instead of onnxruntime's NCHWc kernels.
  *
  * @module
  */
@@ -20,6 +21,7 @@ import { feedFor } from "../../kernels/engine.ts";
 import type { CSessionOptions, CTensor } from "../../kernels/ort/capi.ts";
 import { fillMask, lowerGraph } from "../../kernels/ort/model.ts";
 import { loadOrtC } from "../../kernels/ort/runtime.ts";
+import { nchwcBlock } from "../../kernels/ort/nchwc.ts";
 import { sizeOf } from "../../lib/graph/graph.ts";
 import { modelByName } from "../../lib/model/zoo.ts";
 import { parsePolicy } from "../../lib/policy/policy.ts";
@@ -43,6 +45,7 @@ function flags() {
       config: { type: "string", multiple: true, default: [] },
       profile: { type: "boolean", default: false },
       shapes: { type: "boolean", default: false },
+      "plain-conv": { type: "boolean", default: false },
     },
   }).values;
 }
@@ -67,7 +70,9 @@ async function prepare(model: string, precision: string, profilePrefix?: string)
     optimizer: PAPER_SGD,
     inputShape: def.input ?? [3, 32, 32],
   }, batch);
-  const lowered = await lowerGraph(graph);
+  const ort = await loadOrtC();
+  // --plain-conv lowers as an exported model does: no NCHWc kernels (to compare).
+  const lowered = await lowerGraph(graph, { nchwc: args["plain-conv"] ? 0 : await nchwcBlock(ort) });
   const feeds = stepFeeds(graph, policy, def.input ?? [3, 32, 32], batch);
   const inputs: Record<string, CTensor> = {};
   for (const p of lowered.inputs) {
@@ -93,7 +98,6 @@ async function prepare(model: string, precision: string, profilePrefix?: string)
     profilePrefix,
     optimizedModelPath: args.optimized ? `${args.optimized}/${model}_${precision}.onnx` : undefined,
   };
-  const ort = await loadOrtC();
   const session = ort.createSession(
     lowered.bytes,
     [...lowered.inputs.map((p) => p.name), ...lowered.masks.map((m) => m.name)],
