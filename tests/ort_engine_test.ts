@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { type StepCase, stepCases } from "./support/step_cases.ts";
 import { stepFeeds } from "./support/step_feeds.ts";
+import { inFloat64, maxDiff } from "./support/conformance.ts";
 import { type HostTensor, policyProblem } from "../kernels/engine.ts";
 import { engineLimits } from "../kernels/registry.ts";
 import { runGraph } from "../kernels/ref/mod.ts";
@@ -244,6 +245,40 @@ Deno.test("ort: depthwise convolutions on onnxruntime's NCHWc kernel agree with 
       new TextDecoder().decode((await lowerGraph(g, { nchwc })).bytes).includes(NCHWC_DOMAIN);
     assert.equal(await domains(block), block > 0, "the engine's lowering uses the NCHWc kernel");
     assert.equal(await domains(), false, "an exported model is plain ONNX");
+  } finally {
+    ort.close?.();
+  }
+});
+
+Deno.test("ort: batch norm and its gradients on onnxruntime's BatchNormalization agree with ref under the tolerance rule, at mean 0 and 1000", async () => {
+  const ort = await createOrt();
+  try {
+    for (const mean of [0, 1000]) {
+      const g = new Graph(), feeds: Record<string, HostTensor> = {};
+      const leaf = (name: string, shape: number[], f: (i: number) => number) => {
+        feeds[name] = {
+          shape,
+          format: "fp32",
+          data: Float32Array.from({ length: sizeOf(shape) }, (_, i) => f(i)),
+        };
+        return g.leaf("input", name, shape, { format: "fp32" });
+      };
+      const x = leaf("x", [4, 8, 3, 3], (i) => mean + Math.sin(i * 0.7) * 2);
+      const gamma = leaf("gamma", [8], (i) => 0.5 + i / 8), beta = leaf("beta", [8], (i) => i - 4);
+      const dy = leaf("dy", [4, 8, 3, 3], (i) => Math.cos(i * 1.9));
+      const fp32 = { format: "fp32" } as const, eps = { eps: 1e-3 };
+      g.outputs.y = g.add("batchnorm", [x, gamma, beta], eps, fp32);
+      g.outputs.dx = g.add("batchnorm_grad_x", [x, gamma, dy], eps, fp32);
+      g.outputs.affine = g.add("batchnorm_grad_affine", [x, dy], eps, fp32);
+      // The conformance suite's rule: within 1e-6 of the scale of the exact (float64) result, or within
+      // twice ref's own error (a mean of 1000 leaves x - mean only a few bits in float32).
+      const exact = inFloat64(g, feeds), want = runGraph(g, feeds), got = await ort.compile(g).run(feeds);
+      for (const key of ["y", "dx", "affine"]) {
+        const e = exact[key].data, scale = Array.from(e).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        const bound = Math.max(1e-6 * scale, 2 * maxDiff(want[key].data, e)), err = maxDiff(got[key].data, e);
+        assert.ok(err <= bound, `mean ${mean}, ${key}: ort's error ${err} exceeds ${bound} (scale ${scale})`);
+      }
+    }
   } finally {
     ort.close?.();
   }

@@ -1,7 +1,19 @@
 /**
  * Lowerings of batch and layer normalisation (training and inference), their gradients, the batch
- * moments and the moving average: the ref kernels' formulas (two-pass biased variance, rstd =
+ * moments and the moving average: the ref kernels' statistics (two-pass biased variance, rstd =
  * 1 / sqrt(var + eps)) written with ONNX reductions in float32.
+ *
+ * Batch normalisation in training mode applies its per-channel affine maps with onnxruntime's
+ * BatchNormalization kernel (inference mode), which scales and shifts a tensor in one pass where Mul,
+ * Mul and Add broadcasting [1, C, 1, 1] took three (measured: docs/benchmarks.md). It is always fed the
+ * centred input x - mean, never x, so that no large mean cancels inside it:
+ * - forward: y = BN(x - mean; gamma, beta, mean 0, var, eps) = (x - mean) * (gamma * rstd) + beta;
+ * - input gradient, with S1 = sum(dy), S2 = sum(dy * (x - mean)) and A = gamma * rstd:
+ *   dx = A * dy - A * S1 / n - A * rstd^2 * S2 / n * (x - mean), the last two terms one BN with mean 0,
+ *   variance 1 and epsilon 0 (onnxruntime then scales by exactly the given factor);
+ * - gamma and beta gradients: rstd * S2 and S1, the sums the input gradient takes too (onnxruntime's
+ *   common-subexpression pass computes them once).
+ * The same sums as ref's formulas in another order and rounding: within the ort engine's tolerance.
  *
  * @module
  */
@@ -79,9 +91,67 @@ function family<P extends string>(
   return table as Record<P | `${P}_grad_x` | `${P}_grad_affine`, Lowering>;
 }
 
+/** onnxruntime's BatchNormalization in inference mode: (t - mean) / sqrt(variance + eps) * scale + bias. */
+function batchNormalization(ctx: Ctx, t: string, vectors: readonly string[], eps: number): string {
+  return ctx.g.node("BatchNormalization", [t, ...vectors], { epsilon: { float: eps } });
+}
+
+/** A keepdims per-channel statistic [1, C, 1, ...] as a [C] vector. */
+function vector(ctx: Ctx, t: string): string {
+  return ctx.g.node("Reshape", [t, ctx.g.i64([ctx.shape(0)[1]])]);
+}
+
+/** The batch family's input-gradient sums S1 = sum(dy), S2 = sum(dy * (x - mean)), keepdims. */
+function gradSums(ctx: Ctx, d: string, dy: string) {
+  const g = ctx.g, axes = BATCH.stats(ctx.shape(0).length);
+  return {
+    s1: reduce(g, "ReduceSum", dy, axes, true),
+    s2: reduce(g, "ReduceSum", g.node("Mul", [dy, d]), axes, true),
+  };
+}
+
+const BATCH_NORM = {
+  batchnorm: (ctx) => {
+    const st = stats(ctx, BATCH, num(ctx.node, "eps")), c = ctx.shape(0)[1];
+    const zero = ctx.g.f32(new Array(c).fill(0), [c]);
+    return batchNormalization(
+      ctx,
+      st.d,
+      [ctx.x(1), ctx.x(2), zero, vector(ctx, st.variance)],
+      num(ctx.node, "eps"),
+    );
+  },
+  batchnorm_grad_x: (ctx) => {
+    const g = ctx.g, st = stats(ctx, BATCH, num(ctx.node, "eps")), dy = ctx.x(2), c = ctx.shape(0)[1];
+    const { s1, s2 } = gradSums(ctx, st.d, dy);
+    const rstd = vector(ctx, st.rstd), a = g.node("Mul", [ctx.x(1), rstd]);
+    const perN = (t: string) => withScalar(g, "Div", vector(ctx, t), st.size);
+    // -A rstd^2 S2 / n and -A S1 / n, per channel.
+    const scale = g.node("Neg", [g.node("Mul", [g.node("Mul", [a, g.node("Mul", [rstd, rstd])]), perN(s2)])]);
+    const shift = g.node("Neg", [g.node("Mul", [a, perN(s1)])]);
+    const rest = batchNormalization(ctx, st.d, [
+      scale,
+      shift,
+      g.f32(new Array(c).fill(0), [c]),
+      g.f32(new Array(c).fill(1), [c]),
+    ], 0);
+    return g.node("Add", [g.node("Mul", [dy, BATCH.param(ctx, a)]), rest]);
+  },
+  batchnorm_grad_affine: (ctx) => {
+    const g = ctx.g, st = stats(ctx, BATCH, num(ctx.node, "eps")), { s1, s2 } = gradSums(ctx, st.d, ctx.x(1));
+    const dg = g.node("Mul", [vector(ctx, st.rstd), vector(ctx, s2)]);
+    return g.node("Concat", [
+      g.node("Unsqueeze", [dg, g.i64([0])]),
+      g.node("Unsqueeze", [vector(ctx, s1), g.i64([0])]),
+    ], {
+      axis: 0,
+    });
+  },
+} satisfies Partial<Record<OpName, Lowering>>;
+
 /** Lowerings of this file by op name. */
 export const NORM = {
-  ...family("batchnorm", BATCH),
+  ...BATCH_NORM,
   ...family("layernorm", LAYER),
   batchnorm_infer: (ctx) => {
     const g = ctx.g, p = (k: number) => BATCH.param(ctx, ctx.x(k));

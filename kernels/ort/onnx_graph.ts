@@ -19,8 +19,11 @@ export const ELEM_OF: Readonly<Record<FormatName, number>> = {
   fp64: ELEM.DOUBLE,
 };
 
-/** Attribute values: a number is an INT, a number list INTS, a string STRING (float constants are inputs). */
-export type OnnxAttr = number | readonly number[] | string;
+/**
+ * Attribute values: a number is an INT, a number list INTS, a string STRING, `{ float }` a FLOAT (float
+ * constants are inputs, except where an operator takes them as attributes).
+ */
+export type OnnxAttr = number | readonly number[] | string | { readonly float: number };
 
 /** The opset the lowerings are written against (ReduceMean and friends take axes as an input from 18). */
 export const OPSET = 18;
@@ -30,7 +33,8 @@ type Obj = Record<string, unknown>;
 function attribute(name: string, v: OnnxAttr): Obj {
   if (typeof v === "string") return { name, type: 3, s: new TextEncoder().encode(v) };
   if (typeof v === "number") return { name, type: 2, i: v };
-  return { name, type: 7, ints: [...(v as readonly number[])] };
+  if ("float" in v) return { name, type: 1, f: v.float };
+  return { name, type: 7, ints: [...v] };
 }
 
 function valueInfo(name: string, elemType: number, dims: readonly number[]): Obj {

@@ -84,7 +84,7 @@ function ulp(f: FormatName, s: number): number {
 }
 
 /** The same graph with every value in float64 (the exact evaluation of each op). */
-function inFloat64(g: Graph, feeds: Record<string, HostTensor>) {
+export function inFloat64(g: Graph, feeds: Record<string, HostTensor>) {
   const g64 = new Graph();
   g64.accumulate = "fp64";
   for (const n of g.nodes) {
@@ -97,7 +97,8 @@ function inFloat64(g: Graph, feeds: Record<string, HostTensor>) {
   return runGraph(g64, f64);
 }
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+/** The largest |a - b| (NaN in both counts as equal; NaN in one as Infinity). */
+export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) {
     if (a[i] !== a[i] && b[i] !== b[i]) continue; // NaN in both
