@@ -214,7 +214,7 @@ Deno.test("ort: a cast that is a graph output leaves the float32 view of its inp
   }
 });
 
-Deno.test("ort: depthwise convolutions on onnxruntime's NCHWc kernel agree with ref; an exported model keeps plain Conv", async () => {
+Deno.test("ort: depthwise and dense convolutions on onnxruntime's NCHWc kernel agree with ref; an exported model keeps plain Conv", async () => {
   const ort = await createOrt();
   try {
     const block = await nchwcBlock(await loadOrtC());
@@ -230,12 +230,16 @@ Deno.test("ort: depthwise convolutions on onnxruntime's NCHWc kernel agree with 
       return g.leaf("input", name, shape, { format: "fp32" });
     };
     const x = leaf("x", [2, c, 6, 6]), w = leaf("w", [c, 1, 3, 3]), dy = leaf("dy", [2, c, 6, 6]);
+    const wd = leaf("wd", [c, c, 3, 3]);
     const fp32 = { format: "fp32" } as const, same = { stride: [1, 1], pads: [1, 1, 1, 1], groups: c };
     g.outputs.y = g.add("conv2d", [x, w], same, fp32);
     g.outputs.strided = g.add("conv2d", [x, w], { ...same, stride: [2, 2], pads: [0, 0, 1, 1] }, fp32);
     g.outputs.dx = g.add("conv2d_grad_input", [dy, w], { ...same, inShape: [2, c, 6, 6] }, fp32);
+    const dense = { ...same, groups: 1 };
+    g.outputs.yDense = g.add("conv2d", [x, wd], dense, fp32);
+    g.outputs.dxDense = g.add("conv2d_grad_input", [dy, wd], { ...dense, inShape: [2, c, 6, 6] }, fp32);
     const want = runGraph(g, feeds), got = await ort.compile(g).run(feeds);
-    for (const key of ["y", "strided", "dx"]) {
+    for (const key of ["y", "strided", "dx", "yDense", "dxDense"]) {
       const a = Array.from(want[key].data), b = got[key].data;
       const scale = a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
       const worst = a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);

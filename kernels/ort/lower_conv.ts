@@ -10,13 +10,16 @@
  * - Input gradient: for a stride-1 convolution, a plain Conv of the output gradient with the flipped,
  *   transposed kernel (pads k-1-p), which runs on onnxruntime's convolution kernel; a strided one (or one
  *   padded by more than k-1) stays a ConvTranspose.
- * - Depthwise convolutions (forward and stride-1 input gradient), when the engine found onnxruntime's NCHWc
- *   block size (`ctx.nchwc`, kernels/ort/nchwc.ts) and the channels fill whole blocks: onnxruntime's blocked
- *   kernel (com.microsoft.nchwc Conv), its input reordered into channel blocks and back, the kernel written
- *   in the layout that kernel reads ([C/b, kh, kw, b]). The plain Conv runs a depthwise convolution as one
- *   tiny product per image and channel (measured: a MobileNet step at batch 128 spends a third less time
- *   with the blocked kernel, docs/benchmarks.md). Its weight-layout contract is onnxruntime's own (its NCHWc
- *   transformer writes the same layout for constant weights); the conformance suite checks the result.
+ * - Depthwise convolutions and dense ones with a kernel larger than 1x1 (forward and stride-1 input
+ *   gradient), when the engine found onnxruntime's NCHWc block size b (`ctx.nchwc`, kernels/ort/nchwc.ts)
+ *   and the channels fill whole blocks: onnxruntime's blocked kernel (com.microsoft.nchwc Conv), its input
+ *   reordered into channel blocks and back, the kernel written in the layout that kernel reads
+ *   ([C/b, kh, kw, b] depthwise, [O/b, C/b, kh, kw, b, b] dense). The plain Conv runs each image as an
+ *   im2col and a product, a depthwise one as a tiny product per image and channel; the blocked kernel
+ *   convolves directly (measured on a training step at batch 128: MobileNet a fifth to a third faster,
+ *   ResNet-32 and VGG-16 about a tenth, docs/benchmarks.md). 1x1 convolutions stay plain Conv (one product
+ *   already; the blocked kernel measured no faster). The layout contract is onnxruntime's own (its NCHWc
+ *   transformer writes the same layouts for constant weights); tests/ort_engine_test.ts checks the results.
  *
  * Every product accumulates in float32, as the ops they replace, and nothing is rounded in between.
  *
@@ -47,7 +50,7 @@ function outputPadding(ctx: Ctx, out: readonly number[], size: readonly number[]
   return [size[0] - ((out[0] - 1) * sh + k[0] - pt - pb), size[1] - ((out[1] - 1) * sw + k[1] - pl - pr)];
 }
 
-/** Conv(x, w) with w of shape `ws`: a depthwise one on the NCHWc kernel where it applies (see the top). */
+/** Conv(x, w) with w of shape `ws`, on the NCHWc kernel where it applies (see the top). */
 function conv(
   ctx: Ctx,
   [x, w]: readonly [string, string],
@@ -55,9 +58,15 @@ function conv(
   attrs: Record<string, OnnxAttr>,
 ) {
   const g = ctx.g, b = ctx.nchwc, [o, cg, kh, kw] = ws;
-  if (!(b > 0 && cg === 1 && o === attrs.group && o % b === 0)) return g.node("Conv", [x, w], attrs);
-  const blocked = reshape(g, transpose(g, reshape(g, w, [o / b, b, kh, kw]), [0, 2, 3, 1]), ws);
-  const y = g.node(`${NCHWC_DOMAIN}:Conv`, [g.node(`${NCHWC_DOMAIN}:ReorderInput`, [x]), blocked], attrs);
+  const depthwise = cg === 1 && o === attrs.group, dense = attrs.group === 1 && kh * kw > 1 && cg % b === 0;
+  if (!(b > 0 && o % b === 0 && (depthwise || dense))) return g.node("Conv", [x, w], attrs);
+  const blocked = depthwise
+    ? transpose(g, reshape(g, w, [o / b, b, kh, kw]), [0, 2, 3, 1])
+    : transpose(g, reshape(g, w, [o / b, b, cg / b, b, kh, kw]), [0, 2, 4, 5, 3, 1]);
+  const y = g.node(`${NCHWC_DOMAIN}:Conv`, [
+    g.node(`${NCHWC_DOMAIN}:ReorderInput`, [x]),
+    reshape(g, blocked, ws),
+  ], attrs);
   return g.node(`${NCHWC_DOMAIN}:ReorderOutput`, [y], { channels: o });
 }
 
