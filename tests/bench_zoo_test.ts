@@ -11,7 +11,7 @@ import { UsageError } from "../lib/errors.ts";
 import { nodeFlops, stepFlops } from "./bench/step_flops.ts";
 import { median } from "./bench/timing.ts";
 import { parseZooArgs, ZOO_MODELS } from "./bench/zoo_args.ts";
-import { type Group, peerMismatches, roundRatio } from "./bench/zoo_tables.ts";
+import { type Group, peerMismatches, roundRatio, zooTables } from "./bench/zoo_tables.ts";
 
 /** conv 3->4 (3x3, valid) on [2, 3, 5, 5], flatten, dense 36->5, softmax cross-entropy; grads of `wrt`. */
 function tinyStep(dataNeedsGrad: boolean): Graph {
@@ -141,4 +141,16 @@ Deno.test("median: the middle value of an odd count, the mean of the two middle 
   assert.equal(median([3, 1, 2]), 2);
   assert.equal(median([4, 1, 3, 2]), 2.5);
   assert.ok(Number.isNaN(median([])));
+});
+
+Deno.test("the gemm table gives the wasm gemm's 2-thread speed-up beside onnxruntime's on the same machine", () => {
+  const gemm = (engine: string, threads: number, gflops: number) => ({ engine, what: "", threads, gflops });
+  const text = zooTables({
+    header: {},
+    gemms: [gemm("wasm", 1, 10), gemm("wasm", 2, 15), gemm("ort", 1, 70), gemm("ort", 2, 91)],
+    groups: [],
+    peer: { skipped: "--no-peer" },
+  });
+  assert.match(text, /wasm 512\^3 gemm, 2 threads \/ 1 thread: 1\.50x \(target >= 1\.7\)/);
+  assert.match(text, /onnxruntime MatMul 512\^3, 2 threads \/ 1 thread: 1\.30x \(this machine's scaling\)/);
 });

@@ -142,6 +142,13 @@ export function zooTables(run: ZooRun): string {
   ));
   const w1 = peakOf(run, "wasm", 1), w2 = peakOf(run, "wasm", 2);
   if (w1 && w2) out.push("", `wasm 512^3 gemm, 2 threads / 1 thread: ${fixed(w2 / w1, 2)}x (target >= 1.7)`);
+  const o1 = peakOf(run, "ort", 1), o2 = peakOf(run, "ort", 2);
+  if (o1 && o2) {
+    out.push(
+      "",
+      `onnxruntime MatMul 512^3, 2 threads / 1 thread: ${fixed(o2 / o1, 2)}x (this machine's scaling)`,
+    );
+  }
 
   const rows: string[][] = [];
   for (const g of run.groups) {
