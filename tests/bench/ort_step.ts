@@ -9,8 +9,11 @@
  *     tests/bench/ort_step.ts --models resnet32,mobilenet --precisions fp32,fp16 --batch 32 --threads 2 \
  *     [--steps 5] [--profile [--shapes]] [--top 12] [--optimized DIR] [--plain-conv]
  * --config key=value adds a session config entry (repeatable); --optimized writes each model as
- * onnxruntime's optimizer left it (to see its layout transformations); --plain-conv lowers depthwise
- * convolutions to plain Conv nodes, as an exported model, instead of onnxruntime's NCHWc kernels.
+ * onnxruntime's optimizer left it (to see its layout transformations); --plain-conv lowers the
+ * convolutions to plain Conv nodes, as an exported model does, instead of onnxruntime's NCHWc kernel.
+ * Compare lowerings in separate processes run alternately: two sessions in one process disturb each other
+ * (each has its own spinning thread pool; measured: a MobileNet step's NCHWc gain shrank from about 15% to
+ * 1% with both sessions in one process on 2 cores).
  *
  * @module
  */
