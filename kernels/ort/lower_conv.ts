@@ -16,8 +16,8 @@
  *   reordered into channel blocks and back, the kernel written in the layout that kernel reads
  *   ([C/b, kh, kw, b] depthwise, [O/b, C/b, kh, kw, b, b] dense). The plain Conv runs each image as an
  *   im2col and a product, a depthwise one as a tiny product per image and channel; the blocked kernel
- *   convolves directly (measured on a training step at batch 128: MobileNet a fifth to a third faster,
- *   ResNet-32 and VGG-16 about a tenth, docs/benchmarks.md). 1x1 convolutions stay plain Conv (one product
+ *   convolves directly (measured on training steps at batch 128: MobileNet and VGG-16 about a quarter
+ *   faster, AlexNet about a tenth, docs/benchmarks.md). 1x1 convolutions stay plain Conv (one product
  *   already; the blocked kernel measured no faster). The layout contract is onnxruntime's own (its NCHWc
  *   transformer writes the same layouts for constant weights); tests/ort_engine_test.ts checks the results.
  *

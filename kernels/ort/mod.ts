@@ -151,9 +151,9 @@ export async function createEngine(options: OrtOptions = {}): Promise<Engine> {
       threads: `${threads} intra-op, 1 inter-op, sequential`,
       deterministic: "session.use_deterministic_compute=1",
       optimization: "graphOptimizationLevel all; every op's result cast to its format",
-      depthwise: nchwc
-        ? `onnxruntime's NCHWc kernel, channel blocks of ${nchwc}`
-        : "plain Conv (this onnxruntime has no NCHWc kernels)",
+      convolutions: nchwc
+        ? `onnxruntime's NCHWc kernel in channel blocks of ${nchwc} (depthwise, and dense ones larger than 1x1)`
+        : "plain Conv (this onnxruntime has no NCHWc kernel)",
       boundary: "fp16/bf16 tensors cross to JavaScript as float32 holding their exact values; 16-bit inside",
       unsupported: `accumulate=${
         FORMAT_NAMES.filter((f) => f !== "fp32").join("/")
