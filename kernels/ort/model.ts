@@ -79,8 +79,8 @@ export interface LowerOptions {
   readonly name?: string;
   readonly doc?: string;
   /**
-   * onnxruntime's NCHWc block size (kernels/ort/nchwc.ts): depthwise convolutions then run on its blocked
-   * kernels. 0 or absent: plain ONNX only (an exported model).
+   * onnxruntime's NCHWc block size (kernels/ort/nchwc.ts): convolutions then run on its blocked kernel
+   * (kernels/ort/lower_conv.ts says which). 0 or absent: plain ONNX only (an exported model).
    */
   readonly nchwc?: number;
 }
