@@ -214,6 +214,18 @@ Deno.test("ort: a cast that is a graph output leaves the float32 view of its inp
   }
 });
 
+/** Adds fp32 input leaves to `g` whose values are f(0), f(1), ..., and their feeds to `feeds`. */
+function fp32Inputs(g: Graph, feeds: Record<string, HostTensor>) {
+  return (name: string, shape: number[], f: (i: number) => number) => {
+    feeds[name] = {
+      shape,
+      format: "fp32",
+      data: Float32Array.from({ length: sizeOf(shape) }, (_, i) => f(i)),
+    };
+    return g.leaf("input", name, shape, { format: "fp32" });
+  };
+}
+
 Deno.test("ort: depthwise and dense convolutions on onnxruntime's NCHWc kernel agree with ref; an exported model keeps plain Conv", async () => {
   const ort = await createOrt();
   try {
@@ -221,14 +233,9 @@ Deno.test("ort: depthwise and dense convolutions on onnxruntime's NCHWc kernel a
     // x86-64 builds of onnxruntime have the blocked kernels (8 channels with AVX2, 16 with AVX-512).
     if (Deno.build.arch === "x86_64") assert.ok(block === 8 || block === 16, `NCHWc block ${block}`);
     const c = 2 * Math.max(block, 8), g = new Graph(), feeds: Record<string, HostTensor> = {};
-    const leaf = (name: string, shape: number[]) => {
-      feeds[name] = {
-        shape,
-        format: "fp32",
-        data: Float32Array.from({ length: sizeOf(shape) }, (_, i) => Math.sin(i * 1.3) * 2 ** ((i % 7) - 3)),
-      };
-      return g.leaf("input", name, shape, { format: "fp32" });
-    };
+    const input = fp32Inputs(g, feeds),
+      leaf = (name: string, shape: number[]) =>
+        input(name, shape, (i) => Math.sin(i * 1.3) * 2 ** ((i % 7) - 3));
     const x = leaf("x", [2, c, 6, 6]), w = leaf("w", [c, 1, 3, 3]), dy = leaf("dy", [2, c, 6, 6]);
     const wd = leaf("wd", [c, c, 3, 3]);
     const fp32 = { format: "fp32" } as const, same = { stride: [1, 1], pads: [1, 1, 1, 1], groups: c };
@@ -259,14 +266,7 @@ Deno.test("ort: batch norm and its gradients on onnxruntime's BatchNormalization
   try {
     for (const mean of [0, 1000]) {
       const g = new Graph(), feeds: Record<string, HostTensor> = {};
-      const leaf = (name: string, shape: number[], f: (i: number) => number) => {
-        feeds[name] = {
-          shape,
-          format: "fp32",
-          data: Float32Array.from({ length: sizeOf(shape) }, (_, i) => f(i)),
-        };
-        return g.leaf("input", name, shape, { format: "fp32" });
-      };
+      const leaf = fp32Inputs(g, feeds);
       const x = leaf("x", [4, 8, 3, 3], (i) => mean + Math.sin(i * 0.7) * 2);
       const gamma = leaf("gamma", [8], (i) => 0.5 + i / 8), beta = leaf("beta", [8], (i) => i - 4);
       const dy = leaf("dy", [4, 8, 3, 3], (i) => Math.cos(i * 1.9));

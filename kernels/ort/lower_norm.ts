@@ -46,7 +46,7 @@ const LAYER: Family = {
   param: (_ctx, t) => t,
 };
 
-/** Centred x, rstd (keepdims) and the group size, from the batch statistics of input 0. */
+/** Centred x, rstd (keepdims) and the group size, from the batch statistics of input 0 (no xhat: see xhatOf). */
 function stats(ctx: Ctx, f: Family, eps: number) {
   const g = ctx.g, s = ctx.shape(0), axes = f.stats(s.length);
   const mean = reduce(g, "ReduceMean", ctx.x(0), axes, true);
@@ -54,8 +54,11 @@ function stats(ctx: Ctx, f: Family, eps: number) {
   const variance = reduce(g, "ReduceMean", g.node("Mul", [d, d]), axes, true);
   const rstd = g.node("Reciprocal", [g.node("Sqrt", [withScalar(g, "Add", variance, eps)])]);
   const size = axes.reduce((p, a) => p * s[a], 1);
-  return { mean, variance, d, rstd, xhat: g.node("Mul", [d, rstd]), size };
+  return { mean, variance, d, rstd, size };
 }
+
+/** xhat = (x - mean) * rstd, for the lowerings that use it (batch norm's do not: it would be a dead node). */
+const xhatOf = (ctx: Ctx, st: { d: string; rstd: string }) => ctx.g.node("Mul", [st.d, st.rstd]);
 
 function family<P extends string>(
   prefix: P,
@@ -63,23 +66,23 @@ function family<P extends string>(
 ): Record<P | `${P}_grad_x` | `${P}_grad_affine`, Lowering> {
   const table: Record<string, Lowering> = {
     [prefix]: (ctx) => {
-      const g = ctx.g, { xhat } = stats(ctx, f, num(ctx.node, "eps"));
+      const g = ctx.g, xhat = xhatOf(ctx, stats(ctx, f, num(ctx.node, "eps")));
       return g.node("Add", [g.node("Mul", [xhat, f.param(ctx, ctx.x(1))]), f.param(ctx, ctx.x(2))]);
     },
     [`${prefix}_grad_x`]: (ctx) => {
       const g = ctx.g, st = stats(ctx, f, num(ctx.node, "eps")), axes = f.stats(ctx.shape(0).length);
-      const gh = g.node("Mul", [ctx.x(2), f.param(ctx, ctx.x(1))]);
+      const xhat = xhatOf(ctx, st), gh = g.node("Mul", [ctx.x(2), f.param(ctx, ctx.x(1))]);
       const s1 = reduce(g, "ReduceSum", gh, axes, true);
-      const s2 = reduce(g, "ReduceSum", g.node("Mul", [gh, st.xhat]), axes, true);
+      const s2 = reduce(g, "ReduceSum", g.node("Mul", [gh, xhat]), axes, true);
       const inner = g.node("Sub", [
         g.node("Sub", [withScalar(g, "Mul", gh, st.size), s1]),
-        g.node("Mul", [st.xhat, s2]),
+        g.node("Mul", [xhat, s2]),
       ]);
       return g.node("Mul", [withScalar(g, "Div", st.rstd, st.size), inner]);
     },
     [`${prefix}_grad_affine`]: (ctx) => {
       const g = ctx.g, st = stats(ctx, f, num(ctx.node, "eps")), axes = f.params(ctx.shape(0).length);
-      const dg = reduce(g, "ReduceSum", g.node("Mul", [st.xhat, ctx.x(1)]), axes, false);
+      const dg = reduce(g, "ReduceSum", g.node("Mul", [xhatOf(ctx, st), ctx.x(1)]), axes, false);
       const db = reduce(g, "ReduceSum", ctx.x(1), axes, false);
       const zero = g.i64([0]);
       return g.node("Concat", [g.node("Unsqueeze", [dg, zero]), g.node("Unsqueeze", [db, zero])], {
@@ -94,6 +97,12 @@ function family<P extends string>(
 /** onnxruntime's BatchNormalization in inference mode: (t - mean) / sqrt(variance + eps) * scale + bias. */
 function batchNormalization(ctx: Ctx, t: string, vectors: readonly string[], eps: number): string {
   return ctx.g.node("BatchNormalization", [t, ...vectors], { epsilon: { float: eps } });
+}
+
+/** A [C] vector of `value` (C = channels of input 0). */
+function perChannel(ctx: Ctx, value: number): string {
+  const c = ctx.shape(0)[1];
+  return ctx.g.f32(new Array(c).fill(value), [c]);
 }
 
 /** A keepdims per-channel statistic [1, C, 1, ...] as a [C] vector. */
@@ -112,29 +121,23 @@ function gradSums(ctx: Ctx, d: string, dy: string) {
 
 const BATCH_NORM = {
   batchnorm: (ctx) => {
-    const st = stats(ctx, BATCH, num(ctx.node, "eps")), c = ctx.shape(0)[1];
-    const zero = ctx.g.f32(new Array(c).fill(0), [c]);
+    const st = stats(ctx, BATCH, num(ctx.node, "eps"));
     return batchNormalization(
       ctx,
       st.d,
-      [ctx.x(1), ctx.x(2), zero, vector(ctx, st.variance)],
+      [ctx.x(1), ctx.x(2), perChannel(ctx, 0), vector(ctx, st.variance)],
       num(ctx.node, "eps"),
     );
   },
   batchnorm_grad_x: (ctx) => {
-    const g = ctx.g, st = stats(ctx, BATCH, num(ctx.node, "eps")), dy = ctx.x(2), c = ctx.shape(0)[1];
+    const g = ctx.g, st = stats(ctx, BATCH, num(ctx.node, "eps")), dy = ctx.x(2);
     const { s1, s2 } = gradSums(ctx, st.d, dy);
     const rstd = vector(ctx, st.rstd), a = g.node("Mul", [ctx.x(1), rstd]);
     const perN = (t: string) => withScalar(g, "Div", vector(ctx, t), st.size);
     // -A rstd^2 S2 / n and -A S1 / n, per channel.
     const scale = g.node("Neg", [g.node("Mul", [g.node("Mul", [a, g.node("Mul", [rstd, rstd])]), perN(s2)])]);
     const shift = g.node("Neg", [g.node("Mul", [a, perN(s1)])]);
-    const rest = batchNormalization(ctx, st.d, [
-      scale,
-      shift,
-      g.f32(new Array(c).fill(0), [c]),
-      g.f32(new Array(c).fill(1), [c]),
-    ], 0);
+    const rest = batchNormalization(ctx, st.d, [scale, shift, perChannel(ctx, 0), perChannel(ctx, 1)], 0);
     return g.node("Add", [g.node("Mul", [dy, BATCH.param(ctx, a)]), rest]);
   },
   batchnorm_grad_affine: (ctx) => {
