@@ -261,6 +261,46 @@ Deno.test("ort: depthwise and dense convolutions on onnxruntime's NCHWc kernel a
   }
 });
 
+Deno.test("ort: dense and depthwise weight gradients on onnxruntime's NCHWc kernel pass the conformance rule (strides 1 and 2, windows that leave rows unused); no im2col", async () => {
+  const ort = await createOrt();
+  try {
+    const b = await nchwcBlock(await loadOrtC()), n = Math.max(b, 8), c = 2 * n;
+    const g = new Graph(), feeds: Record<string, HostTensor> = {};
+    const input = fp32Inputs(g, feeds),
+      leaf = (name: string, shape: number[]) =>
+        input(name, shape, (i) => Math.sin(i * 0.37) * 2 ** ((i % 5) - 2));
+    // [input size, output gradient size, stride, pads]: 8 with stride 2 and no pads leaves the last row
+    // and column out of every window (the lowering cuts them off).
+    const cases = [[6, 6, 1, [1, 1, 1, 1]], [8, 3, 2, [0, 0, 0, 0]], [7, 3, 2, [0, 0, 1, 1]]] as const;
+    const fp32 = { format: "fp32" } as const, keys: string[] = [];
+    for (const [h, oh, s, pads] of cases) {
+      const x = leaf(`x${h}`, [n, c, h, h]), dy = leaf(`dy${h}`, [n, c, oh, oh]);
+      for (const groups of [1, c]) {
+        const key = `${groups === 1 ? "dense" : "depthwise"}${h}`;
+        g.outputs[key] = g.add("conv2d_grad_weight", [x, dy], {
+          stride: [s, s],
+          pads: [...pads],
+          groups,
+          kernel: [3, 3],
+        }, fp32);
+        keys.push(key);
+      }
+    }
+    const exact = inFloat64(g, feeds), want = runGraph(g, feeds), got = await ort.compile(g).run(feeds);
+    for (const key of keys) {
+      const e = exact[key].data, scale = Array.from(e).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      const bound = Math.max(1e-6 * scale, 2 * maxDiff(want[key].data, e)), err = maxDiff(got[key].data, e);
+      assert.ok(err <= bound, `${key}: ort's error ${err} exceeds ${bound} (scale ${scale})`);
+    }
+    if (b > 0) {
+      const model = new TextDecoder().decode((await lowerGraph(g, { nchwc: b })).bytes);
+      assert.ok(model.includes(NCHWC_DOMAIN) && !model.includes("Concat"), "no im2col on the NCHWc kernel");
+    }
+  } finally {
+    ort.close?.();
+  }
+});
+
 Deno.test("ort: batch norm and its gradients on onnxruntime's BatchNormalization agree with ref under the tolerance rule, at mean 0 and 1000", async () => {
   const ort = await createOrt();
   try {

@@ -1,25 +1,28 @@
 /**
  * Lowerings of the convolution and its two gradients, shaped for onnxruntime's fast paths.
  *
- * - Weight gradient: an explicit im2col and one matrix product. The input's windows are cut out by strided
- *   Slices of the (padded) input, channels first, and concatenated into columns [C*kh*kw, N*oh*ow]; the
- *   gradient is then dY [O, N*oh*ow] times the columns' transpose, one Gemm (a batched MatMul per group
- *   for grouped and depthwise convolutions). The same sums as a convolution of the input with the output
- *   gradient as a dilated kernel, which onnxruntime runs as one small product per input channel (measured:
- *   the weight gradients were 42% of a ResNet-32 step, docs/benchmarks.md).
- * - Input gradient: for a stride-1 convolution, a plain Conv of the output gradient with the flipped,
- *   transposed kernel (pads k-1-p), which runs on onnxruntime's convolution kernel; a strided one (or one
- *   padded by more than k-1) stays a ConvTranspose.
- * - Depthwise convolutions and dense ones with a kernel larger than 1x1 (forward and stride-1 input
- *   gradient), when the engine found onnxruntime's NCHWc block size b (`ctx.nchwc`, kernels/ort/nchwc.ts)
- *   and the channels fill whole blocks: onnxruntime's blocked kernel (com.microsoft.nchwc Conv), its input
- *   reordered into channel blocks and back, the kernel written in the layout that kernel reads
- *   ([C/b, kh, kw, b] depthwise, [O/b, C/b, kh, kw, b, b] dense). The plain Conv runs each image as an
- *   im2col and a product, a depthwise one as a tiny product per image and channel; the blocked kernel
- *   convolves directly (measured on training steps at batch 128: MobileNet and VGG-16 about a quarter
- *   faster, AlexNet about a tenth, docs/benchmarks.md). 1x1 convolutions stay plain Conv (one product
- *   already; the blocked kernel measured no faster). The layout contract is onnxruntime's own (its NCHWc
+ * - onnxruntime's blocked kernel (com.microsoft.nchwc Conv), when the engine found its block size b
+ *   (`ctx.nchwc`, kernels/ort/nchwc.ts) and the channels fill whole blocks: the input reordered into channel
+ *   blocks and back, the kernel written in the layout that kernel reads ([C/b, kh, kw, b] depthwise,
+ *   [O/b, C/b, kh, kw, b, b] dense). The plain Conv runs each image as an im2col and a product, a depthwise
+ *   one as a tiny product per image and channel; the blocked kernel convolves directly. Used for
+ *   depthwise convolutions and dense ones with a kernel larger than 1x1: the forward pass, the stride-1
+ *   input gradient and the weight gradient (below). 1x1 convolutions stay plain Conv and products (no
+ *   im2col there; the blocked kernel measured slower). The layout contract is onnxruntime's own (its NCHWc
  *   transformer writes the same layouts for constant weights); tests/ort_engine_test.ts checks the results.
+ *   Measured on training steps at batch 128 (docs/benchmarks.md): forward and input gradients made
+ *   MobileNet and VGG-16 about a quarter faster, AlexNet about a tenth; the weight gradients then made
+ *   ResNet-32 10-25% and MobileNet about 40% faster, VGG-16 and AlexNet within the noise.
+ * - Weight gradient on the blocked kernel: the sums of dW are a convolution of the input with the output
+ *   gradient as a kernel dilated by the stride, batch and channels swapped (depthwise: the input as one
+ *   image of N*C channels, summed over the images afterwards). Elsewhere an explicit im2col and one matrix
+ *   product: the input's windows are cut out by strided Slices of the (padded) input, channels first, and
+ *   concatenated into columns [C*kh*kw, N*oh*ow]; the gradient is then dY [O, N*oh*ow] times the columns'
+ *   transpose, one Gemm (a batched MatMul per group for grouped and depthwise convolutions). The same
+ *   convolution as plain Conv runs as one small product per input channel (measured: the weight gradients
+ *   were 42% of a ResNet-32 step); the im2col's copies were still about a quarter of a ResNet-32 step.
+ * - Input gradient: for a stride-1 convolution, a Conv of the output gradient with the flipped, transposed
+ *   kernel (pads k-1-p); a strided one (or one padded by more than k-1) stays a ConvTranspose.
  *
  * Every product accumulates in float32, as the ops they replace, and nothing is rounded in between.
  *
@@ -28,7 +31,7 @@
 
 import type { OnnxAttr, OnnxGraph } from "./onnx_graph.ts";
 import { NCHWC_DOMAIN } from "./nchwc.ts";
-import { type Ctx, list, type Lowering, num } from "./lowering.ts";
+import { type Ctx, list, type Lowering, num, reduce } from "./lowering.ts";
 import type { OpName } from "../../lib/graph/ops.ts";
 
 function transpose(g: OnnxGraph, t: string, perm: readonly number[]): string {
@@ -63,11 +66,23 @@ function conv(
   const blocked = depthwise
     ? transpose(g, reshape(g, w, [o / b, b, kh, kw]), [0, 2, 3, 1])
     : transpose(g, reshape(g, w, [o / b, b, cg / b, b, kh, kw]), [0, 2, 4, 5, 3, 1]);
+  return blockedConv(ctx, x, blocked, ws, attrs);
+}
+
+/** The NCHWc Conv of x with a kernel already in the blocked layout (logical shape `ws`). */
+function blockedConv(
+  ctx: Ctx,
+  x: string,
+  blocked: string,
+  ws: readonly number[],
+  attrs: Record<string, OnnxAttr>,
+): string {
+  const g = ctx.g;
   const y = g.node(`${NCHWC_DOMAIN}:Conv`, [
     g.node(`${NCHWC_DOMAIN}:ReorderInput`, [x]),
     reshape(g, blocked, ws),
   ], attrs);
-  return g.node(`${NCHWC_DOMAIN}:ReorderOutput`, [y], { channels: o });
+  return g.node(`${NCHWC_DOMAIN}:ReorderOutput`, [y], { channels: ws[0] });
 }
 
 const conv2d: Lowering = (ctx) =>
@@ -132,10 +147,55 @@ function columns(ctx: Ctx, out: readonly number[]): string {
   return slices.length === 1 ? slices[0] : g.node("Concat", slices, { axis: 1 });
 }
 
+/**
+ * The weight gradient of a dense or depthwise convolution as one convolution on the NCHWc kernel (see the
+ * top), the output gradient dY [N, O, oh, ow] the kernel, dilated by the stride, and written straight into
+ * the blocked layout (ReorderInput blocks channels; whole blocks move after it):
+ * - dense: batch and channels swapped, the input [C, N, H, W] convolved with dY as [O, N, oh, ow] gives
+ *   [C, O, kh, kw];
+ * - depthwise: the input as one image of N*C channels convolved depthwise with dY as N*C kernels gives each
+ *   image's [N, C, kh, kw], summed over the images.
+ */
+function gradWeightNchwc(ctx: Ctx, depthwise: boolean): string {
+  const { g } = ctx, b = ctx.nchwc;
+  const [n, c, h, w] = ctx.shape(0), [, o, oh, ow] = ctx.shape(1);
+  const [kh, kw] = list(ctx.node, "kernel"), [sh, sw] = list(ctx.node, "stride");
+  const [pt, pl] = list(ctx.node, "pads");
+  // Bottom and right pads that make the output kh x kw; where the forward windows left the last rows or
+  // columns unused, zero pads and a slice that cuts the extra ones off.
+  const pb = Math.max(0, kh + (oh - 1) * sh - h - pt), pr = Math.max(0, kw + (ow - 1) * sw - w - pl);
+  const window = { strides: [1, 1], pads: [pt, pl, pb, pr], dilations: [sh, sw] };
+  const cut = (t: string) =>
+    h + pt + pb - (oh - 1) * sh === kh && w + pl + pr - (ow - 1) * sw === kw
+      ? t
+      : g.node("Slice", [t, g.i64([0, 0]), g.i64([kh, kw]), g.i64([2, 3])]);
+  if (depthwise) {
+    const kernel = g.node(`${NCHWC_DOMAIN}:ReorderInput`, [reshape(g, ctx.x(1), [1, n * c, oh, ow])]);
+    const image = reshape(g, ctx.x(0), [1, n * c, h, w]);
+    const each = cut(blockedConv(ctx, image, kernel, [n * c, 1, oh, ow], { ...window, group: n * c }));
+    return reshape(g, reduce(g, "ReduceSum", reshape(g, each, [n, c * kh * kw]), [0], false), [c, 1, kh, kw]);
+  }
+  const blocks = reshape(g, g.node(`${NCHWC_DOMAIN}:ReorderInput`, [ctx.x(1)]), [n / b, b, o / b, oh, ow, b]);
+  const kernel = transpose(g, blocks, [2, 0, 3, 4, 1, 5]);
+  const x = transpose(g, ctx.x(0), [1, 0, 2, 3]);
+  return transpose(g, cut(blockedConv(ctx, x, kernel, [o, n, oh, ow], { ...window, group: 1 })), [
+    1,
+    0,
+    2,
+    3,
+  ]);
+}
+
 const conv2dGradWeight: Lowering = (ctx) => {
   const { g } = ctx;
   const [n, c] = ctx.shape(0), gs = ctx.shape(1), groups = num(ctx.node, "groups");
   const [kh, kw] = list(ctx.node, "kernel"), o = gs[1], p = gs[2] * gs[3], k = kh * kw;
+  const b = ctx.nchwc;
+  // 1x1 kernels keep the product: they need no im2col (measured slower as a blocked convolution).
+  if (b > 0 && k > 1 && p > 1) {
+    if (groups === 1 && n % b === 0 && o % b === 0) return gradWeightNchwc(ctx, false);
+    if (groups === c && o === c && (n * c) % b === 0) return gradWeightNchwc(ctx, true);
+  }
   const cols = columns(ctx, [gs[2], gs[3]]);
   if (groups === 1) {
     const dy = reshape(g, transpose(g, ctx.x(1), [1, 0, 2, 3]), [o, n * p]);
