@@ -242,20 +242,34 @@ Deno.test("ort: depthwise and dense convolutions on onnxruntime's NCHWc kernel a
     g.outputs.y = g.add("conv2d", [x, w], same, fp32);
     g.outputs.strided = g.add("conv2d", [x, w], { ...same, stride: [2, 2], pads: [0, 0, 1, 1] }, fp32);
     g.outputs.dx = g.add("conv2d_grad_input", [dy, w], { ...same, inShape: [2, c, 6, 6] }, fp32);
+    // Strided depthwise input gradients (zeros spread into the output gradient): [input size, pads, output
+    // size]; pads past the kernel make the spread gradient longer than the input (its tail is cut).
+    for (const [h, pads, oh] of [[6, [0, 0, 1, 1], 3], [6, [1, 1, 1, 1], 3], [4, [0, 0, 3, 3], 3]] as const) {
+      g.outputs[`dxStrided${h}${pads[0]}${pads[2]}`] = g.add(
+        "conv2d_grad_input",
+        [
+          leaf(`dyStrided${h}${pads[0]}${pads[2]}`, [2, c, oh, oh]),
+          w,
+        ],
+        { stride: [2, 2], pads: [...pads], groups: c, inShape: [2, c, h, h] },
+        fp32,
+      );
+    }
     const dense = { ...same, groups: 1 };
     g.outputs.yDense = g.add("conv2d", [x, wd], dense, fp32);
     g.outputs.dxDense = g.add("conv2d_grad_input", [dy, wd], { ...dense, inShape: [2, c, 6, 6] }, fp32);
     const want = runGraph(g, feeds), got = await ort.compile(g).run(feeds);
-    for (const key of ["y", "strided", "dx", "yDense", "dxDense"]) {
+    for (const key of Object.keys(g.outputs)) {
       const a = Array.from(want[key].data), b = got[key].data;
       const scale = a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
       const worst = a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
       assert.ok(worst <= 2e-6 * scale, `${key}: ort differs from ref by ${worst} (scale ${scale})`);
     }
-    const domains = async (nchwc?: number) =>
-      new TextDecoder().decode((await lowerGraph(g, { nchwc })).bytes).includes(NCHWC_DOMAIN);
-    assert.equal(await domains(block), block > 0, "the engine's lowering uses the NCHWc kernel");
-    assert.equal(await domains(), false, "an exported model is plain ONNX");
+    const model = async (nchwc?: number) => new TextDecoder().decode((await lowerGraph(g, { nchwc })).bytes);
+    const engines = await model(block);
+    assert.equal(engines.includes(NCHWC_DOMAIN), block > 0, "the engine's lowering uses the NCHWc kernel");
+    assert.equal(engines.includes("ConvTranspose"), block === 0, "no ConvTranspose on the NCHWc kernel");
+    assert.equal((await model()).includes(NCHWC_DOMAIN), false, "an exported model is plain ONNX");
   } finally {
     ort.close?.();
   }
@@ -296,6 +310,40 @@ Deno.test("ort: dense and depthwise weight gradients on onnxruntime's NCHWc kern
       const model = new TextDecoder().decode((await lowerGraph(g, { nchwc: b })).bytes);
       assert.ok(model.includes(NCHWC_DOMAIN) && !model.includes("Concat"), "no im2col on the NCHWc kernel");
     }
+  } finally {
+    ort.close?.();
+  }
+});
+
+Deno.test("ort: average-pool gradients of windows that tile the input are ref's bits (a broadcast); overlapping ones agree", async () => {
+  const ort = await createOrt();
+  try {
+    const g = new Graph(), feeds: Record<string, HostTensor> = {};
+    const leaf = fp32Inputs(g, feeds), fp32 = { format: "fp32" } as const;
+    // [input size, kernel, stride, pads, output size]: 2x2 windows of a 4x4 map, one 3x3 window (global), and
+    // overlapping padded windows (ConvTranspose).
+    const cases = [[4, 2, 2, [0, 0, 0, 0], 2], [3, 3, 3, [0, 0, 0, 0], 1], [
+      5,
+      3,
+      2,
+      [1, 1, 1, 1],
+      3,
+    ]] as const;
+    for (const [h, k, s, pads, oh] of cases) {
+      const dy = leaf(`dy${h}${k}`, [2, 8, oh, oh], (i) => Math.sin(i * 0.9) * 3);
+      g.outputs[`dx${h}${k}`] = g.add("avgpool_grad", [dy], {
+        kernel: [k, k],
+        stride: [s, s],
+        pads: [...pads],
+        inShape: [2, 8, h, h],
+      }, fp32);
+    }
+    const want = runGraph(g, feeds), got = await ort.compile(g).run(feeds);
+    for (const key of ["dx42", "dx33"]) {
+      assert.deepEqual(Array.from(got[key].data), Array.from(want[key].data), key);
+    }
+    const scale = Math.max(...Array.from(want.dx53.data, Math.abs));
+    assert.ok(maxDiff(got.dx53.data, want.dx53.data) <= 1e-6 * scale, "overlapping windows (ConvTranspose)");
   } finally {
     ort.close?.();
   }

@@ -53,6 +53,14 @@ function outputPadding(ctx: Ctx, out: readonly number[], size: readonly number[]
   return [size[0] - ((out[0] - 1) * sh + k[0] - pt - pb), size[1] - ((out[1] - 1) * sw + k[1] - pl - pr)];
 }
 
+/**
+ * x [N, C, H, W] with its channels in blocks of b (ReorderInput): the shape stays [N, C, H, W], the values
+ * lie in the order [N, C/b, H, W, b].
+ */
+function blocked(g: OnnxGraph, x: string): string {
+  return g.node(`${NCHWC_DOMAIN}:ReorderInput`, [x]);
+}
+
 /** Conv(x, w) with w of shape `ws`, on the NCHWc kernel where it applies (see the top). */
 function conv(
   ctx: Ctx,
@@ -63,25 +71,27 @@ function conv(
   const g = ctx.g, b = ctx.nchwc, [o, cg, kh, kw] = ws;
   const depthwise = cg === 1 && o === attrs.group, dense = attrs.group === 1 && kh * kw > 1 && cg % b === 0;
   if (!(b > 0 && o % b === 0 && (depthwise || dense))) return g.node("Conv", [x, w], attrs);
-  const blocked = depthwise
-    ? transpose(g, reshape(g, w, [o / b, b, kh, kw]), [0, 2, 3, 1])
-    : transpose(g, reshape(g, w, [o / b, b, cg / b, b, kh, kw]), [0, 2, 4, 5, 3, 1]);
-  return blockedConv(ctx, x, blocked, ws, attrs);
+  return blockedConv(ctx, blocked(g, x), blockedKernel(ctx, w, ws), ws, attrs);
 }
 
-/** The NCHWc Conv of x with a kernel already in the blocked layout (logical shape `ws`). */
+/** Kernel w of shape `ws` in the blocked kernel's layout (see the top). */
+function blockedKernel(ctx: Ctx, w: string, ws: readonly number[]): string {
+  const g = ctx.g, b = ctx.nchwc, [o, cg, kh, kw] = ws;
+  return cg === 1
+    ? transpose(g, reshape(g, w, [o / b, b, kh, kw]), [0, 2, 3, 1])
+    : transpose(g, reshape(g, w, [o / b, b, cg / b, b, kh, kw]), [0, 2, 4, 5, 3, 1]);
+}
+
+/** The NCHWc Conv of a blocked input with a blocked kernel (logical shape `ws`), back in NCHW. */
 function blockedConv(
   ctx: Ctx,
   x: string,
-  blocked: string,
+  kernel: string,
   ws: readonly number[],
   attrs: Record<string, OnnxAttr>,
 ): string {
   const g = ctx.g;
-  const y = g.node(`${NCHWC_DOMAIN}:Conv`, [
-    g.node(`${NCHWC_DOMAIN}:ReorderInput`, [x]),
-    reshape(g, blocked, ws),
-  ], attrs);
+  const y = g.node(`${NCHWC_DOMAIN}:Conv`, [x, reshape(g, kernel, ws)], attrs);
   return g.node(`${NCHWC_DOMAIN}:ReorderOutput`, [y], { channels: ws[0] });
 }
 
@@ -107,15 +117,44 @@ function flippedTransposed(g: OnnxGraph, w: string, ws: readonly number[], group
   return g.node("Slice", [t, g.i64([-1, -1]), g.i64([-kh - 1, -kw - 1]), g.i64([2, 3]), g.i64([-1, -1])]);
 }
 
+/**
+ * dY [N, C, oh, ow] blocked, with s-1 zeros after each value along each spatial axis (stride s), cut to
+ * `len` (what lies past it reaches only the padding): the output gradient of a strided convolution as that
+ * of a stride-1 one. Spread in the blocked layout, the pad copies whole blocks of b channels.
+ */
+function spreadBlocked(ctx: Ctx, dy: string, [sh, sw]: number[], len: number[]) {
+  const g = ctx.g, b = ctx.nchwc, [n, c, oh, ow] = ctx.shape(0);
+  const spread = g.node("Pad", [
+    reshape(g, blocked(g, dy), [n, c / b, oh, 1, ow, 1, b]),
+    g.i64([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, sh - 1, 0, sw - 1, 0]),
+  ]);
+  const u = reshape(g, spread, [n, c / b, oh * sh, ow * sw, b]);
+  const cut = len[0] === oh * sh && len[1] === ow * sw
+    ? u
+    : g.node("Slice", [u, g.i64([0, 0]), g.i64(len), g.i64([2, 3])]);
+  return reshape(g, cut, [n, c, len[0], len[1]]); // the shape the blocked kernel expects of its input
+}
+
 const conv2dGradInput: Lowering = (ctx) => {
   const gs = ctx.shape(0), ws = ctx.shape(1), inShape = list(ctx.node, "inShape");
   const groups = num(ctx.node, "groups"), k = [ws[2], ws[3]];
   const [sh, sw] = list(ctx.node, "stride"), [pt, pl, pb, pr] = list(ctx.node, "pads");
   const back = [k[0] - 1 - pt, k[1] - 1 - pl, k[0] - 1 - pb, k[1] - 1 - pr];
+  const kernel = () => flippedTransposed(ctx.g, ctx.x(1), ws, groups);
+  const kernelShape = [ws[1] * groups, ws[0] / groups, k[0], k[1]];
   if (sh === 1 && sw === 1 && back.every((p) => p >= 0)) {
-    const kernel = flippedTransposed(ctx.g, ctx.x(1), ws, groups);
-    const kernelShape = [ws[1] * groups, ws[0] / groups, k[0], k[1]];
-    return conv(ctx, [ctx.x(0), kernel], kernelShape, { strides: [1, 1], pads: back, group: groups });
+    return conv(ctx, [ctx.x(0), kernel()], kernelShape, { strides: [1, 1], pads: back, group: groups });
+  }
+  // A strided depthwise one on the blocked kernel: its output gradient spread out with zeros, then the
+  // stride-1 convolution (s^2 times the products, few for a depthwise kernel; onnxruntime's ConvTranspose
+  // runs a tiny product per image and channel).
+  const depthwise = ws[1] === 1 && groups === ws[0];
+  if (depthwise && ctx.nchwc > 0 && groups % ctx.nchwc === 0 && back[0] >= 0 && back[1] >= 0) {
+    const len = [Math.min(gs[2] * sh, inShape[2] + pt), Math.min(gs[3] * sw, inShape[3] + pl)];
+    const pads = [back[0], back[1], inShape[2] + pt - len[0], inShape[3] + pl - len[1]];
+    const u = spreadBlocked(ctx, ctx.x(0), [sh, sw], len);
+    const attrs = { strides: [1, 1], pads, group: groups };
+    return blockedConv(ctx, u, blockedKernel(ctx, kernel(), kernelShape), kernelShape, attrs);
   }
   return ctx.g.node("ConvTranspose", [ctx.x(0), ctx.x(1)], {
     ...window(ctx),
@@ -170,14 +209,14 @@ function gradWeightNchwc(ctx: Ctx, depthwise: boolean): string {
       ? t
       : g.node("Slice", [t, g.i64([0, 0]), g.i64([kh, kw]), g.i64([2, 3])]);
   if (depthwise) {
-    const kernel = g.node(`${NCHWC_DOMAIN}:ReorderInput`, [reshape(g, ctx.x(1), [1, n * c, oh, ow])]);
-    const image = reshape(g, ctx.x(0), [1, n * c, h, w]);
+    const kernel = blocked(g, reshape(g, ctx.x(1), [1, n * c, oh, ow]));
+    const image = blocked(g, reshape(g, ctx.x(0), [1, n * c, h, w]));
     const each = cut(blockedConv(ctx, image, kernel, [n * c, 1, oh, ow], { ...window, group: n * c }));
     return reshape(g, reduce(g, "ReduceSum", reshape(g, each, [n, c * kh * kw]), [0], false), [c, 1, kh, kw]);
   }
-  const blocks = reshape(g, g.node(`${NCHWC_DOMAIN}:ReorderInput`, [ctx.x(1)]), [n / b, b, o / b, oh, ow, b]);
+  const blocks = reshape(g, blocked(g, ctx.x(1)), [n / b, b, o / b, oh, ow, b]);
   const kernel = transpose(g, blocks, [2, 0, 3, 4, 1, 5]);
-  const x = transpose(g, ctx.x(0), [1, 0, 2, 3]);
+  const x = blocked(g, transpose(g, ctx.x(0), [1, 0, 2, 3]));
   return transpose(g, cut(blockedConv(ctx, x, kernel, [o, n, oh, ow], { ...window, group: 1 })), [
     1,
     0,
