@@ -32,8 +32,8 @@ export interface OrtOptions {
   readonly threads?: number;
 }
 
-/** Session options; the run record states them (see `environment()`). */
-function sessionOptions(threads: number): CSessionOptions {
+/** The engine's session options; the run record states them (see `environment()`). */
+export function sessionOptions(threads: number): CSessionOptions {
   return {
     intraOpThreads: threads,
     interOpThreads: 1,

@@ -24,6 +24,7 @@ import { feedFor } from "../../kernels/engine.ts";
 import type { CSessionOptions, CTensor } from "../../kernels/ort/capi.ts";
 import { fillMask, lowerGraph } from "../../kernels/ort/model.ts";
 import { loadOrtC } from "../../kernels/ort/runtime.ts";
+import { sessionOptions } from "../../kernels/ort/mod.ts";
 import { nchwcBlock } from "../../kernels/ort/nchwc.ts";
 import { sizeOf } from "../../lib/graph/graph.ts";
 import { modelByName } from "../../lib/model/zoo.ts";
@@ -88,16 +89,11 @@ async function prepare(model: string, precision: string, profilePrefix?: string)
   for (const p of lowered.outputs) {
     outputs[p.name] = { data: new Float32Array(sizeOf(p.shape)), shape: p.shape };
   }
+  const engine = sessionOptions(threads);
   const options: CSessionOptions = {
-    intraOpThreads: threads,
-    interOpThreads: 1,
-    sequential: true,
-    optimizationLevel: 99,
+    ...engine,
     // --config key=value adds session config entries (to try one, e.g. session.set_denormal_as_zero=1).
-    config: {
-      "session.use_deterministic_compute": "1",
-      ...Object.fromEntries(args.config!.map((kv) => kv.split("=", 2))),
-    },
+    config: { ...engine.config, ...Object.fromEntries(args.config!.map((kv) => kv.split("=", 2))) },
     profilePrefix,
     optimizedModelPath: args.optimized ? `${args.optimized}/${model}_${precision}.onnx` : undefined,
   };
