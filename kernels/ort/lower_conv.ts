@@ -6,13 +6,14 @@
  *   blocks and back, the kernel written in the layout that kernel reads ([C/b, kh, kw, b] depthwise,
  *   [O/b, C/b, kh, kw, b, b] dense). The plain Conv runs each image as an im2col and a product, a depthwise
  *   one as a tiny product per image and channel; the blocked kernel convolves directly. Used for
- *   depthwise convolutions and dense ones with a kernel larger than 1x1: the forward pass, the stride-1
- *   input gradient and the weight gradient (below). 1x1 convolutions stay plain Conv and products (no
+ *   depthwise convolutions and dense ones with a kernel larger than 1x1: the forward pass, the input
+ *   gradient (stride 1; strided depthwise ones too, below) and the weight gradient (below). 1x1 convolutions stay plain Conv and products (no
  *   im2col there; the blocked kernel measured slower). The layout contract is onnxruntime's own (its NCHWc
  *   transformer writes the same layouts for constant weights); tests/ort_engine_test.ts checks the results.
  *   Measured on training steps at batch 128 (docs/benchmarks.md): forward and input gradients made
- *   MobileNet and VGG-16 about a quarter faster, AlexNet about a tenth; the weight gradients then made
- *   ResNet-32 10-25% and MobileNet about 40% faster, VGG-16 and AlexNet within the noise.
+ *   MobileNet and VGG-16 about a quarter faster, AlexNet about a tenth; the weight gradients then took
+ *   ResNet-32's step to 0.77-0.92 of its time and MobileNet's to 0.51-0.97, VGG-16 and AlexNet within the
+ *   noise.
  * - Weight gradient on the blocked kernel: the sums of dW are a convolution of the input with the output
  *   gradient as a kernel dilated by the stride, batch and channels swapped (depthwise: the input as one
  *   image of N*C channels, summed over the images afterwards). Elsewhere an explicit im2col and one matrix
@@ -22,7 +23,10 @@
  *   convolution as plain Conv runs as one small product per input channel (measured: the weight gradients
  *   were 42% of a ResNet-32 step); the im2col's copies were still about a quarter of a ResNet-32 step.
  * - Input gradient: for a stride-1 convolution, a Conv of the output gradient with the flipped, transposed
- *   kernel (pads k-1-p); a strided one (or one padded by more than k-1) stays a ConvTranspose.
+ *   kernel (pads k-1-p). A strided depthwise one on the blocked kernel is the same after the output gradient
+ *   is spread with zeros (s^2 times the products, few for a depthwise kernel); other strided ones (or ones
+ *   padded by more than k-1) stay a ConvTranspose, which onnxruntime runs as a product per image (and per
+ *   channel, depthwise: 94 ms of a MobileNet step).
  *
  * Every product accumulates in float32, as the ops they replace, and nothing is rounded in between.
  *
@@ -145,9 +149,7 @@ const conv2dGradInput: Lowering = (ctx) => {
   if (sh === 1 && sw === 1 && back.every((p) => p >= 0)) {
     return conv(ctx, [ctx.x(0), kernel()], kernelShape, { strides: [1, 1], pads: back, group: groups });
   }
-  // A strided depthwise one on the blocked kernel: its output gradient spread out with zeros, then the
-  // stride-1 convolution (s^2 times the products, few for a depthwise kernel; onnxruntime's ConvTranspose
-  // runs a tiny product per image and channel).
+  // A strided depthwise one on the blocked kernel (see the top).
   const depthwise = ws[1] === 1 && groups === ws[0];
   if (depthwise && ctx.nchwc > 0 && groups % ctx.nchwc === 0 && back[0] >= 0 && back[1] >= 0) {
     const len = [Math.min(gs[2] * sh, inShape[2] + pt), Math.min(gs[3] * sw, inShape[3] + pl)];
