@@ -245,15 +245,9 @@ Deno.test("ort: depthwise and dense convolutions on onnxruntime's NCHWc kernel a
     // Strided depthwise input gradients (zeros spread into the output gradient): [input size, pads, output
     // size]; pads past the kernel make the spread gradient longer than the input (its tail is cut).
     for (const [h, pads, oh] of [[6, [0, 0, 1, 1], 3], [6, [1, 1, 1, 1], 3], [4, [0, 0, 3, 3], 3]] as const) {
-      g.outputs[`dxStrided${h}${pads[0]}${pads[2]}`] = g.add(
-        "conv2d_grad_input",
-        [
-          leaf(`dyStrided${h}${pads[0]}${pads[2]}`, [2, c, oh, oh]),
-          w,
-        ],
-        { stride: [2, 2], pads: [...pads], groups: c, inShape: [2, c, h, h] },
-        fp32,
-      );
+      const key = `Strided${h}${pads[0]}${pads[2]}`, dyS = leaf(`dy${key}`, [2, c, oh, oh]);
+      const at = { stride: [2, 2], pads: [...pads], groups: c, inShape: [2, c, h, h] };
+      g.outputs[`dx${key}`] = g.add("conv2d_grad_input", [dyS, w], at, fp32);
     }
     const dense = { ...same, groups: 1 };
     g.outputs.yDense = g.add("conv2d", [x, wd], dense, fp32);
@@ -322,13 +316,8 @@ Deno.test("ort: average-pool gradients of windows that tile the input are ref's 
     const leaf = fp32Inputs(g, feeds), fp32 = { format: "fp32" } as const;
     // [input size, kernel, stride, pads, output size]: 2x2 windows of a 4x4 map, one 3x3 window (global), and
     // overlapping padded windows (ConvTranspose).
-    const cases = [[4, 2, 2, [0, 0, 0, 0], 2], [3, 3, 3, [0, 0, 0, 0], 1], [
-      5,
-      3,
-      2,
-      [1, 1, 1, 1],
-      3,
-    ]] as const;
+    const none = [0, 0, 0, 0], one = [1, 1, 1, 1];
+    const cases = [[4, 2, 2, none, 2], [3, 3, 3, none, 1], [5, 3, 2, one, 3]] as const;
     for (const [h, k, s, pads, oh] of cases) {
       const dy = leaf(`dy${h}${k}`, [2, 8, oh, oh], (i) => Math.sin(i * 0.9) * 3);
       g.outputs[`dx${h}${k}`] = g.add("avgpool_grad", [dy], {

@@ -7,8 +7,8 @@
  *   [O/b, C/b, kh, kw, b, b] dense). The plain Conv runs each image as an im2col and a product, a depthwise
  *   one as a tiny product per image and channel; the blocked kernel convolves directly. Used for
  *   depthwise convolutions and dense ones with a kernel larger than 1x1: the forward pass, the input
- *   gradient (stride 1; strided depthwise ones too, below) and the weight gradient (below). 1x1 convolutions stay plain Conv and products (no
- *   im2col there; the blocked kernel measured slower). The layout contract is onnxruntime's own (its NCHWc
+ *   gradient (stride 1; strided depthwise ones too, below) and the weight gradient (below). 1x1
+ *   convolutions stay plain Conv and products (no im2col there; the blocked kernel measured slower). The layout contract is onnxruntime's own (its NCHWc
  *   transformer writes the same layouts for constant weights); tests/ort_engine_test.ts checks the results.
  *   Measured on training steps at batch 128 (docs/benchmarks.md): forward and input gradients made
  *   MobileNet and VGG-16 about a quarter faster, AlexNet about a tenth; the weight gradients then took
@@ -219,12 +219,8 @@ function gradWeightNchwc(ctx: Ctx, depthwise: boolean): string {
   const blocks = reshape(g, blocked(g, ctx.x(1)), [n / b, b, o / b, oh, ow, b]);
   const kernel = transpose(g, blocks, [2, 0, 3, 4, 1, 5]);
   const x = blocked(g, transpose(g, ctx.x(0), [1, 0, 2, 3]));
-  return transpose(g, cut(blockedConv(ctx, x, kernel, [o, n, oh, ow], { ...window, group: 1 })), [
-    1,
-    0,
-    2,
-    3,
-  ]);
+  const dw = cut(blockedConv(ctx, x, kernel, [o, n, oh, ow], { ...window, group: 1 }));
+  return transpose(g, dw, [1, 0, 2, 3]);
 }
 
 const conv2dGradWeight: Lowering = (ctx) => {
