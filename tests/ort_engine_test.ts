@@ -338,6 +338,32 @@ Deno.test("ort: average-pool gradients of windows that tile the input are ref's 
   }
 });
 
+Deno.test("ort: gated updates keep their state where ok = 0 and give ref's bits where ok = 1", async () => {
+  const ort = await createOrt();
+  try {
+    for (const ok of [0, 1]) {
+      const g = new Graph(), feeds: Record<string, HostTensor> = {};
+      const leaf = fp32Inputs(g, feeds), shape = [4, 3, 2, 2], fp32 = { format: "fp32" } as const;
+      const v = leaf("v", shape, (i) => Math.sin(i) / 8), grad = leaf("g", shape, (i) => Math.cos(i * 3));
+      const w = leaf("w", shape, (i) => Math.sin(i * 0.5)), inv = leaf("inv", [], () => 0.25);
+      const flag = leaf("ok", [], () => ok);
+      const sgd = { lr: 0.1, momentum: 0.9, wd: 5e-4, gated: true };
+      const v2 = g.add("sgd_velocity", [v, grad, w, inv, flag], sgd, fp32);
+      g.outputs.v = v2;
+      g.outputs.w = g.add("sgd_apply", [w, v2, inv, flag, inv], { ...sgd, stochastic: false, salt: 0 }, fp32);
+      const want = runGraph(g, feeds), got = await ort.compile(g).run(feeds);
+      for (const key of ["v", "w"]) {
+        assert.deepEqual(Array.from(got[key].data), Array.from(want[key].data), `ok ${ok}: ${key}`);
+        if (ok === 0) {
+          assert.deepEqual(Array.from(got[key].data), Array.from(feeds[key].data), `ok 0 keeps ${key}`);
+        }
+      }
+    }
+  } finally {
+    ort.close?.();
+  }
+});
+
 Deno.test("ort: batch norm and its gradients on onnxruntime's BatchNormalization agree with ref under the tolerance rule, at mean 0 and 1000", async () => {
   const ort = await createOrt();
   try {
