@@ -31,9 +31,21 @@ const ADAM: OptimizerConfig = { ...PAPER_SGD, kind: "adam", lr: 0.001, weightDec
 
 const POLICIES = ["fp32", "fp16", "mixed", "bf16", "mixed-bf16"];
 
-Deno.test("ort: 16-bit casts round to nearest even at the edges (ties, subnormals, 65504, overflow, NaN, -0)", async () => {
-  const ort = await createOrt();
-  try {
+/** A test with a fresh ort engine, closed afterwards. */
+function ortTest(name: string, body: (ort: Awaited<ReturnType<typeof createOrt>>) => Promise<void>) {
+  Deno.test(name, async () => {
+    const ort = await createOrt();
+    try {
+      await body(ort);
+    } finally {
+      ort.close?.();
+    }
+  });
+}
+
+ortTest(
+  "ort: 16-bit casts round to nearest even at the edges (ties, subnormals, 65504, overflow, NaN, -0)",
+  async (ort) => {
     const x = [
       1 + 2 ** -11,
       1 + 3 * 2 ** -11,
@@ -58,14 +70,12 @@ Deno.test("ort: 16-bit casts round to nearest even at the edges (ties, subnormal
         assert.ok(Object.is(want[i], got[i]), `${f} cast of ${values[i]}: ref ${want[i]}, ort ${got[i]}`);
       }
     }
-  } finally {
-    ort.close?.();
-  }
-});
+  },
+);
 
-Deno.test("ort: all_finite finds one Infinity or NaN in a tensor of any rank, and finds none in 3e38 or -0", async () => {
-  const ort = await createOrt();
-  try {
+ortTest(
+  "ort: all_finite finds one Infinity or NaN in a tensor of any rank, and finds none in 3e38 or -0",
+  async (ort) => {
     const shapes = [[], [5], [3, 7], [4, 3, 2, 2]];
     for (const bad of [undefined, Infinity, -Infinity, NaN]) {
       for (let at = 0; at < shapes.length; at++) {
@@ -82,10 +92,8 @@ Deno.test("ort: all_finite finds one Infinity or NaN in a tensor of any rank, an
         assert.equal(got, want, `all_finite with ${bad} in input ${at}`);
       }
     }
-  } finally {
-    ort.close?.();
-  }
-});
+  },
+);
 
 Deno.test("ort: refuses fp16 accumulation, stochastic rounding and fp64 before running anything", async () => {
   const ort = await createOrt();
@@ -118,9 +126,9 @@ Deno.test("ort: refuses fp16 accumulation, stochastic rounding and fp64 before r
   assert.equal(await engineLimits("wasm"), undefined);
 });
 
-Deno.test("ort: state fed back (double-buffered) gives the bits of state passed as fresh copies", async () => {
-  const ort = await createOrt();
-  try {
+ortTest(
+  "ort: state fed back (double-buffered) gives the bits of state passed as fresh copies",
+  async (ort) => {
     const spec: StepSpec = {
       model: modelByName("mlp"),
       modelOptions: { classes: 10, hidden: [13] },
@@ -144,10 +152,8 @@ Deno.test("ort: state fed back (double-buffered) gives the bits of state passed 
         assert.deepEqual(Array.from(ra[n].data), Array.from(rb[n].data), `${n} at step ${step}`);
       }
     }
-  } finally {
-    ort.close?.();
-  }
-});
+  },
+);
 
 Deno.test("ort: the engine's C API sessions give onnxruntime-node's own bits, dropout masks included", async () => {
   // The engine calls onnxruntime's C API directly (kernels/ort/capi.ts); onnxruntime-node's JavaScript API
@@ -198,9 +204,9 @@ Deno.test("ort: the engine's C API sessions give onnxruntime-node's own bits, dr
   }
 });
 
-Deno.test("ort: a cast that is a graph output leaves the float32 view of its input usable by later ops", async () => {
-  const ort = await createOrt();
-  try {
+ortTest(
+  "ort: a cast that is a graph output leaves the float32 view of its input usable by later ops",
+  async (ort) => {
     const g = new Graph();
     const x = g.leaf("input", "x", [3], { format: "fp16" });
     g.outputs.y = g.add("cast", [x], {}, { format: "fp32" });
@@ -209,10 +215,8 @@ Deno.test("ort: a cast that is a graph output leaves the float32 view of its inp
     const got = await ort.compile(g).run(feeds);
     assert.deepEqual(Array.from(got.y.data), [-1.5, 0.25, 3]);
     assert.deepEqual(Array.from(got.z.data), [0, 0.25, 3]);
-  } finally {
-    ort.close?.();
-  }
-});
+  },
+);
 
 /** Adds fp32 input leaves to `g` whose values are f(0), f(1), ..., and their feeds to `feeds`. */
 function fp32Inputs(g: Graph, feeds: Record<string, HostTensor>) {
@@ -226,9 +230,9 @@ function fp32Inputs(g: Graph, feeds: Record<string, HostTensor>) {
   };
 }
 
-Deno.test("ort: depthwise and dense convolutions on onnxruntime's NCHWc kernel agree with ref; an exported model keeps plain Conv", async () => {
-  const ort = await createOrt();
-  try {
+ortTest(
+  "ort: depthwise and dense convolutions on onnxruntime's NCHWc kernel agree with ref; an exported model keeps plain Conv",
+  async (ort) => {
     const block = await nchwcBlock(await loadOrtC());
     // x86-64 builds of onnxruntime have the blocked kernels (8 channels with AVX2, 16 with AVX-512).
     if (Deno.build.arch === "x86_64") assert.ok(block === 8 || block === 16, `NCHWc block ${block}`);
@@ -264,14 +268,12 @@ Deno.test("ort: depthwise and dense convolutions on onnxruntime's NCHWc kernel a
     assert.equal(engines.includes(NCHWC_DOMAIN), block > 0, "the engine's lowering uses the NCHWc kernel");
     assert.equal(engines.includes("ConvTranspose"), block === 0, "no ConvTranspose on the NCHWc kernel");
     assert.equal((await model()).includes(NCHWC_DOMAIN), false, "an exported model is plain ONNX");
-  } finally {
-    ort.close?.();
-  }
-});
+  },
+);
 
-Deno.test("ort: dense and depthwise weight gradients on onnxruntime's NCHWc kernel pass the conformance rule (strides 1 and 2, windows that leave rows unused); no im2col", async () => {
-  const ort = await createOrt();
-  try {
+ortTest(
+  "ort: dense and depthwise weight gradients on onnxruntime's NCHWc kernel pass the conformance rule (strides 1 and 2, windows that leave rows unused); no im2col",
+  async (ort) => {
     const b = await nchwcBlock(await loadOrtC()), n = Math.max(b, 8), c = 2 * n;
     const g = new Graph(), feeds: Record<string, HostTensor> = {};
     const input = fp32Inputs(g, feeds),
@@ -304,14 +306,12 @@ Deno.test("ort: dense and depthwise weight gradients on onnxruntime's NCHWc kern
       const model = new TextDecoder().decode((await lowerGraph(g, { nchwc: b })).bytes);
       assert.ok(model.includes(NCHWC_DOMAIN) && !model.includes("Concat"), "no im2col on the NCHWc kernel");
     }
-  } finally {
-    ort.close?.();
-  }
-});
+  },
+);
 
-Deno.test("ort: average-pool gradients of windows that tile the input are ref's bits (a broadcast); overlapping ones agree", async () => {
-  const ort = await createOrt();
-  try {
+ortTest(
+  "ort: average-pool gradients of windows that tile the input are ref's bits (a broadcast); overlapping ones agree",
+  async (ort) => {
     const g = new Graph(), feeds: Record<string, HostTensor> = {};
     const leaf = fp32Inputs(g, feeds), fp32 = { format: "fp32" } as const;
     // [input size, kernel, stride, pads, output size]: 2x2 windows of a 4x4 map, one 3x3 window (global), and
@@ -333,40 +333,33 @@ Deno.test("ort: average-pool gradients of windows that tile the input are ref's 
     }
     const scale = Math.max(...Array.from(want.dx53.data, Math.abs));
     assert.ok(maxDiff(got.dx53.data, want.dx53.data) <= 1e-6 * scale, "overlapping windows (ConvTranspose)");
-  } finally {
-    ort.close?.();
-  }
-});
+  },
+);
 
-Deno.test("ort: gated updates keep their state where ok = 0 and give ref's bits where ok = 1", async () => {
-  const ort = await createOrt();
-  try {
-    for (const ok of [0, 1]) {
-      const g = new Graph(), feeds: Record<string, HostTensor> = {};
-      const leaf = fp32Inputs(g, feeds), shape = [4, 3, 2, 2], fp32 = { format: "fp32" } as const;
-      const v = leaf("v", shape, (i) => Math.sin(i) / 8), grad = leaf("g", shape, (i) => Math.cos(i * 3));
-      const w = leaf("w", shape, (i) => Math.sin(i * 0.5)), inv = leaf("inv", [], () => 0.25);
-      const flag = leaf("ok", [], () => ok);
-      const sgd = { lr: 0.1, momentum: 0.9, wd: 5e-4, gated: true };
-      const v2 = g.add("sgd_velocity", [v, grad, w, inv, flag], sgd, fp32);
-      g.outputs.v = v2;
-      g.outputs.w = g.add("sgd_apply", [w, v2, inv, flag, inv], { ...sgd, stochastic: false, salt: 0 }, fp32);
-      const want = runGraph(g, feeds), got = await ort.compile(g).run(feeds);
-      for (const key of ["v", "w"]) {
-        assert.deepEqual(Array.from(got[key].data), Array.from(want[key].data), `ok ${ok}: ${key}`);
-        if (ok === 0) {
-          assert.deepEqual(Array.from(got[key].data), Array.from(feeds[key].data), `ok 0 keeps ${key}`);
-        }
+ortTest("ort: gated updates keep their state where ok = 0 and give ref's bits where ok = 1", async (ort) => {
+  for (const ok of [0, 1]) {
+    const g = new Graph(), feeds: Record<string, HostTensor> = {};
+    const leaf = fp32Inputs(g, feeds), shape = [4, 3, 2, 2], fp32 = { format: "fp32" } as const;
+    const v = leaf("v", shape, (i) => Math.sin(i) / 8), grad = leaf("g", shape, (i) => Math.cos(i * 3));
+    const w = leaf("w", shape, (i) => Math.sin(i * 0.5)), inv = leaf("inv", [], () => 0.25);
+    const flag = leaf("ok", [], () => ok);
+    const sgd = { lr: 0.1, momentum: 0.9, wd: 5e-4, gated: true };
+    const v2 = g.add("sgd_velocity", [v, grad, w, inv, flag], sgd, fp32);
+    g.outputs.v = v2;
+    g.outputs.w = g.add("sgd_apply", [w, v2, inv, flag, inv], { ...sgd, stochastic: false, salt: 0 }, fp32);
+    const want = runGraph(g, feeds), got = await ort.compile(g).run(feeds);
+    for (const key of ["v", "w"]) {
+      assert.deepEqual(Array.from(got[key].data), Array.from(want[key].data), `ok ${ok}: ${key}`);
+      if (ok === 0) {
+        assert.deepEqual(Array.from(got[key].data), Array.from(feeds[key].data), `ok 0 keeps ${key}`);
       }
     }
-  } finally {
-    ort.close?.();
   }
 });
 
-Deno.test("ort: batch norm and its gradients on onnxruntime's BatchNormalization agree with ref under the tolerance rule, at mean 0 and 1000", async () => {
-  const ort = await createOrt();
-  try {
+ortTest(
+  "ort: batch norm and its gradients on onnxruntime's BatchNormalization agree with ref under the tolerance rule, at mean 0 and 1000",
+  async (ort) => {
     for (const mean of [0, 1000]) {
       const g = new Graph(), feeds: Record<string, HostTensor> = {};
       const leaf = fp32Inputs(g, feeds);
@@ -386,7 +379,5 @@ Deno.test("ort: batch norm and its gradients on onnxruntime's BatchNormalization
         assert.ok(err <= bound, `mean ${mean}, ${key}: ort's error ${err} exceeds ${bound} (scale ${scale})`);
       }
     }
-  } finally {
-    ort.close?.();
-  }
-});
+  },
+);
