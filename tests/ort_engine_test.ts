@@ -19,7 +19,7 @@ import { runGraph } from "../kernels/ref/mod.ts";
 import { createEngine as createOrt } from "../kernels/ort/mod.ts";
 import { fillMask, lowerGraph } from "../kernels/ort/model.ts";
 import { NCHWC_DOMAIN, nchwcBlock } from "../kernels/ort/nchwc.ts";
-import { loadOrt, loadOrtC, type OrtTensor } from "../kernels/ort/runtime.ts";
+import { loadOrt, loadOrtC, loadProto, type OrtTensor } from "../kernels/ort/runtime.ts";
 import { Graph, sizeOf } from "../lib/graph/graph.ts";
 import { modelByName } from "../lib/model/zoo.ts";
 import { parsePolicy } from "../lib/policy/policy.ts";
@@ -154,6 +154,40 @@ ortTest(
     }
   },
 );
+
+Deno.test("ort: the engine's 16-bit inputs are read as float32 without a Cast to 16 bits and back; an exported model rounds them", async () => {
+  // HostTensor's contract: the values are exact in the format, so the round trip through 16 bits is the
+  // identity, and it would keep a second float32 copy of every fp16 weight for the whole step.
+  const spec: StepSpec = {
+    model: modelByName("mlp"),
+    modelOptions: { classes: 10, hidden: [13] },
+    policy: parsePolicy("fp16"),
+    optimizer: PAPER_SGD,
+    inputShape: [1, 28, 28],
+  };
+  const t = buildTrainGraph(spec, 8), proto = await loadProto();
+  for (const exactInputs of [true, false]) {
+    const lowered = await lowerGraph(t.graph, { exactInputs });
+    const m = proto.ModelProto.toObject(proto.ModelProto.decode(lowered.bytes)) as {
+      graph: { node: { opType: string; input: string[]; output: string[] }[] };
+    };
+    const inputs = new Set(lowered.inputs.filter((p) => p.format === "fp16").map((p) => p.name));
+    assert.ok(inputs.size >= 4, `fp16 inputs: ${[...inputs]}`);
+    const casts = new Map(
+      m.graph.node.filter((n) => n.opType === "Cast").map((n) => [n.output[0], n.input[0]]),
+    );
+    const roundTrips = [...casts].filter(([, from]) => inputs.has(casts.get(from) ?? ""));
+    const weight = lowered.inputs.find((p) => p.format === "fp16" && p.shape.length === 2)!;
+    const read = m.graph.node.some((n) => n.opType !== "Cast" && n.input.includes(weight.name));
+    // An exported model (exactInputs absent) rounds whatever float32 its user feeds.
+    assert.equal(
+      roundTrips.length === 0,
+      exactInputs,
+      `exactInputs ${exactInputs}: ${roundTrips.length} round trips`,
+    );
+    assert.equal(read, exactInputs, `exactInputs ${exactInputs}: ops read ${weight.name} itself`);
+  }
+});
 
 Deno.test("ort: the engine's C API sessions give onnxruntime-node's own bits, dropout masks included", async () => {
   // The engine calls onnxruntime's C API directly (kernels/ort/capi.ts); onnxruntime-node's JavaScript API

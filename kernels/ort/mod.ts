@@ -70,7 +70,7 @@ class OrtExecutable implements Executable {
 
   #start() {
     this.#ready ??= (async () => {
-      const model = await lowerGraph(this.#graph, { nchwc: this.#nchwc });
+      const model = await lowerGraph(this.#graph, { nchwc: this.#nchwc, exactInputs: true });
       const session = this.#ort.createSession(
         model.bytes,
         [...model.inputs.map((p) => p.name), ...model.masks.map((m) => m.name)],

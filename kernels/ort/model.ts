@@ -9,7 +9,9 @@
  * cast inside the model. This keeps the lowered model runnable by onnxruntime-node's JavaScript API too
  * (the tests check the engine against it): that API has no bfloat16 tensor type, and for float16 it turns
  * every Uint16Array into Deno's native Float16Array, which its native binding cannot read (it sees zero
- * bytes). Inside the model every fp16/bf16 value is a 16-bit tensor.
+ * bytes). Inside the model every computed fp16/bf16 value is a 16-bit tensor. The engine's fp16/bf16 inputs
+ * hold exact values, so their float32 tensors are the float32 views the ops read (`exactInputs`); their
+ * 16-bit forms are made only for the ops that move values (below).
  *
  * @module
  */
@@ -83,6 +85,12 @@ export interface LowerOptions {
    * (kernels/ort/lower_conv.ts says which). 0 or absent: plain ONNX only (an exported model).
    */
   readonly nchwc?: number;
+  /**
+   * The host feeds 16-bit inputs as float32 holding exact values (the engine's HostTensor contract), so
+   * that tensor serves as their float32 view. Absent: the model rounds its float32 inputs to their formats
+   * (an exported model, whose users feed any float32).
+   */
+  readonly exactInputs?: boolean;
 }
 
 /** Writes dropout mask `m` for the step seed `seed` into `keep` (ref's counter hash, 1 = kept) and returns it. */
@@ -111,9 +119,14 @@ export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Prom
     },
   );
   const produced = new Set<string>();
+  // A value's stored form; a 16-bit input's is cast from its float32 boundary tensor when first asked for.
+  const st = (id: number) => {
+    const { name, format } = graph.nodes[id];
+    return (stored[id] ??= cast(g, name!, ELEM_OF[format!]));
+  };
   const f32 = (id: number) => {
     const f = graph.nodes[id].format!;
-    return (asF32[id] ??= f === "fp32" ? stored[id] : cast(g, stored[id], ELEM.FLOAT));
+    return (asF32[id] ??= f === "fp32" ? stored[id] : cast(g, st(id), ELEM.FLOAT));
   };
   for (const n of graph.nodes) {
     if (!live[n.id]) continue;
@@ -131,7 +144,11 @@ export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Prom
       const name = n.name!;
       g.input(name, boundaryElem(format), n.shape);
       inputs.push({ name, key: name, id: n.id, format, shape: n.shape });
-      stored[n.id] = boundaryElem(format) === ELEM_OF[format] ? name : cast(g, name, ELEM_OF[format]);
+      // An exact 16-bit input's float32 tensor is already its float32 view: no Cast to 16 bits and back,
+      // and no second float32 copy of every weight, live for the whole step.
+      if (boundaryElem(format) === ELEM_OF[format]) stored[n.id] = name;
+      else if (options.exactInputs) asF32[n.id] = name;
+      else stored[n.id] = cast(g, name, ELEM_OF[format]);
       continue;
     }
     const lower = LOWERINGS[n.op as OpName]; // Graph.add admits only ops of lib/graph/ops.ts
@@ -142,7 +159,7 @@ export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Prom
       g,
       node: n,
       graph,
-      x: moves ? (k) => stored[n.inputs[k]] : (k) => f32(n.inputs[k]),
+      x: moves ? (k) => st(n.inputs[k]) : (k) => f32(n.inputs[k]),
       shape: (k) => graph.nodes[n.inputs[k]].shape,
       round: (t) => roundTo(g, t, format),
       nchwc: options.nchwc ?? 0,
@@ -174,7 +191,7 @@ export async function lowerGraph(graph: Graph, options: LowerOptions = {}): Prom
     const node = graph.nodes[p.id], elem = boundaryElem(node.format!);
     if (!produced.has(p.name)) {
       const same = elem === ELEM_OF[node.format!];
-      g.nodeTo(same ? "Identity" : "Cast", [stored[p.id]], p.name, same ? {} : { to: elem });
+      g.nodeTo(same ? "Identity" : "Cast", [st(p.id)], p.name, same ? {} : { to: elem });
     }
     g.output(p.name, elem, node.shape);
     outputs.push({ name: p.name, key: p.key, id: p.id, format: node.format!, shape: node.shape });
