@@ -20,6 +20,9 @@ import { ld4, round4, st4 } from "./simd";
 /** K is processed in chunks of this length so a tile's panels stay in cache; sums carry across chunks. */
 const KC: i32 = 256;
 
+/** Column blocks a thread sweeps its row blocks over before moving on, so their B panels stay in cache. */
+const GROUP: i32 = 8;
+
 /**
  * Packs rows [0, m) of A into Ap. Element (i, k) is read at i * rowStride + (k / kInner) * kOuterStride +
  * (k % kInner) * kInnerStride, which covers plain and transposed matrices and gradients laid out
@@ -212,15 +215,21 @@ export function gemmTiles(job: usize, part: i32, parts: i32): void {
   const wholeTiles = storing && cbs == 0;
   // Chunks of equal length (784 = 4 x 196, not 3 x 256 + 16); the running sums carry across them exactly.
   const chunks = max(1, (k + KC - 1) / KC), kc = max(1, (k + chunks - 1) / chunks);
+  const ib0 = t0 / nb, ib1 = (t1 - 1) / nb;
   for (let k0 = 0; k0 < k || k0 == 0; k0 += kc) {
     const k1 = min(k, k0 + kc);
-    for (let t = t0; t < t1; t++) {
-      const ib = t / nb, jb = t % nb;
-      const own = wholeTiles && k1 == k && whole(ib, jb, m, n);
-      tile(
-        ap, bp + <usize>jb * bJb + <usize>k0 * bStep, bStep, c, crow, k, ib, jb, k0, k1, k0 == 0 && !init,
-        own ? out : 0, fmt, base + ib * 4 * row + jb * 8, row,
-      );
+    for (let g0 = 0; g0 < nb && t0 < t1; g0 += GROUP) {
+      const g1 = min(nb, g0 + GROUP);
+      for (let ib = ib0; ib <= ib1; ib++) {
+        const j0 = max(g0, ib == ib0 ? t0 % nb : 0), j1 = min(g1, ib == ib1 ? (t1 - 1) % nb + 1 : nb);
+        for (let jb = j0; jb < j1; jb++) {
+          const own = wholeTiles && k1 == k && whole(ib, jb, m, n);
+          tile(
+            ap, bp + <usize>jb * bJb + <usize>k0 * bStep, bStep, c, crow, k, ib, jb, k0, k1, k0 == 0 && !init,
+            own ? out : 0, fmt, base + ib * 4 * row + jb * 8, row,
+          );
+        }
+      }
     }
   }
   if (!storing) return;
