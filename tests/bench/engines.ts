@@ -7,7 +7,8 @@
  * 2. Training samples/s: MLP 784-256-10 and the small CNN, batch 128, per policy, on ref, wasm and ort
  *    (fp32 also on wasm-fast; ort skipped with a reason without --allow-ffi). Each step is the graph `train`
  *    runs, update checks included; the wasm MLP is also timed without them.
- * 3. The same MLP trained by PyTorch (tests/bench/torch_peer.py with /usr/bin/python3), when installed, in
+ * 3. The same MLP trained by PyTorch (tests/bench/torch_peer.py with the Python of tests/bench/peer.ts: the
+ *    venv of tests/bench/setup_peer.sh, else Debian's /usr/bin/python3), when installed, in
  *    rounds interleaved with our fp32 MLP on wasm and ort, without the update checks (PyTorch's loop has
  *    none: the same work) and with them; the ratios are taken per round.
  * Then the issue's target ratios. Run: deno task bench:engines [--quick].
@@ -23,6 +24,7 @@ import { parsePolicy } from "../../lib/policy/policy.ts";
 import { PAPER_SGD } from "../../lib/train/optimizer.ts";
 import { buildTrainGraph, UPDATE_CHECKS } from "../../lib/train/step.ts";
 import { ortAvailable, ortMatmulGflops } from "./ort_matmul.ts";
+import { DEBIAN_PYTHON, peerPython, peerVenvPython } from "./peer.ts";
 import { exactSimdCeilingGflops } from "./simd_ceiling.ts";
 import { gemmGflops as gflops, markdownTable, matmulRunner, median, timeMedian, timeOnce } from "./timing.ts";
 
@@ -156,8 +158,12 @@ table(
 
 /** One PyTorch measurement per thread count (one repeat); undefined with a printed reason when unavailable. */
 async function torchRound(): Promise<{ version: string; sps: Record<number, number> } | undefined> {
+  const python = await peerPython();
+  if (!python) {
+    return console.log(`\nPyTorch: skipped (no ${peerVenvPython()} and no ${DEBIAN_PYTHON})`), undefined;
+  }
   try {
-    const out = await new Deno.Command("/usr/bin/python3", {
+    const out = await new Deno.Command(python, {
       args: [
         new URL("./torch_peer.py", import.meta.url).pathname,
         ...["--threads", threadCounts.join(","), "--repeats", "1"],
@@ -171,7 +177,7 @@ async function torchRound(): Promise<{ version: string; sps: Record<number, numb
     for (const r of res.results as { threads: number; samples_per_s: number }[]) {
       sps[r.threads] = r.samples_per_s;
     }
-    return { version: res.torch, sps };
+    return { version: python === DEBIAN_PYTHON ? `${res.torch} (${python})` : res.torch, sps };
   } catch (e) {
     return console.log(`\nPyTorch: skipped (${e instanceof Error ? e.message : e})`), undefined;
   }

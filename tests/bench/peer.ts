@@ -1,7 +1,8 @@
 /**
  * Finds and runs the PyTorch peer of `deno task bench:zoo` (tests/bench/zoo_peer.py): the Python of the
- * venv that tests/bench/setup_peer.sh makes, else Debian's /usr/bin/python3 (python3-torch). Run as a
- * script it prints the venv's Python, for the task's --allow-run list.
+ * venv that tests/bench/setup_peer.sh makes, else Debian's /usr/bin/python3 (python3-torch); bench:engines
+ * runs its MLP peer with the same Python. Run as a script it prints the venv's Python, for the tasks'
+ * --allow-run lists.
  *
  * @module
  */
@@ -13,6 +14,13 @@ export const DEBIAN_PYTHON = "/usr/bin/python3";
 export function peerVenvPython(): string {
   const tools = Deno.env.get("F16REPRO_TOOLS") ?? `${Deno.env.get("HOME") ?? ""}/.cache/f16repro-tools`;
   return `${tools}/peer-venv/bin/python`;
+}
+
+/** The Python to try torch with: the venv's when it exists, else Debian's; undefined when neither does. */
+export async function peerPython(): Promise<string | undefined> {
+  const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
+  const venv = peerVenvPython();
+  return await exists(venv) ? venv : await exists(DEBIAN_PYTHON) ? DEBIAN_PYTHON : undefined;
 }
 
 /** A Python whose torch imports. */
@@ -74,9 +82,7 @@ async function runScript(python: string, args: string[]): Promise<Record<string,
  * to install one.
  */
 export async function findPeer(): Promise<Peer | string> {
-  const venv = peerVenvPython();
-  const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
-  const python = await exists(venv) ? venv : await exists(DEBIAN_PYTHON) ? DEBIAN_PYTHON : undefined;
+  const venv = peerVenvPython(), python = await peerPython();
   const howTo = "run `bash tests/bench/setup_peer.sh` (torch from PyPI) or " +
     "`apt-get install python3-torch libopenblas0-pthread`";
   if (!python) return `no ${venv} and no ${DEBIAN_PYTHON}: ${howTo}`;
