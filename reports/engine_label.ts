@@ -11,11 +11,16 @@ import type { RunRecord } from "../lib/record/schema.ts";
 
 /** The engine's name, followed by its caveat in parentheses when the record says it is not bit-exact. */
 export function engineLabel(r: RunRecord): string {
+  const why = engineCaveat(r);
+  return why === undefined ? r.config.engine : `${r.config.engine} (${why})`;
+}
+
+/** What the record says its engine guarantees when that is not ref's bits; undefined when it is. */
+export function engineCaveat(r: RunRecord): string | undefined {
   const e = r.environment.engine as
     | { capabilities?: { bitExactWithRef?: unknown }; guarantee?: unknown }
     | undefined;
-  if (e?.capabilities?.bitExactWithRef === true) return r.config.engine;
+  if (e?.capabilities?.bitExactWithRef === true) return undefined;
   // A record that does not say it is exact is shown as not exact, never the other way round.
-  const why = typeof e?.guarantee === "string" ? e.guarantee : "not bit-exact with ref";
-  return `${r.config.engine} (${why})`;
+  return typeof e?.guarantee === "string" ? e.guarantee : "not bit-exact with ref";
 }

@@ -18,7 +18,7 @@ import {
   type Run,
   sampleStd,
 } from "./aggregate.ts";
-import { engineLabel } from "./engine_label.ts";
+import { engineCaveat } from "./engine_label.ts";
 import { type Cell, para, section, table } from "./html.ts";
 import { ERRATA, OUR_MODEL, type PaperRow, TABLE5 } from "./paper.ts";
 
@@ -65,7 +65,10 @@ export interface OursSetting {
   readonly batch: number;
   readonly trainExamples: number | null;
   readonly testExamples: number | null;
+  /** The engines that ran it, by name. */
   readonly engines: string;
+  /** What each of them guarantees when that is not ref's bits, by engine name. */
+  readonly caveats: Readonly<Record<string, string>>;
   /** How the setting differs from Table 5's ("" when it is Table 5's). */
   readonly cut: string;
   readonly acc: Readonly<Record<Precision, OursAccuracy | null>>;
@@ -82,7 +85,9 @@ export interface Table5Entry {
 const count = (n: number) => n.toLocaleString("en-US");
 
 /** How a run's setting differs from Table 5's, in words; "" when it does not. */
-export function cutOf(s: Omit<OursSetting, "cut" | "acc" | "differences" | "cell" | "engines">): string {
+export function cutOf(
+  s: Omit<OursSetting, "cut" | "acc" | "differences" | "cell" | "engines" | "caveats">,
+): string {
   const t = TABLE5_SETTING, parts: string[] = [];
   if (s.dataset !== t.dataset) parts.push(`${s.dataset}, not CIFAR-10`);
   if (s.epochs !== t.epochs) parts.push(`${s.epochs} epoch${s.epochs === 1 ? "" : "s"}, not ${t.epochs}`);
@@ -158,7 +163,13 @@ function oursOf(runs: readonly Run[], model: string): OursSetting[] {
     return {
       ...base,
       cell,
-      engines: [...new Set(rs.map((r) => engineLabel(r.record)))].sort(byString).join(" "),
+      engines: [...new Set(rs.map((r) => r.record.config.engine))].sort(byString).join(" "),
+      caveats: Object.fromEntries(
+        rs.flatMap((r) => {
+          const why = engineCaveat(r.record);
+          return why === undefined ? [] : [[r.record.config.engine, why]];
+        }),
+      ),
       cut: cutOf(base),
       acc,
       differences: [differenceOf(rs, acc, "fp16", "fp32"), differenceOf(rs, acc, "fp16", "mixed")],
@@ -215,11 +226,17 @@ function oursCells(s: OursSetting): Cell[] {
   ];
 }
 
-/** What our setting is, for the table's setting column. */
-export function settingText(s: OursSetting): string {
+/**
+ * What our setting is, for the table's setting column. The page states each engine's caveat once, under
+ * its table; `caveats` puts them in the text itself (a CSV row stands alone).
+ */
+export function settingText(s: OursSetting, options: { caveats?: boolean } = {}): string {
   const ex = (n: number | null) => (n === null ? "?" : count(n));
+  const engines = options.caveats
+    ? s.engines.split(" ").map((e) => (s.caveats[e] ? `${e} (${s.caveats[e]})` : e)).join(" ")
+    : s.engines;
   return `${s.dataset}, ${s.epochs} epoch${s.epochs === 1 ? "" : "s"}, ${ex(s.trainExamples)}/` +
-    `${ex(s.testExamples)} examples, batch ${s.batch}, ${s.engines}${s.cut ? ` (${s.cut})` : ""}`;
+    `${ex(s.testExamples)} examples, batch ${s.batch}, ${engines}${s.cut ? ` (${s.cut})` : ""}`;
 }
 
 const HEADERS = [
@@ -248,6 +265,10 @@ export function table5Section(entries: readonly Table5Entry[]): string {
     for (const s of e.ours) rows.push([e.model, `ours: ${settingText(s)}`, ...oursCells(s)]);
   }
   const ran = entries.filter((e) => e.ours.length > 0).length;
+  const caveats = new Map(entries.flatMap((e) => e.ours.flatMap((s) => Object.entries(s.caveats))));
+  const caveatNote = [...caveats].sort(([a], [b]) => byString(a, b)).map(([e, why]) =>
+    `${e} is not bit-exact with ref: ${why}.`
+  ).join(" ");
   return section("table5", "Table 5: the paper's CIFAR-10 networks, theirs and ours", [
     para(
       `${ran} of ${entries.length} Table 5 networks have runs here. Accuracy: final-epoch test accuracy, ` +
@@ -259,6 +280,7 @@ export function table5Section(entries: readonly Table5Entry[]): string {
       "note",
     ),
     `<div class="scroll">${table(HEADERS, rows)}</div>`,
+    ...(caveatNote ? [para(caveatNote, "note")] : []),
   ]);
 }
 
@@ -290,7 +312,7 @@ export function table5Csv(entries: readonly Table5Entry[]): CsvRow[] {
       out.push({
         ...base,
         source: "ours",
-        setting: settingText(s),
+        setting: settingText(s, { caveats: true }),
         ...Object.fromEntries(
           TABLE5_PRECISIONS.flatMap((p) => [
             [`${p}Acc`, roundOrNull(s.acc[p]?.mean ?? null, 2)],

@@ -146,3 +146,25 @@ Deno.test("the Table 5 section and table5.csv: ours beside the paper's, not run 
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("the Table 5 section states a non-exact engine's guarantee once, under the table; each CSV row carries it", () => {
+  const guarantee = "each op within 1e-6 of float64 (test guarantee)";
+  const on = (engine: string, statement: Record<string, unknown>) =>
+    toRuns(RECORDS.map((r) => ({
+      file: `${r.id}.json`,
+      record: { ...r, config: { ...r.config, engine }, environment: { ...r.environment, engine: statement } },
+    })));
+  const v = table5View(on("ort", { capabilities: { bitExactWithRef: false }, guarantee }));
+  const html = table5Section(v);
+  assert.equal(html.split(guarantee).length - 1, 1, "the guarantee once on the page");
+  assert.match(html, /ort is not bit-exact with ref: each op within 1e-6/);
+  for (const line of html.split("<tr>").filter((l) => l.includes("ours: fashion"))) {
+    assert.match(line, /batch 64, ort \(/, "the setting names the engine");
+  }
+  const ours = table5Csv(v).filter((r) => r.source === "ours" && r.setting !== "not run");
+  assert.equal(ours.length, 2);
+  for (const r of ours) assert.ok(String(r.setting).includes(`ort (${guarantee})`), String(r.setting));
+  // Records that say they are ref's bits: no note.
+  const exact = table5Section(table5View(on("wasm", { capabilities: { bitExactWithRef: true } })));
+  assert.doesNotMatch(exact, /not bit-exact/);
+});
