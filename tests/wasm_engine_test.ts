@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import type { Engine, HostTensor } from "../kernels/engine.ts";
 import { createEngine as createRef } from "../kernels/ref/mod.ts";
-import { createEngine as createWasm } from "../kernels/wasm/mod.ts";
+import { createEngine as createWasm, stepProfile } from "../kernels/wasm/mod.ts";
 import { type FormatName, rounder } from "../lib/formats/format.ts";
 import { type Attr, Graph } from "../lib/graph/graph.ts";
 import { modelByName } from "../lib/model/zoo.ts";
@@ -323,5 +323,38 @@ Deno.test("wasm --fast: says it is not bit-exact, and stays close to ref", async
     for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-5 * (1 + Math.abs(a[i])));
   } finally {
     fast.close?.();
+  }
+});
+
+Deno.test("wasm: the development step profile times every step of a run by op and shape, and changes no bit", async () => {
+  const wasm = await createWasm({ threads: 1 });
+  try {
+    const spec = {
+      model: modelByName("mlp"),
+      modelOptions: { classes: 10, hidden: [13] },
+      policy: parsePolicy("mixed"),
+      optimizer: PAPER_SGD,
+      inputShape: [1, 28, 28],
+    };
+    const t = buildTrainGraph(spec, 8), feeds = stepFeeds(t.graph, spec.policy, [1, 28, 28], 8);
+    const plain = await wasm.compile(t.graph).run(feeds);
+    const times = stepProfile.times = new Map<string, number>();
+    let timed;
+    try {
+      timed = await wasm.compile(t.graph).run(feeds);
+    } finally {
+      stepProfile.times = undefined;
+    }
+    for (const k of Object.keys(plain)) {
+      assert.deepEqual(Array.from(timed[k].data), Array.from(plain[k].data), k);
+    }
+    assert.ok(times.has("matmul fp16 [8,13]"), [...times.keys()].join("; "));
+    assert.ok(
+      [...times.keys()].some((k) => k.startsWith("sgd_velocity (fused pair) fp32")),
+      "the fused update",
+    );
+    assert.ok([...times.values()].every((ms) => ms >= 0));
+  } finally {
+    wasm.close?.();
   }
 });

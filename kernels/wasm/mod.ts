@@ -63,6 +63,12 @@ export interface Kernels {
   readonly tables: { readonly half: number; readonly erfc: number };
 }
 
+/**
+ * Development only (tests/bench/wasm_step.ts): while `times` is set, each run adds every step's wall time
+ * to it in milliseconds, keyed by op, format and output shape. The engine never sets it.
+ */
+export const stepProfile: { times?: Map<string, number> } = {};
+
 /** Instantiates the exact (or `fast`) kernel module: what the engine starts from, and what tests call. */
 export function instantiateKernels(fast = false): Kernels {
   const module = new WebAssembly.Module(decode(fast ? FAST_WASM : EXACT_WASM));
@@ -193,9 +199,12 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
       const [fused, rest] = lowerMomentumPair(args(nodes[v]), args(nodes[a]));
       paired.set(v, fused).set(a, rest);
     }
+    const stepNodes = nodes.filter((n) => live[n.id] && n.inputs.length && !fused.has(n.id));
     return {
-      steps: nodes.filter((n) => live[n.id] && n.inputs.length && !fused.has(n.id)).map((n) =>
-        paired.get(n.id) ?? LOWERINGS[n.op as OpName](args(n)) // Graph.add admits only known ops
+      steps: stepNodes.map((n) => paired.get(n.id) ?? LOWERINGS[n.op as OpName](args(n)) // Graph.add admits only known ops
+      ),
+      labels: stepNodes.map((n) =>
+        `${n.op}${paired.has(n.id) ? " (fused pair)" : ""} ${n.format} [${n.shape}]`
       ),
       // For state: where the other plan's run (the last one) left its next value.
       inputs: leaves.map((n) => {
@@ -271,7 +280,15 @@ function compile(engine: Engine, rt: Runtime, graph: Graph): Executable {
         split(rt, "map1", args, { x: "fx", y: "fy" }, "n");
       }
     }
-    for (const s of plan.steps) s.run(scratch);
+    const times = stepProfile.times;
+    if (!times) { for (const s of plan.steps) s.run(scratch); }
+    else {
+      for (const [i, s] of plan.steps.entries()) {
+        const t0 = performance.now();
+        s.run(scratch);
+        times.set(plan.labels[i], (times.get(plan.labels[i]) ?? 0) + performance.now() - t0);
+      }
+    }
     for (const t of consumed) t.consume();
     const out: Record<string, HostTensor> = {};
     for (const { name, at, n, shape, format } of plan.results) {

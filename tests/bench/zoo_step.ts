@@ -69,9 +69,8 @@ export function peakResidentKiB(): number {
   return process.resourceUsage().maxRSS;
 }
 
-/** Builds, compiles and times one configuration. */
-export async function measureZooStep(c: ZooStepConfig): Promise<ZooStepResult> {
-  const t0 = performance.now();
+/** The training step of one configuration: its graph, and feeds of random images with fresh state. */
+export function zooStepGraph(c: Pick<ZooStepConfig, "model" | "policy" | "batch" | "bare">) {
   const policy = parsePolicy(c.policy);
   const t = buildTrainGraph({
     model: modelByName(c.model),
@@ -81,11 +80,18 @@ export async function measureZooStep(c: ZooStepConfig): Promise<ZooStepResult> {
     inputShape: ZOO_INPUT,
   }, c.batch);
   if (c.bare) { for (const name of UPDATE_CHECKS) delete t.graph.outputs[name]; }
+  return { graph: t.graph, feeds: stepFeeds(t.graph, policy, ZOO_INPUT, c.batch) };
+}
+
+/** Builds, compiles and times one configuration. */
+export async function measureZooStep(c: ZooStepConfig): Promise<ZooStepResult> {
+  const t0 = performance.now();
+  const t = zooStepGraph(c);
   const engine = await loadEngine(c.engine, { threads: c.threads });
   try {
     const exe = engine.compile(t.graph);
     const compileMs = performance.now() - t0;
-    let feeds = stepFeeds(t.graph, policy, ZOO_INPUT, c.batch);
+    let feeds = t.feeds;
     // Each step feeds the state the previous one returned, as training does.
     const step = async () => (feeds = { ...feeds, ...await exe.run(feeds) });
     for (let i = 0; i < c.warmup; i++) await step();
