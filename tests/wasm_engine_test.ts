@@ -137,6 +137,27 @@ Deno.test("wasm: ops on odd shapes and edge values equal ref in fp32, fp16 and b
         const [a, b] = await both(wasm, op, [t([29], f, true), t([29], f, true)], {}, f);
         assertBits(a, b, `${op} ${f}`);
       }
+      // Normalisations large enough to split their groups over both threads (5 channels: 2 and 3; 270 rows;
+      // the layer-norm affine gradient sums over rows, so it stays on one thread).
+      for (
+        const [kind, shape, params] of [["batchnorm", [3, 5, 48, 48], [5]], ["layernorm", [270, 130], [
+          130,
+        ]]] as const
+      ) {
+        const x = t([...shape], f),
+          gy = t([...shape], f),
+          gamma = t([...params], f),
+          beta = t([...params], f);
+        const eps = { eps: 1e-3 };
+        const cases = [[kind, [x, gamma, beta]], [`${kind}_grad_x`, [x, gamma, gy]], [`${kind}_grad_affine`, [
+          x,
+          gy,
+        ]]];
+        for (const [op, inputs] of cases as [string, HostTensor[]][]) {
+          const [n1, n2] = await both(wasm, op, inputs, eps, f);
+          assertBits(n1, n2, `${op} ${f} [${shape}]`);
+        }
+      }
       const parts = [t([2, 3, 5], f), t([2, 1, 5], f)];
       const [c1, c2] = await both(wasm, "concat", parts, { axis: 1 }, f);
       assertBits(c1, c2, `concat ${f}`);

@@ -71,41 +71,67 @@ function labelError(rt: Runtime, labels: Operand, row: number, k: number): Error
 
 type Norm = "batchnorm" | "layernorm";
 
-/** Sets the groups of a normalisation over `shape`; returns [groups, elements per group]. */
-function groups(rt: Runtime, kind: Norm, shape: readonly number[]): [number, number] {
-  if (kind === "batchnorm") {
-    rt.k.setGroups(Groups.CHANNELS, shape[0], shape[1], prod(shape, 2));
-    return [shape[1], shape[0] * prod(shape, 2)];
-  }
-  const d = shape.at(-1)!, rows = prod(shape) / d;
-  rt.k.setGroups(Groups.ROWS, 0, rows, d);
-  return [rows, d];
+/**
+ * Sets the groups of a normalisation over `shape` on every thread (each has its own instance); returns one
+ * [c0, c1) range of groups per thread that takes part (one range, all groups, for small tensors). Groups
+ * are independent, so the split changes no bit.
+ */
+function groups(rt: Runtime, kind: Norm, shape: readonly number[]): [number, number][] {
+  const d = shape.at(-1)!;
+  const args = kind === "batchnorm"
+    ? { kind: Groups.CHANNELS, n: shape[0], c: shape[1], s: prod(shape, 2) }
+    : { kind: Groups.ROWS, n: 0, c: prod(shape) / d, s: d };
+  rt.parallel("setGroups", Array.from({ length: rt.threads }, () => args));
+  return prod(shape) < SPLIT_MIN ? [[0, args.c]] : shares(args.c, rt.threads);
+}
+
+/** Runs a normalisation kernel once per range of groups, each range on its own thread. */
+function byGroups<K extends "stats" | "normalize" | "affineGrad" | "inputGrad">(
+  rt: Runtime,
+  kernel: K,
+  ranges: readonly [number, number][],
+  args: Omit<KernelArgs[K], "c0" | "c1">,
+) {
+  rt.parallel(kernel, ranges.map(([c0, c1]) => ({ ...args, c0, c1 }) as KernelArgs[K]));
 }
 
 function normFamily<P extends Norm>(kind: P): Record<P | `${P}_grad_x` | `${P}_grad_affine`, Lowering> {
   const perGroup = kind === "batchnorm";
   const statsBytes = (shape: readonly number[]) =>
     3 * 8 * (kind === "batchnorm" ? shape[1] : prod(shape) / shape.at(-1)!);
+  /** Sets the groups, fills the statistics at `s` and returns the threads' ranges of groups. */
   const prepare = (rt: Runtime, node: Node, x: Operand, s: number, acc: number) => {
-    groups(rt, kind, x.shape);
-    rt.k.stats(x.ptr, x.fmt, num(node, "eps"), s, acc);
+    const ranges = groups(rt, kind, x.shape);
+    byGroups(rt, "stats", ranges, { x: x.ptr, fx: x.fmt, eps: num(node, "eps"), s, acc });
+    return ranges;
   };
   const table: Record<string, Lowering> = {
     [kind]: ({ node, x: [x, gamma, beta], y, acc, rt }) =>
       plain((s) => {
-        prepare(rt, node, x, s, acc);
-        rt.k.normalize(x.ptr, x.fmt, s, gamma.ptr, gamma.fmt, beta.ptr, beta.fmt, y.ptr, y.fmt, perGroup);
+        const ranges = prepare(rt, node, x, s, acc);
+        byGroups(rt, "normalize", ranges, {
+          ...{ x: x.ptr, fx: x.fmt, s, gamma: gamma.ptr, fg: gamma.fmt, beta: beta.ptr, fb: beta.fmt },
+          ...{ y: y.ptr, fy: y.fmt, perGroup },
+        });
       }, statsBytes(x.shape)),
     [`${kind}_grad_x`]: ({ node, x: [x, gamma, gy], y, acc, rt }) =>
       plain((s) => {
-        prepare(rt, node, x, s, acc);
-        rt.k.inputGrad(x.ptr, x.fmt, gamma.ptr, gamma.fmt, gy.ptr, gy.fmt, s, y.ptr, y.fmt, perGroup, acc);
+        const ranges = prepare(rt, node, x, s, acc);
+        byGroups(rt, "inputGrad", ranges, {
+          ...{ x: x.ptr, fx: x.fmt, gamma: gamma.ptr, fg: gamma.fmt, gy: gy.ptr, fgy: gy.fmt, s },
+          ...{ dx: y.ptr, fd: y.fmt, perGroup, acc },
+        });
       }, statsBytes(x.shape)),
     [`${kind}_grad_affine`]: ({ node, x: [x, gy], y, acc, rt }) => {
       const st = statsBytes(x.shape);
       return plain((s) => {
-        prepare(rt, node, x, s, acc);
-        rt.k.affineGrad(x.ptr, x.fmt, gy.ptr, gy.fmt, s, y.ptr, y.fmt, perGroup, s + st, acc);
+        const ranges = prepare(rt, node, x, s, acc);
+        // Per element of a row (layer norm) every row adds into every sum: one range, in row order.
+        const count = ranges.at(-1)![1];
+        byGroups(rt, "affineGrad", perGroup ? ranges : [[0, count]], {
+          ...{ x: x.ptr, fx: x.fmt, gy: gy.ptr, fgy: gy.fmt, s, r: y.ptr, fr: y.fmt, perGroup },
+          ...{ tmp: s + st, acc },
+        });
       }, st + y.size * 8);
     },
   };
@@ -299,14 +325,16 @@ export const LOWERINGS: Readonly<Record<OpName, Lowering>> = {
   ...normFamily("layernorm"),
   batchnorm_infer: ({ node, x: [x, gamma, beta, mean, variance], y, acc, rt }) =>
     plain((s) => {
-      groups(rt, "batchnorm", x.shape);
+      const ranges = groups(rt, "batchnorm", x.shape);
       rt.k.inferStats(mean.ptr, mean.fmt, variance.ptr, variance.fmt, num(node, "eps"), s, acc);
-      rt.k.normalize(x.ptr, x.fmt, s, gamma.ptr, gamma.fmt, beta.ptr, beta.fmt, y.ptr, y.fmt, true);
+      byGroups(rt, "normalize", ranges, {
+        ...{ x: x.ptr, fx: x.fmt, s, gamma: gamma.ptr, fg: gamma.fmt, beta: beta.ptr, fb: beta.fmt },
+        ...{ y: y.ptr, fy: y.fmt, perGroup: true },
+      });
     }, 3 * x.shape[1] * 8),
   moments: ({ x: [x], y, acc, rt }) =>
     plain((s) => {
-      groups(rt, "batchnorm", x.shape);
-      rt.k.stats(x.ptr, x.fmt, 0, s, acc);
+      byGroups(rt, "stats", groups(rt, "batchnorm", x.shape), { x: x.ptr, fx: x.fmt, eps: 0, s, acc });
       rt.k.writeMoments(s, y.ptr, y.fmt);
     }, 3 * x.shape[1] * 8),
   ema: ({ node, x: [r, m], y, rt }) =>

@@ -42,6 +42,11 @@ export const MAX_ARGS = 32;
 /** Kernel exports that may run in parallel, by index. */
 export const PARALLEL_KERNELS = [
   "setGeometry",
+  "setGroups",
+  "stats",
+  "normalize",
+  "affineGrad",
+  "inputGrad",
   "gemmTiles",
   "packA",
   "packB",
