@@ -121,7 +121,24 @@ export function im2col(
     sides(colTaps, cols, plane, imageStride, tmp);
     seek(rowTaps, n0, 0, plane, imageStride);
     let d = dst + ((<usize>(jb * k) << 3) << 2);
+    // Columns that are 8 pixels of one output row, stride 1, read 8 adjacent f32 inputs for every tap that
+    // keeps them inside the input row: two vector copies instead of 8 checked loads (the same values).
+    const b0 = load<i32>(tmp), y0 = load<i32>(tmp, 32), x0 = load<i32>(tmp, 64);
+    let run = rowTaps && fx == FP32 && SW == 1 && cols == 8;
+    for (let cc = 1; run && cc < 8; cc++) {
+      const p = tmp + (<usize>cc << 2);
+      run = load<i32>(p) == b0 && load<i32>(p, 32) == y0 && load<i32>(p, 64) == x0 + cc;
+    }
     for (let q = 0; q < k; q++) {
+      const y = eDy + y0, xx = eDx + x0;
+      if (run && <u32>y < <u32>H && xx >= 0 && xx + 8 <= W) {
+        const from = src + (<usize>(eBase + b0 + y * W + xx) << 2);
+        v128.store(d, v128.load(from));
+        v128.store(d, v128.load(from, 16), 16);
+        d += 32;
+        step(rowTaps, plane, imageStride);
+        continue;
+      }
       for (let cc = 0; cc < 8; cc++) {
         const p = tmp + (<usize>cc << 2);
         const y = eDy + load<i32>(p, 32), xx = eDx + load<i32>(p, 64);
