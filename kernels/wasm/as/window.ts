@@ -176,22 +176,37 @@ export function col2imPanel(
       store<i32>(p, j < n ? 1 : 0, 96);
     }
     let d = dst + ((<usize>(jb * k) << 3) << 2);
+    // Columns that are 8 pixels of one input row read, at stride 1, 8 adjacent f32 gradients for every tap
+    // whose outputs lie inside one output row: two vector copies (the same values).
+    const b0 = load<i32>(tmp), h0 = load<i32>(tmp, 32), w0 = load<i32>(tmp, 64);
+    let run = unit && fg == FP32 && jb * 8 + 8 <= n;
+    for (let cc = 1; run && cc < 8; cc++) {
+      const p = tmp + (<usize>cc << 2);
+      run = load<i32>(p) == b0 && load<i32>(p, 32) == h0 && load<i32>(p, 64) == w0 + cc;
+    }
     let oc = 0, i = 0, jj = 0, base = 0;
     for (let q = 0; q < k; q++) {
-      for (let cc = 0; cc < 8; cc++) {
-        const p = tmp + (<usize>cc << 2);
-        let ph = load<i32>(p, 32) - i, pw = load<i32>(p, 64) - jj;
-        let v: f32 = 0;
-        if (ph >= 0 && pw >= 0 && load<i32>(p, 96)) {
-          let ok = true;
-          if (!unit) {
-            ok = ph % SH == 0 && pw % SW == 0;
-            ph /= SH;
-            pw /= SW;
+      const rh = h0 - i, rw = w0 - jj;
+      if (run && <u32>rh < <u32>OH && rw >= 0 && rw + 8 <= OW) {
+        const from = src + (<usize>(b0 + base + rh * OW + rw) << 2);
+        v128.store(d, v128.load(from));
+        v128.store(d, v128.load(from, 16), 16);
+      } else {
+        for (let cc = 0; cc < 8; cc++) {
+          const p = tmp + (<usize>cc << 2);
+          let ph = load<i32>(p, 32) - i, pw = load<i32>(p, 64) - jj;
+          let v: f32 = 0;
+          if (ph >= 0 && pw >= 0 && load<i32>(p, 96)) {
+            let ok = true;
+            if (!unit) {
+              ok = ph % SH == 0 && pw % SW == 0;
+              ph /= SH;
+              pw /= SW;
+            }
+            if (ok && ph < OH && pw < OW) v = ldf(fg, src, load<i32>(p) + base + ph * OW + pw);
           }
-          if (ok && ph < OH && pw < OW) v = ldf(fg, src, load<i32>(p) + base + ph * OW + pw);
+          store<f32>(d + (<usize>cc << 2), v);
         }
-        store<f32>(d + (<usize>cc << 2), v);
       }
       d += 32;
       if (++jj == KW) {
