@@ -31,6 +31,18 @@ const ADAM: OptimizerConfig = { ...PAPER_SGD, kind: "adam", lr: 0.001, weightDec
 
 const POLICIES = ["fp32", "fp16", "mixed", "bf16", "mixed-bf16"];
 
+/** The step of a small MLP (13 hidden units, 28x28 inputs) in `policy`, with the paper's SGD. */
+function smallMlp(policy: string): StepSpec {
+  const model = modelByName("mlp"), optimizer = PAPER_SGD;
+  return {
+    model,
+    modelOptions: { classes: 10, hidden: [13] },
+    policy: parsePolicy(policy),
+    optimizer,
+    inputShape: [1, 28, 28],
+  };
+}
+
 /** A test with a fresh ort engine, closed afterwards. */
 function ortTest(name: string, body: (ort: Awaited<ReturnType<typeof createOrt>>) => Promise<void>) {
   Deno.test(name, async () => {
@@ -129,13 +141,7 @@ Deno.test("ort: refuses fp16 accumulation, stochastic rounding and fp64 before r
 ortTest(
   "ort: state fed back (double-buffered) gives the bits of state passed as fresh copies",
   async (ort) => {
-    const spec: StepSpec = {
-      model: modelByName("mlp"),
-      modelOptions: { classes: 10, hidden: [13] },
-      policy: parsePolicy("mixed"),
-      optimizer: PAPER_SGD,
-      inputShape: [1, 28, 28],
-    };
+    const spec = smallMlp("mixed");
     const t = buildTrainGraph(spec, 8);
     const start = stepFeeds(t.graph, spec.policy, [1, 28, 28], 8, { seed: 4, lossScale: 1024 });
     const [a, b] = [ort.compile(t.graph), ort.compile(t.graph)];
@@ -158,13 +164,7 @@ ortTest(
 Deno.test("ort: the engine's 16-bit inputs are read as float32 without a Cast to 16 bits and back; an exported model rounds them", async () => {
   // HostTensor's contract: the values are exact in the format, so the round trip through 16 bits is the
   // identity, and it would keep a second float32 copy of every fp16 weight for the whole step.
-  const spec: StepSpec = {
-    model: modelByName("mlp"),
-    modelOptions: { classes: 10, hidden: [13] },
-    policy: parsePolicy("fp16"),
-    optimizer: PAPER_SGD,
-    inputShape: [1, 28, 28],
-  };
+  const spec = smallMlp("fp16");
   const t = buildTrainGraph(spec, 8), proto = await loadProto();
   for (const exactInputs of [true, false]) {
     const lowered = await lowerGraph(t.graph, { exactInputs });
