@@ -26,7 +26,7 @@ export function setGroups(kind: i32, n: i32, c: i32, s: i32): void {
   gSize = kind == Groups.CHANNELS ? n * s : s;
 }
 
-// Element i of group c sits at first(c) + (i / gS) * step() + i % gS: a channel is gN runs of gS elements,
+// Element i of group c sits at c * gS + (i / gS) * step() + i % gS: a channel is gN runs of gS elements,
 // gC * gS apart (one per image); a row is one run. The loops walk runs and their elements in that order,
 // which is the order of i, without dividing per element (an i32 division and remainder per element were
 // most of these kernels' time).
