@@ -101,6 +101,23 @@ function sides(taps: bool, count: i32, plane: i32, imageStride: i32, tmp: usize)
   }
 }
 
+/** True when the 8 columns in `tmp` (base, row, column) share column 0's base and row, at its next columns. */
+function oneRow(tmp: usize): bool {
+  const b0 = load<i32>(tmp), r0 = load<i32>(tmp, 32), c0 = load<i32>(tmp, 64);
+  for (let cc = 1; cc < 8; cc++) {
+    const p = tmp + (<usize>cc << 2);
+    if (load<i32>(p) != b0 || load<i32>(p, 32) != r0 || load<i32>(p, 64) != c0 + cc) return false;
+  }
+  return true;
+}
+
+/** Copies 8 f32 values from `from` to the panel row at `d`. */
+// @ts-ignore: decorator
+@inline function copy8(d: usize, from: usize): void {
+  v128.store(d, v128.load(from));
+  v128.store(d, v128.load(from, 16), 16);
+}
+
 /**
  * Gathers the conv2d input x as a gemm B panel (layout in gemm.ts). Rows are taps (c, i, j) over `cg`
  * channels from `c0` and columns pixels (image, p, q) over images [n0, n0 + nc); `transposed` swaps them
@@ -124,17 +141,11 @@ export function im2col(
     // Columns that are 8 pixels of one output row, stride 1, read 8 adjacent f32 inputs for every tap that
     // keeps them inside the input row: two vector copies instead of 8 checked loads (the same values).
     const b0 = load<i32>(tmp), y0 = load<i32>(tmp, 32), x0 = load<i32>(tmp, 64);
-    let run = rowTaps && fx == FP32 && SW == 1 && cols == 8;
-    for (let cc = 1; run && cc < 8; cc++) {
-      const p = tmp + (<usize>cc << 2);
-      run = load<i32>(p) == b0 && load<i32>(p, 32) == y0 && load<i32>(p, 64) == x0 + cc;
-    }
+    const run = rowTaps && fx == FP32 && SW == 1 && cols == 8 && oneRow(tmp);
     for (let q = 0; q < k; q++) {
       const y = eDy + y0, xx = eDx + x0;
       if (run && <u32>y < <u32>H && xx >= 0 && xx + 8 <= W) {
-        const from = src + (<usize>(eBase + b0 + y * W + xx) << 2);
-        v128.store(d, v128.load(from));
-        v128.store(d, v128.load(from, 16), 16);
+        copy8(d, src + (<usize>(eBase + b0 + y * W + xx) << 2));
         d += 32;
         step(rowTaps, plane, imageStride);
         continue;
@@ -179,18 +190,12 @@ export function col2imPanel(
     // Columns that are 8 pixels of one input row read, at stride 1, 8 adjacent f32 gradients for every tap
     // whose outputs lie inside one output row: two vector copies (the same values).
     const b0 = load<i32>(tmp), h0 = load<i32>(tmp, 32), w0 = load<i32>(tmp, 64);
-    let run = unit && fg == FP32 && jb * 8 + 8 <= n;
-    for (let cc = 1; run && cc < 8; cc++) {
-      const p = tmp + (<usize>cc << 2);
-      run = load<i32>(p) == b0 && load<i32>(p, 32) == h0 && load<i32>(p, 64) == w0 + cc;
-    }
+    const run = unit && fg == FP32 && jb * 8 + 8 <= n && oneRow(tmp);
     let oc = 0, i = 0, jj = 0, base = 0;
     for (let q = 0; q < k; q++) {
       const rh = h0 - i, rw = w0 - jj;
       if (run && <u32>rh < <u32>OH && rw >= 0 && rw + 8 <= OW) {
-        const from = src + (<usize>(b0 + base + rh * OW + rw) << 2);
-        v128.store(d, v128.load(from));
-        v128.store(d, v128.load(from, 16), 16);
+        copy8(d, src + (<usize>(b0 + base + rh * OW + rw) << 2));
       } else {
         for (let cc = 0; cc < 8; cc++) {
           const p = tmp + (<usize>cc << 2);
