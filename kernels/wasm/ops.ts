@@ -81,8 +81,13 @@ function groups(rt: Runtime, kind: Norm, shape: readonly number[]): [number, num
   const args = kind === "batchnorm"
     ? { kind: Groups.CHANNELS, n: shape[0], c: shape[1], s: prod(shape, 2) }
     : { kind: Groups.ROWS, n: 0, c: prod(shape) / d, s: d };
+  // A small tensor runs on the calling thread alone: only its instance needs the groups.
+  if (prod(shape) < SPLIT_MIN) {
+    call(rt, "setGroups", args);
+    return [[0, args.c]];
+  }
   rt.parallel("setGroups", Array.from({ length: rt.threads }, () => args));
-  return prod(shape) < SPLIT_MIN ? [[0, args.c]] : shares(args.c, rt.threads);
+  return shares(args.c, rt.threads);
 }
 
 /** Runs a normalisation kernel once per range of groups, each range on its own thread. */
