@@ -65,8 +65,8 @@ export interface OursSetting {
   readonly batch: number;
   readonly trainExamples: number | null;
   readonly testExamples: number | null;
-  /** The engines that ran it, by name. */
-  readonly engines: string;
+  /** The engines that ran it, by name, sorted. */
+  readonly engines: readonly string[];
   /** What each of them guarantees when that is not ref's bits, by engine name. */
   readonly caveats: Readonly<Record<string, string>>;
   /** How the setting differs from Table 5's ("" when it is Table 5's). */
@@ -163,7 +163,7 @@ function oursOf(runs: readonly Run[], model: string): OursSetting[] {
     return {
       ...base,
       cell,
-      engines: [...new Set(rs.map((r) => r.record.config.engine))].sort(byString).join(" "),
+      engines: [...new Set(rs.map((r) => r.record.config.engine))].sort(byString),
       caveats: Object.fromEntries(
         rs.flatMap((r) => {
           const why = engineCaveat(r.record);
@@ -232,9 +232,8 @@ function oursCells(s: OursSetting): Cell[] {
  */
 export function settingText(s: OursSetting, options: { caveats?: boolean } = {}): string {
   const ex = (n: number | null) => (n === null ? "?" : count(n));
-  const engines = options.caveats
-    ? s.engines.split(" ").map((e) => (s.caveats[e] ? `${e} (${s.caveats[e]})` : e)).join(" ")
-    : s.engines;
+  const engines = s.engines.map((e) => (options.caveats && s.caveats[e] ? `${e} (${s.caveats[e]})` : e))
+    .join(" ");
   return `${s.dataset}, ${s.epochs} epoch${s.epochs === 1 ? "" : "s"}, ${ex(s.trainExamples)}/` +
     `${ex(s.testExamples)} examples, batch ${s.batch}, ${engines}${s.cut ? ` (${s.cut})` : ""}`;
 }

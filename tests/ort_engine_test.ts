@@ -33,12 +33,11 @@ const POLICIES = ["fp32", "fp16", "mixed", "bf16", "mixed-bf16"];
 
 /** The step of a small MLP (13 hidden units, 28x28 inputs) in `policy`, with the paper's SGD. */
 function smallMlp(policy: string): StepSpec {
-  const model = modelByName("mlp"), optimizer = PAPER_SGD;
   return {
-    model,
+    model: modelByName("mlp"),
     modelOptions: { classes: 10, hidden: [13] },
     policy: parsePolicy(policy),
-    optimizer,
+    optimizer: PAPER_SGD,
     inputShape: [1, 28, 28],
   };
 }
