@@ -199,6 +199,60 @@ Deno.test("wasm: ops on odd shapes and edge values equal ref in fp32, fp16 and b
   }
 });
 
+Deno.test("wasm: depthwise convolutions (their own kernels) equal ref on edge values, strides and widths", async () => {
+  // Rows wide enough for the vector paths and their row-end checks, windows of 1 to 5 taps (5: the weight
+  // gradient's one-sum-at-a-time path), strides 1 to 3, uneven pads; finite values, then edge values with
+  // Infinity and NaN in every operand (the kernels skip padding taps, as ref does, instead of adding zeros;
+  // the weight gradient's long sums are mostly NaN then, hence the finite pass); one shape for two threads.
+  const wasm = await createWasm({ threads: 2 });
+  const rng = new Rng(11, "wasm-depthwise");
+  const t = (shape: number[], f: FormatName, edges: boolean): HostTensor => ({
+    shape,
+    format: f,
+    data: values(rng, shape.reduce((p, d) => p * d, 1), f, edges),
+  });
+  const cases = [
+    { x: [2, 3, 9, 21], k: [3, 3], stride: 1, pads: [1, 1, 1, 1] },
+    { x: [1, 4, 11, 23], k: [3, 3], stride: 2, pads: [1, 1, 1, 1] },
+    { x: [2, 2, 7, 19], k: [2, 4], stride: 1, pads: [0, 2, 1, 1] },
+    { x: [1, 3, 10, 17], k: [3, 5], stride: 3, pads: [2, 1, 0, 2] },
+    { x: [2, 2, 5, 12], k: [1, 1], stride: 1, pads: [0, 0, 0, 0] },
+    { x: [2, 24, 26, 34], k: [3, 3], stride: 1, pads: [1, 1, 1, 1] },
+  ];
+  const formats = [["fp32", "fp32", "fp32"], ["fp16", "fp16", "fp16"], ["bf16", "bf16", "bf16"], [
+    "fp16",
+    "fp32",
+    "bf16",
+  ]] as const;
+  try {
+    for (const { x: xs, k: [kh, kw], stride, pads } of cases) {
+      const c = xs[1], ws = [c, 1, kh, kw];
+      const out = [
+        xs[0],
+        c,
+        ...[[xs[2], kh, 0], [xs[3], kw, 1]].map(([size, k, a]) =>
+          Math.floor((size + pads[a] + pads[a + 2] - k) / stride) + 1
+        ),
+      ];
+      const attrs = { stride: [stride, stride], pads, groups: c };
+      for (const [[fx, fw, fy], edges] of formats.flatMap((f) => [[f, false], [f, true]] as const)) {
+        const what = `depthwise [${xs}] ${kh}x${kw} stride ${stride} ${fx}/${fw} -> ${fy}${
+          edges ? " edges" : ""
+        }`;
+        const x = t(xs, fx, edges), w = t(ws, fw, edges), gy = t(out, fx, edges);
+        const [y1, y2] = await both(wasm, "conv2d", [x, w], attrs, fy);
+        assertBits(y1, y2, `conv2d ${what}`);
+        const [g1, g2] = await both(wasm, "conv2d_grad_input", [gy, w], { ...attrs, inShape: xs }, fy);
+        assertBits(g1, g2, `conv2d_grad_input ${what}`);
+        const [h1, h2] = await both(wasm, "conv2d_grad_weight", [x, gy], { ...attrs, kernel: [kh, kw] }, fy);
+        assertBits(h1, h2, `conv2d_grad_weight ${what}`);
+      }
+    }
+  } finally {
+    wasm.close?.();
+  }
+});
+
 Deno.test("wasm: a cast of a leaf read only as matmul B is fused into the packing, with ref's bits", async () => {
   const wasm = await createWasm({ threads: 2 });
   const rng = new Rng(11, "wasm-fused-cast");

@@ -253,6 +253,27 @@ function convLowering(
   }, gemmBytes + (wide ? 4 * gathered.size : 0));
 }
 
+/** True for a convolution with one filter per channel (groups = channels = filters). */
+const isDepthwise = (groups: number, c: number, o: number) => groups > 1 && groups === c && groups === o;
+
+/**
+ * A depthwise convolution op in fp32 accumulation: its direct kernel (kernels/wasm/as/depthwise.ts), each
+ * thread a share [r0, r1) of the `count` planes (or channels) that `row` turns into the kernel's arguments.
+ */
+function depthwiseLowering<K extends "depthwise" | "depthwiseGradInput" | "depthwiseGradWeight">(
+  { rt }: LowerArgs,
+  g: Geometry,
+  kernel: K,
+  count: number,
+  row: (r0: number, r1: number) => KernelArgs[K],
+): Lowered {
+  const t = g.n * g.c * g.h * g.w < SPLIT_MIN ? 1 : rt.threads;
+  return plain(() => {
+    setGeometry(rt, g);
+    rt.parallel(kernel, shares(count, t).map(([r0, r1]) => row(r0, r1)));
+  });
+}
+
 /** The gather of the conv2d input as a B panel (`transposed`: the weight gradient's, taps as columns). */
 function im2col(
   src: Source,
@@ -275,6 +296,10 @@ const conv2d: Lowering = (a) => {
   const g = geometry(node, x.shape, [w.shape[2], w.shape[3]], y.shape),
     pix = g.oh * g.ow,
     kk = cg * g.kh * g.kw;
+  if (acc === FP32 && isDepthwise(groups, g.c, o)) {
+    const args = { x: x.ptr, fx: x.fmt, w: w.ptr, fw: w.fmt, y: y.ptr, fy: y.fmt };
+    return depthwiseLowering(a, g, "depthwise", g.n * g.c, (nc0, nc1) => ({ ...args, nc0, nc1 }));
+  }
   return convLowering(
     a,
     g,
@@ -320,6 +345,10 @@ const conv2dGradInput: Lowering = (a) => {
   const o = w.shape[0], cg = w.shape[1], groups = num(node, "groups"), og = o / groups;
   const g = geometry(node, list(node, "inShape"), [w.shape[2], w.shape[3]], gy.shape);
   const pix = g.h * g.w, t = g.kh * g.kw, kk = og * t;
+  if (acc === FP32 && isDepthwise(groups, g.c, o)) {
+    const args = { gy: gy.ptr, fg: gy.fmt, w: w.ptr, fw: w.fmt, dx: y.ptr, fd: y.fmt };
+    return depthwiseLowering(a, g, "depthwiseGradInput", g.n * g.c, (nc0, nc1) => ({ ...args, nc0, nc1 }));
+  }
   return convLowering(
     a,
     g,
@@ -349,6 +378,10 @@ const conv2dGradWeight: Lowering = (a) => {
   const groups = num(node, "groups"), o = gy.shape[1], og = o / groups;
   const g = geometry(node, x.shape, list(node, "kernel"), gy.shape);
   const cg = g.c / groups, pix = g.oh * g.ow, taps = cg * g.kh * g.kw;
+  if (acc === FP32 && isDepthwise(groups, g.c, o)) {
+    const args = { x: x.ptr, fx: x.fmt, gy: gy.ptr, fg: gy.fmt, dw: y.ptr, fd: y.fmt };
+    return depthwiseLowering(a, g, "depthwiseGradWeight", g.c, (c0, c1) => ({ ...args, c0, c1 }));
+  }
   return convLowering(
     a,
     g,

@@ -15,7 +15,7 @@
  */
 
 import { ld, ldf, round, roundF32, st, stf } from "./format";
-import { ld4, round4, st4 } from "./simd";
+import { ld4, madd, round4, st4 } from "./simd";
 
 /** K is processed in chunks of this length so a tile's panels stay in cache; sums carry across chunks. */
 const KC: i32 = 256;
@@ -119,12 +119,6 @@ export enum GemmJob {
 // @ts-ignore: decorator
 @inline function field(job: usize, off: i32): i32 {
   return load<i32>(job + <usize>off);
-}
-
-// @ts-ignore: decorator
-@inline function madd(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
-  return f32x4.add(c, f32x4.mul(a, b));
 }
 
 /**

@@ -27,8 +27,9 @@ export {
   im2col,
   maxpool,
   maxpoolGrad,
-  setGeometry,
 } from "./window";
+export { setGeometry } from "./geometry";
+export { depthwise, depthwiseGradInput, depthwiseGradWeight } from "./depthwise";
 export { exp, gelu, geluGrad, hashUniform, log, tanh } from "./math";
 export { round } from "./format";
 

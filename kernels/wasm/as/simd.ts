@@ -152,3 +152,13 @@ const LANES = memory.data<u32>([
   const bits = fmt == FP16 ? roundToHalf4(v) : i32x4.shr_u(roundBf16x4(v), 16);
   v128.store64_lane(p + (<usize>i << 1), i16x8.narrow_i32x4_u(bits, bits), 0);
 }
+
+/**
+ * c + a * b per lane: the product rounded, then the sum (ref's acc(s + acc(x * w)) in f32); the `--fast`
+ * build fuses them (relaxed SIMD), which is why it is not bit-exact.
+ */
+// @ts-ignore: decorator
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}

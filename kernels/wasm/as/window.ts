@@ -5,27 +5,7 @@
  */
 
 import { FP32, ld, ldf, round, st } from "./format";
-
-let N: i32 = 0, C: i32 = 0, H: i32 = 0, W: i32 = 0, KH: i32 = 0, KW: i32 = 0, SH: i32 = 1, SW: i32 = 1;
-let PT: i32 = 0, PL: i32 = 0, OH: i32 = 0, OW: i32 = 0;
-
-/** Input [n, c, h, w], window kh x kw, strides, top/left pads and output size oh x ow. */
-export function setGeometry(
-  n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, pt: i32, pl: i32, oh: i32, ow: i32,
-): void {
-  N = n;
-  C = c;
-  H = h;
-  W = w;
-  KH = kh;
-  KW = kw;
-  SH = sh;
-  SW = sw;
-  PT = pt;
-  PL = pl;
-  OH = oh;
-  OW = ow;
-}
+import { C, ceilDiv, floorDiv, H, hitFirst, hitLast, hitting, KH, KW, N, OH, OW, PL, PT, SH, SW, W } from "./geometry";
 
 // A panel entry pairs a tap (c, i, j) with a pixel (image, p, q). Each side contributes a base offset and a
 // row and column shift; `seek` puts the walk at an entity, `sides` writes 8 consecutive entities (the
@@ -252,15 +232,6 @@ export function conv2dDirect(x: usize, fx: i32, w: usize, fw: i32, y: usize, fy:
   }
 }
 
-/** First and last tap in [0, k) that reads padded position `pos` (stepping by `stride`); last < first if none. */
-let hitFirst: i32 = 0, hitLast: i32 = 0;
-function hitting(pos: i32, k: i32, stride: i32, out: i32): void {
-  let first = max(0, pos - (out - 1) * stride);
-  first += (((pos - first) % stride) + stride) % stride;
-  hitFirst = first;
-  hitLast = min(k - 1, pos);
-}
-
 /** Direct input gradient in the ref engine's order (o, i, j). Geometry: the forward conv's. */
 export function conv2dGradInputDirect(
   gy: usize, fg: i32, w: usize, fw: i32, dx: usize, fd: i32, o: i32, cg: i32, groups: i32, acc: i32,
@@ -321,16 +292,6 @@ export function conv2dGradWeightDirect(
       }
     }
   }
-}
-
-// @ts-ignore: decorator
-@inline function floorDiv(a: i32, b: i32): i32 {
-  return <i32>Math.floor(<f64>a / <f64>b);
-}
-
-// @ts-ignore: decorator
-@inline function ceilDiv(a: i32, b: i32): i32 {
-  return <i32>Math.ceil(<f64>a / <f64>b);
 }
 
 /**
