@@ -1,10 +1,11 @@
 /**
  * Host-side addresses of the wasm engine run to 4 GiB: byte addresses above 2 GiB convert to element
- * indices without turning negative, and the arena reads and writes tensors there.
+ * indices without turning negative, and the arena reads and writes tensors there; the memory always extends
+ * SLACK bytes past the last buffer (vector loads that run past a row's end stay inside it).
  */
 
 import assert from "node:assert/strict";
-import { Arena, elementIndex } from "../kernels/wasm/memory.ts";
+import { Arena, elementIndex, SLACK } from "../kernels/wasm/memory.ts";
 
 Deno.test("wasm address: elementIndex converts addresses above 2 GiB", () => {
   assert.equal(elementIndex(2 ** 31 + 8, 4), 2 ** 29 + 2);
@@ -34,5 +35,16 @@ Deno.test("wasm address: the host files convert addresses with elementIndex, nev
     const text = await Deno.readTextFile(new URL(`../kernels/wasm/${file}`, import.meta.url));
     const signed = text.split("\n").filter((line) => /(^|[^>])>>\s*\d/.test(line));
     assert.deepEqual(signed, [], `kernels/wasm/${file} shifts an address with a signed shift`);
+  }
+});
+
+Deno.test("wasm address: the memory extends SLACK bytes past the last buffer, also one that ends on a page", () => {
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });
+  const arena = new Arena(memory, 64);
+  // The first buffer ends exactly at the first page's end; the others at odd sizes across pages.
+  for (const bytes of [65536 - 64, 1, 65536, 100_000, 4096 - 64]) {
+    const ptr = arena.alloc(bytes);
+    assert.ok(memory.buffer.byteLength >= ptr + bytes + SLACK, `${bytes} bytes at ${ptr}`);
+    assert.ok(memory.buffer.byteLength >= arena.used + SLACK, `after ${bytes} bytes`);
   }
 });

@@ -91,38 +91,34 @@ Deno.test("wasm: ops on odd shapes and edge values equal ref in fp32, fp16 and b
           const [x, y] = await both(wasm, "matmul", [t([3, m, 6], f), t([3, 6, n], f)], {}, f, acc);
           assertBits(x, y, `batched matmul ${f} ${m}x6x${n}`);
         }
-        for (
-          const [c, o, groups, stride, pads] of [[3, 5, 1, 1, [1, 1, 1, 1]], [4, 4, 4, 2, [0, 0, 1, 1]], [
-            2,
-            6,
-            2,
-            2,
-            [1, 0, 1, 0],
-          ]] as const
-        ) {
-          const xs = [2, c, 7, 9], ws = [o, c / groups, 3, 2];
+        // The last case's 8-pixel runs reach both ends of the input row (the weight gradient's vector gather).
+        const convs = [
+          { c: 3, o: 5, groups: 1, stride: 1, pads: [1, 1, 1, 1], hw: [7, 9], k: [3, 2] },
+          { c: 4, o: 4, groups: 4, stride: 2, pads: [0, 0, 1, 1], hw: [7, 9], k: [3, 2] },
+          { c: 2, o: 6, groups: 2, stride: 2, pads: [1, 0, 1, 0], hw: [7, 9], k: [3, 2] },
+          { c: 3, o: 4, groups: 1, stride: 1, pads: [1, 1, 1, 1], hw: [5, 16], k: [3, 3] },
+        ];
+        for (const { c, o, groups, stride, pads, hw: [h, wd], k: [kh, kw] } of convs) {
+          const xs = [2, c, h, wd], ws = [o, c / groups, kh, kw];
           const attrs = { stride: [stride, stride], pads: [...pads], groups };
           const xin = t(xs, f, true), w = t(ws, f);
           const [y1, y2] = await both(wasm, "conv2d", [xin, w], attrs, f, acc);
           assertBits(y1, y2, `conv2d ${f} acc ${acc} groups ${groups}`);
-          const gy = t([
-            2,
-            o,
-            ...[(7 + pads[0] + pads[2] - 3) / stride + 1, (9 + pads[1] + pads[3] - 2) / stride + 1].map(
-              Math.floor,
-            ),
-          ], f);
+          const out = [[h, kh, 0], [wd, kw, 1]].map(([size, k, a]) =>
+            Math.floor((size + pads[a] + pads[a + 2] - k) / stride) + 1
+          );
+          const gy = t([2, o, ...out], f);
           const [g1, g2] = await both(wasm, "conv2d_grad_input", [gy, w], { ...attrs, inShape: xs }, f, acc);
           assertBits(g1, g2, `conv2d_grad_input ${f} acc ${acc} groups ${groups}`);
           const [h1, h2] = await both(
             wasm,
             "conv2d_grad_weight",
             [t(xs, f), gy],
-            { ...attrs, kernel: [3, 2] },
+            { ...attrs, kernel: [kh, kw] },
             f,
             acc,
           );
-          assertBits(h1, h2, `conv2d_grad_weight ${f} acc ${acc} groups ${groups}`);
+          assertBits(h1, h2, `conv2d_grad_weight ${f} acc ${acc} groups ${groups} [${xs}]`);
         }
       }
       for (const op of ["relu", "tanh", "gelu", "cast"]) {

@@ -26,6 +26,12 @@ export function elementIndex(address: number, bytes: 1 | 2 | 4 | 8): number {
 }
 
 const PAGE = 65536;
+
+/**
+ * Bytes of memory kept past the last buffer, so that a kernel's vector load that starts inside a buffer and
+ * runs past its end (lanes it then masks, kernels/wasm/as/window.ts's tapRun) stays inside the memory.
+ */
+export const SLACK = 64;
 const BF16_BITS = new Uint32Array(1), BF16_VALUE = new Float32Array(BF16_BITS.buffer);
 
 /** Bump allocation over a growable shared WebAssembly.Memory. Buffers live as long as the engine. */
@@ -53,11 +59,11 @@ export class Arena {
   alloc(bytes: number): number {
     const at = this.#top;
     const end = at + Math.ceil(Math.max(bytes, 1) / 64) * 64;
-    if (end > 2 ** 32) {
+    if (end + SLACK > 2 ** 32) {
       throw new RangeError(`The wasm engine needs ${(end / 2 ** 30).toFixed(1)} GiB, above wasm32's 4 GiB`);
     }
     const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    if (end + SLACK > have) this.memory.grow(Math.ceil((end + SLACK - have) / PAGE));
     this.#top = end;
     return at;
   }

@@ -15,7 +15,7 @@
  */
 
 import { ld, ldf, round, roundF32, st, stf } from "./format";
-import { ld4, madd, round4, st4 } from "./simd";
+import { ld4, madd, round4, st4, storeTransposed4 } from "./simd";
 
 /** K is processed in chunks of this length so a tile's panels stay in cache; sums carry across chunks. */
 const KC: i32 = 256;
@@ -42,13 +42,7 @@ export function packA(
       for (; q + 4 <= k; q += 4) {
         const x0 = ld4(fmt, src, r0 + q), x1 = ld4(fmt, src, r0 + rowStride + q);
         const x2 = ld4(fmt, src, r0 + 2 * rowStride + q), x3 = ld4(fmt, src, r0 + 3 * rowStride + q);
-        const t0 = i32x4.shuffle(x0, x1, 0, 4, 1, 5), t1 = i32x4.shuffle(x0, x1, 2, 6, 3, 7);
-        const t2 = i32x4.shuffle(x2, x3, 0, 4, 1, 5), t3 = i32x4.shuffle(x2, x3, 2, 6, 3, 7);
-        const d = dst + ((<usize>(ib * k + q) << 2) << 2);
-        v128.store(d, i32x4.shuffle(t0, t2, 0, 1, 4, 5));
-        v128.store(d, i32x4.shuffle(t0, t2, 2, 3, 6, 7), 16);
-        v128.store(d, i32x4.shuffle(t1, t3, 0, 1, 4, 5), 32);
-        v128.store(d, i32x4.shuffle(t1, t3, 2, 3, 6, 7), 48);
+        storeTransposed4(dst + ((<usize>(ib * k + q) << 2) << 2), 16, x0, x1, x2, x3);
       }
     }
     let kOff = (q / kInner) * kOuterStride + (q % kInner) * kInnerStride, inner = q % kInner;

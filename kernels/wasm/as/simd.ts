@@ -162,3 +162,17 @@ const LANES = memory.data<u32>([
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(c, f32x4.mul(a, b));
 }
+
+/**
+ * Stores the transpose of the 4 x 4 block whose rows are x0..x3: row r of the result (lane r of every x) at
+ * `d + r * step` bytes.
+ */
+// @ts-ignore: decorator
+@inline export function storeTransposed4(d: usize, step: usize, x0: v128, x1: v128, x2: v128, x3: v128): void {
+  const t0 = i32x4.shuffle(x0, x1, 0, 4, 1, 5), t1 = i32x4.shuffle(x0, x1, 2, 6, 3, 7);
+  const t2 = i32x4.shuffle(x2, x3, 0, 4, 1, 5), t3 = i32x4.shuffle(x2, x3, 2, 6, 3, 7);
+  v128.store(d, i32x4.shuffle(t0, t2, 0, 1, 4, 5));
+  v128.store(d + step, i32x4.shuffle(t0, t2, 2, 3, 6, 7));
+  v128.store(d + 2 * step, i32x4.shuffle(t1, t3, 0, 1, 4, 5));
+  v128.store(d + 3 * step, i32x4.shuffle(t1, t3, 2, 3, 6, 7));
+}

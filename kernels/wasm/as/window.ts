@@ -5,6 +5,7 @@
  */
 
 import { FP32, ld, ldf, round, st } from "./format";
+import { storeTransposed4 } from "./simd";
 import { C, ceilDiv, floorDiv, H, hitFirst, hitLast, hitting, KH, KW, N, OH, OW, PL, PT, SH, SW, W } from "./geometry";
 
 // A panel entry pairs a tap (c, i, j) with a pixel (image, p, q). Each side contributes a base offset and a
@@ -99,6 +100,21 @@ function oneRow(tmp: usize): bool {
 }
 
 /**
+ * Inputs of pixels h..h+3 of the walk's output row (a stride-1 run) under tap column `cc` of `tmp`, as f32x4:
+ * 0 where the tap falls outside the input (or the column is past the panel's end). The vector load may start
+ * a few elements before the row or end past it (masked lanes); the arena keeps its slack past the last
+ * buffer (kernels/wasm/memory.ts's SLACK) and the tables below the first, so it stays inside the memory.
+ */
+// @ts-ignore: decorator
+@inline function tapRun(src: usize, tmp: usize, cc: i32, h: i32): v128 {
+  const p = tmp + (<usize>cc << 2), y = eDy + load<i32>(p, 32), xx = eDx + load<i32>(p, 64) + h;
+  if (!load<i32>(p, 96) || <u32>y >= <u32>H) return f32x4.splat(0);
+  const lanes = i32x4.add(i32x4.splat(xx), i32x4(0, 1, 2, 3));
+  const inside = v128.and(i32x4.ge_s(lanes, i32x4.splat(0)), i32x4.lt_s(lanes, i32x4.splat(W)));
+  return v128.and(v128.load(src + (<usize>(eBase + load<i32>(p) + y * W + xx) << 2)), inside);
+}
+
+/**
  * Gathers the conv2d input x as a gemm B panel (layout in gemm.ts). Rows are taps (c, i, j) over `cg`
  * channels from `c0` and columns pixels (image, p, q) over images [n0, n0 + nc); `transposed` swaps them
  * (the B panel of the weight gradient). Taps outside the input are 0. Writes column blocks [jb0, jb1)
@@ -123,6 +139,21 @@ export function im2col(
     const b0 = load<i32>(tmp), y0 = load<i32>(tmp, 32), x0 = load<i32>(tmp, 64);
     const run = rowTaps && fx == FP32 && SW == 1 && cols == 8 && oneRow(tmp);
     for (let q = 0; q < k; q++) {
+      // The weight gradient's rows: 8 pixels of one output row at stride 1 read, for each of the 8 taps, 8
+      // adjacent inputs; loaded as vectors (zero outside the input) and transposed in registers.
+      if (colTaps && fx == FP32 && SW == 1 && eC + 8 <= OW) {
+        for (let t = 0; t < 8; t += 4) {
+          for (let h = 0; h < 8; h += 4) {
+            const v0 = tapRun(src, tmp, t, h), v1 = tapRun(src, tmp, t + 1, h);
+            const v2 = tapRun(src, tmp, t + 2, h), v3 = tapRun(src, tmp, t + 3, h);
+            storeTransposed4(d + (<usize>(h * 8 + t) << 2), 32, v0, v1, v2, v3);
+          }
+        }
+        d += 256;
+        q += 7;
+        for (let r = 0; r < 8; r++) step(rowTaps, plane, imageStride);
+        continue;
+      }
       const y = eDy + y0, xx = eDx + x0;
       if (run && <u32>y < <u32>H && xx >= 0 && xx + 8 <= W) {
         copy8(d, src + (<usize>(eBase + b0 + y * W + xx) << 2));
