@@ -92,26 +92,43 @@ function oneRow(tmp: usize): bool {
   return true;
 }
 
-/** Copies 8 f32 values from `from` to the panel row at `d`. */
+/** Lanes of columns xx..xx+3 that lie in [0, width): all ones, the others zero. */
 // @ts-ignore: decorator
-@inline function copy8(d: usize, from: usize): void {
-  v128.store(d, v128.load(from));
-  v128.store(d, v128.load(from, 16), 16);
+@inline function inside4(xx: i32, width: i32): v128 {
+  const lanes = i32x4.add(i32x4.splat(xx), i32x4(0, 1, 2, 3));
+  return v128.and(i32x4.ge_s(lanes, i32x4.splat(0)), i32x4.lt_s(lanes, i32x4.splat(width)));
+}
+
+/** Writes 8 zeros to the panel row at `d`. */
+// @ts-ignore: decorator
+@inline function zero8(d: usize): void {
+  v128.store(d, i32x4.splat(0));
+  v128.store(d, i32x4.splat(0), 16);
+}
+
+/**
+ * Copies columns xx..xx+7 of the f32 row at `row` (`width` long) to the panel row at `d`, 0 for columns
+ * outside it. The loads may start up to 7 values before the row and end up to 7 past it (masked lanes); the
+ * arena's slack past its last buffer and the tables below its first keep them inside the memory
+ * (kernels/wasm/memory.ts's SLACK).
+ */
+// @ts-ignore: decorator
+@inline function copy8Masked(d: usize, row: usize, xx: i32, width: i32): void {
+  if (xx <= -8 || xx >= width) return zero8(d);
+  const from = row + (<usize>xx << 2);
+  v128.store(d, v128.and(v128.load(from), inside4(xx, width)));
+  v128.store(d, v128.and(v128.load(from, 16), inside4(xx + 4, width)), 16);
 }
 
 /**
  * Inputs of pixels h..h+3 of the walk's output row (a stride-1 run) under tap column `cc` of `tmp`, as f32x4:
- * 0 where the tap falls outside the input (or the column is past the panel's end). The vector load may start
- * a few elements before the row or end past it (masked lanes); the arena keeps its slack past the last
- * buffer (kernels/wasm/memory.ts's SLACK) and the tables below the first, so it stays inside the memory.
+ * 0 where the tap falls outside the input (or the column is past the panel's end). Loads as copy8Masked.
  */
 // @ts-ignore: decorator
 @inline function tapRun(src: usize, tmp: usize, cc: i32, h: i32): v128 {
   const p = tmp + (<usize>cc << 2), y = eDy + load<i32>(p, 32), xx = eDx + load<i32>(p, 64) + h;
-  if (!load<i32>(p, 96) || <u32>y >= <u32>H) return f32x4.splat(0);
-  const lanes = i32x4.add(i32x4.splat(xx), i32x4(0, 1, 2, 3));
-  const inside = v128.and(i32x4.ge_s(lanes, i32x4.splat(0)), i32x4.lt_s(lanes, i32x4.splat(W)));
-  return v128.and(v128.load(src + (<usize>(eBase + load<i32>(p) + y * W + xx) << 2)), inside);
+  if (!load<i32>(p, 96) || <u32>y >= <u32>H || xx <= -4 || xx >= W) return f32x4.splat(0);
+  return v128.and(v128.load(src + (<usize>(eBase + load<i32>(p) + y * W + xx) << 2)), inside4(xx, W));
 }
 
 /**
@@ -134,8 +151,8 @@ export function im2col(
     sides(colTaps, cols, plane, imageStride, tmp);
     seek(rowTaps, n0, 0, plane, imageStride);
     let d = dst + ((<usize>(jb * k) << 3) << 2);
-    // Columns that are 8 pixels of one output row, stride 1, read 8 adjacent f32 inputs for every tap that
-    // keeps them inside the input row: two vector copies instead of 8 checked loads (the same values).
+    // Columns that are 8 pixels of one output row, stride 1, read 8 adjacent f32 inputs for every tap: two
+    // masked vector copies instead of 8 checked loads (the same values).
     const b0 = load<i32>(tmp), y0 = load<i32>(tmp, 32), x0 = load<i32>(tmp, 64);
     const run = rowTaps && fx == FP32 && SW == 1 && cols == 8 && oneRow(tmp);
     for (let q = 0; q < k; q++) {
@@ -155,8 +172,9 @@ export function im2col(
         continue;
       }
       const y = eDy + y0, xx = eDx + x0;
-      if (run && <u32>y < <u32>H && xx >= 0 && xx + 8 <= W) {
-        copy8(d, src + (<usize>(eBase + b0 + y * W + xx) << 2));
+      if (run) {
+        if (<u32>y < <u32>H) copy8Masked(d, src + (<usize>(eBase + b0 + y * W) << 2), xx, W);
+        else zero8(d);
         d += 32;
         step(rowTaps, plane, imageStride);
         continue;
@@ -198,15 +216,16 @@ export function col2imPanel(
       store<i32>(p, j < n ? 1 : 0, 96);
     }
     let d = dst + ((<usize>(jb * k) << 3) << 2);
-    // Columns that are 8 pixels of one input row read, at stride 1, 8 adjacent f32 gradients for every tap
-    // whose outputs lie inside one output row: two vector copies (the same values).
+    // Columns that are 8 pixels of one input row read, at stride 1, 8 adjacent f32 gradients of one output row
+    // for every tap: two masked vector copies (the same values).
     const b0 = load<i32>(tmp), h0 = load<i32>(tmp, 32), w0 = load<i32>(tmp, 64);
     const run = unit && fg == FP32 && jb * 8 + 8 <= n && oneRow(tmp);
     let oc = 0, i = 0, jj = 0, base = 0;
     for (let q = 0; q < k; q++) {
       const rh = h0 - i, rw = w0 - jj;
-      if (run && <u32>rh < <u32>OH && rw >= 0 && rw + 8 <= OW) {
-        copy8(d, src + (<usize>(b0 + base + rh * OW + rw) << 2));
+      if (run) {
+        if (<u32>rh < <u32>OH) copy8Masked(d, src + (<usize>(b0 + base + rh * OW) << 2), rw, OW);
+        else zero8(d);
       } else {
         for (let cc = 0; cc < 8; cc++) {
           const p = tmp + (<usize>cc << 2);
