@@ -133,13 +133,15 @@ Deno.test("wasm: ops on odd shapes and edge values equal ref in fp32, fp16 and b
         const [a, b] = await both(wasm, op, [t([29], f, true), t([29], f, true)], {}, f);
         assertBits(a, b, `${op} ${f}`);
       }
-      // Normalisations large enough to split their groups over both threads (5 channels: 2 and 3; 270 rows;
-      // the layer-norm affine gradient sums over rows, so it stays on one thread).
-      for (
-        const [kind, shape, params] of [["batchnorm", [3, 5, 48, 48], [5]], ["layernorm", [270, 130], [
-          130,
-        ]]] as const
-      ) {
+      // Normalisations large enough to split their groups over both threads (5 channels: 2 and 3; 13: 6 and 7,
+      // four at a time in fp32 and the rest one by one; 270 rows; the layer-norm affine gradient sums over rows,
+      // so it stays on one thread).
+      const norms = [
+        ["batchnorm", [3, 5, 48, 48], [5]],
+        ["batchnorm", [2, 13, 40, 40], [13]],
+        ["layernorm", [270, 130], [130]],
+      ] as const;
+      for (const [kind, shape, params] of norms) {
         const x = t([...shape], f),
           gy = t([...shape], f),
           gamma = t([...params], f),

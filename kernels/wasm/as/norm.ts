@@ -5,7 +5,7 @@
  * holding mean, variance and rstd.
  */
 
-import { ld, round, st } from "./format";
+import { FP32, ld, ldf, round, st } from "./format";
 
 /** setGroups's kinds (the host's copy is generated from this enum by kernels/wasm/build.ts). */
 export enum Groups { CHANNELS = 0, ROWS = 1 }
@@ -46,9 +46,58 @@ export function setGroups(kind: i32, n: i32, c: i32, s: i32): void {
   return load<f64>(p + (<usize>j << 3));
 }
 
+/** Element k of groups c..c+3 (each the same offset into its group, so gS apart) as f32x4. */
+// @ts-ignore: decorator
+@inline function four(fx: i32, x: usize, k: i32): v128 {
+  let v = f32x4.splat(ldf(fx, x, k));
+  v = f32x4.replace_lane(v, 1, ldf(fx, x, k + gS));
+  v = f32x4.replace_lane(v, 2, ldf(fx, x, k + 2 * gS));
+  return f32x4.replace_lane(v, 3, ldf(fx, x, k + 3 * gS));
+}
+
+/** Stores the statistics of group c from its mean and its sum of squared deviations. */
+// @ts-ignore: decorator
+@inline function putStats(s: usize, c: i32, m: f64, q: f64, eps: f64, acc: i32): void {
+  const v = round(acc, q / <f64>gSize);
+  store<f64>(s + (<usize>c << 3), m);
+  store<f64>(s + (<usize>(gCount + c) << 3), v);
+  store<f64>(s + (<usize>(2 * gCount + c) << 3), round(acc, 1 / Math.sqrt(v + eps)));
+}
+
+/**
+ * stats for groups c..c+3 in fp32, one group per lane. The sums are f32 adds, which round as acc(s + v) does
+ * for fp32 operands (and so are the differences and squares), so the values are the f64 path's; the lanes
+ * make four independent chains where one group's sum is a single chain of dependent adds.
+ */
+function stats4(x: usize, fx: i32, eps: f64, s: usize, c: i32): void {
+  let sum = f32x4.splat(0);
+  for (let r = 0, k0 = c * gS; r < runs(); r++, k0 += step()) {
+    for (let k = k0; k < k0 + gS; k++) sum = f32x4.add(sum, four(fx, x, k));
+  }
+  const size = <f64>gSize;
+  const m0 = <f64><f32>(<f64>f32x4.extract_lane(sum, 0) / size), m1 = <f64><f32>(<f64>f32x4.extract_lane(sum, 1) / size);
+  const m2 = <f64><f32>(<f64>f32x4.extract_lane(sum, 2) / size), m3 = <f64><f32>(<f64>f32x4.extract_lane(sum, 3) / size);
+  let m = f32x4.splat(<f32>m0);
+  m = f32x4.replace_lane(m, 1, <f32>m1);
+  m = f32x4.replace_lane(m, 2, <f32>m2);
+  m = f32x4.replace_lane(m, 3, <f32>m3);
+  let q = f32x4.splat(0);
+  for (let r = 0, k0 = c * gS; r < runs(); r++, k0 += step()) {
+    for (let k = k0; k < k0 + gS; k++) {
+      const d = f32x4.sub(four(fx, x, k), m);
+      q = f32x4.add(q, f32x4.mul(d, d));
+    }
+  }
+  putStats(s, c, m0, <f64>f32x4.extract_lane(q, 0), eps, FP32);
+  putStats(s, c + 1, m1, <f64>f32x4.extract_lane(q, 1), eps, FP32);
+  putStats(s, c + 2, m2, <f64>f32x4.extract_lane(q, 2), eps, FP32);
+  putStats(s, c + 3, m3, <f64>f32x4.extract_lane(q, 3), eps, FP32);
+}
+
 /** Fills `s` with mean, biased variance and 1 / sqrt(variance + eps) for groups [c0, c1). */
 export function stats(x: usize, fx: i32, eps: f64, s: usize, acc: i32, c0: i32, c1: i32): void {
   const size = <f64>gSize;
+  if (acc == FP32) for (; c0 + 4 <= c1; c0 += 4) stats4(x, fx, eps, s, c0);
   for (let c = c0; c < c1; c++) {
     let sum: f64 = 0;
     for (let r = 0, k0 = c * gS; r < runs(); r++, k0 += step()) {
@@ -62,10 +111,7 @@ export function stats(x: usize, fx: i32, eps: f64, s: usize, acc: i32, c0: i32, 
         q = round(acc, q + round(acc, d * d));
       }
     }
-    const v = round(acc, q / size);
-    store<f64>(s + (<usize>c << 3), m);
-    store<f64>(s + (<usize>(gCount + c) << 3), v);
-    store<f64>(s + (<usize>(2 * gCount + c) << 3), round(acc, 1 / Math.sqrt(v + eps)));
+    putStats(s, c, m, q, eps, acc);
   }
 }
 
