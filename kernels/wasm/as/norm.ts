@@ -6,6 +6,7 @@
  */
 
 import { FP32, ld, ldf, round, st } from "./format";
+import { ld4 } from "./simd";
 
 /** setGroups's kinds (the host's copy is generated from this enum by kernels/wasm/build.ts). */
 export enum Groups { CHANNELS = 0, ROWS = 1 }
@@ -53,6 +54,40 @@ export function setGroups(kind: i32, n: i32, c: i32, s: i32): void {
   v = f32x4.replace_lane(v, 1, ldf(fx, x, k + gS));
   v = f32x4.replace_lane(v, 2, ldf(fx, x, k + 2 * gS));
   return f32x4.replace_lane(v, 3, ldf(fx, x, k + 3 * gS));
+}
+
+/** Lanes 0 and 1 of f32x4 `v` as f64x2 (exact). */
+// @ts-ignore: decorator
+@inline function low2(v: v128): v128 {
+  return f64x2.promote_low_f32x4(v);
+}
+
+/** Lanes 2 and 3 of f32x4 `v` as f64x2 (exact). */
+// @ts-ignore: decorator
+@inline function high2(v: v128): v128 {
+  return f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 2, 3));
+}
+
+/** Two f64x2 rounded to f32 (nearest, as <f32> does) in one f32x4: a's lanes, then b's. */
+// @ts-ignore: decorator
+@inline function narrow4(a: v128, b: v128): v128 {
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(a), f32x4.demote_f64x2_zero(b), 0, 1, 4, 5);
+}
+
+/** The f64 values at slots j and j + 1 of `p` as f64x2. */
+// @ts-ignore: decorator
+@inline function pair(p: usize, j: i32): v128 {
+  return v128.load(p + (<usize>j << 3));
+}
+
+/**
+ * (x - mean) * rstd * t for groups c..c+3 (one per lane) in f64, as the one-group path computes it, rounded
+ * to f32 (its round(acc, ...) in fp32). m, r and t are f64x2 pairs: lanes 0-1, then 2-3.
+ */
+// @ts-ignore: decorator
+@inline function xhatTimes4(x4: v128, m01: v128, m23: v128, r01: v128, r23: v128, t01: v128, t23: v128): v128 {
+  const lo = f64x2.mul(f64x2.mul(f64x2.sub(low2(x4), m01), r01), t01);
+  return narrow4(lo, f64x2.mul(f64x2.mul(f64x2.sub(high2(x4), m23), r23), t23));
 }
 
 /** Stores the statistics of group c from its mean and its sum of squared deviations. */
@@ -135,6 +170,26 @@ export function normalize(
 }
 
 /**
+ * affineGrad's per-group sums for groups c..c+3 in fp32, one group per lane (each term as the one-group path
+ * rounds it; f32 adds round as acc(s + v) does), into tmp's slots c..c+3 and count + c..c+3.
+ */
+function affineGrad4(x: usize, fx: i32, gy: usize, fgy: i32, s: usize, tmp: usize, c: i32): void {
+  const m01 = pair(s, c), m23 = pair(s, c + 2), r01 = pair(s, 2 * gCount + c), r23 = pair(s, 2 * gCount + c + 2);
+  let dg = f32x4.splat(0), db = dg;
+  for (let r = 0, k0 = c * gS; r < runs(); r++, k0 += step()) {
+    for (let k = k0; k < k0 + gS; k++) {
+      const g4 = four(fgy, gy, k);
+      dg = f32x4.add(dg, xhatTimes4(four(fx, x, k), m01, m23, r01, r23, low2(g4), high2(g4)));
+      db = f32x4.add(db, g4);
+    }
+  }
+  v128.store(tmp + (<usize>c << 3), low2(dg));
+  v128.store(tmp + (<usize>(c + 2) << 3), high2(dg));
+  v128.store(tmp + (<usize>(gCount + c) << 3), low2(db));
+  v128.store(tmp + (<usize>(gCount + c + 2) << 3), high2(db));
+}
+
+/**
  * [sum(g * xhat), sum(g)] per parameter element over groups [c0, c1), into `r` (2 * params elements); `tmp`
  * is f64[2 * params]. Per element of a group (not `perGroup`), every group adds into every sum, in group
  * order: then one call must cover all the groups.
@@ -148,7 +203,9 @@ export function affineGrad(
     store<f64>(tmp + (<usize>j << 3), 0);
     store<f64>(tmp + (<usize>(p + j) << 3), 0);
   }
-  for (let c = c0; c < c1; c++) {
+  let c = c0;
+  if (perGroup && acc == FP32) for (; c + 4 <= c1; c += 4) affineGrad4(x, fx, gy, fgy, s, tmp, c);
+  for (; c < c1; c++) {
     const mean = at(s, c), rstd = at(s, gCount * 2 + c);
     for (let r = 0, k0 = c * gS, i = 0; r < runs(); r++, k0 += step()) {
       for (let k = k0; k < k0 + gS; k++, i++) {
@@ -170,8 +227,31 @@ export function inputGrad(
   x: usize, fx: i32, gamma: usize, fg: i32, gy: usize, fgy: i32, s: usize, dx: usize, fd: i32, perGroup: bool,
   acc: i32, c0: i32, c1: i32,
 ): void {
-  const m = <f64>gSize;
-  for (let c = c0; c < c1; c++) {
+  let c = c0;
+  // Four groups at a time in fp32, one per lane: s1 adds f32 products g * gamma (the exact f64 product
+  // rounded once), s2 the f64 terms gh * xhat rounded to f32; f32 adds round as acc(s + v) does.
+  for (; acc == FP32 && c + 4 <= c1; c += 4) {
+    const m01 = pair(s, c), m23 = pair(s, c + 2), r01 = pair(s, 2 * gCount + c), r23 = pair(s, 2 * gCount + c + 2);
+    const groupGamma = perGroup ? ld4(fg, gamma, c) : f32x4.splat(0);
+    let s1 = f32x4.splat(0), s2 = s1;
+    for (let r = 0, k0 = c * gS, i = 0; r < runs(); r++, k0 += step()) {
+      for (let k = k0; k < k0 + gS; k++, i++) {
+        const g4 = four(fgy, gy, k), gm = perGroup ? groupGamma : f32x4.splat(ldf(fg, gamma, i));
+        s1 = f32x4.add(s1, f32x4.mul(g4, gm));
+        const gh01 = f64x2.mul(low2(g4), low2(gm)), gh23 = f64x2.mul(high2(g4), high2(gm));
+        s2 = f32x4.add(s2, xhatTimes4(four(fx, x, k), m01, m23, r01, r23, gh01, gh23));
+      }
+    }
+    const a = <f64>f32x4.extract_lane(s1, 0), b = <f64>f32x4.extract_lane(s2, 0);
+    inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c, a, b);
+    const a1 = <f64>f32x4.extract_lane(s1, 1), b1 = <f64>f32x4.extract_lane(s2, 1);
+    inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c + 1, a1, b1);
+    const a2 = <f64>f32x4.extract_lane(s1, 2), b2 = <f64>f32x4.extract_lane(s2, 2);
+    inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c + 2, a2, b2);
+    const a3 = <f64>f32x4.extract_lane(s1, 3), b3 = <f64>f32x4.extract_lane(s2, 3);
+    inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c + 3, a3, b3);
+  }
+  for (; c < c1; c++) {
     const mean = at(s, c), rstd = at(s, gCount * 2 + c);
     let s1: f64 = 0, s2: f64 = 0;
     for (let r = 0, k0 = c * gS, i = 0; r < runs(); r++, k0 += step()) {
@@ -181,12 +261,21 @@ export function inputGrad(
         s2 = round(acc, s2 + round(acc, gh * ((ld(fx, x, k) - mean) * rstd)));
       }
     }
-    for (let r = 0, k0 = c * gS, i = 0; r < runs(); r++, k0 += step()) {
-      for (let k = k0; k < k0 + gS; k++, i++) {
-        const gh = ld(fgy, gy, k) * ld(fg, gamma, perGroup ? c : i);
-        const xhat = (ld(fx, x, k) - mean) * rstd;
-        st(fd, dx, k, (rstd / m) * (m * gh - s1 - xhat * s2));
-      }
+    inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c, s1, s2);
+  }
+}
+
+/** inputGrad's second pass over group c, given its sums s1 = sum(gh) and s2 = sum(gh * xhat). */
+function inputGradApply(
+  x: usize, fx: i32, gamma: usize, fg: i32, gy: usize, fgy: i32, s: usize, dx: usize, fd: i32, perGroup: bool,
+  c: i32, s1: f64, s2: f64,
+): void {
+  const m = <f64>gSize, mean = at(s, c), rstd = at(s, gCount * 2 + c);
+  for (let r = 0, k0 = c * gS, i = 0; r < runs(); r++, k0 += step()) {
+    for (let k = k0; k < k0 + gS; k++, i++) {
+      const gh = ld(fgy, gy, k) * ld(fg, gamma, perGroup ? c : i);
+      const xhat = (ld(fx, x, k) - mean) * rstd;
+      st(fd, dx, k, (rstd / m) * (m * gh - s1 - xhat * s2));
     }
   }
 }
