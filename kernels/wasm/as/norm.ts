@@ -6,7 +6,7 @@
  */
 
 import { FP32, ld, ldf, round, st } from "./format";
-import { ld4 } from "./simd";
+import { ld4, st4 } from "./simd";
 
 /** setGroups's kinds (the host's copy is generated from this enum by kernels/wasm/build.ts). */
 export enum Groups { CHANNELS = 0, ROWS = 1 }
@@ -160,8 +160,19 @@ export function normalize(
 ): void {
   for (let c = c0; c < c1; c++) {
     const mean = at(s, c), rstd = at(s, gCount * 2 + c);
+    const m2 = f64x2.splat(mean), r2 = f64x2.splat(rstd);
+    const g2 = f64x2.splat(perGroup ? ld(fg, gamma, c) : 0), b2 = f64x2.splat(perGroup ? ld(fb, beta, c) : 0);
     for (let r = 0, k0 = c * gS, i = 0; r < runs(); r++, k0 += step()) {
-      for (let k = k0; k < k0 + gS; k++, i++) {
+      let k = k0;
+      // Four elements at a time into fp32: the same f64 arithmetic in two f64x2 halves, rounded once.
+      for (; fy == FP32 && k + 4 <= k0 + gS; k += 4, i += 4) {
+        const x4 = ld4(fx, x, k);
+        const gl = perGroup ? g2 : low2(ld4(fg, gamma, i)), gh = perGroup ? g2 : high2(ld4(fg, gamma, i));
+        const bl = perGroup ? b2 : low2(ld4(fb, beta, i)), bh = perGroup ? b2 : high2(ld4(fb, beta, i));
+        const lo = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(low2(x4), m2), r2), gl), bl);
+        st4(FP32, y, k, narrow4(lo, f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(high2(x4), m2), r2), gh), bh)));
+      }
+      for (; k < k0 + gS; k++, i++) {
         const p = perGroup ? c : i;
         st(fy, y, k, (ld(fx, x, k) - mean) * rstd * ld(fg, gamma, p) + ld(fb, beta, p));
       }
@@ -271,8 +282,21 @@ function inputGradApply(
   c: i32, s1: f64, s2: f64,
 ): void {
   const m = <f64>gSize, mean = at(s, c), rstd = at(s, gCount * 2 + c);
+  const m2 = f64x2.splat(m), mean2 = f64x2.splat(mean), r2 = f64x2.splat(rstd), k2 = f64x2.splat(rstd / m);
+  const s12 = f64x2.splat(s1), s22 = f64x2.splat(s2), g2 = f64x2.splat(perGroup ? ld(fg, gamma, c) : 0);
   for (let r = 0, k0 = c * gS, i = 0; r < runs(); r++, k0 += step()) {
-    for (let k = k0; k < k0 + gS; k++, i++) {
+    let k = k0;
+    // Four elements at a time into fp32: the same f64 arithmetic in two f64x2 halves, rounded once.
+    for (; fd == FP32 && k + 4 <= k0 + gS; k += 4, i += 4) {
+      const g4 = ld4(fgy, gy, k), x4 = ld4(fx, x, k);
+      const gl = perGroup ? g2 : low2(ld4(fg, gamma, i)), gh = perGroup ? g2 : high2(ld4(fg, gamma, i));
+      const ghl = f64x2.mul(low2(g4), gl), ghh = f64x2.mul(high2(g4), gh);
+      const xl = f64x2.mul(f64x2.sub(low2(x4), mean2), r2), xh = f64x2.mul(f64x2.sub(high2(x4), mean2), r2);
+      const lo = f64x2.mul(k2, f64x2.sub(f64x2.sub(f64x2.mul(m2, ghl), s12), f64x2.mul(xl, s22)));
+      const hi = f64x2.mul(k2, f64x2.sub(f64x2.sub(f64x2.mul(m2, ghh), s12), f64x2.mul(xh, s22)));
+      st4(FP32, dx, k, narrow4(lo, hi));
+    }
+    for (; k < k0 + gS; k++, i++) {
       const gh = ld(fgy, gy, k) * ld(fg, gamma, perGroup ? c : i);
       const xhat = (ld(fx, x, k) - mean) * rstd;
       st(fd, dx, k, (rstd / m) * (m * gh - s1 - xhat * s2));
