@@ -216,6 +216,9 @@ Deno.test("wasm: depthwise convolutions (their own kernels) equal ref on edge va
     { x: [1, 3, 10, 17], k: [3, 5], stride: 3, pads: [2, 1, 0, 2] },
     { x: [2, 2, 5, 12], k: [1, 1], stride: 1, pads: [0, 0, 0, 0] },
     { x: [2, 24, 26, 34], k: [3, 3], stride: 1, pads: [1, 1, 1, 1] },
+    // Rows of 16 and 32: a run of 8 outputs (or input pixels) ends exactly at the row's last column.
+    { x: [2, 3, 6, 16], k: [3, 3], stride: 1, pads: [1, 1, 1, 1] },
+    { x: [1, 3, 6, 32], k: [3, 3], stride: 2, pads: [0, 0, 1, 1] },
   ];
   const formats = [["fp32", "fp32", "fp32"], ["fp16", "fp16", "fp16"], ["bf16", "bf16", "bf16"], [
     "fp16",
