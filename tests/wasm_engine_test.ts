@@ -73,13 +73,24 @@ Deno.test("wasm: ops on odd shapes and edge values equal ref in fp32, fp16 and b
     for (const f of ["fp32", "fp16", "bf16"] as const) {
       for (const acc of ["fp32", f] as const) {
         // Whole tiles (m % 4 = 0, n % 8 = 0) take the gemm's in-place paths for an f32 B and output; k above
-        // 256 runs in chunks, and k % 4 != 0 leaves a tail after the 4 x 4 transposes of A. 33 x 300 x 130 is
-        // large enough for both threads: 9 x 17 tiles split mid-row, over three groups of column blocks.
-        const shapes = [[1, 1, 1], [5, 7, 11], [13, 33, 17], [4, 300, 9], [8, 300, 16], [6, 515, 8], [
-          12,
-          258,
-          24,
-        ], [33, 300, 130]];
+        // 256 runs in chunks, and k % 4 != 0 leaves a tail after the 4 x 4 transposes of A. The last two are
+        // large enough for both threads: 33 x 300 x 130 (9 x 17 tiles) splits its column blocks 8 and 9, over
+        // groups of column blocks; 130 x 300 x 33 (33 x 5 tiles) splits the tiles mid-row.
+        const shapes = [
+          [1, 1, 1],
+          [5, 7, 11],
+          [13, 33, 17],
+          [4, 300, 9],
+          [8, 300, 16],
+          [6, 515, 8],
+          [
+            12,
+            258,
+            24,
+          ],
+          [33, 300, 130],
+          [130, 300, 33],
+        ];
         for (const [m, k, n] of shapes) {
           for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
             const a = t(ta ? [k, m] : [m, k], f, true), b = t(tb ? [n, k] : [k, n], f);

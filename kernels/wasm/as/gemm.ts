@@ -183,31 +183,38 @@ function tile(
 }
 
 /**
- * Runs this thread's share of the tiles of the gemm job at `job`: tiles [part * T / parts, (part + 1) * T /
- * parts) of the T tiles in (row block, column block) order. Every output is computed by exactly one thread
- * in the same order, so the bits do not depend on the thread count. With `store` set, its tiles' real outputs
- * are rounded to the output format and written at base + i * row + (j / cb) * cbs + j % cb: by the tile itself
- * on its last chunk when it is whole and its columns are contiguous there (cbs = 0), else by a pass after.
+ * Runs this thread's share of the tiles of the gemm job at `job`. A product with at least as many column
+ * blocks as row blocks (a convolution's: few filters, many pixels) is split by column blocks: each thread
+ * takes columns [part * nb / parts, (part + 1) * nb / parts) of every row block, so it reads only its share of
+ * the large B panel (and the share it packed). Otherwise tiles [part * T / parts, (part + 1) * T / parts) of
+ * the T tiles in (row block, column block) order. Every output is computed by exactly one thread in the same
+ * order, so the bits do not depend on the thread count or the split. With `store` set, its tiles' real
+ * outputs are rounded to the output format and written at base + i * row + (j / cb) * cbs + j % cb: by the
+ * tile itself on its last chunk when it is whole and its columns are contiguous there (cbs = 0), else by a
+ * pass after.
  */
 export function gemmTiles(job: usize, part: i32, parts: i32): void {
-  const colOff = job + GemmJob.THREAD_SCRATCH + (<usize>part << 5); // this thread's i32[8] scratch
   const m = field(job, GemmJob.M), n = field(job, GemmJob.N), k = field(job, GemmJob.K);
   const mb = (m + 3) >> 2, nb = (n + 7) >> 3, tiles = mb * nb, crow = field(job, GemmJob.CROW);
-  const t0 = <i32>(<i64>tiles * part / parts), t1 = <i32>(<i64>tiles * (part + 1) / parts);
   const ap = <usize>field(job, GemmJob.AP), bp = <usize>field(job, GemmJob.BP), c = <usize>field(job, GemmJob.C);
   const bStep = <usize>field(job, GemmJob.BSTEP), bJb = <usize>field(job, GemmJob.BJB);
   const init = field(job, GemmJob.INIT) != 0, storing = field(job, GemmJob.STORE) != 0;
   const out = <usize>field(job, GemmJob.OUT), fmt = field(job, GemmJob.FMT), base = field(job, GemmJob.BASE);
-  const row = field(job, GemmJob.ROW), cb = field(job, GemmJob.CB), cbs = field(job, GemmJob.CBS);
+  const row = field(job, GemmJob.ROW);
   // Whole tiles whose 8 columns are contiguous in the output store themselves when their sums are final.
-  const wholeTiles = storing && cbs == 0;
+  const wholeTiles = storing && field(job, GemmJob.CBS) == 0;
   // Chunks of equal length (784 = 4 x 196, not 3 x 256 + 16); the running sums carry across them exactly.
   const chunks = max(1, (k + KC - 1) / KC), kc = max(1, (k + chunks - 1) / chunks);
+  const byColumns = nb >= mb;
+  // This thread's tiles: row blocks [ib0, ib1] with columns [t0 % nb ...] (row-major share), or every row
+  // block over column blocks [jc0, jc1) (column share).
+  const t0 = byColumns ? 0 : <i32>(<i64>tiles * part / parts), t1 = byColumns ? tiles : <i32>(<i64>tiles * (part + 1) / parts);
+  const jc0 = byColumns ? <i32>(<i64>nb * part / parts) : 0, jc1 = byColumns ? <i32>(<i64>nb * (part + 1) / parts) : nb;
   const ib0 = t0 / nb, ib1 = (t1 - 1) / nb;
   for (let k0 = 0; k0 < k || k0 == 0; k0 += kc) {
     const k1 = min(k, k0 + kc);
-    for (let g0 = 0; g0 < nb && t0 < t1; g0 += GROUP) {
-      const g1 = min(nb, g0 + GROUP);
+    for (let g0 = jc0; g0 < jc1 && t0 < t1; g0 += GROUP) {
+      const g1 = min(jc1, g0 + GROUP);
       for (let ib = ib0; ib <= ib1; ib++) {
         const j0 = max(g0, ib == ib0 ? t0 % nb : 0), j1 = min(g1, ib == ib1 ? (t1 - 1) % nb + 1 : nb);
         for (let jb = j0; jb < j1; jb++) {
@@ -221,28 +228,39 @@ export function gemmTiles(job: usize, part: i32, parts: i32): void {
     }
   }
   if (!storing) return;
+  const colOff = job + GemmJob.THREAD_SCRATCH + (<usize>part << 5); // this thread's i32[8] scratch
   for (let t = t0; t < t1; t++) {
-    const ib = t / nb, jb = t % nb, cols = min(8, n - jb * 8);
+    const ib = t / nb, jb = t % nb;
+    if (jb < jc0 || jb >= jc1) continue;
     if (wholeTiles && whole(ib, jb, m, n)) continue; // stored by the tile itself
-    for (let cc = 0; cc < cols; cc++) {
-      const j = jb * 8 + cc;
-      store<i32>(colOff + (<usize>cc << 2), base + (j / cb) * cbs + j % cb);
+    storeTile(job, c, crow, out, fmt, base, row, colOff, ib, jb, m, n);
+  }
+}
+
+/** Rounds tile (ib, jb)'s real outputs from C to the output format and stores them (gemmTiles's pass). */
+function storeTile(
+  job: usize, c: usize, crow: i32, out: usize, fmt: i32, base: i32, row: i32, colOff: usize, ib: i32, jb: i32,
+  m: i32, n: i32,
+): void {
+  const cb = field(job, GemmJob.CB), cbs = field(job, GemmJob.CBS), cols = min(8, n - jb * 8);
+  for (let cc = 0; cc < cols; cc++) {
+    const j = jb * 8 + cc;
+    store<i32>(colOff + (<usize>cc << 2), base + (j / cb) * cbs + j % cb);
+  }
+  // A full tile whose 8 columns are contiguous in the output stores four at a time.
+  const wide = cols == 8 && cbs == 0;
+  for (let r = 0; r < 4; r++) {
+    const i = ib * 4 + r;
+    if (i >= m) break;
+    const src = c + (<usize>(i * crow + jb * 8) << 2);
+    if (wide) {
+      const o = base + i * row + jb * 8;
+      st4(fmt, out, o, v128.load(src));
+      st4(fmt, out, o + 4, v128.load(src, 16));
+      continue;
     }
-    // A full tile whose 8 columns are contiguous in the output stores four at a time.
-    const wide = cols == 8 && cbs == 0;
-    for (let r = 0; r < 4; r++) {
-      const i = ib * 4 + r;
-      if (i >= m) break;
-      const src = c + (<usize>(i * crow + jb * 8) << 2);
-      if (wide) {
-        const o = base + i * row + jb * 8;
-        st4(fmt, out, o, v128.load(src));
-        st4(fmt, out, o + 4, v128.load(src, 16));
-        continue;
-      }
-      for (let cc = 0; cc < cols; cc++) {
-        stf(fmt, out, i * row + load<i32>(colOff + (<usize>cc << 2)), load<f32>(src + (<usize>cc << 2)));
-      }
+    for (let cc = 0; cc < cols; cc++) {
+      stf(fmt, out, i * row + load<i32>(colOff + (<usize>cc << 2)), load<f32>(src + (<usize>cc << 2)));
     }
   }
 }
