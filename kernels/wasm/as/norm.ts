@@ -104,7 +104,8 @@ export function setGroups(kind: i32, n: i32, c: i32, s: i32): void {
  * for fp32 operands (and so are the differences and squares), so the values are the f64 path's; the lanes
  * make four independent chains where one group's sum is a single chain of dependent adds.
  */
-function stats4(x: usize, fx: i32, eps: f64, s: usize, c: i32): void {
+// @ts-ignore: decorator
+@inline function stats4(x: usize, fx: i32, eps: f64, s: usize, c: i32): void {
   let sum = f32x4.splat(0);
   for (let r = 0, k0 = c * gS; r < runs(); r++, k0 += step()) {
     for (let k = k0; k < k0 + gS; k++) sum = f32x4.add(sum, four(fx, x, k));
@@ -132,6 +133,8 @@ function stats4(x: usize, fx: i32, eps: f64, s: usize, c: i32): void {
 /** Fills `s` with mean, biased variance and 1 / sqrt(variance + eps) for groups [c0, c1). */
 export function stats(x: usize, fx: i32, eps: f64, s: usize, acc: i32, c0: i32, c1: i32): void {
   const size = <f64>gSize;
+  // fp32 operands as a constant, so that the inlined copy loses the format branches of its loads.
+  if (acc == FP32 && fx == FP32) for (; c0 + 4 <= c1; c0 += 4) stats4(x, FP32, eps, s, c0);
   if (acc == FP32) for (; c0 + 4 <= c1; c0 += 4) stats4(x, fx, eps, s, c0);
   for (let c = c0; c < c1; c++) {
     let sum: f64 = 0;
@@ -184,7 +187,8 @@ export function normalize(
  * affineGrad's per-group sums for groups c..c+3 in fp32, one group per lane (each term as the one-group path
  * rounds it; f32 adds round as acc(s + v) does), into tmp's slots c..c+3 and count + c..c+3.
  */
-function affineGrad4(x: usize, fx: i32, gy: usize, fgy: i32, s: usize, tmp: usize, c: i32): void {
+// @ts-ignore: decorator
+@inline function affineGrad4(x: usize, fx: i32, gy: usize, fgy: i32, s: usize, tmp: usize, c: i32): void {
   const m01 = pair(s, c), m23 = pair(s, c + 2), r01 = pair(s, 2 * gCount + c), r23 = pair(s, 2 * gCount + c + 2);
   let dg = f32x4.splat(0), db = dg;
   for (let r = 0, k0 = c * gS; r < runs(); r++, k0 += step()) {
@@ -215,6 +219,8 @@ export function affineGrad(
     store<f64>(tmp + (<usize>(p + j) << 3), 0);
   }
   let c = c0;
+  const fp32 = fx == FP32 && fgy == FP32; // as a constant in the inlined copy (stats)
+  if (perGroup && acc == FP32 && fp32) for (; c + 4 <= c1; c += 4) affineGrad4(x, FP32, gy, FP32, s, tmp, c);
   if (perGroup && acc == FP32) for (; c + 4 <= c1; c += 4) affineGrad4(x, fx, gy, fgy, s, tmp, c);
   for (; c < c1; c++) {
     const mean = at(s, c), rstd = at(s, gCount * 2 + c);
@@ -239,29 +245,11 @@ export function inputGrad(
   acc: i32, c0: i32, c1: i32,
 ): void {
   let c = c0;
-  // Four groups at a time in fp32, one per lane: s1 adds f32 products g * gamma (the exact f64 product
-  // rounded once), s2 the f64 terms gh * xhat rounded to f32; f32 adds round as acc(s + v) does.
-  for (; acc == FP32 && c + 4 <= c1; c += 4) {
-    const m01 = pair(s, c), m23 = pair(s, c + 2), r01 = pair(s, 2 * gCount + c), r23 = pair(s, 2 * gCount + c + 2);
-    const groupGamma = perGroup ? ld4(fg, gamma, c) : f32x4.splat(0);
-    let s1 = f32x4.splat(0), s2 = s1;
-    for (let r = 0, k0 = c * gS, i = 0; r < runs(); r++, k0 += step()) {
-      for (let k = k0; k < k0 + gS; k++, i++) {
-        const g4 = four(fgy, gy, k), gm = perGroup ? groupGamma : f32x4.splat(ldf(fg, gamma, i));
-        s1 = f32x4.add(s1, f32x4.mul(g4, gm));
-        const gh01 = f64x2.mul(low2(g4), low2(gm)), gh23 = f64x2.mul(high2(g4), high2(gm));
-        s2 = f32x4.add(s2, xhatTimes4(four(fx, x, k), m01, m23, r01, r23, gh01, gh23));
-      }
-    }
-    const a = <f64>f32x4.extract_lane(s1, 0), b = <f64>f32x4.extract_lane(s2, 0);
-    inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c, a, b);
-    const a1 = <f64>f32x4.extract_lane(s1, 1), b1 = <f64>f32x4.extract_lane(s2, 1);
-    inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c + 1, a1, b1);
-    const a2 = <f64>f32x4.extract_lane(s1, 2), b2 = <f64>f32x4.extract_lane(s2, 2);
-    inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c + 2, a2, b2);
-    const a3 = <f64>f32x4.extract_lane(s1, 3), b3 = <f64>f32x4.extract_lane(s2, 3);
-    inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c + 3, a3, b3);
+  const fp32 = fx == FP32 && fg == FP32 && fgy == FP32; // as a constant in the inlined copy (stats)
+  for (; acc == FP32 && fp32 && c + 4 <= c1; c += 4) {
+    inputGrad4(x, FP32, gamma, FP32, gy, FP32, s, dx, fd, perGroup, c);
   }
+  for (; acc == FP32 && c + 4 <= c1; c += 4) inputGrad4(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c);
   for (; c < c1; c++) {
     const mean = at(s, c), rstd = at(s, gCount * 2 + c);
     let s1: f64 = 0, s2: f64 = 0;
@@ -274,6 +262,36 @@ export function inputGrad(
     }
     inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c, s1, s2);
   }
+}
+
+/**
+ * inputGrad for groups c..c+3 in fp32, one per lane: s1 adds f32 products g * gamma (the exact f64 product
+ * rounded once), s2 the f64 terms gh * xhat rounded to f32; f32 adds round as acc(s + v) does.
+ */
+// @ts-ignore: decorator
+@inline function inputGrad4(
+  x: usize, fx: i32, gamma: usize, fg: i32, gy: usize, fgy: i32, s: usize, dx: usize, fd: i32, perGroup: bool,
+  c: i32,
+): void {
+  const m01 = pair(s, c), m23 = pair(s, c + 2), r01 = pair(s, 2 * gCount + c), r23 = pair(s, 2 * gCount + c + 2);
+  const groupGamma = perGroup ? ld4(fg, gamma, c) : f32x4.splat(0);
+  let s1 = f32x4.splat(0), s2 = s1;
+  for (let r = 0, k0 = c * gS, i = 0; r < runs(); r++, k0 += step()) {
+    for (let k = k0; k < k0 + gS; k++, i++) {
+      const g4 = four(fgy, gy, k), gm = perGroup ? groupGamma : f32x4.splat(ldf(fg, gamma, i));
+      s1 = f32x4.add(s1, f32x4.mul(g4, gm));
+      const gh01 = f64x2.mul(low2(g4), low2(gm)), gh23 = f64x2.mul(high2(g4), high2(gm));
+      s2 = f32x4.add(s2, xhatTimes4(four(fx, x, k), m01, m23, r01, r23, gh01, gh23));
+    }
+  }
+  const a = <f64>f32x4.extract_lane(s1, 0), b = <f64>f32x4.extract_lane(s2, 0);
+  inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c, a, b);
+  const a1 = <f64>f32x4.extract_lane(s1, 1), b1 = <f64>f32x4.extract_lane(s2, 1);
+  inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c + 1, a1, b1);
+  const a2 = <f64>f32x4.extract_lane(s1, 2), b2 = <f64>f32x4.extract_lane(s2, 2);
+  inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c + 2, a2, b2);
+  const a3 = <f64>f32x4.extract_lane(s1, 3), b3 = <f64>f32x4.extract_lane(s2, 3);
+  inputGradApply(x, fx, gamma, fg, gy, fgy, s, dx, fd, perGroup, c + 3, a3, b3);
 }
 
 /** inputGrad's second pass over group c, given its sums s1 = sum(gh) and s2 = sum(gh * xhat). */
