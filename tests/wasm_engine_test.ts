@@ -210,7 +210,7 @@ Deno.test("wasm: ops on odd shapes and edge values equal ref in fp32, fp16 and b
 
 Deno.test("wasm: depthwise convolutions (their own kernels) equal ref on edge values, strides and widths", async () => {
   // Rows wide enough for the vector paths and their row-end checks, windows of 1 to 5 taps (5: the weight
-  // gradient's one-sum-at-a-time path), strides 1 to 3, uneven pads; finite values, then edge values with
+  // gradient goes to the gemm, wider than a vector), strides 1 to 3, uneven pads; finite values, then edge values with
   // Infinity and NaN in every operand (the kernels skip padding taps, as ref does, instead of adding zeros;
   // the weight gradient's long sums are mostly NaN then, hence the finite pass); one shape for two threads.
   const wasm = await createWasm({ threads: 2 });

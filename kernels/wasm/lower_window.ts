@@ -378,7 +378,8 @@ const conv2dGradWeight: Lowering = (a) => {
   const groups = num(node, "groups"), o = gy.shape[1], og = o / groups;
   const g = geometry(node, x.shape, list(node, "kernel"), gy.shape);
   const cg = g.c / groups, pix = g.oh * g.ow, taps = cg * g.kh * g.kw;
-  if (acc === FP32 && isDepthwise(groups, g.c, o)) {
+  // A kernel row is one vector of the depthwise weight gradient's sums: wider kernels take the gemm.
+  if (acc === FP32 && isDepthwise(groups, g.c, o) && g.kw <= 4) {
     const args = { x: x.ptr, fx: x.fmt, gy: gy.ptr, fg: gy.fmt, dw: y.ptr, fd: y.fmt };
     return depthwiseLowering(a, g, "depthwiseGradWeight", g.c, (c0, c1) => ({ ...args, c0, c1 }));
   }

@@ -210,14 +210,13 @@ export function depthwiseGradInput(
 
 /**
  * dw[c, 0, i, j] = sum over (n, p, q) ascending of gy[n, c, p, q] * x[n, c, p * sh + i - pt, q * sw + j - pl]
- * over in-bounds taps, for channels [c0, c1). A kernel row of up to 4 taps is one vector of sums, two channels
- * at a time (two independent chains); a column q whose taps are not all inside the row adds only its lanes
- * that are (the rest keep their sums).
+ * over in-bounds taps, for channels [c0, c1) and kernels at most 4 wide (the host sends wider ones to the
+ * gemm). A kernel row of taps is one vector of sums, two channels at a time (two independent chains); a column
+ * q whose taps are not all inside the row adds only its lanes that are (the rest keep their sums).
  */
 export function depthwiseGradWeight(
   x: usize, fx: i32, gy: usize, fg: i32, dw: usize, fd: i32, c0: i32, c1: i32,
 ): void {
-  if (KW > 4) return depthwiseGradWeightScalar(x, fx, gy, fg, dw, fd, c0, c1);
   // As depthwise: the common formats as constants.
   if (fx == fg && fx == FP32) gradWeight(x, FP32, gy, FP32, dw, fd, c0, c1);
   else if (fx == fg && fx == FP16) gradWeight(x, FP16, gy, FP16, dw, fd, c0, c1);
@@ -270,27 +269,4 @@ export function depthwiseGradWeight(
   if (KW > 1) stf(fd, dw, o + 1, f32x4.extract_lane(s, 1));
   if (KW > 2) stf(fd, dw, o + 2, f32x4.extract_lane(s, 2));
   if (KW > 3) stf(fd, dw, o + 3, f32x4.extract_lane(s, 3));
-}
-
-/** depthwiseGradWeight one sum at a time, for kernels wider than a vector. */
-function depthwiseGradWeightScalar(
-  x: usize, fx: i32, gy: usize, fg: i32, dw: usize, fd: i32, c0: i32, c1: i32,
-): void {
-  for (let c = c0; c < c1; c++) {
-    for (let i = 0; i < KH; i++) {
-      const pLo = max(0, ceilDiv(PT - i, SH)), pHi = min(OH, floorDiv(H - 1 + PT - i, SH) + 1);
-      for (let j = 0; j < KW; j++) {
-        const qLo = max(0, ceilDiv(PL - j, SW)), qHi = min(OW, floorDiv(W - 1 + PL - j, SW) + 1);
-        let s: f32 = 0;
-        for (let n = 0; n < N; n++) {
-          const gb = (n * C + c) * OH * OW, xb = (n * C + c) * H;
-          for (let p = pLo; p < pHi; p++) {
-            const gr = gb + p * OW, xr = (xb + p * SH + i - PT) * W + j - PL;
-            for (let q = qLo; q < qHi; q++) s += ldf(fg, gy, gr + q) * ldf(fx, x, xr + q * SW);
-          }
-        }
-        stf(fd, dw, (c * KH + i) * KW + j, s);
-      }
-    }
-  }
 }
