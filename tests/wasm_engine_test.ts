@@ -413,7 +413,7 @@ Deno.test("wasm --fast: says it is not bit-exact, and stays close to ref", async
   }
 });
 
-Deno.test("wasm: the development step profile times every step of a run by op and shape, and changes no bit", async () => {
+Deno.test("wasm: the development step profile times every step of a run by op and shape and every parallel kernel call, and changes no bit", async () => {
   const wasm = await createWasm({ threads: 1 });
   try {
     const spec = {
@@ -426,11 +426,12 @@ Deno.test("wasm: the development step profile times every step of a run by op an
     const t = buildTrainGraph(spec, 8), feeds = stepFeeds(t.graph, spec.policy, [1, 28, 28], 8);
     const plain = await wasm.compile(t.graph).run(feeds);
     const times = stepProfile.times = new Map<string, number>();
+    const calls = stepProfile.kernels = new Map<string, number>();
     let timed;
     try {
       timed = await wasm.compile(t.graph).run(feeds);
     } finally {
-      stepProfile.times = undefined;
+      stepProfile.times = stepProfile.kernels = undefined;
     }
     for (const k of Object.keys(plain)) {
       assert.deepEqual(Array.from(timed[k].data), Array.from(plain[k].data), k);
@@ -441,6 +442,11 @@ Deno.test("wasm: the development step profile times every step of a run by op an
       "the fused update",
     );
     assert.ok([...times.values()].every((ms) => ms >= 0));
+    // The parallel kernels' calls: the matmuls' packing and tiles.
+    for (const kernel of ["packA", "packB", "gemmTiles"]) {
+      assert.ok(calls.has(kernel), [...calls.keys()].join("; "));
+    }
+    assert.ok([...calls.values()].every((ms) => ms >= 0));
   } finally {
     wasm.close?.();
   }

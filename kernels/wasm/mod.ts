@@ -65,9 +65,11 @@ export interface Kernels {
 
 /**
  * Development only (tests/bench/wasm_step.ts): while `times` is set, each run adds every step's wall time
- * to it in milliseconds, keyed by op, format and output shape. The engine never sets it.
+ * to it in milliseconds, keyed by op, format and output shape; while `kernels` is set, every call of a
+ * parallel kernel (kernels/wasm/pool.ts) adds its wall time, keyed by the kernel's name. The engine never
+ * sets either.
  */
-export const stepProfile: { times?: Map<string, number> } = {};
+export const stepProfile: { times?: Map<string, number>; kernels?: Map<string, number> } = {};
 
 /** Instantiates the exact (or `fast`) kernel module: what the engine starts from, and what tests call. */
 export function instantiateKernels(fast = false): Kernels {
@@ -98,7 +100,11 @@ export async function createEngine(options: WasmOptions = {}): Promise<Engine> {
     k,
     arena,
     threads,
-    parallel: (kernel, rows) => pool.run(kernel, rows.map((row) => positional(kernel, row))),
+    parallel: (kernel, rows) => {
+      const times = stepProfile.kernels, t0 = performance.now();
+      pool.run(kernel, rows.map((row) => positional(kernel, row)));
+      times?.set(kernel, (times.get(kernel) ?? 0) + performance.now() - t0);
+    },
   };
   const engine: Engine = {
     name: fast ? "wasm-fast" : "wasm",
