@@ -29,9 +29,12 @@ const PAGE = 65536;
 
 /**
  * Bytes of memory kept past the last buffer, so that a kernel's vector load that starts inside a buffer and
- * runs past its end (lanes it then masks, kernels/wasm/as/window.ts's tapRun) stays inside the memory.
+ * runs past its end (lanes it then masks: the gathers of kernels/wasm/as/window.ts, the depthwise kernels)
+ * stays inside the memory. Loads that start a few values before a buffer stay inside the memory too: the engine's
+ * first buffers are its tables (kernels/wasm/mod.ts).
  */
 export const SLACK = 64;
+
 const BF16_BITS = new Uint32Array(1), BF16_VALUE = new Float32Array(BF16_BITS.buffer);
 
 /** Bump allocation over a growable shared WebAssembly.Memory. Buffers live as long as the engine. */
