@@ -102,12 +102,14 @@ Deno.test("wasm: ops on odd shapes and edge values equal ref in fp32, fp16 and b
           const [x, y] = await both(wasm, "matmul", [t([3, m, 6], f), t([3, 6, n], f)], {}, f, acc);
           assertBits(x, y, `batched matmul ${f} ${m}x6x${n}`);
         }
-        // The last case's 8-pixel runs reach both ends of the input row (the weight gradient's vector gather).
+        // The last cases' 8-pixel runs reach both ends of the input row (the vector gathers, strides 1 and 2).
         const convs = [
           { c: 3, o: 5, groups: 1, stride: 1, pads: [1, 1, 1, 1], hw: [7, 9], k: [3, 2] },
           { c: 4, o: 4, groups: 4, stride: 2, pads: [0, 0, 1, 1], hw: [7, 9], k: [3, 2] },
           { c: 2, o: 6, groups: 2, stride: 2, pads: [1, 0, 1, 0], hw: [7, 9], k: [3, 2] },
           { c: 3, o: 4, groups: 1, stride: 1, pads: [1, 1, 1, 1], hw: [5, 16], k: [3, 3] },
+          { c: 3, o: 4, groups: 1, stride: 2, pads: [0, 0, 1, 1], hw: [6, 16], k: [3, 3] },
+          { c: 2, o: 3, groups: 1, stride: 2, pads: [1, 1, 1, 1], hw: [5, 17], k: [3, 3] },
         ];
         for (const { c, o, groups, stride, pads, hw: [h, wd], k: [kh, kw] } of convs) {
           const xs = [2, c, h, wd], ws = [o, c / groups, kh, kw];

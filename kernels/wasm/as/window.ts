@@ -121,6 +121,24 @@ function oneRow(tmp: usize): bool {
 }
 
 /**
+ * Stride 2: lane l of the panel row at `d` gets column (rw + l) / 2 of the f32 row at `row` (`width` long)
+ * where rw + l is even and that column lies in the row, 0 in the other lanes. Loads as copy8Masked.
+ */
+// @ts-ignore: decorator
+@inline function spread8(d: usize, row: usize, rw: i32, width: i32): void {
+  const odd = rw & 1, c0 = (rw + odd) >> 1; // the column of the first lane that reads one (lane `odd`)
+  if (c0 <= -4 || c0 >= width) return zero8(d);
+  const v = v128.and(v128.load(row + (<usize>c0 << 2)), inside4(c0, width)), z = i32x4.splat(0);
+  if (odd) {
+    v128.store(d, i32x4.shuffle(z, v, 0, 4, 1, 5));
+    v128.store(d, i32x4.shuffle(z, v, 2, 6, 3, 7), 16);
+  } else {
+    v128.store(d, i32x4.shuffle(v, z, 0, 4, 1, 5));
+    v128.store(d, i32x4.shuffle(v, z, 2, 6, 3, 7), 16);
+  }
+}
+
+/**
  * Inputs of pixels h..h+3 of the walk's output row (a stride-1 run) under tap column `cc` of `tmp`, as f32x4:
  * 0 where the tap falls outside the input (or the column is past the panel's end). Loads as copy8Masked.
  */
@@ -216,16 +234,20 @@ export function col2imPanel(
       store<i32>(p, j < n ? 1 : 0, 96);
     }
     let d = dst + ((<usize>(jb * k) << 3) << 2);
-    // Columns that are 8 pixels of one input row read, at stride 1, 8 adjacent f32 gradients of one output row
-    // for every tap: two masked vector copies (the same values).
+    // Columns that are 8 pixels of one input row read, at strides 1 and 2, the f32 gradients of one output row
+    // for every tap: masked vector copies, spread to every other lane at stride 2 (the same values).
     const b0 = load<i32>(tmp), h0 = load<i32>(tmp, 32), w0 = load<i32>(tmp, 64);
-    const run = unit && fg == FP32 && jb * 8 + 8 <= n && oneRow(tmp);
+    const run = SH <= 2 && SW <= 2 && fg == FP32 && jb * 8 + 8 <= n && oneRow(tmp);
     let oc = 0, i = 0, jj = 0, base = 0;
     for (let q = 0; q < k; q++) {
       const rh = h0 - i, rw = w0 - jj;
       if (run) {
-        if (<u32>rh < <u32>OH) copy8Masked(d, src + (<usize>(b0 + base + rh * OW) << 2), rw, OW);
-        else zero8(d);
+        // The output row that tap row i of these pixels reads, if any: rh / SH when SH divides it.
+        const ph = rh >> (SH - 1), hit = rh >= 0 && (rh & (SH - 1)) == 0 && ph < OH;
+        const row = src + (<usize>(b0 + base + ph * OW) << 2);
+        if (!hit) zero8(d);
+        else if (SW == 1) copy8Masked(d, row, rw, OW);
+        else spread8(d, row, rw, OW);
       } else {
         for (let cc = 0; cc < 8; cc++) {
           const p = tmp + (<usize>cc << 2);
