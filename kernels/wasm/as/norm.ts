@@ -110,13 +110,8 @@ export function setGroups(kind: i32, n: i32, c: i32, s: i32): void {
   for (let r = 0, k0 = c * gS; r < runs(); r++, k0 += step()) {
     for (let k = k0; k < k0 + gS; k++) sum = f32x4.add(sum, four(fx, x, k));
   }
-  const size = <f64>gSize;
-  const m0 = <f64><f32>(<f64>f32x4.extract_lane(sum, 0) / size), m1 = <f64><f32>(<f64>f32x4.extract_lane(sum, 1) / size);
-  const m2 = <f64><f32>(<f64>f32x4.extract_lane(sum, 2) / size), m3 = <f64><f32>(<f64>f32x4.extract_lane(sum, 3) / size);
-  let m = f32x4.splat(<f32>m0);
-  m = f32x4.replace_lane(m, 1, <f32>m1);
-  m = f32x4.replace_lane(m, 2, <f32>m2);
-  m = f32x4.replace_lane(m, 3, <f32>m3);
+  // The means: each sum divided in f64 and rounded to f32 once, as round(acc, sum / size).
+  const size = f64x2.splat(<f64>gSize), m = narrow4(f64x2.div(low2(sum), size), f64x2.div(high2(sum), size));
   let q = f32x4.splat(0);
   for (let r = 0, k0 = c * gS; r < runs(); r++, k0 += step()) {
     for (let k = k0; k < k0 + gS; k++) {
@@ -124,10 +119,10 @@ export function setGroups(kind: i32, n: i32, c: i32, s: i32): void {
       q = f32x4.add(q, f32x4.mul(d, d));
     }
   }
-  putStats(s, c, m0, <f64>f32x4.extract_lane(q, 0), eps, FP32);
-  putStats(s, c + 1, m1, <f64>f32x4.extract_lane(q, 1), eps, FP32);
-  putStats(s, c + 2, m2, <f64>f32x4.extract_lane(q, 2), eps, FP32);
-  putStats(s, c + 3, m3, <f64>f32x4.extract_lane(q, 3), eps, FP32);
+  putStats(s, c, <f64>f32x4.extract_lane(m, 0), <f64>f32x4.extract_lane(q, 0), eps, FP32);
+  putStats(s, c + 1, <f64>f32x4.extract_lane(m, 1), <f64>f32x4.extract_lane(q, 1), eps, FP32);
+  putStats(s, c + 2, <f64>f32x4.extract_lane(m, 2), <f64>f32x4.extract_lane(q, 2), eps, FP32);
+  putStats(s, c + 3, <f64>f32x4.extract_lane(m, 3), <f64>f32x4.extract_lane(q, 3), eps, FP32);
 }
 
 /** Fills `s` with mean, biased variance and 1 / sqrt(variance + eps) for groups [c0, c1). */
@@ -169,9 +164,9 @@ export function normalize(
       let k = k0;
       // Four elements at a time into fp32: the same f64 arithmetic in two f64x2 halves, rounded once.
       for (; fy == FP32 && k + 4 <= k0 + gS; k += 4, i += 4) {
-        const x4 = ld4(fx, x, k);
-        const gl = perGroup ? g2 : low2(ld4(fg, gamma, i)), gh = perGroup ? g2 : high2(ld4(fg, gamma, i));
-        const bl = perGroup ? b2 : low2(ld4(fb, beta, i)), bh = perGroup ? b2 : high2(ld4(fb, beta, i));
+        const x4 = ld4(fx, x, k), gv = perGroup ? x4 : ld4(fg, gamma, i), bv = perGroup ? x4 : ld4(fb, beta, i);
+        const gl = perGroup ? g2 : low2(gv), gh = perGroup ? g2 : high2(gv);
+        const bl = perGroup ? b2 : low2(bv), bh = perGroup ? b2 : high2(bv);
         const lo = f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(low2(x4), m2), r2), gl), bl);
         st4(FP32, y, k, narrow4(lo, f64x2.add(f64x2.mul(f64x2.mul(f64x2.sub(high2(x4), m2), r2), gh), bh)));
       }
@@ -306,8 +301,8 @@ function inputGradApply(
     let k = k0;
     // Four elements at a time into fp32: the same f64 arithmetic in two f64x2 halves, rounded once.
     for (; fd == FP32 && k + 4 <= k0 + gS; k += 4, i += 4) {
-      const g4 = ld4(fgy, gy, k), x4 = ld4(fx, x, k);
-      const gl = perGroup ? g2 : low2(ld4(fg, gamma, i)), gh = perGroup ? g2 : high2(ld4(fg, gamma, i));
+      const g4 = ld4(fgy, gy, k), x4 = ld4(fx, x, k), gv = perGroup ? x4 : ld4(fg, gamma, i);
+      const gl = perGroup ? g2 : low2(gv), gh = perGroup ? g2 : high2(gv);
       const ghl = f64x2.mul(low2(g4), gl), ghh = f64x2.mul(high2(g4), gh);
       const xl = f64x2.mul(f64x2.sub(low2(x4), mean2), r2), xh = f64x2.mul(f64x2.sub(high2(x4), mean2), r2);
       const lo = f64x2.mul(k2, f64x2.sub(f64x2.sub(f64x2.mul(m2, ghl), s12), f64x2.mul(xl, s22)));
